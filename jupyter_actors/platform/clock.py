@@ -1,0 +1,32 @@
+"""Timestamps in the one format Apify uses everywhere: UTC ISO 8601 with milliseconds and ``Z``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(ts: dt.datetime | None) -> str | None:
+    """``2017-10-13T14:23:37.281Z`` for an aware datetime; None stays None."""
+    if ts is None:
+        return None
+    ts = ts.astimezone(dt.timezone.utc)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def now_iso() -> str:
+    return iso(utcnow())  # type: ignore[return-value]

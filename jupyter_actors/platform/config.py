@@ -1,0 +1,58 @@
+"""Settings of one platform instance. Plain data: the server extension maps its traitlets onto it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_BASE_IMAGE = "jupyter-actors/python:3.11"
+
+
+def default_data_dir() -> Path:
+    """Under Jupyter's data dir when jupyter_core is around, else ~/.local/share/jupyter."""
+    env = os.environ.get("JUPYTER_ACTORS_DATA_DIR")
+    if env:
+        return Path(env)
+    try:
+        from jupyter_core.paths import jupyter_data_dir
+
+        return Path(jupyter_data_dir()) / "actors"
+    except ImportError:  # pragma: no cover - jupyter_core is a dependency of jupyter-server
+        return Path.home() / ".local" / "share" / "jupyter" / "actors"
+
+
+def machine_memory_mb() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1024 * 1024))
+
+
+@dataclass
+class PlatformConfig:
+    data_dir: Path = field(default_factory=default_data_dir)
+    #: Image every generated Dockerfile starts FROM. Users with a registry may name any image here.
+    base_image: str = DEFAULT_BASE_IMAGE
+    #: "quota" = hard CPU quota of memory/4096 cores (Apify's rule); "shares" = proportional weight.
+    cpu_mode: str = "quota"
+    #: Sum of memory of running runs and builds may not exceed this (MB). Default: machine memory.
+    memory_limit_mb: int = field(default_factory=machine_memory_mb)
+    #: Memory each build gets; it counts towards ``memory_limit_mb`` while the build runs.
+    build_memory_mb: int = 2048
+    pids_limit: int = 1024
+    #: Seconds between SIGTERM and SIGKILL when a run times out or is aborted gracefully.
+    stop_grace_secs: float = 10.0
+    default_memory_mb: int = 1024
+    default_timeout_secs: int = 3600
+    #: Base URL actors use for the API (set when the actor-facing API is being served).
+    actor_api_url: str | None = None
+    #: Base URL the user reaches the API at; used for public/console URLs in API objects.
+    public_api_url: str = "http://127.0.0.1:8888/actors/api"
+    #: Port the actor's web server listens on inside the container.
+    container_port: int = 4321
+    #: Seconds between disk-usage checks of a running container.
+    disk_check_interval_secs: float = 5.0
+    docker_base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.cpu_mode not in ("quota", "shares"):
+            raise ValueError(f"cpu_mode must be 'quota' or 'shares', not {self.cpu_mode!r}")

@@ -1,0 +1,17 @@
+"""Identifiers shaped like Apify's: 17 characters of [a-zA-Z0-9], unguessable."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(length: int = 17) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_token() -> str:
+    """A per-run API token: long enough that guessing is hopeless."""
+    return "run_" + secrets.token_urlsafe(32)
