@@ -38,6 +38,8 @@ class PlatformConfig:
     #: Memory each build gets; it counts towards ``memory_limit_mb`` while the build runs.
     build_memory_mb: int = 2048
     pids_limit: int = 1024
+    #: Containers run as this non-root uid:gid (the base image's ``actor`` user).
+    container_user: str = "1000:1000"
     #: Seconds between SIGTERM and SIGKILL when a run times out or is aborted gracefully.
     stop_grace_secs: float = 10.0
     default_memory_mb: int = 1024

@@ -1,0 +1,84 @@
+"""The actor-facing API: a listener on the Docker network's gateway, authenticated by per-run tokens.
+
+Containers reach it at ``APIFY_API_BASE_URL``; it is never the user's Jupyter port and never sees
+the user's token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+from tornado import httpserver, web
+
+from ..platform.core import Platform
+from .auth import RunTokenAuthBase
+from .routes import make_handlers
+from .run_changes import RunChanges
+from .views import Views
+
+
+def api_settings(platform: Platform, public_api_url: str, loop: asyncio.AbstractEventLoop) -> dict:
+    """The application settings every API handler reads its collaborators from."""
+    return {
+        "jupyter_actors_platform": platform,
+        "jupyter_actors_views": Views(platform, public_api_url),
+        "jupyter_actors_run_events": RunChanges(platform, loop),
+    }
+
+
+class ActorApiServer:
+    """Serves ``/v2/...`` to containers on ``host`` (the bridge gateway) and a free port."""
+
+    def __init__(self, platform: Platform, host: str, port: int = 0) -> None:
+        self.platform = platform
+        self.host = host
+        self.port = port
+        self._server: httpserver.HTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> str:
+        """Bind and serve on the current (or given) event loop; sets the platform's actor API URL."""
+        loop = loop or asyncio.get_event_loop()
+        settings = api_settings(self.platform, self.platform.config.public_api_url, loop)
+        app = web.Application(make_handlers("", RunTokenAuthBase, "Actor"), **settings)
+        sockets = _bind(self.host, self.port)
+        self.port = sockets[0].getsockname()[1]
+        self._server = httpserver.HTTPServer(app, max_body_size=256 * 1024 * 1024, decompress_request=False)
+        self._server.add_sockets(sockets)
+        self.platform.actor_api_url = self.url
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    from tornado.netutil import bind_sockets
+
+    return bind_sockets(port, address=host, family=socket.AF_INET)
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, for serving the actor API from a plain Python process."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="jupyter-actors-api", daemon=True)
+        self._thread.start()
+
+    def call(self, function, *args):
+        async def run():
+            return function(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)

@@ -1,0 +1,194 @@
+"""Actors, versions and builds: define actors from source files, build them and start runs."""
+
+from __future__ import annotations
+
+from ..platform.errors import InvalidInput, NotFound
+from ..platform.sources import ActorDefinition
+from .base import ApiHandlerMixin
+from .principals import require
+from .runs_handlers import RunAccess
+
+RUN_START_OPTIONS = {
+    "build", "memory", "timeout", "waitForFinish", "maxItems", "maxTotalChargeUsd", "restartOnError",
+    "forcePermissionLevel", "webhooks", "contentType",
+}
+
+
+def definition_from_body(name: str, body: dict, existing_version: dict | None = None) -> ActorDefinition:
+    """Apify's create/update-actor body (``versions`` with ``SOURCE_FILES``) to an ActorDefinition."""
+    versions = body.get("versions") or []
+    if not isinstance(versions, list) or not all(isinstance(v, dict) for v in versions):
+        raise InvalidInput("versions must be a list of version objects.")
+    version = versions[-1] if versions else (existing_version or {})
+    source_type = version.get("sourceType", "SOURCE_FILES")
+    if source_type != "SOURCE_FILES":
+        raise InvalidInput(f"sourceType {source_type!r} is not supported here; use SOURCE_FILES with sourceFiles.")
+    files = version.get("sourceFiles")
+    if not isinstance(files, list) or not files:
+        raise InvalidInput("A version needs sourceFiles: a list of {name, format, content} objects.")
+    for entry in files:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "content" not in entry:
+            raise InvalidInput("Each source file needs a name and a content.")
+    defaults = body.get("defaultRunOptions") or {}
+    names = {entry["name"] for entry in files}
+    return ActorDefinition(
+        name=name,
+        files=files,
+        version=str(version.get("versionNumber", "0.0")),
+        build_tag=version.get("buildTag") or "latest",
+        title=body.get("title"),
+        description=body.get("description"),
+        dockerfile=next((c for c in (".actor/Dockerfile", "Dockerfile") if c in names), None),
+        input_schema=version.get("inputSchema"),
+        env_vars=version.get("envVars") or [],
+        default_memory_mb=defaults.get("memoryMbytes"),
+        default_timeout_secs=defaults.get("timeoutSecs"),
+    )
+
+
+class ActorAccess(ApiHandlerMixin):
+    def actor_view(self, actor: dict) -> dict:
+        versions = self.platform.registry.query("SELECT * FROM versions WHERE actor_id = ?", (actor["id"],))
+        return self.views.actor(actor, versions, self.platform.build_tags(actor["id"]))
+
+
+class ActorListHandler(ActorAccess):
+    async def get(self) -> None:
+        offset, limit, desc = self.paging()
+        actors = await self.call(self.platform.list_actors)
+        if desc:
+            actors.reverse()
+        page = actors[offset: offset + limit if limit is not None else None]
+        self.send_list([self.actor_view(a) for a in page], total=len(actors), offset=offset, limit=limit, desc=desc)
+
+    async def post(self) -> None:
+        require(self.principal.may_manage_actors, "create actors")
+        body = self.json_body(default={})
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            raise InvalidInput("The body must be a JSON object with a name and versions.")
+        actor = await self.call(self.platform.create_actor, definition_from_body(body["name"], body))
+        self.send_data(self.actor_view(actor), 201)
+
+
+class ActorHandler(ActorAccess):
+    async def get(self, actor_id: str) -> None:
+        actor = await self.call(self.platform.get_actor, actor_id)
+        self.send_data(self.actor_view(actor))
+
+    async def put(self, actor_id: str) -> None:
+        require(self.principal.may_manage_actors, "change actors")
+        actor = await self.call(self.platform.get_actor, actor_id)
+        body = self.json_body(default={})
+        if not isinstance(body, dict):
+            raise InvalidInput("The body must be a JSON object.")
+        if body.get("versions"):
+            actor = await self.call(self.platform.create_actor, definition_from_body(actor["name"], body))
+        defaults = body.get("defaultRunOptions") or {}
+        changes = {key: defaults[src] for src, key in (
+            ("build", "default_build"), ("memoryMbytes", "default_memory_mb"), ("timeoutSecs", "default_timeout_secs"),
+        ) if src in defaults}
+        for field in ("title", "description"):
+            if field in body:
+                changes[field] = body[field]
+        if changes:
+            actor = await self.call(self.platform.update_actor, actor["id"], **changes)
+        self.send_data(self.actor_view(actor))
+
+    async def delete(self, actor_id: str) -> None:
+        require(self.principal.may_manage_actors, "delete actors")
+        await self.call(self.platform.delete_actor, actor_id)
+        self.set_status(204)
+        self.finish()
+
+
+class ActorRunsHandler(RunAccess):
+    async def post(self, actor_id: str) -> None:
+        self.reject_unknown_query(RUN_START_OPTIONS)
+        content_type = self.request.headers.get("Content-Type") or self.query("contentType")
+        body = self.raw_body()
+        run_input = None if body.strip() in (b"", b"null") else body
+        run = await self.call(
+            self.platform.start_run, actor_id, build=self.query("build"), memory_mb=self.query("memory"),
+            timeout_secs=self.query("timeout"), input=run_input,
+            content_type=content_type if run_input is not None else None,
+            origin="ACTOR" if self.principal.run_id else "API", parent_run_id=self.principal.run_id,
+        )
+        run = await self.wait_for_finish(run)
+        self.send_data(self.views.run(run), 201)
+
+    async def get(self, actor_id: str) -> None:
+        offset, limit, desc = self.paging()
+        runs = await self.call(self.platform.list_runs, actor_id, status=self.query("status"), desc=desc)
+        if self.principal.run_id:
+            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            runs = [run for run in runs if self.principal.may_read_run(run, children)]
+        page = runs[offset: offset + limit if limit is not None else None]
+        self.send_list([self.views.run(run) for run in page], total=len(runs), offset=offset, limit=limit, desc=desc)
+
+
+class ActorLastRunHandler(RunAccess):
+    async def get(self, actor_id: str) -> None:
+        runs = await self.call(self.platform.list_runs, actor_id, status=self.query("status"), desc=True, limit=1)
+        if not runs:
+            raise NotFound(f"Actor {actor_id} has no runs yet.", type="record-not-found")
+        run = await self.load_run(runs[0]["id"])
+        self.send_data(self.views.run(run))
+
+
+class ActorBuildsHandler(ApiHandlerMixin):
+    async def post(self, actor_id: str) -> None:
+        require(self.principal.may_manage_actors, "build actors")
+        build = await self.call(
+            self.platform.build, actor_id, version=self.query("version"), tag=self.query("tag"), wait=False,
+        )
+        wait = min(self.query_int("waitForFinish", 0) or 0, 60)
+        if wait and build["status"] in ("READY", "RUNNING"):
+            build = await self.call(self.platform.wait_build, build["id"], wait)
+        self.send_data(self.views.build(build), 201)
+
+    async def get(self, actor_id: str) -> None:
+        offset, limit, desc = self.paging()
+        builds = await self.call(self.platform.list_builds, actor_id)
+        if desc:
+            builds.reverse()
+        page = builds[offset: offset + limit if limit is not None else None]
+        self.send_list([self.views.build(b) for b in page], total=len(builds), offset=offset, limit=limit, desc=desc)
+
+
+class BuildHandler(ApiHandlerMixin):
+    async def get(self, build_id: str) -> None:
+        build = await self.call(self.platform.get_build, build_id)
+        wait = min(self.query_int("waitForFinish", 0) or 0, 60)
+        if wait and build["status"] in ("READY", "RUNNING"):
+            build = await self.call(self.platform.wait_build, build_id, wait)
+        self.send_data(self.views.build(build))
+
+
+class BuildLogHandler(ApiHandlerMixin):
+    async def get(self, build_id: str) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(await self.call(self.platform.build_log, build_id))
+
+
+class ActorVersionsHandler(ActorAccess):
+    async def get(self, actor_id: str) -> None:
+        versions = await self.call(self.platform.versions, actor_id)
+        items = [self.views.version(v) for v in versions]
+        self.send_data({"total": len(items), "items": items})
+
+    async def post(self, actor_id: str) -> None:
+        require(self.principal.may_manage_actors, "change actors")
+        actor = await self.call(self.platform.get_actor, actor_id)
+        body = self.json_body(default={})
+        if not isinstance(body, dict):
+            raise InvalidInput("The body must be a version object.")
+        await self.call(self.platform.create_actor, definition_from_body(actor["name"], {"versions": [body]}))
+        version = await self.call(self.platform.get_version, actor["id"], str(body.get("versionNumber", "0.0")))
+        self.send_data(self.views.version(version), 201)
+
+
+class ActorVersionHandler(ActorAccess):
+    async def get(self, actor_id: str, version_number: str) -> None:
+        actor = await self.call(self.platform.get_actor, actor_id)
+        version = await self.call(self.platform.get_version, actor["id"], version_number)
+        self.send_data(self.views.version(version))

@@ -1,0 +1,34 @@
+"""The two ways into the API: Jupyter's auth for the user, a per-run token for actors."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from ..platform.errors import Unauthorized
+from ..platform.lifecycle import RunStatus
+from .principals import RunPrincipal
+
+
+def bearer_token(handler: web.RequestHandler) -> str | None:
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() in ("bearer", "token") and value.strip():
+        return value.strip()
+    return handler.get_query_argument("token", None)
+
+
+class RunTokenAuthBase(web.RequestHandler):
+    """Actor-facing base: the caller must present the token of a run that has not finished."""
+
+    def check_xsrf_cookie(self) -> None:  # token auth, no cookies: XSRF does not apply
+        return
+
+    async def prepare(self) -> None:
+        token = bearer_token(self)
+        if not token:
+            raise Unauthorized("Authentication required: send the run's APIFY_TOKEN as 'Authorization: Bearer <token>'.")
+        platform = self.settings["jupyter_actors_platform"]
+        run = platform.run_for_token(token)
+        if run is None or RunStatus(run["status"]).is_terminal:
+            raise Unauthorized("The token is not valid (unknown, or its run has finished).", type="token-not-valid")
+        self.principal = RunPrincipal(run_id=run["id"])

@@ -1,0 +1,51 @@
+"""The URL table of Apify API v2 as served here, shared by the user-facing and actor-facing servers."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from . import actors_handlers as actors
+from . import runs_handlers as runs
+from . import storages_handlers as storages
+
+ID = r"([^/]+)"
+
+# (path under /v2, handler mixin, extra kwargs)
+ROUTES: list[tuple[str, type, dict]] = [
+    (r"/actor-runs", runs.RunListHandler, {}),
+    (rf"/actor-runs/{ID}", runs.RunHandler, {}),
+    (rf"/actor-runs/{ID}/abort", runs.RunAbortHandler, {}),
+    (rf"/actor-runs/{ID}/resurrect", runs.RunResurrectHandler, {}),
+    (rf"/actor-runs/{ID}/log", runs.RunLogHandler, {}),
+    (rf"/logs/{ID}", runs.RunLogHandler, {}),
+    (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
+    (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
+]
+for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients and docs say acts
+    ROUTES += [
+        (rf"/{_actors}", actors.ActorListHandler, {}),
+        (rf"/{_actors}/{ID}", actors.ActorHandler, {}),
+        (rf"/{_actors}/{ID}/runs", actors.ActorRunsHandler, {}),
+        (rf"/{_actors}/{ID}/runs/last", actors.ActorLastRunHandler, {}),
+        (rf"/{_actors}/{ID}/builds", actors.ActorBuildsHandler, {}),
+        (rf"/{_actors}/{ID}/versions", actors.ActorVersionsHandler, {}),
+        (rf"/{_actors}/{ID}/versions/{ID}", actors.ActorVersionHandler, {}),
+    ]
+ROUTES += storages.ROUTES
+
+
+def make_handlers(prefix: str, auth_base: type, namespace: str) -> list[tuple[str, type, dict]]:
+    """Concrete tornado handlers: each route's logic mixed with ``auth_base``, mounted under ``prefix``."""
+    made: dict[type, type] = {}
+    handlers = []
+    for path, mixin, kwargs in ROUTES:
+        if mixin not in made:
+            made[mixin] = type(f"{namespace}{mixin.__name__}", (mixin, auth_base), {})
+        handlers.append((prefix.rstrip("/") + "/v2" + path + "/?", made[mixin], kwargs))
+    handlers.append((prefix.rstrip("/") + "/v2/.*", type(f"{namespace}NotFound", (NotFoundHandlerMixin, auth_base), {}), {}))
+    return handlers
+
+
+class NotFoundHandlerMixin:
+    def prepare(self):  # noqa: D401 - unknown paths answer 404 in Apify's shape, before auth
+        raise web.HTTPError(404, "This API endpoint does not exist.")

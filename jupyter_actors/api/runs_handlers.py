@@ -1,0 +1,132 @@
+"""Runs: get (with waitForFinish long-polling), update status message, abort, resurrect, log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ..platform.errors import InvalidInput
+from ..platform.lifecycle import RunStatus
+from .base import ApiHandlerMixin
+from .principals import require
+
+MAX_WAIT_SECS = 60
+LOG_POLL_SECS = 0.05
+
+
+class RunAccess(ApiHandlerMixin):
+    async def load_run(self, run_id: str, *, control: bool = False) -> dict:
+        run = await self.call(self.platform.get_run, run_id)
+        children = await self.call(self.platform.child_run_ids, self.principal.run_id) if self.principal.run_id else set()
+        if control:
+            require(self.principal.may_control_run(run, children), f"control run {run_id}")
+        else:
+            require(self.principal.may_read_run(run, children), f"read run {run_id}")
+        return run
+
+    async def wait_for_finish(self, run: dict) -> dict:
+        """Hold the request until the run is terminal or waitForFinish seconds (capped at 60) passed."""
+        wait = min(self.query_int("waitForFinish", 0) or 0, MAX_WAIT_SECS)
+        deadline = time.monotonic() + wait
+        while not RunStatus(run["status"]).is_terminal:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await self.run_events.wait(run["id"], remaining)
+            run = await self.call(self.platform.get_run, run["id"])
+        return run
+
+
+class RunListHandler(RunAccess):
+    async def get(self) -> None:
+        offset, limit, desc = self.paging()
+        status = self.query("status")
+        runs = await self.call(self.platform.list_runs, None, status=status, desc=desc)
+        if self.principal.run_id:
+            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            runs = [run for run in runs if self.principal.may_read_run(run, children)]
+        page = runs[offset: offset + limit if limit is not None else None]
+        self.send_list([self.views.run(run) for run in page], total=len(runs), offset=offset, limit=limit, desc=desc)
+
+
+class RunHandler(RunAccess):
+    async def get(self, run_id: str) -> None:
+        run = await self.wait_for_finish(await self.load_run(run_id))
+        self.send_data(self.views.run(run))
+
+    async def put(self, run_id: str) -> None:
+        await self.load_run(run_id, control=True)
+        body = self.json_body(default={})
+        if not isinstance(body, dict):
+            raise InvalidInput("The body must be a JSON object such as {\"statusMessage\": \"...\"}.")
+        allowed = {"statusMessage", "isStatusMessageTerminal", "generalAccess"}
+        unknown = set(body) - allowed
+        if unknown:
+            raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(allowed))}.")
+        run = await self.call(self.platform.get_run, run_id)
+        if "statusMessage" in body:
+            run = await self.call(
+                self.platform.set_status_message, run_id, body["statusMessage"],
+                terminal=bool(body.get("isStatusMessageTerminal")),
+            )
+        self.send_data(self.views.run(run))
+
+
+class RunAbortHandler(RunAccess):
+    async def post(self, run_id: str) -> None:
+        await self.load_run(run_id, control=True)
+        run = await self.call(self.platform.abort_run, run_id, gracefully=self.query_bool("gracefully"))
+        self.send_data(self.views.run(run))
+
+
+class RunResurrectHandler(RunAccess):
+    async def post(self, run_id: str) -> None:
+        await self.load_run(run_id, control=True)
+        run = await self.call(
+            self.platform.resurrect_run, run_id, build=self.query("build"),
+            memory_mb=self.query("memory"), timeout_secs=self.query("timeout"),
+        )
+        self.send_data(self.views.run(run))
+
+
+class RunLogHandler(RunAccess):
+    """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
+
+    async def get(self, run_id: str) -> None:
+        run = await self.load_run(run_id)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        path = self.platform.log_path(run_id)
+        if not self.query_bool("stream"):
+            self.finish(await self.call(self.platform.run_log, run_id))
+            return
+        position = 0
+        while True:
+            chunk = await self.call(_read_from, path, position)
+            if chunk:
+                position += len(chunk)
+                self.write(chunk)
+                await self.flush()
+                continue
+            if RunStatus(run["status"]).is_terminal:
+                # One more read after the terminal status: the watcher stores the last lines first.
+                chunk = await self.call(_read_from, path, position)
+                if chunk:
+                    self.write(chunk)
+                break
+            if self.request.connection.stream.closed():
+                return
+            await asyncio.sleep(LOG_POLL_SECS)
+            run = await self.call(self.platform.get_run, run_id)
+        self.finish()
+
+
+def _read_from(path, position: int, limit: int = 1 << 20) -> bytes:
+    """Up to ``limit`` bytes from ``position``, cut after the last complete line."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(position)
+            data = handle.read(limit)
+    except FileNotFoundError:
+        return b""
+    end = data.rfind(b"\n")
+    return data[: end + 1] if end >= 0 else b""

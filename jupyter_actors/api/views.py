@@ -1,0 +1,139 @@
+"""Registry rows and storage metadata turned into Apify's JSON objects (camelCase, tz-aware, valid URLs)."""
+
+from __future__ import annotations
+
+import json
+
+from ..platform.clock import parse_iso, utcnow
+from ..platform.core import USERNAME, Platform
+from ..platform.lifecycle import RunStatus
+
+
+class Views:
+    def __init__(self, platform: Platform, public_api_url: str) -> None:
+        self.platform = platform
+        self.api_url = public_api_url.rstrip("/")
+
+    def console_url(self, kind: str, id_: str) -> str:
+        return f"{self.api_url}/v2/{kind}/{id_}"
+
+    def run(self, row: dict) -> dict:
+        started = parse_iso(row["started_at"])
+        finished = parse_iso(row["finished_at"])
+        end = finished or utcnow()
+        duration_ms = int((end - started).total_seconds() * 1000) if started else 0
+        options = json.loads(row.get("options") or "{}")
+        return {
+            "id": row["id"],
+            "actId": row["actor_id"],
+            "userId": USERNAME,
+            "actorTaskId": None,
+            "startedAt": row["started_at"],
+            "finishedAt": row["finished_at"],
+            "status": row["status"],
+            "statusMessage": row["status_message"],
+            "isStatusMessageTerminal": bool(row["status_message_terminal"]),
+            "meta": {"origin": row["origin"]},
+            "stats": {
+                "durationMillis": duration_ms,
+                "runTimeSecs": duration_ms / 1000,
+                "restartCount": row["restart_count"],
+                "resurrectCount": row["resurrect_count"],
+                "computeUnits": row["memory_mb"] / 1024 * duration_ms / 3_600_000,
+            },
+            "options": {
+                "build": options.get("build") or "latest",
+                "timeoutSecs": row["timeout_secs"],
+                "memoryMbytes": row["memory_mb"],
+                "diskMbytes": row["disk_mb"],
+                "cpuCores": row["cpu_cores"],
+                "cpuMode": row["cpu_mode"],
+            },
+            "buildId": row["build_id"],
+            "buildNumber": row["build_number"],
+            "exitCode": row["exit_code"],
+            "defaultKeyValueStoreId": row["default_key_value_store_id"],
+            "defaultDatasetId": row["default_dataset_id"],
+            "defaultRequestQueueId": row["default_request_queue_id"],
+            "timeoutAt": row["timeout_at"],
+            "parentRunId": row["parent_run_id"],
+            "usage": {},
+            "usageTotalUsd": 0,
+            "consoleUrl": self.console_url("actor-runs", row["id"]),
+            "isTerminal": RunStatus(row["status"]).is_terminal,
+        }
+
+    def build(self, row: dict) -> dict:
+        return {
+            "id": row["id"],
+            "actId": row["actor_id"],
+            "userId": USERNAME,
+            "startedAt": row["started_at"],
+            "finishedAt": row["finished_at"],
+            "status": row["status"],
+            "statusMessage": row["status_message"],
+            "meta": {"origin": "API"},
+            "stats": {},
+            "options": {"memoryMbytes": row["memory_mb"], "useCache": True},
+            "buildNumber": row["build_number"],
+            "usage": {},
+            "usageTotalUsd": 0,
+            "imageName": row["image"],
+            "consoleUrl": self.console_url("actor-builds", row["id"]),
+        }
+
+    def version(self, row: dict, *, with_files: bool = True) -> dict:
+        env_vars = [
+            {"name": var["name"], "isSecret": bool(var.get("isSecret")),
+             **({} if var.get("isSecret") else {"value": var.get("value", "")})}
+            for var in json.loads(row["env_vars"])
+        ]
+        view = {
+            "versionNumber": row["version_number"],
+            "sourceType": row["source_type"],
+            "buildTag": row["build_tag"],
+            "envVars": env_vars,
+            "applyEnvVarsToBuild": False,
+        }
+        if with_files:
+            view["sourceFiles"] = json.loads(row["source_files"])
+        if row.get("input_schema"):
+            view["inputSchema"] = json.loads(row["input_schema"])
+        return view
+
+    def actor(self, row: dict, versions: list[dict], tags: dict[str, str]) -> dict:
+        tagged = {}
+        for tag, build_id in tags.items():
+            build = self.platform.registry.query_one("SELECT build_number, finished_at FROM builds WHERE id = ?", (build_id,))
+            if build:
+                tagged[tag] = {"buildId": build_id, "buildNumber": build["build_number"], "finishedAt": build["finished_at"]}
+        return {
+            "id": row["id"],
+            "userId": USERNAME,
+            "name": row["name"],
+            "username": row["username"],
+            "title": row["title"],
+            "description": row["description"],
+            "isPublic": False,
+            "createdAt": row["created_at"],
+            "modifiedAt": row["modified_at"],
+            "stats": {},
+            "versions": [self.version(version, with_files=False) for version in versions],
+            "defaultRunOptions": {
+                "build": row["default_build"],
+                "timeoutSecs": row["default_timeout_secs"],
+                "memoryMbytes": row["default_memory_mb"],
+            },
+            "taggedBuilds": tagged,
+        }
+
+    def storage(self, kind: str, meta: dict) -> dict:
+        """Storage metadata from the storage layer, with the fields Apify's clients require."""
+        view = {**meta, "userId": USERNAME, "username": USERNAME, "consoleUrl": self.console_url(kind, meta["id"])}
+        if kind == "key-value-stores":
+            view["keysPublicUrl"] = f"{self.console_url(kind, meta['id'])}/keys"
+        if kind == "datasets":
+            view.setdefault("cleanItemCount", meta.get("itemCount", 0))
+        if kind == "request-queues":
+            view.setdefault("hadMultipleClients", False)
+        return view

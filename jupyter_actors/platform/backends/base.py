@@ -1,0 +1,95 @@
+"""The engine interface: what the platform needs from anything that runs containers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..limits import ContainerLimits
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    image: str
+    env: dict[str, str]
+    labels: dict[str, str]
+    limits: ContainerLimits
+    user: str | None = None
+    network: str | None = None
+    #: Container port to publish on 127.0.0.1 of the host (on a free port), if any.
+    publish_port: int | None = None
+    command: list[str] | None = None
+
+
+@dataclass
+class ContainerState:
+    id: str
+    name: str
+    running: bool
+    exit_code: int | None
+    oom_killed: bool
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    labels: dict[str, str] = field(default_factory=dict)
+    status: str = ""  # the engine's own word: created, running, exited, ...
+    host_port: int | None = None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line the container printed, with the engine's timestamp in integer nanoseconds."""
+
+    ts_ns: int
+    text: str
+
+
+class LogStream(Protocol):
+    def __iter__(self) -> Iterator[LogLine]: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    def create(self, spec: ContainerSpec) -> str:
+        """Create (not start) a container; an existing one with the same name is returned, not duplicated."""
+
+    def start(self, container_id: str) -> None: ...
+
+    def stop(self, container_id: str, grace_secs: float) -> None:
+        """SIGTERM, then SIGKILL after ``grace_secs``."""
+
+    def kill(self, container_id: str) -> None: ...
+
+    def remove(self, container_id: str) -> None: ...
+
+    def inspect(self, container_id: str) -> ContainerState | None:
+        """None when the container no longer exists."""
+
+    def wait(self, container_id: str) -> None:
+        """Block until the container is not running."""
+
+    def logs(self, container_id: str, since_ns: int | None, follow: bool) -> LogStream: ...
+
+    def list(self, labels: dict[str, str]) -> list[ContainerState]: ...
+
+    def disk_usage(self, container_id: str) -> int:
+        """Bytes in the container's writable layer."""
+
+    def build_image(
+        self,
+        context_dir: str,
+        tag: str,
+        dockerfile: str,
+        memory_mb: int,
+        buildargs: dict[str, str],
+        labels: dict[str, str],
+        on_log: Callable[[str], None],
+    ) -> str:
+        """Build an image and return its id; raise BuildFailed with the engine's message."""
+
+    def image_exists(self, image: str) -> bool: ...
+
+    def remove_image(self, image: str) -> None: ...

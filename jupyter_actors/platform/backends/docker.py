@@ -1,0 +1,308 @@
+"""The local Docker engine through docker-py's low-level API (one HTTP call per operation)."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.types import CancellableStream
+
+from ..errors import BuildFailed, EngineUnavailable
+from .base import ContainerSpec, ContainerState, LogLine
+
+_SECONDS_CACHE: dict[str, int] = {}
+
+
+def parse_timestamp_ns(text: str) -> int:
+    """RFC3339Nano (``2024-01-02T03:04:05.123456789Z``) to integer nanoseconds; never compare strings."""
+    base, _, rest = text.partition(".")
+    if not rest:  # no fraction
+        base, rest = text.rstrip("Z"), "Z"
+    seconds = _SECONDS_CACHE.get(base)
+    if seconds is None:
+        seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+        if len(_SECONDS_CACHE) > 4096:
+            _SECONDS_CACHE.clear()
+        _SECONDS_CACHE[base] = seconds
+    fraction = rest.rstrip("Z")
+    if "+" in fraction or "-" in fraction:  # a zone offset instead of Z (not produced by dockerd)
+        raise ValueError(f"unexpected timestamp {text!r}")
+    return seconds * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def format_since(ts_ns: int) -> str:
+    """The exact ``sec.nanos`` form of the Engine API: docker-py's float can round past a line."""
+    return f"{ts_ns // 1_000_000_000}.{ts_ns % 1_000_000_000:09d}"
+
+
+def _parse_engine_time(text: str | None) -> dt.datetime | None:
+    if not text or text.startswith("0001-01-01"):
+        return None
+    return dt.datetime.fromtimestamp(parse_timestamp_ns(text) / 1e9, tz=dt.timezone.utc)
+
+
+class DockerLogStream:
+    """Iterates LogLine objects; ``close()`` from another thread unblocks the reader."""
+
+    def __init__(self, stream: CancellableStream | Iterator[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[LogLine]:
+        pending = b""
+        try:
+            for chunk in self._stream:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    yield self._parse(raw)
+        except (OSError, ValueError, AttributeError):
+            # Closing the response from another thread surfaces as one of these; the caller decides.
+            return
+        if pending:
+            yield self._parse(pending)
+
+    @staticmethod
+    def _parse(raw: bytes) -> LogLine:
+        stamp, _, text = raw.partition(b" ")
+        return LogLine(parse_timestamp_ns(stamp.decode()), text.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing a dead socket must not raise
+                pass
+
+
+class DockerBackend:
+    """Implements ``Backend`` on a Docker engine; all calls are blocking (run them off the event loop)."""
+
+    def __init__(self, client: docker.DockerClient | None = None, base_url: str | None = None) -> None:
+        try:
+            self.client = client or (
+                docker.DockerClient(base_url=base_url, version="auto") if base_url else docker.from_env(version="auto")
+            )
+            self.client.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure here means "no engine"
+            raise EngineUnavailable(
+                f"No Docker engine answers ({exc}). Run `jupyter-actors setup` (it installs and starts one "
+                "on Debian as root), or start Docker and point DOCKER_HOST at it."
+            ) from None
+        self.api = self.client.api
+        self._storage_opt_supported: bool | None = None
+        self._probe_lock = threading.Lock()
+
+    # -- containers -------------------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> str:
+        limits = spec.limits
+        cpu = {"nano_cpus": limits.nano_cpus} if limits.cpu_mode == "quota" else {"cpu_shares": limits.cpu_shares}
+        host_config = self.api.create_host_config(
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,  # no swap beyond the memory limit
+            pids_limit=limits.pids,
+            init=True,
+            security_opt=["no-new-privileges:true"],
+            cap_drop=["ALL"],
+            network_mode=spec.network,
+            port_bindings={spec.publish_port: ("127.0.0.1", None)} if spec.publish_port else None,
+            storage_opt={"size": f"{limits.disk_mb}M"} if self.disk_quota_supported(spec.image) else None,
+            **cpu,
+        )
+        try:
+            created = self.api.create_container(
+                image=spec.image,
+                command=spec.command,
+                name=spec.name,
+                environment=spec.env,
+                labels=spec.labels,
+                user=spec.user,
+                host_config=host_config,
+                ports=[spec.publish_port] if spec.publish_port else None,
+            )
+        except APIError as exc:
+            if exc.status_code == 409:  # created before a crash: adopt it rather than duplicate it
+                return self.api.inspect_container(spec.name)["Id"]
+            raise
+        return created["Id"]
+
+    def start(self, container_id: str) -> None:
+        self.api.start(container_id)
+
+    def stop(self, container_id: str, grace_secs: float) -> None:
+        try:
+            self.api.stop(container_id, timeout=max(0, int(round(grace_secs))))
+        except NotFound:
+            pass
+
+    def kill(self, container_id: str) -> None:
+        try:
+            self.api.kill(container_id)
+        except APIError as exc:  # already stopped or gone
+            if exc.status_code not in (404, 409):
+                raise
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+    def inspect(self, container_id: str) -> ContainerState | None:
+        try:
+            info = self.api.inspect_container(container_id)
+        except NotFound:
+            return None
+        state = info["State"]
+        host_port = None
+        for bindings in (info.get("NetworkSettings", {}).get("Ports") or {}).values():
+            if bindings:
+                host_port = int(bindings[0]["HostPort"])
+        return ContainerState(
+            id=info["Id"],
+            name=info["Name"].lstrip("/"),
+            running=bool(state.get("Running")),
+            exit_code=None if state.get("Running") else state.get("ExitCode"),
+            oom_killed=bool(state.get("OOMKilled")),
+            started_at=_parse_engine_time(state.get("StartedAt")),
+            finished_at=_parse_engine_time(state.get("FinishedAt")),
+            labels=info["Config"].get("Labels") or {},
+            status=state.get("Status", ""),
+            host_port=host_port,
+        )
+
+    def wait(self, container_id: str) -> None:
+        try:
+            self.api.wait(container_id, timeout=None)
+        except NotFound:
+            pass
+
+    def logs(self, container_id: str, since_ns: int | None, follow: bool) -> DockerLogStream:
+        params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow), "tail": "all"}
+        if since_ns:
+            params["since"] = format_since(since_ns)
+        # docker-py's logs() only takes a float `since`; call the same endpoint with the exact string.
+        response = self.api._get(self.api._url("/containers/{0}/logs", container_id), params=params, stream=True)
+        output = self.api._get_result(container_id, True, response)
+        return DockerLogStream(CancellableStream(output, response))
+
+    def list(self, labels: dict[str, str]) -> list[ContainerState]:
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        summaries = self.api.containers(all=True, filters=filters)
+        states = []
+        for summary in summaries:
+            state = self.inspect(summary["Id"])
+            if state is not None:
+                states.append(state)
+        return states
+
+    def disk_quota_supported(self, image: str) -> bool:
+        """Probe once whether the storage driver enforces ``storage_opt size`` (not overlay2 on ext4)."""
+        with self._probe_lock:
+            if self._storage_opt_supported is None:
+                host_config = self.api.create_host_config(storage_opt={"size": "256M"})
+                try:
+                    probe = self.api.create_container(image=image, command=["true"], host_config=host_config)
+                    self.api.remove_container(probe["Id"], force=True)
+                    self._storage_opt_supported = True
+                except APIError:
+                    self._storage_opt_supported = False
+            return self._storage_opt_supported
+
+    def disk_usage(self, container_id: str) -> int:
+        found = self.api.containers(all=True, size=True, filters={"id": container_id})
+        return int(found[0].get("SizeRw") or 0) if found else 0
+
+    def ensure_network(self, name: str) -> str:
+        """A bridge with inter-container traffic disabled, so runs cannot reach each other."""
+        existing = self.api.networks(names=[name])
+        for network in existing:
+            if network["Name"] == name:
+                return network["Id"]
+        try:
+            return self.api.create_network(
+                name,
+                driver="bridge",
+                options={"com.docker.network.bridge.enable_icc": "false"},
+                labels={"jupyter-actors": "network"},
+            )["Id"]
+        except APIError as exc:
+            if exc.status_code == 409:
+                return self.api.inspect_network(name)["Id"]
+            raise
+
+    def network_gateway(self, name: str) -> str:
+        config = self.api.inspect_network(name)["IPAM"]["Config"]
+        return config[0]["Gateway"]
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def build_image(
+        self,
+        context_dir: str,
+        tag: str,
+        dockerfile: str,
+        memory_mb: int,
+        buildargs: dict[str, str],
+        labels: dict[str, str],
+        on_log: Callable[[str], None],
+    ) -> str:
+        memory = memory_mb * 1024 * 1024
+        image_id = None
+        error = None
+        try:
+            for event in self.api.build(
+                path=context_dir,
+                tag=tag,
+                dockerfile=dockerfile,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                buildargs=buildargs,
+                labels=labels,
+                container_limits={"memory": memory, "memswap": memory},
+                network_mode="none",  # builds never reach a registry: packages come from the host
+            ):
+                if "stream" in event:
+                    for line in event["stream"].splitlines():
+                        if line.strip():
+                            on_log(line)
+                if "error" in event:
+                    error = event["error"].strip()
+                    on_log(error)
+                if "aux" in event and "ID" in event["aux"]:
+                    image_id = event["aux"]["ID"]
+        except APIError as exc:
+            error = str(exc.explanation or exc)
+            on_log(error)
+        if error or not image_id:
+            raise BuildFailed(f"The Docker build failed: {error or 'no image was produced'}")
+        return image_id
+
+    def image_exists(self, image: str) -> bool:
+        try:
+            self.api.inspect_image(image)
+            return True
+        except NotFound:
+            return False
+
+    def image_id(self, image: str) -> str:
+        return self.api.inspect_image(image)["Id"]
+
+    def remove_image(self, image: str) -> None:
+        try:
+            self.api.remove_image(image, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:
+                raise

@@ -1,0 +1,143 @@
+"""Builds: a version of an actor's source turned into a Docker image, numbered and tagged as Apify does.
+
+Build numbers are ``<version>.<n>`` (0.0.1, 0.0.2, ...); identical source on the same base image
+reuses the existing image instead of building again.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from . import sources
+from .clock import now_iso
+from .errors import BuildFailed, NotFound, PlatformError
+from .ids import new_id
+from .registry import Registry
+
+BUILD_STATUSES_ACTIVE = ("READY", "RUNNING")
+
+
+def next_build_number(registry: Registry, actor_id: str, version: str) -> str:
+    rows = registry.query(
+        "SELECT build_number FROM builds WHERE actor_id = ? AND version_number = ?", (actor_id, version)
+    )
+    highest = max((int(row["build_number"].rsplit(".", 1)[1]) for row in rows), default=0)
+    return f"{version}.{highest + 1}"
+
+
+def image_name(instance_id: str, actor_name: str, build_number: str) -> str:
+    return f"jupyter-actors-{instance_id}/{actor_name}:{build_number}"
+
+
+class Builder:
+    """Runs one build at a time per call; the platform decides whether that happens in a thread."""
+
+    def __init__(self, registry: Registry, backend, instance_id: str, logs_dir: Path, *,
+                 base_image: str, build_memory_mb: int, download_wheels: Callable | None) -> None:
+        self.registry = registry
+        self.backend = backend
+        self.instance_id = instance_id
+        self.logs_dir = logs_dir
+        self.base_image = base_image
+        self.build_memory_mb = build_memory_mb
+        self.download_wheels = download_wheels
+
+    def log_path(self, build_id: str) -> Path:
+        return self.logs_dir / f"build-{build_id}.log"
+
+    def find_reusable(self, actor_id: str, version: str, source_hash: str) -> dict | None:
+        for row in self.registry.query(
+            "SELECT * FROM builds WHERE actor_id = ? AND version_number = ? AND source_hash = ? "
+            "AND status = 'SUCCEEDED' ORDER BY started_at DESC",
+            (actor_id, version, source_hash),
+        ):
+            if row["image"] and self.backend.image_exists(row["image"]):
+                return row
+        return None
+
+    def source_hash_of(self, version_row: dict) -> str:
+        base_id = self.backend.image_id(self.base_image) if self.backend.image_exists(self.base_image) else self.base_image
+        return sources.source_hash(json.loads(version_row["source_files"]), version_row["dockerfile"], base_id)
+
+    def create_record(self, actor: dict, version_row: dict, source_hash: str) -> dict:
+        with self.registry.transaction() as db:
+            build = {
+                "id": new_id(),
+                "actor_id": actor["id"],
+                "version_number": version_row["version_number"],
+                "build_number": next_build_number(self.registry, actor["id"], version_row["version_number"]),
+                "status": "RUNNING",
+                "status_message": None,
+                "source_hash": source_hash,
+                "image": None,
+                "memory_mb": self.build_memory_mb,
+                "started_at": now_iso(),
+                "finished_at": None,
+            }
+            self.registry.insert("builds", build, db)
+        return build
+
+    def run(self, actor: dict, version_row: dict, build: dict) -> dict:
+        """Build the image for ``build`` (a RUNNING record); returns the finished record."""
+        log_path = self.log_path(build["id"])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log_file:
+
+            def on_log(line: str) -> None:
+                log_file.write(f"{now_iso()} {line}\n")
+                log_file.flush()
+
+            try:
+                image_id = self._build(actor, version_row, build, on_log)
+                values = {"status": "SUCCEEDED", "image": image_id, "status_message": "Build finished"}
+            except PlatformError as exc:
+                values = {"status": "FAILED", "status_message": exc.message}
+            except Exception as exc:  # noqa: BLE001 - a build failure must be recorded, whatever it was
+                on_log(f"Build failed: {exc}")
+                values = {"status": "FAILED", "status_message": f"Build failed: {exc}"}
+        values["finished_at"] = now_iso()
+        self.registry.update("builds", {"id": build["id"]}, values)
+        return {**build, **values}
+
+    def _build(self, actor: dict, version_row: dict, build: dict, on_log: Callable[[str], None]) -> str:
+        if not self.backend.image_exists(self.base_image):
+            raise BuildFailed(
+                f"The base image {self.base_image} does not exist. Run `jupyter-actors setup` to build it "
+                "(or `docker pull` it if you configured a registry image)."
+            )
+        files = json.loads(version_row["source_files"])
+        names = {entry["name"] for entry in files}
+        with tempfile.TemporaryDirectory(prefix="jupyter-actors-build-") as tmp:
+            context = Path(tmp)
+            sources.write_files(files, context)
+            dockerfile = version_row["dockerfile"]
+            if dockerfile is None:
+                dockerfile = ".jupyter-actors.Dockerfile"
+                (context / dockerfile).write_text(sources.generated_dockerfile(names))
+            if "requirements.txt" in names and self.download_wheels is not None:
+                on_log("Downloading Python packages on the host for an offline install")
+                self.download_wheels(context / "requirements.txt", context / sources.WHEELS_DIR, log=on_log)
+            tag = image_name(self.instance_id, actor["name"], build["build_number"])
+            on_log(f"Building image {tag} from {self.base_image}")
+            image_id = self.backend.build_image(
+                str(context),
+                tag=tag,
+                dockerfile=dockerfile,
+                memory_mb=self.build_memory_mb,
+                buildargs={"BASE_IMAGE": self.base_image},
+                labels={"jupyter-actors.instance": self.instance_id, "jupyter-actors.build-id": build["id"]},
+                on_log=on_log,
+            )
+            on_log(f"Built image {image_id}")
+            return tag
+
+
+def get_build(registry: Registry, build_id: str) -> dict:
+    row = registry.query_one("SELECT * FROM builds WHERE id = ?", (build_id,))
+    if row is None:
+        raise NotFound(f"Build {build_id} was not found.", type="record-not-found")
+    return row
+

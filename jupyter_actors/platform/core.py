@@ -1,0 +1,605 @@
+"""The platform facade: actors, builds and runs on one engine, with one registry and one data dir.
+
+Everything the server extension, the CLI and tests do goes through ``Platform``. It is thread-safe
+and blocking; async callers run its methods in a thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import builds as builds_mod
+from . import limits as limits_mod
+from .backends.base import Backend, ContainerSpec
+from .clock import iso, now_iso, utcnow
+from .config import PlatformConfig
+from .errors import Conflict, InvalidInput, MemoryLimitExceeded, NotFound
+from .ids import new_id, new_token
+from .lifecycle import RunStatus, check_transition
+from .registry import Registry, dumps
+from .runs import STOP_ABORT, STOP_DISK, RunWatcher
+from .sources import ActorDefinition
+from .environment import run_environment
+
+log = logging.getLogger(__name__)
+
+LABEL_INSTANCE = "jupyter-actors.instance"
+LABEL_RUN = "jupyter-actors.run-id"
+LABEL_ACTOR = "jupyter-actors.actor-id"
+LABEL_TIMEOUT_AT = "jupyter-actors.timeout-at"
+ACTIVE_STATUSES = tuple(s.value for s in RunStatus if not s.is_terminal)
+USERNAME = "local"
+NETWORK_NAME = "jupyter-actors"
+
+RunListener = Callable[[dict], None]
+
+
+class Platform:
+    def __init__(self, config: PlatformConfig | None = None, *, backend: Backend | None = None,
+                 storages: Any = None) -> None:
+        self.config = config or PlatformConfig()
+        self.data_dir = self.config.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry(self.data_dir / "registry.sqlite")
+        self.instance_id = self._instance_id()
+        if backend is None:
+            from .backends.docker import DockerBackend
+
+            backend = DockerBackend(base_url=self.config.docker_base_url)
+        self.backend = backend
+        if storages is None:
+            from .storages import Storages
+
+            storages = Storages(self.data_dir / "storages")
+        self.storages = storages
+        self.builder = builds_mod.Builder(
+            self.registry, backend, self.instance_id, self.data_dir / "logs",
+            base_image=self.config.base_image, build_memory_mb=self.config.build_memory_mb,
+            download_wheels=_wheel_downloader(),
+        )
+        self._admission = threading.Lock()  # quota check + run/build record are one step
+        self._changed = threading.Condition()
+        self._watchers: dict[str, RunWatcher] = {}
+        self._active_builds: dict[str, int] = {}
+        self._listeners: list[RunListener] = []
+        self._network: str | None = None
+        self._monitor: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.actor_api_url: str | None = self.config.actor_api_url
+
+    def _instance_id(self) -> str:
+        """One id per data directory: containers are labelled with it, so instances never mix."""
+        value = self.registry.get_meta("instance_id")
+        if value is None:
+            value = secrets.token_hex(6)
+            self.registry.set_meta("instance_id", value)
+        return value
+
+    # -- paths and listeners ----------------------------------------------------------------------
+
+    def log_path(self, run_id: str) -> Path:
+        return self.data_dir / "logs" / f"run-{run_id}.log"
+
+    def subscribe(self, listener: RunListener) -> Callable[[], None]:
+        """Call ``listener(run_row)`` on every run change (from platform threads); returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _notify(self, run: dict) -> None:
+        with self._changed:
+            self._changed.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener(run)
+            except Exception:  # noqa: BLE001 - a listener's bug must not break a run
+                log.exception("run listener failed")
+
+    # -- actors -----------------------------------------------------------------------------------
+
+    def create_actor(self, definition: ActorDefinition) -> dict:
+        """Create the actor, or update it (and its version) when one of that name exists."""
+        now = now_iso()
+        with self.registry.transaction() as db:
+            existing = db.execute("SELECT * FROM actors WHERE name = ?", (definition.name,)).fetchone()
+            values = {
+                "title": definition.title,
+                "description": definition.description,
+                "modified_at": now,
+            }
+            if definition.default_memory_mb is not None:
+                values["default_memory_mb"] = limits_mod.validate_memory(definition.default_memory_mb)
+            if definition.default_timeout_secs is not None:
+                values["default_timeout_secs"] = limits_mod.validate_timeout(definition.default_timeout_secs)
+            if existing is None:
+                actor_id = new_id()
+                self.registry.insert("actors", {
+                    "id": actor_id, "name": definition.name, "username": USERNAME, "created_at": now,
+                    "default_build": "latest",
+                    "default_memory_mb": self.config.default_memory_mb,
+                    "default_timeout_secs": self.config.default_timeout_secs,
+                    **values,
+                }, db)
+            else:
+                actor_id = existing["id"]
+                self.registry.update("actors", {"id": actor_id}, values, db)
+            db.execute("DELETE FROM versions WHERE actor_id = ? AND version_number = ?", (actor_id, definition.version))
+            self.registry.insert("versions", {
+                "actor_id": actor_id,
+                "version_number": definition.version,
+                "source_type": "SOURCE_FILES",
+                "source_files": dumps(definition.files),
+                "env_vars": dumps(definition.env_vars),
+                "build_tag": definition.build_tag,
+                "dockerfile": definition.dockerfile,
+                "input_schema": dumps(definition.input_schema) if definition.input_schema is not None else None,
+                "created_at": now,
+                "modified_at": now,
+            }, db)
+        return self.get_actor(actor_id)
+
+    def get_actor(self, actor: str) -> dict:
+        """By id, name, or ``username/name`` / ``username~name``."""
+        name = actor.replace("~", "/").split("/")[-1]
+        row = self.registry.query_one("SELECT * FROM actors WHERE id = ? OR name = ?", (actor, name))
+        if row is None:
+            raise NotFound(f"Actor {actor!r} was not found.", type="record-not-found")
+        return row
+
+    def list_actors(self) -> list[dict]:
+        return self.registry.query("SELECT * FROM actors ORDER BY created_at")
+
+    def update_actor(self, actor: str, **values: Any) -> dict:
+        """Change the default run configuration (default_build, default_memory_mb, default_timeout_secs)."""
+        row = self.get_actor(actor)
+        allowed = {"default_build", "default_memory_mb", "default_timeout_secs", "title", "description"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}.")
+        if "default_memory_mb" in values:
+            values["default_memory_mb"] = limits_mod.validate_memory(values["default_memory_mb"])
+        if "default_timeout_secs" in values:
+            values["default_timeout_secs"] = limits_mod.validate_timeout(values["default_timeout_secs"])
+        self.registry.update("actors", {"id": row["id"]}, {**values, "modified_at": now_iso()})
+        return self.get_actor(row["id"])
+
+    def versions(self, actor: str) -> list[dict]:
+        row = self.get_actor(actor)
+        return self.registry.query("SELECT * FROM versions WHERE actor_id = ? ORDER BY version_number", (row["id"],))
+
+    def get_version(self, actor_id: str, version: str | None = None) -> dict:
+        rows = self.registry.query(
+            "SELECT * FROM versions WHERE actor_id = ? ORDER BY version_number DESC", (actor_id,)
+        )
+        for row in rows:
+            if version is None or row["version_number"] == version:
+                return row
+        raise NotFound(f"Version {version or '(any)'} of actor {actor_id} was not found.")
+
+    # -- builds -----------------------------------------------------------------------------------
+
+    def build(self, actor: str, *, version: str | None = None, tag: str | None = None, wait: bool = True) -> dict:
+        """Build a version (the newest by default); identical source reuses the existing build."""
+        actor_row = self.get_actor(actor)
+        version_row = self.get_version(actor_row["id"], version)
+        tag = tag or version_row["build_tag"] or "latest"
+        source_hash = self.builder.source_hash_of(version_row)
+        reusable = self.builder.find_reusable(actor_row["id"], version_row["version_number"], source_hash)
+        if reusable is not None:
+            self._tag_build(actor_row["id"], tag, reusable["id"])
+            return reusable
+        with self._admission:
+            self._check_quota(self.config.build_memory_mb, what="build")
+            build = self.builder.create_record(actor_row, version_row, source_hash)
+            self._active_builds[build["id"]] = build["memory_mb"]
+
+        def run_build() -> None:
+            try:
+                finished = self.builder.run(actor_row, version_row, build)
+                if finished["status"] == "SUCCEEDED":
+                    self._tag_build(actor_row["id"], tag, build["id"])
+            finally:
+                self._active_builds.pop(build["id"], None)
+                with self._changed:
+                    self._changed.notify_all()
+
+        if wait:
+            run_build()
+            return self.get_build(build["id"])
+        threading.Thread(target=run_build, name=f"build-{build['id']}", daemon=True).start()
+        return build
+
+    def _tag_build(self, actor_id: str, tag: str, build_id: str) -> None:
+        with self.registry.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO build_tags (actor_id, tag, build_id) VALUES (?, ?, ?)",
+                       (actor_id, tag, build_id))
+
+    def get_build(self, build_id: str) -> dict:
+        return builds_mod.get_build(self.registry, build_id)
+
+    def wait_build(self, build_id: str, timeout: float | None = None) -> dict:
+        return self._wait_for(lambda: self.get_build(build_id), lambda b: b["status"] not in ("READY", "RUNNING"), timeout)
+
+    def list_builds(self, actor: str) -> list[dict]:
+        row = self.get_actor(actor)
+        return self.registry.query("SELECT * FROM builds WHERE actor_id = ? ORDER BY started_at", (row["id"],))
+
+    def build_tags(self, actor_id: str) -> dict[str, str]:
+        rows = self.registry.query("SELECT tag, build_id FROM build_tags WHERE actor_id = ?", (actor_id,))
+        return {row["tag"]: row["build_id"] for row in rows}
+
+    def build_log(self, build_id: str) -> bytes:
+        self.get_build(build_id)
+        path = self.builder.log_path(build_id)
+        return path.read_bytes() if path.exists() else b""
+
+    def resolve_build(self, actor_row: dict, build: str | None) -> dict:
+        """A tag (``latest``) or a build number (``0.0.3``) to a finished build."""
+        wanted = build or actor_row["default_build"] or "latest"
+        build_id = self.build_tags(actor_row["id"]).get(wanted)
+        row = None
+        if build_id is not None:
+            row = self.get_build(build_id)
+        else:
+            row = self.registry.query_one(
+                "SELECT * FROM builds WHERE actor_id = ? AND (build_number = ? OR id = ?)",
+                (actor_row["id"], wanted, wanted),
+            )
+        if row is None:
+            raise NotFound(
+                f"Actor {actor_row['name']} has no build {wanted!r}; build it first "
+                f"(tags: {', '.join(sorted(self.build_tags(actor_row['id']))) or 'none'}).",
+                type="record-not-found",
+            )
+        if row["status"] != "SUCCEEDED":
+            raise InvalidInput(f"Build {row['build_number']} of {actor_row['name']} is {row['status']}, not SUCCEEDED.")
+        return row
+
+    # -- quota ------------------------------------------------------------------------------------
+
+    def memory_in_use(self) -> int:
+        placeholders = ",".join("?" for _ in ACTIVE_STATUSES)
+        row = self.registry.query_one(
+            f"SELECT COALESCE(SUM(memory_mb), 0) AS used FROM runs WHERE status IN ({placeholders})", ACTIVE_STATUSES
+        )
+        return int(row["used"]) + sum(self._active_builds.values())  # type: ignore[index]
+
+    def _check_quota(self, memory_mb: int, *, what: str) -> None:
+        used = self.memory_in_use()
+        limit = self.config.memory_limit_mb
+        if used + memory_mb > limit:
+            raise MemoryLimitExceeded(
+                f"Starting this {what} needs {memory_mb} MB, but {used} MB of your {limit} MB memory limit "
+                f"is in use by running runs and builds ({limit - used} MB free). Wait for a run to finish, "
+                "abort one, or start with less memory.",
+            )
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def start_run(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
+                  timeout_secs: int | str | None = None, input: bytes | str | dict | list | None = None,
+                  content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None) -> dict:
+        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
+        actor_row = self.get_actor(actor)
+        build_row = self.resolve_build(actor_row, build)
+        memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else actor_row["default_memory_mb"])
+        timeout = limits_mod.validate_timeout(
+            timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
+        )
+        body, content_type = _input_body(input, content_type)
+        limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
+        self._ensure_network()
+        with self._admission:
+            self._check_quota(memory, what="run")
+            run_id = new_id()
+            kvs = self.storages.create_kvs(run_id=run_id, actor_id=actor_row["id"])
+            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"])
+            queue = self.storages.create_request_queue(run_id=run_id, actor_id=actor_row["id"])
+            if body is not None:
+                self.storages.set_record(kvs["id"], "INPUT", body, content_type)
+            started = utcnow()
+            run = {
+                "id": run_id,
+                "actor_id": actor_row["id"],
+                "build_id": build_row["id"],
+                "build_number": build_row["build_number"],
+                "status": RunStatus.READY.value,
+                "status_message": "Starting",
+                "created_at": iso(started),
+                "started_at": iso(started),
+                "timeout_secs": timeout,
+                "timeout_at": iso(started + dt.timedelta(seconds=timeout)) if timeout else None,
+                "memory_mb": memory,
+                "disk_mb": limits.disk_mb,
+                "cpu_cores": limits.cpu_cores,
+                "cpu_mode": limits.cpu_mode,
+                "input_key": "INPUT",
+                "content_type": content_type,
+                "default_key_value_store_id": kvs["id"],
+                "default_dataset_id": dataset["id"],
+                "default_request_queue_id": queue["id"],
+                "token": new_token(),
+                "container_name": f"jupyter-actors-{self.instance_id}-{run_id}",
+                "origin": origin,
+                "parent_run_id": parent_run_id,
+                "options": dumps({"build": build or actor_row["default_build"]}),
+            }
+            self.registry.insert("runs", run)
+        return self._launch(run_id, actor_row, build_row, limits)
+
+    def _launch(self, run_id: str, actor_row: dict, build_row: dict, limits, *, resurrected: bool = False) -> dict:
+        spec = self._container_spec(self.get_run(run_id), actor_row, build_row, limits)
+        self._start_disk_monitor(spec.image)
+        watcher = RunWatcher(self, run_id)
+        self._watchers[run_id] = watcher
+        self._notify(self.get_run(run_id))
+        watcher.launch(spec, resurrected=resurrected)
+        return self.get_run(run_id)
+
+    def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
+                      timeout_secs: int | str | None = None) -> dict:
+        """A finished run goes back to RUNNING in a new container with the same storages.
+
+        The old log is discarded, the timeout counts from now, and the duration includes the pause.
+        """
+        run = self.get_run(run_id)
+        if not RunStatus(run["status"]).is_terminal:
+            raise Conflict(
+                f"Run {run_id} is {run['status']}; only a finished run (SUCCEEDED, FAILED, TIMED-OUT, ABORTED) "
+                "can be resurrected.", type="run-not-finished",
+            )
+        actor_row = self.get_actor(run["actor_id"])
+        build_row = self.resolve_build(actor_row, build) if build else self.get_build(run["build_id"])
+        memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else run["memory_mb"])
+        timeout = limits_mod.validate_timeout(timeout_secs if timeout_secs is not None else run["timeout_secs"])
+        limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
+        self._ensure_network()
+        if run["container_id"]:
+            self.backend.remove(run["container_id"])
+        with self._admission:
+            self._check_quota(memory, what="run")
+            now = utcnow()
+            self.transition(
+                run_id, RunStatus.RUNNING,
+                build_id=build_row["id"], build_number=build_row["build_number"],
+                memory_mb=memory, disk_mb=limits.disk_mb, cpu_cores=limits.cpu_cores, cpu_mode=limits.cpu_mode,
+                timeout_secs=timeout, timeout_at=iso(now + dt.timedelta(seconds=timeout)) if timeout else None,
+                finished_at=None, exit_code=None, stop_intent=None, container_id=None,
+                status_message="Resurrected", status_message_terminal=0,
+                resurrect_count=run["resurrect_count"] + 1,
+            )
+        return self._launch(run_id, actor_row, build_row, limits, resurrected=True)
+
+    def _container_spec(self, run: dict, actor: dict, build: dict, limits) -> ContainerSpec:
+        version = self.get_version(actor["id"], build["version_number"])
+        env = run_environment(
+            run, actor, build, api_url=self.actor_api_url, events_url=None, container_url=None,
+            container_port=self.config.container_port, custom=json.loads(version["env_vars"]),
+        )
+        labels = {
+            LABEL_INSTANCE: self.instance_id,
+            LABEL_RUN: run["id"],
+            LABEL_ACTOR: actor["id"],
+            LABEL_TIMEOUT_AT: run["timeout_at"] or "",
+        }
+        return ContainerSpec(
+            name=run["container_name"], image=build["image"], env=env, labels=labels, limits=limits,
+            user=self.config.container_user, network=self._network,
+        )
+
+    def network_gateway(self) -> str:
+        """The host's address on the runs' network: where the actor-facing API listens."""
+        self._ensure_network()
+        return self.backend.network_gateway(NETWORK_NAME)
+
+    def _ensure_network(self) -> None:
+        if self._network is None and hasattr(self.backend, "ensure_network"):
+            self.backend.ensure_network(NETWORK_NAME)
+            self._network = NETWORK_NAME
+
+    def get_run(self, run_id: str) -> dict:
+        row = self.registry.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise NotFound(f"Run {run_id!r} was not found.", type="record-not-found")
+        return row
+
+    def run_for_token(self, token: str) -> dict | None:
+        return self.registry.query_one("SELECT * FROM runs WHERE token = ?", (token,))
+
+    def list_runs(self, actor: str | None = None, *, status: str | None = None, desc: bool = True,
+                  offset: int = 0, limit: int | None = None) -> list[dict]:
+        clauses, params = [], []
+        if actor is not None:
+            clauses.append("actor_id = ?")
+            params.append(self.get_actor(actor)["id"])
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if desc else "ASC"
+        return self.registry.query(
+            f"SELECT * FROM runs {where} ORDER BY created_at {order}, rowid {order} LIMIT ? OFFSET ?",
+            [*params, limit if limit is not None else -1, offset],
+        )
+
+    def transition(self, run_id: str, target: RunStatus, **values: Any) -> dict:
+        """Move a run to ``target`` if the lifecycle allows it (else Conflict), with other fields, atomically."""
+        with self.registry.transaction() as db:
+            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Run {run_id!r} was not found.")
+            check_transition(row["status"], target)
+            values = {key: iso(value) if isinstance(value, dt.datetime) else value for key, value in values.items()}
+            self.registry.update("runs", {"id": run_id}, {"status": RunStatus(target).value, **values}, db)
+        run = self.get_run(run_id)
+        self._notify(run)
+        return run
+
+    def _update_run(self, run_id: str, **values: Any) -> dict:
+        self.registry.update("runs", {"id": run_id}, values)
+        run = self.get_run(run_id)
+        self._notify(run)
+        return run
+
+    def set_status_message(self, run_id: str, message: str, *, terminal: bool = False) -> dict:
+        if not isinstance(message, str) or len(message) > 1000:
+            raise InvalidInput("statusMessage must be a string of at most 1000 characters.")
+        run = self.get_run(run_id)
+        if RunStatus(run["status"]).is_terminal:
+            raise Conflict(f"Run {run_id} has finished ({run['status']}); its status message is final.")
+        return self._update_run(run_id, status_message=message, status_message_terminal=int(bool(terminal)))
+
+    def abort_run(self, run_id: str, *, gracefully: bool = False) -> dict:
+        """READY -> ABORTED at once; RUNNING -> ABORTING, then ABORTED when the container is gone."""
+        run = self.get_run(run_id)
+        if run["status"] == RunStatus.READY:
+            try:
+                return self.transition(run_id, RunStatus.ABORTED, stop_intent=STOP_ABORT, finished_at=utcnow(),
+                                       status_message="The run was aborted before it started",
+                                       status_message_terminal=1)
+            except Conflict:
+                run = self.get_run(run_id)  # it started meanwhile: abort the running container below
+        run = self.transition(run_id, RunStatus.ABORTING, stop_intent=STOP_ABORT, status_message="Aborting")
+        watcher = self._watchers.get(run_id)
+        if watcher is not None:
+            watcher.stop_container(self.config.stop_grace_secs if gracefully else 0)
+        elif run["container_id"]:
+            self.backend.kill(run["container_id"])
+        return run
+
+    def wait_run(self, run_id: str, timeout: float | None = None) -> dict:
+        """Block until the run is in a terminal status or ``timeout`` seconds passed; returns the run."""
+        return self._wait_for(lambda: self.get_run(run_id), lambda r: RunStatus(r["status"]).is_terminal, timeout)
+
+    def _wait_for(self, get: Callable[[], dict], done: Callable[[dict], bool], timeout: float | None) -> dict:
+        deadline = None if timeout is None else utcnow() + dt.timedelta(seconds=timeout)
+        with self._changed:
+            while True:
+                row = get()
+                if done(row):
+                    return row
+                remaining = None if deadline is None else (deadline - utcnow()).total_seconds()
+                if remaining is not None and remaining <= 0:
+                    return row
+                self._changed.wait(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
+
+    def run_log(self, run_id: str) -> bytes:
+        self.get_run(run_id)
+        path = self.log_path(run_id)
+        return path.read_bytes() if path.exists() else b""
+
+    def child_run_ids(self, run_id: str | None) -> set[str]:
+        """Runs started from inside ``run_id`` (Actor.call): the parent may read them and their storages."""
+        if run_id is None:
+            return set()
+        rows = self.registry.query("SELECT id FROM runs WHERE parent_run_id = ?", (run_id,))
+        return {row["id"] for row in rows}
+
+    def delete_actor(self, actor: str) -> None:
+        """Delete an actor with its versions and builds; refused while it has unfinished runs."""
+        row = self.get_actor(actor)
+        placeholders = ",".join("?" for _ in ACTIVE_STATUSES)
+        active = self.registry.query(
+            f"SELECT id FROM runs WHERE actor_id = ? AND status IN ({placeholders})", (row["id"], *ACTIVE_STATUSES)
+        )
+        if active:
+            raise Conflict(f"Actor {row['name']} has {len(active)} unfinished run(s); abort them first.")
+        images = [b["image"] for b in self.list_builds(row["id"]) if b["image"]]
+        with self.registry.transaction() as db:
+            db.execute("DELETE FROM runs WHERE actor_id = ?", (row["id"],))
+            db.execute("DELETE FROM actors WHERE id = ?", (row["id"],))
+        for image in images:
+            try:
+                self.backend.remove_image(image)
+            except Exception:  # noqa: BLE001 - an image in use elsewhere stays; the record is gone
+                log.warning("could not remove image %s", image)
+
+    def _forget_watcher(self, run_id: str, watcher: RunWatcher) -> None:
+        if self._watchers.get(run_id) is watcher:
+            del self._watchers[run_id]
+
+    # -- disk limit -------------------------------------------------------------------------------
+
+    def _start_disk_monitor(self, image: str) -> None:
+        """Where the storage driver cannot cap disk, measure it: writable layer + default storages."""
+        if self._monitor is not None or getattr(self.backend, "disk_quota_supported", lambda _: True)(image):
+            return
+        self._monitor = threading.Thread(target=self._watch_disk, name="disk-monitor", daemon=True)
+        self._monitor.start()
+
+    def _watch_disk(self) -> None:
+        while not self._closing.wait(self.config.disk_check_interval_secs):
+            for run_id, watcher in list(self._watchers.items()):
+                try:
+                    self.check_disk(run_id, watcher)
+                except Exception:  # noqa: BLE001 - one failing check must not stop the monitor
+                    log.exception("disk check of run %s failed", run_id)
+
+    def disk_usage(self, run: dict) -> int:
+        """Bytes a run uses on disk: its container's writable layer plus its default storages."""
+        used = self.backend.disk_usage(run["container_id"]) if run["container_id"] else 0
+        storage_bytes = getattr(self.storages, "size_bytes", None)
+        if storage_bytes is not None:
+            used += storage_bytes([run["default_key_value_store_id"], run["default_dataset_id"],
+                                   run["default_request_queue_id"]])
+        return used
+
+    def check_disk(self, run_id: str, watcher: RunWatcher) -> None:
+        run = self.get_run(run_id)
+        if run["status"] != RunStatus.RUNNING or run["stop_intent"] or not run["container_id"]:
+            return
+        if self.disk_usage(run) <= run["disk_mb"] * 1024 * 1024:
+            return
+        with self.registry.transaction() as db:
+            changed = db.execute(
+                "UPDATE runs SET stop_intent = ?, status_message = ? WHERE id = ? AND status = 'RUNNING' "
+                "AND stop_intent IS NULL",
+                (STOP_DISK, f"Stopping: the run used more than its disk limit of {run['disk_mb']} MB", run_id),
+            ).rowcount
+        if changed:
+            self._notify(self.get_run(run_id))
+            watcher.stop_container(self.config.stop_grace_secs)
+
+    # -- shutdown ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop watching; containers keep running (they belong to the engine, not to this process)."""
+        self._closing.set()
+        for watcher in list(self._watchers.values()):
+            watcher.close()
+        for watcher in list(self._watchers.values()):
+            watcher.thread.join(timeout=5)
+        self.registry.close()
+
+
+def _input_body(value: bytes | str | dict | list | None, content_type: str | None) -> tuple[bytes | None, str | None]:
+    """The INPUT record as bytes with its content type; JSON input is checked to be JSON."""
+    if value is None:
+        return None, None
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+        content_type = content_type or "application/json; charset=utf-8"
+    content_type = content_type or "application/json; charset=utf-8"
+    limits_mod.validate_input(value)
+    body = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise InvalidInput(f"Input is not valid JSON ({exc}); fix it or pass another content type.") from None
+    return body, content_type
+
+
+def _wheel_downloader() -> Callable | None:
+    """The host-side pip download that puts an actor's requirements into its build context."""
+    try:
+        from .images import download_wheels
+    except ImportError:  # pragma: no cover - images.py is part of the package
+        return None
+    return download_wheels

@@ -1,0 +1,51 @@
+"""The environment variables a run's container sees: the seed's APIFY_* names and the modern ACTOR_* ones.
+
+A variable whose service does not answer yet is left out: the real SDK refuses to start when, for
+example, the events URL is set but unreachable.
+"""
+
+from __future__ import annotations
+
+from .clock import iso, parse_iso
+
+
+def run_environment(run: dict, actor: dict, build: dict, *, api_url: str | None, events_url: str | None,
+                    container_url: str | None, container_port: int, custom: list[dict]) -> dict[str, str]:
+    started_at = iso(parse_iso(run["started_at"])) or ""
+    timeout_at = iso(parse_iso(run["timeout_at"])) if run["timeout_at"] else ""
+    pairs: dict[tuple[str, ...], str | None] = {
+        ("APIFY_ACTOR_ID", "ACTOR_ID"): actor["id"],
+        ("APIFY_ACTOR_RUN_ID", "ACTOR_RUN_ID"): run["id"],
+        ("APIFY_ACTOR_TASK_ID", "ACTOR_TASK_ID"): "",
+        ("APIFY_ACTOR_BUILD_ID", "ACTOR_BUILD_ID"): build["id"],
+        ("APIFY_ACTOR_BUILD_NUMBER", "ACTOR_BUILD_NUMBER"): build["build_number"],
+        ("ACTOR_FULL_NAME",): f"{actor['username']}/{actor['name']}",
+        ("APIFY_DEFAULT_DATASET_ID", "ACTOR_DEFAULT_DATASET_ID"): run["default_dataset_id"],
+        ("APIFY_DEFAULT_KEY_VALUE_STORE_ID", "ACTOR_DEFAULT_KEY_VALUE_STORE_ID"): run["default_key_value_store_id"],
+        ("APIFY_DEFAULT_REQUEST_QUEUE_ID", "ACTOR_DEFAULT_REQUEST_QUEUE_ID"): run["default_request_queue_id"],
+        ("APIFY_INPUT_KEY", "ACTOR_INPUT_KEY"): run["input_key"],
+        ("APIFY_HEADLESS",): "1",
+        ("APIFY_IS_AT_HOME",): "1",
+        ("APIFY_MEMORY_MBYTES", "ACTOR_MEMORY_MBYTES"): str(run["memory_mb"]),
+        ("APIFY_DEDICATED_CPUS",): f"{run['cpu_cores']:g}",
+        ("APIFY_PROXY_PASSWORD",): "",  # no proxy on this platform
+        ("APIFY_STARTED_AT", "ACTOR_STARTED_AT"): started_at,
+        ("APIFY_TIMEOUT_AT", "ACTOR_TIMEOUT_AT"): timeout_at,
+        ("APIFY_TOKEN",): run["token"],
+        ("APIFY_USER_ID",): actor["username"],
+        ("APIFY_CONTAINER_PORT", "ACTOR_WEB_SERVER_PORT"): str(container_port),
+        ("APIFY_CONTAINER_URL", "ACTOR_WEB_SERVER_URL"): container_url,
+        ("APIFY_ACTOR_EVENTS_WS_URL", "ACTOR_EVENTS_WEBSOCKET_URL"): events_url,
+        ("APIFY_API_BASE_URL",): api_url,
+        ("APIFY_API_PUBLIC_BASE_URL",): api_url,
+    }
+    env: dict[str, str] = {}
+    for names, value in pairs.items():
+        if value is None:
+            continue
+        for name in names:
+            env[name] = value
+    # Per-version variables (Apify's envVars) may override defaults such as APIFY_CONTAINER_PORT.
+    for variable in custom:
+        env[variable["name"]] = str(variable.get("value", ""))
+    return env

@@ -1,0 +1,186 @@
+"""Durable record of actors, versions, builds and runs: SQLite in WAL mode with a versioned schema.
+
+The registry is the platform's index and history; the engine is the truth about what is running
+and the two are reconciled at start. Every write is one transaction, so a crash leaves it consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE actors (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL,
+        title TEXT,
+        description TEXT,
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        default_build TEXT NOT NULL DEFAULT 'latest',
+        default_memory_mb INTEGER NOT NULL,
+        default_timeout_secs INTEGER NOT NULL
+    );
+    CREATE TABLE versions (
+        actor_id TEXT NOT NULL REFERENCES actors(id) ON DELETE CASCADE,
+        version_number TEXT NOT NULL,
+        source_type TEXT NOT NULL,
+        source_files TEXT NOT NULL,          -- JSON list of {name, format, content}
+        env_vars TEXT NOT NULL DEFAULT '[]', -- JSON list of {name, value, isSecret}
+        build_tag TEXT NOT NULL DEFAULT 'latest',
+        dockerfile TEXT,                     -- path of the Dockerfile among the files, if any
+        input_schema TEXT,                   -- JSON of the input schema, if any
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        PRIMARY KEY (actor_id, version_number)
+    );
+    CREATE TABLE builds (
+        id TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL REFERENCES actors(id) ON DELETE CASCADE,
+        version_number TEXT NOT NULL,
+        build_number TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_message TEXT,
+        source_hash TEXT NOT NULL,
+        image TEXT,
+        memory_mb INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        UNIQUE (actor_id, build_number)
+    );
+    CREATE TABLE build_tags (
+        actor_id TEXT NOT NULL REFERENCES actors(id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+        PRIMARY KEY (actor_id, tag)
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL REFERENCES actors(id),
+        build_id TEXT NOT NULL,
+        build_number TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_message TEXT,
+        status_message_terminal INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER,
+        created_at TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        timeout_secs INTEGER NOT NULL,
+        timeout_at TEXT,
+        memory_mb INTEGER NOT NULL,
+        disk_mb INTEGER NOT NULL,
+        cpu_cores REAL NOT NULL,
+        cpu_mode TEXT NOT NULL,
+        input_key TEXT NOT NULL DEFAULT 'INPUT',
+        content_type TEXT,
+        default_key_value_store_id TEXT NOT NULL,
+        default_dataset_id TEXT NOT NULL,
+        default_request_queue_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        container_name TEXT NOT NULL,
+        container_id TEXT,
+        stop_intent TEXT,
+        origin TEXT NOT NULL DEFAULT 'API',
+        parent_run_id TEXT,
+        restart_count INTEGER NOT NULL DEFAULT 0,
+        resurrect_count INTEGER NOT NULL DEFAULT 0,
+        options TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX runs_by_actor ON runs (actor_id, created_at);
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE UNIQUE INDEX runs_by_token ON runs (token);
+    CREATE INDEX runs_by_parent ON runs (parent_run_id);
+    """,
+]
+
+
+class Registry:
+    """A thin, thread-safe wrapper around one SQLite file; rows come back as plain dicts."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for index, script in enumerate(MIGRATIONS[version:], start=version):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {index + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT under the lock, so read-check-write sequences are atomic."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
+        with self._lock:
+            return [dict(row) for row in self._db.execute(sql, tuple(params))]
+
+    def query_one(self, sql: str, params: Iterable[Any] = ()) -> dict | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def insert(self, table: str, row: dict, db: sqlite3.Connection | None = None) -> None:
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self._execute(db, f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+
+    def update(self, table: str, key: dict, values: dict, db: sqlite3.Connection | None = None) -> None:
+        sets = ", ".join(f"{column} = ?" for column in values)
+        where = " AND ".join(f"{column} = ?" for column in key)
+        self._execute(db, f"UPDATE {table} SET {sets} WHERE {where}", [*values.values(), *key.values()])
+
+    def _execute(self, db: sqlite3.Connection | None, sql: str, params: list) -> None:
+        if db is not None:
+            db.execute(sql, params)
+            return
+        with self.transaction() as own:
+            own.execute(sql, params)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.query_one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

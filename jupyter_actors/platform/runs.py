@@ -1,0 +1,209 @@
+"""Supervision of one run's container: start it, copy its log, enforce its timeout, classify its end.
+
+One ``RunWatcher`` per live run owns a thread. Every status change goes through the platform's
+``transition`` (the lifecycle state machine, in one registry transaction), and the platform records
+*why* it stops a container before stopping it, so an exit is classified by intent, not exit code alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from .backends.base import ContainerSpec
+from .clock import parse_iso, utcnow
+from .errors import Conflict
+from .lifecycle import RunStatus
+from .runlog import RunLog
+
+if TYPE_CHECKING:
+    from .core import Platform
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = "timeout"
+STOP_ABORT = "abort"
+STOP_DISK = "disk"
+STOP_MIGRATE = "migrate"
+
+
+class RunWatcher:
+    def __init__(self, platform: Platform, run_id: str) -> None:
+        self.platform = platform
+        self.backend = platform.backend
+        self.run_id = run_id
+        self.container_id: str | None = None
+        self.runlog = RunLog(platform.log_path(run_id))
+        self._timer: threading.Timer | None = None
+        self._stream = None
+        self._closed = threading.Event()
+        self.thread = threading.Thread(target=self._main, name=f"run-{run_id}", daemon=True)
+
+    # -- entry points -----------------------------------------------------------------------------
+
+    def launch(self, spec: ContainerSpec, *, resurrected: bool = False) -> None:
+        """Create and start the container; a resurrected run is RUNNING already, a new one READY."""
+        self._spec = spec
+        self._resurrected = resurrected
+        if resurrected:
+            self.runlog.discard()  # the seed: the existing run log is discarded
+        self.thread.start()
+
+    def adopt(self, container_id: str) -> None:
+        """Follow a container that already runs (after a server restart)."""
+        self._spec = None
+        self.container_id = container_id
+        self.thread.start()
+
+    def stop_container(self, grace_secs: float) -> None:
+        """Ask the container to stop: SIGTERM, then SIGKILL after the grace period (in the background)."""
+        container_id = self.container_id
+        if container_id is None:
+            return
+        if grace_secs <= 0:
+            threading.Thread(target=self.backend.kill, args=(container_id,), daemon=True).start()
+        else:
+            threading.Thread(target=self.backend.stop, args=(container_id, grace_secs), daemon=True).start()
+
+    def close(self) -> None:
+        """Stop watching without touching the container (server shutdown: the run lives on)."""
+        self._closed.set()
+        if self._timer:
+            self._timer.cancel()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    # -- the thread -------------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            if self._spec is not None and not self._start_container():
+                return
+            self._arm_timeout()
+            self._follow()
+            if not self._closed.is_set():
+                self._finish()
+        except Exception:  # noqa: BLE001 - a watcher must never die silently
+            log.exception("watcher of run %s failed", self.run_id)
+            if not self._closed.is_set():
+                self._finish(error="The platform lost track of the container; see the server log.")
+        finally:
+            self.runlog.close()
+            self.platform._forget_watcher(self.run_id, self)
+
+    def _start_container(self) -> bool:
+        try:
+            self.container_id = self.backend.create(self._spec)
+            self.platform._update_run(self.run_id, container_id=self.container_id)
+            expected = RunStatus.RUNNING if self._resurrected else RunStatus.READY
+            if self.platform.get_run(self.run_id)["status"] != expected:
+                self.backend.remove(self.container_id)  # aborted while it was being created
+                return False
+            self.backend.start(self.container_id)
+        except Exception as exc:  # noqa: BLE001 - any engine error means READY -> FAILED
+            log.warning("run %s could not start: %s", self.run_id, exc)
+            if self.container_id:
+                self.backend.remove(self.container_id)
+            try:
+                self.platform.transition(
+                    self.run_id, RunStatus.FAILED, finished_at=utcnow(),
+                    status_message=f"The container could not be started: {exc}",
+                )
+            except Conflict:
+                pass
+            return False
+        if self._resurrected:
+            return True
+        try:
+            self.platform.transition(self.run_id, RunStatus.RUNNING, status_message="Running")
+        except Conflict:  # aborted between create and start
+            self.backend.kill(self.container_id)
+            self.backend.remove(self.container_id)
+            return False
+        return True
+
+    def _arm_timeout(self) -> None:
+        run = self.platform.get_run(self.run_id)
+        if not run["timeout_at"] or run["status"] != RunStatus.RUNNING:
+            return
+        delay = (parse_iso(run["timeout_at"]) - utcnow()).total_seconds()  # type: ignore[operator]
+        self._timer = threading.Timer(max(0.0, delay), self._on_timeout)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_timeout(self) -> None:
+        try:
+            self.platform.transition(
+                self.run_id, RunStatus.TIMING_OUT, stop_intent=STOP_TIMEOUT,
+                status_message="The run is timing out",
+            )
+        except Conflict:
+            return  # it ended or is being aborted already
+        self.stop_container(self.platform.config.stop_grace_secs)
+
+    def _follow(self) -> None:
+        """Copy the engine's log into the run log until the container has exited and the log is drained."""
+        assert self.container_id is not None
+        while not self._closed.is_set():
+            stream = self.backend.logs(self.container_id, since_ns=self.runlog.since_ns, follow=True)
+            self._stream = stream
+            self._copy(stream)
+            stream.close()
+            state = self.backend.inspect(self.container_id)
+            if state is None or not state.running:
+                break
+            # The stream ended while the container runs (log rotation, engine hiccup): reopen it.
+            time.sleep(0.05)
+        if self._closed.is_set():
+            return
+        self.backend.wait(self.container_id)
+        drain = self.backend.logs(self.container_id, since_ns=self.runlog.since_ns, follow=False)
+        self._copy(drain)
+
+    def _copy(self, stream) -> None:
+        # One write per line: lines reach the run log (and its readers) as soon as they are printed.
+        for line in stream:
+            self.runlog.append([line])
+
+    def _finish(self, error: str | None = None) -> None:
+        if self._timer:
+            self._timer.cancel()
+        state = self.backend.inspect(self.container_id) if self.container_id else None
+        run = self.platform.get_run(self.run_id)
+        intent = run["stop_intent"]
+        exit_code = state.exit_code if state else None
+        message = run["status_message"] if run["status_message_terminal"] else None
+        if intent == STOP_MIGRATE:
+            return  # the platform stopped it to move it; the run is not over
+        if intent == STOP_TIMEOUT:
+            target, default = RunStatus.TIMED_OUT, f"The run timed out after {run['timeout_secs']} seconds"
+        elif intent == STOP_ABORT:
+            target, default = RunStatus.ABORTED, "The run was aborted"
+        elif intent == STOP_DISK:
+            target, default = RunStatus.FAILED, (
+                f"The run used more than its disk limit of {run['disk_mb']} MB and was stopped"
+            )
+            message = None
+        elif error:
+            target, default = RunStatus.FAILED, error
+        elif state is not None and state.oom_killed:
+            target, default = RunStatus.FAILED, (
+                f"The run exceeded its memory limit of {run['memory_mb']} MB and was killed"
+            )
+            message = None
+        elif exit_code == 0:
+            target, default = RunStatus.SUCCEEDED, "The run finished successfully"
+        else:
+            target, default = RunStatus.FAILED, f"The run failed: the process exited with code {exit_code}"
+        try:
+            self.platform.transition(
+                self.run_id, target, exit_code=exit_code, finished_at=utcnow(),
+                status_message=message or default, status_message_terminal=1,
+            )
+        except Conflict:
+            log.warning("run %s ended in status %s; not moving it to %s", self.run_id, run["status"], target)
+        if self.container_id:
+            self.backend.remove(self.container_id)  # only now: its log is stored

@@ -1,0 +1,194 @@
+"""Actor source: a directory in Apify's layout or inline files, normalised to Apify's SOURCE_FILES.
+
+Every actor version is stored as a list of ``{"name", "format", "content"}`` files (the shape of
+Apify's API), so builds, the HTTP API and notebooks all work from one representation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import InvalidInput
+
+ACTOR_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+VERSION_RE = re.compile(r"^\d{1,2}\.\d{1,2}$")
+SKIPPED_DIRS = {".git", "storage", "node_modules", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache"}
+MAX_SOURCE_BYTES = 50 * 1024 * 1024
+WHEELS_DIR = ".wheels"
+
+
+@dataclass
+class ActorDefinition:
+    """Everything needed to create or update an actor version."""
+
+    name: str
+    files: list[dict]
+    version: str = "0.0"
+    build_tag: str = "latest"
+    title: str | None = None
+    description: str | None = None
+    dockerfile: str | None = None  # path among ``files``; None = the platform writes one
+    input_schema: dict | None = None
+    env_vars: list[dict] = field(default_factory=list)
+    default_memory_mb: int | None = None
+    default_timeout_secs: int | None = None
+
+    def __post_init__(self) -> None:
+        validate_actor_name(self.name)
+        if not VERSION_RE.match(self.version):
+            raise InvalidInput(f"Version must look like MAJOR.MINOR (e.g. 0.0); got {self.version!r}.")
+        for entry in self.files:
+            validate_file_name(entry["name"])
+
+
+def validate_actor_name(name: str) -> str:
+    if not isinstance(name, str) or not ACTOR_NAME_RE.match(name):
+        raise InvalidInput(
+            f"Actor name {name!r} is not allowed: use 1-63 lowercase letters, digits and dashes, "
+            "starting and ending with a letter or digit (e.g. my-actor)."
+        )
+    return name
+
+
+def validate_file_name(name: str) -> str:
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name or name.startswith("~"):
+        raise InvalidInput(f"Source file name {name!r} must be a relative path inside the actor.")
+    return name
+
+
+def text_file(name: str, content: str) -> dict:
+    return {"name": name, "format": "TEXT", "content": content}
+
+
+def file_bytes(entry: dict) -> bytes:
+    if entry.get("format", "TEXT").upper() == "BASE64":
+        return base64.b64decode(entry["content"])
+    return str(entry["content"]).encode("utf-8")
+
+
+def inline_actor(name: str, main_py: str, requirements: str | None = None, **options) -> ActorDefinition:
+    """What a notebook cell defines: a ``main.py`` and optionally a ``requirements.txt``."""
+    files = [text_file("main.py", main_py)]
+    if requirements and requirements.strip():
+        files.append(text_file("requirements.txt", requirements))
+    return ActorDefinition(name=name, files=files, **options)
+
+
+def load_actor_dir(path: Path | str) -> ActorDefinition:
+    """Read ``.actor/actor.json`` and the sources of an actor directory (Apify's layout)."""
+    root = Path(path)
+    spec_path = root / ".actor" / "actor.json"
+    if not spec_path.is_file():
+        raise InvalidInput(f"{root} is not an actor directory: {spec_path} is missing.")
+    try:
+        spec = json.loads(spec_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{spec_path} is not valid JSON: {exc}") from None
+    files = _read_files(root)
+    names = {entry["name"] for entry in files}
+    dockerfile = None
+    if spec.get("dockerfile"):
+        dockerfile = str(PurePosixPath(".actor", spec["dockerfile"]))
+        dockerfile = _normalise(dockerfile)
+        if dockerfile not in names:
+            raise InvalidInput(f"actor.json names dockerfile {spec['dockerfile']!r}, but {dockerfile} does not exist.")
+    else:
+        dockerfile = next((candidate for candidate in (".actor/Dockerfile", "Dockerfile") if candidate in names), None)
+    input_schema = spec.get("input")
+    if isinstance(input_schema, str):
+        schema_path = (root / ".actor" / input_schema).resolve()
+        try:
+            input_schema = json.loads(schema_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"Cannot read the input schema {schema_path}: {exc}") from None
+    env_vars = [
+        {"name": key, "value": str(value), "isSecret": False}
+        for key, value in (spec.get("environmentVariables") or {}).items()
+    ]
+    return ActorDefinition(
+        name=spec.get("name") or root.name,
+        files=files,
+        version=str(spec.get("version", "0.0")),
+        build_tag=spec.get("buildTag", "latest"),
+        title=spec.get("title"),
+        description=spec.get("description"),
+        dockerfile=dockerfile,
+        input_schema=input_schema,
+        env_vars=env_vars,
+        default_memory_mb=spec.get("defaultMemoryMbytes"),
+        default_timeout_secs=spec.get("defaultTimeoutSecs"),
+    )
+
+
+def _normalise(name: str) -> str:
+    parts: list[str] = []
+    for part in PurePosixPath(name).parts:
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return "/".join(parts)
+
+
+def _read_files(root: Path) -> list[dict]:
+    files, total = [], 0
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part in SKIPPED_DIRS for part in relative.parts) or not path.is_file():
+            continue
+        data = path.read_bytes()
+        total += len(data)
+        if total > MAX_SOURCE_BYTES:
+            raise InvalidInput(f"The actor's source is larger than {MAX_SOURCE_BYTES // 2**20} MB.")
+        try:
+            files.append(text_file(relative.as_posix(), data.decode("utf-8")))
+        except UnicodeDecodeError:
+            files.append({"name": relative.as_posix(), "format": "BASE64", "content": base64.b64encode(data).decode()})
+    return files
+
+
+def source_hash(files: list[dict], dockerfile: str | None, base_image_id: str) -> str:
+    """Identical source on the same base image gives the same hash, so its build can be reused."""
+    digest = hashlib.sha256()
+    for entry in sorted(files, key=lambda item: item["name"]):
+        digest.update(entry["name"].encode() + b"\0" + file_bytes(entry) + b"\0")
+    digest.update(f"dockerfile={dockerfile}\0base={base_image_id}".encode())
+    return digest.hexdigest()
+
+
+def write_files(files: list[dict], dest: Path) -> None:
+    for entry in files:
+        target = dest / validate_file_name(entry["name"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file_bytes(entry))
+
+
+def entry_command(names: set[str]) -> list[str]:
+    """How the generated Dockerfile starts the actor: Apify's Python template layout first."""
+    if "src/__main__.py" in names:
+        return ["python", "-m", "src"]
+    if "main.py" in names:
+        return ["python", "main.py"]
+    if "src/main.py" in names:
+        return ["python", "src/main.py"]
+    raise InvalidInput("The actor has no Dockerfile and no main.py, src/main.py or src/__main__.py to run.")
+
+
+def generated_dockerfile(names: set[str]) -> str:
+    """The Dockerfile used when the actor brings none: its files on top of the base image."""
+    lines = ["ARG BASE_IMAGE", "FROM ${BASE_IMAGE}", "COPY --chown=1000:1000 . /usr/src/app"]
+    if "requirements.txt" in names:
+        lines.append(
+            f"RUN if [ -d {WHEELS_DIR} ]; then "
+            f"python $(ls {WHEELS_DIR}/pip-*.whl | head -n1)/pip install --no-cache-dir --no-index "
+            f"--find-links {WHEELS_DIR} -r requirements.txt && rm -rf {WHEELS_DIR}; fi"
+        )
+    lines.append("CMD " + json.dumps(entry_command(names)))
+    return "\n".join(lines) + "\n"

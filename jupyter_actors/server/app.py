@@ -1,0 +1,76 @@
+"""``ActorsExtension``: creates the platform, mounts the API and serves the actor-facing listener.
+
+The user-facing API lives at ``<base_url>actors/api/v2/...`` behind Jupyter's auth; actors reach a
+second listener on the Docker network's gateway with their per-run tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from traitlets import Enum, Float, Int, Unicode, default
+
+from ..api.actor_server import ActorApiServer, api_settings
+from ..api.routes import make_handlers
+from ..platform.config import DEFAULT_BASE_IMAGE, PlatformConfig, machine_memory_mb
+from ..platform.core import Platform
+from .auth import JupyterAuthBase
+
+API_PATH = "actors/api"
+
+
+class ActorsExtension(ExtensionApp):
+    name = "jupyter_actors"
+    load_other_extensions = True
+
+    data_dir = Unicode(help="Where runs, builds, storages and logs live (default: <jupyter data dir>/actors).").tag(config=True)
+    base_image = Unicode(DEFAULT_BASE_IMAGE, help="Image generated Dockerfiles start FROM.").tag(config=True)
+    cpu_mode = Enum(["quota", "shares"], "quota", help="Hard CPU quota of memory/4096 cores, or a proportional weight.").tag(config=True)
+    memory_limit_mb = Int(help="Total memory of running runs and builds (MB); default: the machine's memory.").tag(config=True)
+    stop_grace_secs = Float(10.0, help="Seconds between SIGTERM and SIGKILL on timeout or graceful abort.").tag(config=True)
+    actor_api_host = Unicode("", help="Address the actor-facing API listens on (default: the runs' network gateway).").tag(config=True)
+    actor_api_port = Int(0, help="Port of the actor-facing API (0: a free port).").tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return os.environ.get("JUPYTER_ACTORS_DATA_DIR") or str(Path(self.data_dir_default()))
+
+    @staticmethod
+    def data_dir_default() -> str:
+        from jupyter_core.paths import jupyter_data_dir
+
+        return os.path.join(jupyter_data_dir(), "actors")
+
+    @default("memory_limit_mb")
+    def _default_memory_limit(self) -> int:
+        return machine_memory_mb()
+
+    def public_api_url(self) -> str:
+        server = self.serverapp
+        return f"http://127.0.0.1:{server.port}{url_path_join(server.base_url, API_PATH)}"
+
+    def initialize_settings(self) -> None:
+        config = PlatformConfig(
+            data_dir=Path(self.data_dir), base_image=self.base_image, cpu_mode=self.cpu_mode,
+            memory_limit_mb=self.memory_limit_mb, stop_grace_secs=self.stop_grace_secs,
+            public_api_url=self.public_api_url(),
+        )
+        self.platform = Platform(config)
+        self.settings.update(api_settings(self.platform, config.public_api_url, asyncio.get_event_loop()))
+        self.actor_server = ActorApiServer(
+            self.platform, self.actor_api_host or self.platform.network_gateway(), self.actor_api_port,
+        )
+        self.actor_server.start()
+        self.log.info("jupyter-actors: data in %s; actors reach the API at %s", config.data_dir, self.actor_server.url)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(make_handlers(API_PATH, JupyterAuthBase, "User"))
+
+    async def stop_extension(self) -> None:
+        self.actor_server.stop()
+        self.settings["jupyter_actors_run_events"].close()
+        await asyncio.to_thread(self.platform.close)

@@ -1,0 +1,29 @@
+"""User-facing base handler: Jupyter's authentication and authorization on every request."""
+
+from __future__ import annotations
+
+from jupyter_server.base.handlers import JupyterHandler
+
+from ..api.principals import UserPrincipal
+from ..platform.errors import Forbidden, Unauthorized
+
+AUTH_RESOURCE = "actors"
+
+
+class JupyterAuthBase(JupyterHandler):
+    """Every request must carry a Jupyter user (token or cookie) allowed on the ``actors`` resource."""
+
+    auth_resource = AUTH_RESOURCE
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare(_redirect_to_login=False)
+        if not self.check_origin():
+            raise Forbidden("Cross-origin requests are not allowed.")
+        if self.current_user is None:
+            raise Unauthorized(
+                "Authentication required: send the Jupyter server's token as 'Authorization: Bearer <token>'."
+            )
+        action = "read" if self.request.method in ("GET", "HEAD", "OPTIONS") else "write"
+        if not self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource):
+            raise Forbidden(f"User {self.current_user.username} may not {action} actors.")
+        self.principal = UserPrincipal()

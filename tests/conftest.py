@@ -1,0 +1,109 @@
+"""Shared fixtures: a real Docker engine, the real base image, and one platform per test.
+
+Each test's platform has its own data directory (so its own instance id and container labels);
+teardown removes every container and image that instance made.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE, PlatformConfig
+
+TEST_MEMORY_MB = 1024  # tests not about limits: a hard CPU quota makes small runs slow
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60, interval: float = 0.05, message: str = "") -> object:
+    """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    from jupyter_actors.platform.engine_setup import ensure_engine
+
+    client = ensure_engine(install=os.environ.get("CI") == "true")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client, tmp_path_factory) -> str:
+    from jupyter_actors.platform.images import ensure_base_image
+
+    work_dir = Path(os.environ.get("JUPYTER_ACTORS_IMAGE_WORK_DIR", tmp_path_factory.mktemp("images")))
+    ensure_base_image(docker_client, DEFAULT_BASE_IMAGE, work_dir=work_dir)
+    return DEFAULT_BASE_IMAGE
+
+
+def cleanup_instance(client: docker.DockerClient, instance_id: str) -> None:
+    label = f"jupyter-actors.instance={instance_id}"
+    for container in client.api.containers(all=True, filters={"label": label}):
+        client.api.remove_container(container["Id"], force=True)
+    for image in client.api.images(filters={"label": label}):
+        try:
+            client.api.remove_image(image["Id"], force=True)
+        except docker.errors.APIError:
+            pass
+
+
+@pytest.fixture
+def platform_factory(docker_client, base_image, tmp_path):
+    """Make platforms (each with the actor API served); all are closed and cleaned up afterwards."""
+    from jupyter_actors.api.actor_server import ActorApiServer, LoopThread
+    from jupyter_actors.platform.core import Platform
+
+    made = []
+
+    def make(data_dir: Path | None = None, serve_api: bool = True, **config) -> Platform:
+        config.setdefault("stop_grace_secs", 2)
+        platform = Platform(PlatformConfig(data_dir=data_dir or tmp_path / f"platform{len(made)}", **config))
+        loop = server = None
+        if serve_api:
+            loop = LoopThread()
+            server = ActorApiServer(platform, platform.network_gateway())
+            loop.call(server.start, loop.loop)
+        made.append((platform, loop, server))
+        return platform
+
+    yield make
+    for platform, loop, server in made:
+        for run in platform.list_runs():
+            if run["status"] not in ("SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED") and run["container_id"]:
+                try:
+                    docker_client.api.kill(run["container_id"])
+                except docker.errors.APIError:
+                    pass
+        platform.close()
+        if server is not None:
+            loop.call(server.stop)
+            loop.stop()
+        cleanup_instance(docker_client, platform.instance_id)
+
+
+@pytest.fixture
+def platform(platform_factory):
+    return platform_factory()
+
+
+def define_actor(platform, name: str, main_py: str, requirements: str | None = None, **options) -> dict:
+    """Create an inline actor and build it; returns the SUCCEEDED build."""
+    from jupyter_actors.platform.sources import inline_actor
+
+    platform.create_actor(inline_actor(name, main_py, requirements, **options))
+    build = platform.build(name)
+    assert build["status"] == "SUCCEEDED", platform.build_log(build["id"]).decode()
+    return build

@@ -1,0 +1,270 @@
+"""Runs on a real Docker engine: lifecycle, limits, environment, logs, refusals."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import pytest
+
+from jupyter_actors.platform.errors import Conflict, InvalidInput, MemoryLimitExceeded, NotFound
+
+from .conftest import TEST_MEMORY_MB, define_actor, wait_until
+
+PRINT_ENV = """
+import json, os
+print("ENV " + json.dumps({k: v for k, v in os.environ.items() if k.startswith(("APIFY_", "ACTOR_"))}))
+"""
+
+SLEEPER = """
+import sys, time
+print("started", flush=True)
+time.sleep(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+"""
+
+
+def statuses_of(platform, run_id_holder):
+    """Collect every status a run passes through, from the platform's change notifications."""
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def listener(run):
+        if run_id_holder and run["id"] != run_id_holder[0]:
+            return
+        with lock:
+            if not seen or seen[-1] != run["status"]:
+                seen.append(run["status"])
+
+    platform.subscribe(listener)
+    return seen
+
+
+def test_exit_zero_succeeds_and_logs_every_line_in_order(platform):
+    define_actor(platform, "printer", "for i in range(3000):\n    print(f'line {i}')\n")
+    run = platform.start_run("printer", memory_mb=TEST_MEMORY_MB, timeout_secs=120)
+    assert run["status"] == "READY"
+    run = platform.wait_run(run["id"], timeout=120)
+    assert run["status"] == "SUCCEEDED" and run["exit_code"] == 0, run
+    lines = platform.run_log(run["id"]).decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [f"line {i}" for i in range(3000)]
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", line) for line in lines)
+    assert run["finished_at"] >= run["started_at"]
+    wait_until(lambda: platform.backend.inspect(run["container_id"]) is None, 10, message="container removed")
+
+
+def test_nonzero_exit_fails_with_its_code(platform):
+    define_actor(platform, "failer", "import sys\nprint('bad')\nsys.exit(3)\n")
+    run = platform.wait_run(platform.start_run("failer", memory_mb=TEST_MEMORY_MB)["id"], timeout=120)
+    assert run["status"] == "FAILED" and run["exit_code"] == 3
+    assert "code 3" in run["status_message"]
+
+
+def test_environment_variables_inside_the_container(platform):
+    build = define_actor(platform, "env-printer", PRINT_ENV)
+    run = platform.start_run("env-printer", memory_mb=TEST_MEMORY_MB, timeout_secs=100, input={"a": 1})
+    run = platform.wait_run(run["id"], timeout=120)
+    assert run["status"] == "SUCCEEDED", platform.run_log(run["id"])
+    line = next(l for l in platform.run_log(run["id"]).decode().splitlines() if " ENV " in l)
+    env = json.loads(line.split(" ENV ", 1)[1])
+    actor = platform.get_actor("env-printer")
+    expected = {
+        "APIFY_ACTOR_ID": actor["id"], "ACTOR_ID": actor["id"],
+        "APIFY_ACTOR_RUN_ID": run["id"], "ACTOR_RUN_ID": run["id"],
+        "APIFY_ACTOR_TASK_ID": "",
+        "APIFY_DEFAULT_DATASET_ID": run["default_dataset_id"],
+        "APIFY_DEFAULT_KEY_VALUE_STORE_ID": run["default_key_value_store_id"],
+        "ACTOR_DEFAULT_KEY_VALUE_STORE_ID": run["default_key_value_store_id"],
+        "APIFY_DEFAULT_REQUEST_QUEUE_ID": run["default_request_queue_id"],
+        "APIFY_INPUT_KEY": "INPUT", "ACTOR_INPUT_KEY": "INPUT",
+        "APIFY_HEADLESS": "1", "APIFY_IS_AT_HOME": "1",
+        "APIFY_MEMORY_MBYTES": str(TEST_MEMORY_MB), "ACTOR_MEMORY_MBYTES": str(TEST_MEMORY_MB),
+        "APIFY_PROXY_PASSWORD": "",
+        "APIFY_TOKEN": run["token"], "APIFY_USER_ID": "local",
+        "APIFY_CONTAINER_PORT": "4321", "ACTOR_WEB_SERVER_PORT": "4321",
+        "ACTOR_BUILD_NUMBER": build["build_number"],
+        "APIFY_API_BASE_URL": platform.actor_api_url,
+    }
+    for name, value in expected.items():
+        assert env.get(name) == value, name
+    date = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+    assert re.match(date, env["APIFY_STARTED_AT"]) and re.match(date, env["APIFY_TIMEOUT_AT"])
+    assert env["APIFY_STARTED_AT"] == env["ACTOR_STARTED_AT"] == run["started_at"]
+    # The events socket does not exist yet: its variable must stay unset (the SDK refuses to start otherwise).
+    assert "APIFY_ACTOR_EVENTS_WS_URL" not in env and "ACTOR_EVENTS_WEBSOCKET_URL" not in env
+
+
+LIMITS_PRINTER = r"""
+import os
+def read(*paths):
+    for path in paths:
+        if os.path.exists(path):
+            return open(path).read().strip()
+print("MEM", read("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"))
+print("SWAP", read("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/memory.swap.max"))
+quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+print("CPU", read("/sys/fs/cgroup/cpu.max") or f"{quota} {period}")
+print("PIDS", read("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"))
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print("UID", os.getuid(), "CAPEFF", status["CapEff"].strip(), "NONEWPRIVS", status["NoNewPrivs"].strip())
+print("DOCKER_SOCKET", os.path.exists("/var/run/docker.sock"))
+"""
+
+
+def _log_values(platform, run_id):
+    values = {}
+    for line in platform.run_log(run_id).decode().splitlines():
+        text = line.split(" ", 1)[1]
+        key, _, rest = text.partition(" ")
+        values[key] = rest
+    return values
+
+
+def test_limits_and_privileges_visible_inside_the_container(platform):
+    define_actor(platform, "limits", LIMITS_PRINTER)
+    run = platform.wait_run(platform.start_run("limits", memory_mb=512, timeout_secs=200)["id"], timeout=200)
+    assert run["status"] == "SUCCEEDED", platform.run_log(run["id"])
+    values = _log_values(platform, run["id"])
+    assert int(values["MEM"]) == 512 * 1024 * 1024
+    assert values["SWAP"] in (str(512 * 1024 * 1024), "0")  # no swap beyond the memory limit
+    quota, period = values["CPU"].split()
+    assert int(quota) / int(period) == pytest.approx(512 / 4096)
+    assert run["cpu_cores"] == pytest.approx(0.125) and run["disk_mb"] == 1024
+    assert values["PIDS"] == str(platform.config.pids_limit)
+    assert values["UID"].split()[0] != "0"
+    assert "CAPEFF 0000000000000000" in values["UID"] and "NONEWPRIVS 1" in values["UID"]
+    assert values["DOCKER_SOCKET"] == "False"
+
+
+def test_cpu_shares_mode_sets_a_weight_not_a_quota(platform_factory):
+    platform = platform_factory(cpu_mode="shares")
+    define_actor(platform, "limits", LIMITS_PRINTER)
+    run = platform.start_run("limits", memory_mb=1024, timeout_secs=200)
+    run = platform.wait_run(run["id"], timeout=200)
+    quota = _log_values(platform, run["id"])["CPU"].split()[0]
+    assert quota in ("-1", "max")
+    assert run["cpu_mode"] == "shares"
+
+
+def test_timeout_goes_through_timing_out_to_timed_out(platform):
+    define_actor(platform, "sleeper", SLEEPER)
+    holder: list[str] = []
+    seen = statuses_of(platform, holder)
+    run = platform.start_run("sleeper", memory_mb=TEST_MEMORY_MB, timeout_secs=3)
+    holder.append(run["id"])
+    run = platform.wait_run(run["id"], timeout=60)
+    assert run["status"] == "TIMED-OUT"
+    assert seen[-3:] == ["RUNNING", "TIMING-OUT", "TIMED-OUT"]
+    assert "timed out" in run["status_message"]
+
+
+def test_abort_running_and_refused_transitions(platform):
+    define_actor(platform, "sleeper", SLEEPER)
+    run = platform.start_run("sleeper", memory_mb=TEST_MEMORY_MB, timeout_secs=0)
+    assert run["timeout_at"] is None
+    wait_until(lambda: b"started" in platform.run_log(run["id"]), 60, message="actor printed")
+    aborting = platform.abort_run(run["id"], gracefully=True)
+    assert aborting["status"] == "ABORTING"
+    with pytest.raises(Conflict):  # already aborting
+        platform.abort_run(run["id"])
+    run = platform.wait_run(run["id"], timeout=30)
+    assert run["status"] == "ABORTED"
+    with pytest.raises(Conflict) as info:
+        platform.abort_run(run["id"])
+    assert info.value.status == 409
+
+
+def test_oom_kill_fails_with_a_memory_message(platform):
+    define_actor(platform, "hog", "blocks = []\nwhile True:\n    blocks.append(bytearray(16 * 1024 * 1024))\n")
+    run = platform.wait_run(platform.start_run("hog", memory_mb=256, timeout_secs=120)["id"], timeout=120)
+    assert run["status"] == "FAILED"
+    assert "memory limit of 256 MB" in run["status_message"]
+
+
+def test_refusals_create_no_run(platform):
+    define_actor(platform, "quick", "print('hi')\n")
+    with pytest.raises(InvalidInput) as info:
+        platform.start_run("quick", memory_mb=300)
+    assert "power of two" in info.value.message and info.value.status == 400
+    with pytest.raises(InvalidInput) as info:
+        platform.start_run("quick", memory_mb=TEST_MEMORY_MB, input="x" * 1_000_001)
+    assert "1,000,000" in info.value.message
+    with pytest.raises(InvalidInput):
+        platform.start_run("quick", memory_mb=TEST_MEMORY_MB, input="{not json")
+    with pytest.raises(NotFound):
+        platform.start_run("quick", build="9.9.9")
+    with pytest.raises(NotFound):
+        platform.start_run("no-such-actor")
+    assert platform.list_runs() == []
+
+
+def test_memory_quota_refuses_with_the_numbers(platform_factory):
+    platform = platform_factory(memory_limit_mb=2048)
+    define_actor(platform, "sleeper", SLEEPER)
+    first = platform.start_run("sleeper", memory_mb=2048, timeout_secs=0)
+    with pytest.raises(MemoryLimitExceeded) as info:
+        platform.start_run("sleeper", memory_mb=128)
+    error = info.value
+    assert error.type == "actor-memory-limit-exceeded"
+    assert "128 MB" in error.message and "2048 MB" in error.message
+    assert len(platform.list_runs()) == 1
+    platform.abort_run(first["id"])
+    platform.wait_run(first["id"], timeout=30)
+    second = platform.start_run("sleeper", memory_mb=128, timeout_secs=0)  # memory is free again
+    platform.abort_run(second["id"])
+    assert platform.wait_run(second["id"], timeout=30)["status"] == "ABORTED"
+
+
+def test_abort_before_start_goes_straight_to_aborted(platform):
+    define_actor(platform, "quick", "print('hi')\n")
+    run = platform.start_run("quick", memory_mb=TEST_MEMORY_MB)
+    aborted = platform.abort_run(run["id"])
+    final = platform.wait_run(run["id"], timeout=30)
+    assert final["status"] == "ABORTED"
+    assert aborted["status"] in ("ABORTED", "ABORTING")
+
+
+def test_build_reuse_and_numbering(platform):
+    first = define_actor(platform, "reuse", "print(1)\n")
+    assert first["build_number"] == "0.0.1"
+    again = platform.build("reuse")
+    assert again["id"] == first["id"]  # identical source: same build, no new image
+    define_actor(platform, "reuse", "print(2)\n")
+    changed = platform.build("reuse")
+    assert changed["build_number"] == "0.0.2" and changed["id"] != first["id"]
+    assert platform.build_tags(platform.get_actor("reuse")["id"])["latest"] == changed["id"]
+    run = platform.wait_run(platform.start_run("reuse", build="0.0.1", memory_mb=TEST_MEMORY_MB)["id"], 120)
+    assert run["build_number"] == "0.0.1" and platform.run_log(run["id"]).decode().endswith(" 1\n")
+
+
+def test_build_failure_is_recorded_with_a_readable_error(platform):
+    from jupyter_actors.platform.sources import ActorDefinition, text_file
+
+    platform.create_actor(ActorDefinition(name="broken", files=[
+        text_file("Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN exit 7\n"), text_file("main.py", "")],
+        dockerfile="Dockerfile"))
+    build = platform.build("broken")
+    assert build["status"] == "FAILED"
+    assert "exit 7" in build["status_message"] or "returned a non-zero code: 7" in build["status_message"]
+    assert b"non-zero code: 7" in platform.build_log(build["id"])
+    with pytest.raises(NotFound):
+        platform.start_run("broken")
+
+
+def test_resurrection_of_a_finished_run(platform):
+    define_actor(platform, "counter", "import os\nprint('run', os.environ['ACTOR_RUN_ID'])\n")
+    run = platform.wait_run(platform.start_run("counter", memory_mb=TEST_MEMORY_MB)["id"], 120)
+    assert run["status"] == "SUCCEEDED"
+    again = platform.resurrect_run(run["id"])
+    assert again["status"] == "RUNNING" and again["resurrect_count"] == 1
+    final = platform.wait_run(run["id"], 120)
+    assert final["status"] == "SUCCEEDED"
+    assert final["default_key_value_store_id"] == run["default_key_value_store_id"]
+    assert platform.run_log(run["id"]).decode().count(" run ") == 1  # the old log was discarded
+    define_actor(platform, "sleeper", SLEEPER)
+    live = platform.start_run("sleeper", memory_mb=TEST_MEMORY_MB, timeout_secs=0)
+    with pytest.raises(Conflict):
+        platform.resurrect_run(live["id"])
+    platform.abort_run(live["id"])
+    platform.wait_run(live["id"], 30)
