@@ -93,13 +93,13 @@ class Platform:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def _notify(self, run: dict) -> None:
-        with self._changed:
-            self._changed.notify_all()
         for listener in list(self._listeners):
             try:
                 listener(run)
             except Exception:  # noqa: BLE001 - a listener's bug must not break a run
                 log.exception("run listener failed")
+        with self._changed:
+            self._changed.notify_all()
 
     # -- actors -----------------------------------------------------------------------------------
 

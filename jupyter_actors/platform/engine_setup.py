@@ -10,8 +10,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import docker
 import docker.errors
@@ -20,6 +20,8 @@ from .errors import EngineUnavailable
 
 DOCKERD_LOG = Path("/var/log/jupyter-actors-dockerd.log")
 DOCKERD_START_TIMEOUT_SECS = 60.0
+#: Tools that build a Debian root filesystem from an apt mirror, preferred first.
+BOOTSTRAP_TOOLS = ("mmdebstrap", "debootstrap")
 _LOCAL_SOCKETS = {"unix:///var/run/docker.sock", "unix:///run/docker.sock", "unix://var/run/docker.sock"}
 
 Log = Callable[[str], None]
@@ -51,20 +53,25 @@ def ensure_engine(
 
 
 def ensure_debootstrap(*, log: Log = print) -> str:
-    """Return the path of ``debootstrap``; install it via apt (root on Debian/Ubuntu) if missing."""
-    path = shutil.which("debootstrap")
-    if path:
-        return path
+    """Path of the tool that bootstraps the base image's Debian root filesystem; installed if missing.
+
+    mmdebstrap is preferred (about twice as fast as debootstrap here and writes a tarball directly);
+    debootstrap is used when only it is present.
+    """
+    for tool in BOOTSTRAP_TOOLS:
+        path = shutil.which(tool)
+        if path:
+            return path
     if not _can_use_apt():
         raise EngineUnavailable(
-            "Building the default base image needs `debootstrap` and root (it builds the image offline "
-            "from the machine's Debian mirror). Install it (`apt-get install debootstrap`) and run as root, "
+            "Building the default base image needs `mmdebstrap` (or `debootstrap`) and root: it builds the image "
+            "offline from the machine's Debian mirror. Install one (`apt-get install mmdebstrap`) and run as root, "
             "or set the platform's base_image to an image you have pulled (e.g. `docker pull python:3.11-slim`)."
         )
     _apt_install(_missing_packages(), log)
-    path = shutil.which("debootstrap")
+    path = shutil.which(BOOTSTRAP_TOOLS[0])
     if not path:
-        raise EngineUnavailable("apt-get installed debootstrap but it is not on PATH (looked in PATH)")
+        raise EngineUnavailable(f"apt-get installed {BOOTSTRAP_TOOLS[0]} but it is not on PATH")
     return path
 
 
@@ -106,9 +113,11 @@ def _can_use_apt() -> bool:
 
 
 def _missing_packages() -> list[str]:
-    """Install docker.io and debootstrap in one apt call: each apt-get update costs seconds."""
-    wanted = {"docker.io": "dockerd", "debootstrap": "debootstrap"}
-    return [pkg for pkg, binary in wanted.items() if shutil.which(binary) is None]
+    """The engine and the bootstrap tool in one apt call: each apt-get update costs seconds."""
+    missing = [] if shutil.which("dockerd") else ["docker.io"]
+    if not any(shutil.which(tool) for tool in BOOTSTRAP_TOOLS):
+        missing.append(BOOTSTRAP_TOOLS[0])
+    return missing
 
 
 def _apt_install(packages: list[str], log: Log) -> None:
@@ -117,9 +126,9 @@ def _apt_install(packages: list[str], log: Log) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     log(f"Installing {' '.join(packages)} with apt-get")
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            tail = "\n".join(proc.stdout.splitlines()[-15:])
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
             raise EngineUnavailable(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{tail}")
 
 

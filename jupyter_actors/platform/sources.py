@@ -185,10 +185,10 @@ def generated_dockerfile(names: set[str]) -> str:
     """The Dockerfile used when the actor brings none: its files on top of the base image."""
     lines = ["ARG BASE_IMAGE", "FROM ${BASE_IMAGE}", "COPY --chown=1000:1000 . /usr/src/app"]
     if "requirements.txt" in names:
+        # The wheels were downloaded on the host into the context: the build never reaches an index.
         lines.append(
-            f"RUN if [ -d {WHEELS_DIR} ]; then "
-            f"python $(ls {WHEELS_DIR}/pip-*.whl | head -n1)/pip install --no-cache-dir --no-index "
-            f"--find-links {WHEELS_DIR} -r requirements.txt && rm -rf {WHEELS_DIR}; fi"
+            f"RUN pip install --no-cache-dir --no-index --find-links {WHEELS_DIR} -r requirements.txt "
+            f"&& rm -rf {WHEELS_DIR}"
         )
     lines.append("CMD " + json.dumps(entry_command(names)))
     return "\n".join(lines) + "\n"

@@ -1,0 +1,329 @@
+"""Key-value stores, datasets and request queues over HTTP, shaped exactly as apify-client expects.
+
+Each storage is addressed by id, name or ``username~name``; ``/actor-runs/{id}/key-value-store``
+(and ``dataset``, ``request-queue``) address a run's default storages.
+"""
+
+from __future__ import annotations
+
+from ..platform.errors import InvalidInput, NotFound
+from ..platform.storages import DATASETS, KEY_VALUE_STORES, REQUEST_QUEUES
+from .base import ApiHandlerMixin
+from .principals import require
+
+ID = r"([^/]+)"
+UNLIMITED = 999_999_999_999
+PATH_OF_KIND = {KEY_VALUE_STORES: "key-value-stores", DATASETS: "datasets", REQUEST_QUEUES: "request-queues"}
+RUN_FIELD = {
+    KEY_VALUE_STORES: "default_key_value_store_id",
+    DATASETS: "default_dataset_id",
+    REQUEST_QUEUES: "default_request_queue_id",
+}
+ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8",
+                "csv": "text/csv; charset=utf-8"}
+
+
+class StorageAccess(ApiHandlerMixin):
+    """Resolves the storage a request addresses and checks that the caller may use it."""
+
+    kind: str
+
+    def initialize(self, via_run: bool = False) -> None:
+        self.via_run = via_run
+
+    @property
+    def storages(self):
+        return self.platform.storages
+
+    async def storage(self, ref: str) -> dict:
+        if self.via_run:
+            run = await self.call(self.platform.get_run, ref)
+            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            require(self.principal.may_read_run(run, children), f"read run {ref}")
+            ref = run[RUN_FIELD[self.kind]]
+        meta = await self.call(self.storages.get, self.kind, ref.split("~")[-1])
+        children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+        require(self.principal.may_access_storage(meta, children), f"use {PATH_OF_KIND[self.kind]} {ref}")
+        return meta
+
+    def view(self, meta: dict) -> dict:
+        return self.views.storage(PATH_OF_KIND[self.kind], meta)
+
+
+class CollectionHandler(StorageAccess):
+    """``GET /{collection}`` lists, ``POST /{collection}?name=`` gets or creates (201 new, 200 existing)."""
+
+    async def get(self) -> None:
+        offset, limit, desc = self.paging(default_limit=None)
+        page = await self.call(
+            self.storages.list_storages, self.kind, unnamed=self.query_bool("unnamed"),
+            offset=offset, limit=limit, desc=desc,
+        )
+        if self.principal.run_id:
+            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            page["items"] = [m for m in page["items"] if self.principal.may_access_storage(m, children)]
+            page["count"] = len(page["items"])
+        page["items"] = [self.view(meta) for meta in page["items"]]
+        self.send_data(page)
+
+    async def post(self) -> None:
+        name = self.query("name") or None
+        run_id = self.principal.run_id
+        actor_id = (await self.call(self.platform.get_run, run_id))["actor_id"] if run_id else None
+        meta, created = await self.call(self.storages.get_or_create, self.kind, name, run_id=run_id, actor_id=actor_id)
+        self.send_data(self.view(meta), 201 if created else 200)
+
+
+class StorageHandler(StorageAccess):
+    async def get(self, ref: str) -> None:
+        self.send_data(self.view(await self.storage(ref)))
+
+    async def put(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        body = self.json_body(default={})
+        if not isinstance(body, dict) or set(body) - {"name", "generalAccess"}:
+            raise InvalidInput('The body must be a JSON object like {"name": "new-name"}.')
+        if "name" in body:
+            meta = await self.call(self.storages.rename, self.kind, meta["id"], body["name"])
+        self.send_data(self.view(meta))
+
+    async def delete(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        require(self.principal.run_id is None or meta.get("actRunId") == self.principal.run_id,
+                "delete a storage it did not create")
+        await self.call(self.storages.delete, self.kind, meta["id"])
+        self.set_status(204)
+        self.finish()
+
+
+# -- key-value stores --------------------------------------------------------------------------------
+
+
+class KeysHandler(StorageAccess):
+    kind = KEY_VALUE_STORES
+
+    async def get(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        listing = await self.call(
+            self.storages.list_keys, meta["id"], exclusive_start_key=self.query("exclusiveStartKey"),
+            limit=self.query_int("limit", 1000), prefix=self.query("prefix"),
+        )
+        base = f"{self.views.console_url('key-value-stores', meta['id'])}/records/"
+        for item in listing["items"]:
+            item["recordPublicUrl"] = base + item["key"]
+        self.send_data(listing)
+
+
+class RecordHandler(StorageAccess):
+    kind = KEY_VALUE_STORES
+
+    async def get(self, ref: str, key: str) -> None:
+        meta = await self.storage(ref)
+        value, content_type = await self.call(self.storages.get_record, meta["id"], key)
+        self.set_header("Content-Type", content_type)
+        if self.query_bool("attachment"):
+            self.set_header("Content-Disposition", f'attachment; filename="{key}"')
+        self.finish(value)
+
+    async def head(self, ref: str, key: str) -> None:
+        meta = await self.storage(ref)
+        value, content_type = await self.call(self.storages.get_record, meta["id"], key)
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Length", str(len(value)))
+        self.finish()
+
+    async def put(self, ref: str, key: str) -> None:
+        meta = await self.storage(ref)
+        body = self.raw_body()
+        content_type = self.request.headers.get("Content-Type") or "application/octet-stream"
+        await self.call(self.storages.set_record, meta["id"], key, body, content_type)
+        self.set_status(201)
+        self.finish()
+
+    post = put
+
+    async def delete(self, ref: str, key: str) -> None:
+        meta = await self.storage(ref)
+        if not await self.call(self.storages.delete_record, meta["id"], key):
+            raise NotFound(f"Record {key!r} was not found.", type="record-not-found")
+        self.set_status(204)
+        self.finish()
+
+
+# -- datasets ----------------------------------------------------------------------------------------
+
+
+class ItemsHandler(StorageAccess):
+    kind = DATASETS
+
+    async def get(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        fmt = (self.query("format") or "json").lower()
+        if fmt not in ITEM_FORMATS:
+            raise InvalidInput(f"format {fmt!r} is not supported; use json, jsonl or csv.")
+        page = await self.call(
+            self.storages.list_items, meta["id"], offset=self.query_int("offset", 0) or 0,
+            limit=self.query_int("limit"), desc=self.query_bool("desc"), fields=self.query_list("fields"),
+            omit=self.query_list("omit"), clean=self.query_bool("clean"),
+            skip_empty=self.query_bool("skipEmpty"), skip_hidden=self.query_bool("skipHidden"),
+        )
+        self.set_header("X-Apify-Pagination-Total", str(page.total))
+        self.set_header("X-Apify-Pagination-Offset", str(page.offset))
+        self.set_header("X-Apify-Pagination-Count", str(page.count))
+        self.set_header("X-Apify-Pagination-Limit", str(page.limit if page.limit is not None else UNLIMITED))
+        self.set_header("X-Apify-Pagination-Desc", "true" if page.desc else "false")
+        self.set_header("Content-Type", ITEM_FORMATS[fmt])
+        if fmt == "csv":
+            pieces = page.iter_csv(delimiter=self.query("delimiter") or ",", bom=self.query_bool("bom"),
+                                   skip_header_row=self.query_bool("skipHeaderRow"))
+        else:
+            pieces = page.iter_json_array() if fmt == "json" else page.iter_jsonl()
+        # Stream from a thread: a million items never sit in memory at once, nor block the loop.
+        iterator = iter(pieces)
+        while True:
+            chunk = await self.call(_take, iterator, 1 << 20)
+            if not chunk:
+                break
+            self.write(chunk)
+            await self.flush()
+        self.finish()
+
+    async def post(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        await self.call(self.storages.push_items, meta["id"], self.raw_body())
+        self.set_status(201)
+        self.finish()
+
+
+def _take(iterator, size: int) -> bytes:
+    """Concatenate pieces from ``iterator`` until about ``size`` bytes (b"" at the end)."""
+    parts, total = [], 0
+    for piece in iterator:
+        parts.append(piece)
+        total += len(piece)
+        if total >= size:
+            break
+    return b"".join(parts)
+
+
+# -- request queues ----------------------------------------------------------------------------------
+
+
+class RequestsHandler(StorageAccess):
+    kind = REQUEST_QUEUES
+
+    async def get(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        listing = await self.call(
+            self.storages.list_requests, meta["id"], limit=self.query_int("limit"), cursor=self.query("cursor"),
+            exclusive_start_id=self.query("exclusiveStartId"), filter=self.query_list("filter"),
+            client_key=self.query("clientKey"),
+        )
+        self.send_data(listing)
+
+    async def post(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise InvalidInput("The body must be a request object with at least a url.")
+        result = await self.call(
+            self.storages.add_requests, meta["id"], [body], forefront=self.query_bool("forefront"),
+            client_key=self.query("clientKey"),
+        )
+        processed = result["processedRequests"]
+        self.send_data(processed[0] if processed else result, 201)
+
+
+class RequestsBatchHandler(StorageAccess):
+    kind = REQUEST_QUEUES
+
+    async def post(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        body = self.json_body()
+        if not isinstance(body, list):
+            raise InvalidInput("The body must be a JSON array of request objects.")
+        result = await self.call(
+            self.storages.add_requests, meta["id"], body, forefront=self.query_bool("forefront"),
+            client_key=self.query("clientKey"),
+        )
+        self.send_data(result, 201)
+
+    async def delete(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        body = self.json_body()
+        if not isinstance(body, list):
+            raise InvalidInput("The body must be a JSON array of {id} or {uniqueKey} objects.")
+        from ..platform.storages import unique_key_to_request_id
+
+        processed = []
+        for entry in body:
+            if not isinstance(entry, dict):
+                raise InvalidInput("Each entry must be an object with an id or a uniqueKey.")
+            request_id = entry.get("id") or unique_key_to_request_id(str(entry.get("uniqueKey", "")))
+            await self.call(self.storages.delete_request, meta["id"], request_id)
+            processed.append({"id": request_id, "uniqueKey": entry.get("uniqueKey")})
+        self.send_data({"processedRequests": processed, "unprocessedRequests": []})
+
+
+class RequestHandler(StorageAccess):
+    kind = REQUEST_QUEUES
+
+    async def get(self, ref: str, request_id: str) -> None:
+        meta = await self.storage(ref)
+        self.send_data(await self.call(self.storages.get_request, meta["id"], request_id))
+
+    async def put(self, ref: str, request_id: str) -> None:
+        meta = await self.storage(ref)
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise InvalidInput("The body must be a request object.")
+        result = await self.call(
+            self.storages.update_request, meta["id"], request_id, body, forefront=self.query_bool("forefront"),
+            client_key=self.query("clientKey"),
+        )
+        self.send_data(result)
+
+    async def delete(self, ref: str, request_id: str) -> None:
+        meta = await self.storage(ref)
+        await self.call(self.storages.delete_request, meta["id"], request_id)
+        self.set_status(204)
+        self.finish()
+
+
+class HeadHandler(StorageAccess):
+    kind = REQUEST_QUEUES
+
+    async def get(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        head = await self.call(self.storages.list_head, meta["id"], limit=self.query_int("limit", 100),
+                               client_key=self.query("clientKey"))
+        self.send_data(head)
+
+
+def _per_kind(base: type, kind: str) -> type:
+    return type(f"{base.__name__}{kind.title().replace('_', '')}", (base,), {"kind": kind})
+
+
+ROUTES: list[tuple[str, type, dict]] = []
+for _kind, _path in PATH_OF_KIND.items():
+    ROUTES += [
+        (f"/{_path}", _per_kind(CollectionHandler, _kind), {}),
+        (rf"/{_path}/{ID}", _per_kind(StorageHandler, _kind), {}),
+    ]
+_SUBPATHS = [
+    (KEY_VALUE_STORES, r"/keys", KeysHandler),
+    (KEY_VALUE_STORES, rf"/records/{ID}", RecordHandler),
+    (DATASETS, r"/items", ItemsHandler),
+    (REQUEST_QUEUES, r"/requests", RequestsHandler),
+    (REQUEST_QUEUES, r"/requests/batch", RequestsBatchHandler),
+    (REQUEST_QUEUES, rf"/requests/{ID}", RequestHandler),
+    (REQUEST_QUEUES, r"/head", HeadHandler),
+]
+for _kind, _sub, _handler in _SUBPATHS:
+    ROUTES.append((rf"/{PATH_OF_KIND[_kind]}/{ID}{_sub}", _handler, {}))
+# A run's default storages: /actor-runs/{runId}/key-value-store/..., /dataset/..., /request-queue/...
+_SINGULAR = {KEY_VALUE_STORES: "key-value-store", DATASETS: "dataset", REQUEST_QUEUES: "request-queue"}
+for _kind, _name in _SINGULAR.items():
+    ROUTES.append((rf"/actor-runs/{ID}/{_name}", _per_kind(StorageHandler, _kind), {"via_run": True}))
+for _kind, _sub, _handler in _SUBPATHS:
+    ROUTES.append((rf"/actor-runs/{ID}/{_SINGULAR[_kind]}{_sub}", _handler, {"via_run": True}))

@@ -1,0 +1,160 @@
+"""The catalog: one small SQLite file listing every storage of every kind, with names and owners.
+
+Contents live in one file per storage; the catalog only answers "which storages exist, what are they
+called, who made them". One table serves all three kinds, so lookup, naming and listing exist once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..clock import iso, utcnow
+from ..errors import Conflict
+from ..ids import new_id
+from .kinds import LABELS, StorageKind
+from .sqlite import Database
+
+_COLUMNS = "id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id"
+_COLUMN_NAMES = tuple(_COLUMNS.split(", "))
+
+
+class Catalog(Database):
+    MIGRATIONS = (
+        """
+        CREATE TABLE storages (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            name TEXT,
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL,
+            accessed_at TEXT NOT NULL,
+            act_id TEXT,
+            act_run_id TEXT
+        );
+        CREATE UNIQUE INDEX storages_by_name ON storages (kind, name) WHERE name IS NOT NULL;
+        CREATE INDEX storages_by_kind ON storages (kind, created_at);
+        CREATE INDEX storages_by_run ON storages (act_run_id)
+        """,
+    )
+
+    def insert(
+        self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None
+    ) -> dict:
+        """A new row; Conflict if the name is taken (names are unique per kind)."""
+        with self.write() as db:
+            return self._insert(db, kind, name, run_id, actor_id)
+
+    def get_or_insert(
+        self, kind: StorageKind, name: str, *, run_id: str | None = None, actor_id: str | None = None
+    ) -> tuple[dict, bool]:
+        """The row named ``name``, created if missing; atomic across processes (BEGIN IMMEDIATE)."""
+        with self.write() as db:
+            row = _one(db, f"SELECT {_COLUMNS} FROM storages WHERE kind = ? AND name = ?", (kind, name))
+            if row is not None:
+                return row, False
+            return self._insert(db, kind, name, run_id, actor_id), True
+
+    def find(self, kind: StorageKind, id_or_name: str) -> dict | None:
+        """By id first, then by name (Apify accepts either in a path). One statement: this runs per call."""
+        rows = self.query(
+            f"SELECT {_COLUMNS} FROM storages WHERE id = ? AND kind = ? UNION ALL "
+            f"SELECT {_COLUMNS} FROM storages WHERE kind = ? AND name = ? LIMIT 1",
+            (id_or_name, kind, kind, id_or_name),
+        )
+        return dict(zip(_COLUMN_NAMES, rows[0], strict=True)) if rows else None
+
+    def exists(self, storage_id: str) -> bool:
+        return bool(self.query("SELECT 1 FROM storages WHERE id = ?", (storage_id,)))
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self.query("SELECT id FROM storages")}
+
+    def page(
+        self, kind: StorageKind, *, unnamed: bool, offset: int, limit: int, desc: bool
+    ) -> tuple[int, list[dict]]:
+        """(total, rows) ordered by creation; without ``unnamed`` only named storages, as in Apify."""
+        where = "kind = ?" if unnamed else "kind = ? AND name IS NOT NULL"
+        order = "DESC" if desc else "ASC"
+        with self.read() as db:
+            total = db.execute(f"SELECT count(*) FROM storages WHERE {where}", (kind,)).fetchone()[0]
+            rows = _all(
+                db,
+                f"SELECT {_COLUMNS} FROM storages WHERE {where} "
+                f"ORDER BY created_at {order}, rowid {order} LIMIT ? OFFSET ?",
+                (kind, limit, offset),
+            )
+        return total, rows
+
+    def rename(self, kind: StorageKind, storage_id: str, name: str | None) -> dict:
+        with self.write() as db:
+            self._check_name_free(db, kind, name, storage_id)
+            db.execute(
+                "UPDATE storages SET name = ?, modified_at = ? WHERE id = ?", (name, iso(utcnow()), storage_id)
+            )
+            return _one(db, f"SELECT {_COLUMNS} FROM storages WHERE id = ?", (storage_id,))  # type: ignore[return-value]
+
+    def remove(self, storage_id: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM storages WHERE id = ?", (storage_id,)).rowcount > 0
+
+    def touch(self, storage_id: str) -> None:
+        """Set ``accessedAt`` to now (the manager throttles how often)."""
+        with self.write() as db:
+            db.execute("UPDATE storages SET accessed_at = ? WHERE id = ?", (iso(utcnow()), storage_id))
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _insert(
+        self, db: sqlite3.Connection, kind: StorageKind, name: str | None, run_id: str | None, actor_id: str | None
+    ) -> dict:
+        self._check_name_free(db, kind, name, None)
+        now = iso(utcnow())
+        row = {
+            "id": new_id(),
+            "kind": kind,
+            "name": name,
+            "created_at": now,
+            "modified_at": now,
+            "accessed_at": now,
+            "act_id": actor_id,
+            "act_run_id": run_id,
+        }
+        db.execute(f"INSERT INTO storages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(row.values()))
+        return row
+
+    @staticmethod
+    def _check_name_free(db: sqlite3.Connection, kind: StorageKind, name: str | None, own_id: str | None) -> None:
+        if name is None:
+            return
+        row = db.execute("SELECT id FROM storages WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        if row is not None and row[0] != own_id:
+            raise Conflict(
+                f"{LABELS[kind]} named '{name}' already exists (id {row[0]}); choose another name, "
+                "or open the existing one by its name.",
+                type="storage-name-taken",
+            )
+
+
+def row_to_meta(row: dict) -> dict:
+    """The Apify-shaped part of the metadata that the catalog knows (camelCase, ISO timestamps)."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "createdAt": row["created_at"],
+        "modifiedAt": row["modified_at"],
+        "accessedAt": row["accessed_at"],
+        "actId": row["act_id"],
+        "actRunId": row["act_run_id"],
+    }
+
+
+def _one(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> dict | None:
+    rows = _all(db, sql, params)
+    return rows[0] if rows else None
+
+
+def _all(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict]:
+    cursor = db.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, values, strict=True)) for values in cursor]

@@ -1,0 +1,351 @@
+"""``Storages``: the one entry point to key-value stores, datasets and request queues.
+
+It resolves an ID or name through the catalog, opens (and caches) the storage's own file, and maps a
+storage deleted meanwhile to NotFound. Safe to call from many threads and from several processes
+sharing one root. Metadata comes back as plain dicts with Apify's camelCase keys and ISO timestamps
+(``2024-01-31T12:00:00.000Z``); the HTTP layer adds ``userId``, ``consoleUrl`` and public URLs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from ..errors import NotFound
+from .catalog import Catalog, row_to_meta
+from .datasets import DatasetFile, encode_items
+from .items import ItemFilter, ItemsPage
+from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, StorageKind, check_kind
+from .kvs import KeyValueStoreFile, Record
+from .request_queues import QueuedRequest, RequestQueueFile
+from .sqlite import StorageFile, StorageGone
+from .validation import validate_limit, validate_name, validate_offset
+
+F = TypeVar("F", bound=StorageFile)
+
+FILE_CLASSES: dict[StorageKind, type[StorageFile]] = {
+    KEY_VALUE_STORES: KeyValueStoreFile,
+    DATASETS: DatasetFile,
+    REQUEST_QUEUES: RequestQueueFile,
+}
+_KIND_OF: dict[type[StorageFile], StorageKind] = {cls: kind for kind, cls in FILE_CLASSES.items()}
+
+#: The API's ceiling for one page of a storage list.
+MAX_LIST_LIMIT = 1000
+
+
+class Storages:
+    """Storage manager over ``root``; see the package docstring for the on-disk layout."""
+
+    #: ``accessedAt`` is written at most this often per storage and process (reads stay reads).
+    TOUCH_INTERVAL_SECS = 1.0
+
+    def __init__(self, root: Path, *, fsync: bool = False, max_open_files: int = 256) -> None:
+        """``fsync=True`` makes every commit survive power loss too (SQLite ``synchronous=FULL``)."""
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._fsync = fsync
+        self._max_open = max_open_files
+        self._catalog = Catalog(self.root / "storages.sqlite", fsync=fsync)
+        self._files: OrderedDict[str, StorageFile] = OrderedDict()
+        self._files_lock = threading.Lock()
+        self._deleted: set[str] = set()
+        self._touched: dict[str, float] = {}
+        self._remove_orphans()
+
+    # -- storages as a whole -------------------------------------------------------------------------
+
+    def create(
+        self, kind: StorageKind, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
+    ) -> dict:
+        """A new storage; Conflict if ``name`` is taken. ``run_id``/``actor_id`` record the owner."""
+        kind = check_kind(kind)
+        if name is not None:
+            validate_name(name)
+        return self._metadata(self._catalog.insert(kind, name, run_id=run_id, actor_id=actor_id))
+
+    def create_kvs(self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None) -> dict:
+        return self.create(KEY_VALUE_STORES, name, run_id=run_id, actor_id=actor_id)
+
+    def create_dataset(
+        self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
+    ) -> dict:
+        return self.create(DATASETS, name, run_id=run_id, actor_id=actor_id)
+
+    def create_request_queue(
+        self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
+    ) -> dict:
+        return self.create(REQUEST_QUEUES, name, run_id=run_id, actor_id=actor_id)
+
+    def get_or_create(
+        self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None
+    ) -> tuple[dict, bool]:
+        """``POST /{collection}?name=``: (metadata, created). Without a name it always creates."""
+        kind = check_kind(kind)
+        if name is None:
+            return self.create(kind, run_id=run_id, actor_id=actor_id), True
+        validate_name(name)
+        row, created = self._catalog.get_or_insert(kind, name, run_id=run_id, actor_id=actor_id)
+        return self._metadata(row), created
+
+    def get(self, kind: StorageKind, id_or_name: str) -> dict:
+        """Metadata by ID or name; NotFound if neither matches."""
+        row = self._require(kind, id_or_name)
+        self._touch(row["id"])
+        return self._metadata(row, id_or_name)
+
+    def find(self, kind: StorageKind, id_or_name: str) -> dict | None:
+        try:
+            return self.get(kind, id_or_name)
+        except NotFound:
+            return None
+
+    def list_storages(
+        self, kind: StorageKind, *, unnamed: bool = False, offset: int = 0, limit: int | None = None, desc: bool = False
+    ) -> dict:
+        """A page shaped like Apify's list: ``{total, offset, limit, desc, count, unnamed, items}``.
+
+        As in Apify, only named storages are listed unless ``unnamed`` is true; oldest first.
+        """
+        kind = check_kind(kind)
+        offset = validate_offset(offset)
+        limit = validate_limit(limit, ceiling=MAX_LIST_LIMIT)
+        limit = MAX_LIST_LIMIT if limit is None else limit
+        total, rows = self._catalog.page(kind, unnamed=unnamed, offset=offset, limit=limit, desc=desc)
+        items = []
+        for row in rows:
+            try:
+                items.append(self._metadata(row))
+            except NotFound:  # deleted between the listing and the look at its file
+                total -= 1
+        return {
+            "total": total, "offset": offset, "limit": limit, "desc": desc,
+            "count": len(items), "unnamed": unnamed, "items": items,
+        }
+
+    def rename(self, kind: StorageKind, id_or_name: str, name: str | None) -> dict:
+        """Give the storage a new name, or make it unnamed with None; Conflict if the name is taken."""
+        if name is not None:
+            validate_name(name)
+        row = self._require(kind, id_or_name)
+        return self._metadata(self._catalog.rename(row["kind"], row["id"], name), id_or_name)
+
+    def delete(self, kind: StorageKind, id_or_name: str) -> None:
+        """Remove the storage and its files; readers of it get NotFound from then on."""
+        row = self._require(kind, id_or_name)
+        self._catalog.remove(row["id"])
+        with self._files_lock:
+            self._deleted.add(row["id"])
+            handle = self._files.pop(row["id"], None)
+        (handle or FILE_CLASSES[row["kind"]](self._path(row["kind"], row["id"]))).destroy()
+        self._touched.pop(row["id"], None)
+
+    def size_bytes(self, storage_ids: Iterable[str]) -> int:
+        """Bytes on disk of these storages (files plus WAL); unknown IDs count 0."""
+        total = 0
+        for storage_id in storage_ids:
+            for kind in KINDS:
+                total += FILE_CLASSES[kind](self._path(kind, storage_id)).disk_bytes()
+        return total
+
+    def close(self) -> None:
+        with self._files_lock:
+            handles = list(self._files.values())
+            self._files.clear()
+        for handle in handles:
+            handle.close()
+        self._catalog.close()
+
+    # -- key-value stores ----------------------------------------------------------------------------
+
+    def set_record(
+        self, store: str, key: str, value: bytes | bytearray | memoryview, content_type: str | None = None
+    ) -> None:
+        """Write a record; the content type is stored verbatim (default ``application/octet-stream``)."""
+        with self._use(KeyValueStoreFile, store) as kvs:
+            kvs.set_record(key, value, content_type)
+
+    def get_record(self, store: str, key: str) -> Record:
+        """``(value, content_type)``; NotFound if the record is missing."""
+        with self._use(KeyValueStoreFile, store) as kvs:
+            return kvs.get_record(key)
+
+    def record_exists(self, store: str, key: str) -> bool:
+        with self._use(KeyValueStoreFile, store) as kvs:
+            return kvs.record_exists(key)
+
+    def delete_record(self, store: str, key: str) -> bool:
+        """True if a record was deleted, False if there was none."""
+        with self._use(KeyValueStoreFile, store) as kvs:
+            return kvs.delete_record(key)
+
+    def list_keys(
+        self, store: str, *, exclusive_start_key: str | None = None, limit: int | None = 1000,
+        prefix: str | None = None,
+    ) -> dict:
+        """``{items: [{key, size}], count, limit, isTruncated, exclusiveStartKey, nextExclusiveStartKey}``."""
+        with self._use(KeyValueStoreFile, store) as kvs:
+            return kvs.list_keys(exclusive_start_key=exclusive_start_key, limit=limit, prefix=prefix)
+
+    # -- datasets ------------------------------------------------------------------------------------
+
+    def push_items(self, dataset: str, items: bytes | bytearray | memoryview | str | dict | list) -> int:
+        """Append a JSON object or array of objects (raw body or parsed); returns the new item count.
+
+        The whole push is validated first and stored in one transaction: all of it or nothing.
+        """
+        with self._use(DatasetFile, dataset) as file:
+            return file.append(encode_items(items))
+
+    def list_items(
+        self,
+        dataset: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        desc: bool = False,
+        fields: Sequence[str] | None = None,
+        omit: Sequence[str] | None = None,
+        clean: bool = False,
+        skip_empty: bool = False,
+        skip_hidden: bool = False,
+    ) -> ItemsPage:
+        """A page of items; see ``ItemsPage`` for the pagination numbers and the JSON/JSONL/CSV encodings."""
+        item_filter = ItemFilter.build(
+            fields=fields, omit=omit, clean=clean, skip_hidden=skip_hidden, skip_empty=skip_empty
+        )
+        with self._use(DatasetFile, dataset) as file:
+            return file.page(
+                offset=validate_offset(offset), limit=validate_limit(limit), desc=desc, item_filter=item_filter
+            )
+
+    # -- request queues ------------------------------------------------------------------------------
+
+    def add_requests(
+        self, queue: str, requests: Sequence[Any], *, forefront: bool = False, client_key: str | None = None
+    ) -> dict:
+        """``{processedRequests: [{requestId, uniqueKey, wasAlreadyPresent, wasAlreadyHandled}],
+        unprocessedRequests: []}``; every request is validated before any is stored."""
+        checked = [QueuedRequest.from_api(raw, where=f"Request {index}") for index, raw in enumerate(requests)]
+        with self._use(RequestQueueFile, queue) as file:
+            return file.add_requests(checked, forefront=forefront, client_key=client_key)
+
+    def get_request(self, queue: str, request_id: str) -> dict:
+        with self._use(RequestQueueFile, queue) as file:
+            return file.get_request(request_id)
+
+    def update_request(
+        self, queue: str, request_id: str, request: dict, *, forefront: bool = False, client_key: str | None = None
+    ) -> dict:
+        """Upsert: ``{requestId, wasAlreadyPresent, wasAlreadyHandled}``; ``handledAt`` marks it handled."""
+        checked = QueuedRequest.from_api(request, where="The request", request_id=request_id)
+        with self._use(RequestQueueFile, queue) as file:
+            return file.update_request(checked, forefront=forefront, client_key=client_key)
+
+    def delete_request(self, queue: str, request_id: str) -> None:
+        with self._use(RequestQueueFile, queue) as file:
+            file.delete_request(request_id)
+
+    def list_head(self, queue: str, *, limit: int | None = 100, client_key: str | None = None) -> dict:
+        """``{limit, queueModifiedAt, hadMultipleClients, items: [{id, uniqueKey, url, method, retryCount}]}``."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.head(limit=limit, client_key=client_key)
+
+    def list_requests(
+        self,
+        queue: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        exclusive_start_id: str | None = None,
+        filter: Iterable[str] | None = None,  # noqa: A002 - the API's name
+        client_key: str | None = None,
+    ) -> dict:
+        """``{items, limit, exclusiveStartId, cursor, nextCursor}``; pass ``nextCursor`` back for more."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.list_requests(
+                limit=limit, cursor=cursor, exclusive_start_id=exclusive_start_id, filter=filter,
+                client_key=client_key,
+            )
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _use(self, cls: type[F], id_or_name: str) -> Iterator[F]:
+        """The storage's file, with a storage deleted meanwhile reported as NotFound."""
+        kind = _KIND_OF[cls]
+        row = self._require(kind, id_or_name)
+        self._touch(row["id"])
+        try:
+            yield cast(F, self._file(row))
+        except StorageGone:
+            raise self._not_found(kind, id_or_name) from None
+
+    def _require(self, kind: StorageKind, id_or_name: str) -> dict:
+        row = self._catalog.find(check_kind(kind), id_or_name)
+        if row is None:
+            raise self._not_found(kind, id_or_name)
+        return row
+
+    @staticmethod
+    def _not_found(kind: StorageKind, id_or_name: str) -> NotFound:
+        return NotFound(f"{LABELS[kind]} '{id_or_name}' was not found; check the ID or name.")
+
+    def _metadata(self, row: dict, id_or_name: str | None = None) -> dict:
+        meta = row_to_meta(row)
+        try:
+            contents = self._file(row).metadata()
+        except StorageGone:
+            raise self._not_found(row["kind"], id_or_name or row["id"]) from None
+        meta.update(contents)
+        meta["modifiedAt"] = max(row["modified_at"], contents["modifiedAt"])
+        meta["accessedAt"] = max(row["accessed_at"], meta["modifiedAt"])
+        return meta
+
+    def _file(self, row: dict) -> StorageFile:
+        storage_id, kind = row["id"], row["kind"]
+        evicted = None
+        with self._files_lock:
+            handle = self._files.get(storage_id)
+            if handle is not None:
+                self._files.move_to_end(storage_id)
+                return handle
+            if storage_id in self._deleted:
+                raise StorageGone(storage_id)
+            handle = FILE_CLASSES[kind](
+                self._path(kind, storage_id), fsync=self._fsync, may_create=partial(self._catalog.exists, storage_id)
+            )
+            self._files[storage_id] = handle
+            if len(self._files) > self._max_open:
+                _, evicted = self._files.popitem(last=False)
+        if evicted is not None:
+            evicted.close()  # waits for its current user; a later call simply reopens it
+        return handle
+
+    def _touch(self, storage_id: str) -> None:
+        now = time.monotonic()
+        last = self._touched.get(storage_id)
+        if last is None or now - last >= self.TOUCH_INTERVAL_SECS:
+            self._touched[storage_id] = now
+            self._catalog.touch(storage_id)
+
+    def _path(self, kind: str, storage_id: str) -> Path:
+        return self.root / kind / f"{storage_id}.sqlite"
+
+    def _remove_orphans(self) -> None:
+        """Delete files whose storage is gone (a crash between the catalog delete and the unlink).
+
+        Files are listed before the catalog is read: a storage is entered in the catalog before its file
+        is created, so a file listed first and missing from the catalog read after is surely deleted.
+        """
+        files = [path for kind in KINDS for path in (self.root / kind).glob("*.sqlite*")]
+        known = self._catalog.ids()
+        for path in files:
+            if path.name.split(".", 1)[0] not in known:
+                path.unlink(missing_ok=True)

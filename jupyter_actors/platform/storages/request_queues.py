@@ -1,0 +1,328 @@
+"""Request queue contents: one SQLite file per queue, one row per request, ordered by ``order_no``.
+
+``order_no`` follows Apify: positive and growing for requests appended at the end, negative and
+shrinking for forefront requests (so the most recent forefront request comes first), NULL once a
+request is handled. The head is then one indexed ``ORDER BY order_no``. Request IDs are derived from
+the unique key exactly as the apify SDK derives them, because the SDK computes IDs on its own side.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..clock import iso, parse_iso
+from ..errors import InvalidInput, NotFound
+from .sqlite import StorageFile
+
+#: The API's ceilings: ``GET .../head`` returns at most 1000 requests, ``GET .../requests`` 10000.
+MAX_HEAD_LIMIT = 1000
+MAX_LIST_LIMIT = 10_000
+LIST_FILTERS = frozenset({"pending", "locked"})
+
+_HEAD_COLUMNS = ("id", "uniqueKey", "url", "method", "retryCount")
+
+
+def unique_key_to_request_id(unique_key: str) -> str:
+    """``base64(sha256(uniqueKey))`` without ``+``, ``/`` and ``=``, first 15 characters.
+
+    The same as ``apify/storage_clients/_apify/_utils.py:unique_key_to_request_id``.
+    """
+    digest = hashlib.sha256(unique_key.encode("utf-8")).digest()
+    encoded = base64.b64encode(digest).decode("ascii")
+    return encoded.replace("+", "").replace("/", "").replace("=", "")[:15]
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A validated request: the indexed columns plus the full JSON body that ``get_request`` returns."""
+
+    id: str
+    unique_key: str
+    url: str
+    method: str
+    retry_count: int
+    handled_at: str | None
+    body: bytes
+
+    @classmethod
+    def from_api(cls, raw: Any, *, where: str, request_id: str | None = None) -> QueuedRequest:
+        """Check one request as sent by a client; ``request_id`` is the ID from the URL of an update."""
+        if not isinstance(raw, dict):
+            raise InvalidInput(f"{where} must be a JSON object with at least a 'url'.")
+        url = raw.get("url")
+        if not isinstance(url, str) or not url:
+            raise InvalidInput(f"{where} needs a 'url' string, for example 'https://example.com'.")
+        unique_key = raw.get("uniqueKey", url)
+        if not isinstance(unique_key, str) or not unique_key:
+            raise InvalidInput(f"{where}: 'uniqueKey' must be a non-empty string (it defaults to the URL).")
+        method = raw.get("method") or "GET"
+        if not isinstance(method, str):
+            raise InvalidInput(f"{where}: 'method' must be a string such as 'GET' or 'POST'.")
+        retry_count = raw.get("retryCount") or 0
+        if isinstance(retry_count, bool) or not isinstance(retry_count, int) or retry_count < 0:
+            raise InvalidInput(f"{where}: 'retryCount' must be a whole number of at least 0.")
+        computed_id = unique_key_to_request_id(unique_key)
+        if request_id is not None and request_id != computed_id:
+            raise InvalidInput(
+                f"{where}: request ID '{request_id}' does not belong to uniqueKey {unique_key!r} "
+                f"(its ID is '{computed_id}'); IDs are derived from the unique key."
+            )
+        handled_at = _handled_at(raw.get("handledAt"), where)
+        body = {**raw, "id": computed_id, "uniqueKey": unique_key, "method": method, "handledAt": handled_at}
+        try:
+            encoded = orjson.dumps(body)
+        except orjson.JSONEncodeError as error:
+            raise InvalidInput(f"{where} must be JSON-serialisable: {error}.") from None
+        return cls(computed_id, unique_key, url, method, retry_count, handled_at, encoded)
+
+
+class RequestQueueFile(StorageFile):
+    MIGRATIONS = (
+        """
+        CREATE TABLE state (
+            only INTEGER PRIMARY KEY CHECK (only = 1),
+            modified_at TEXT,
+            next_order INTEGER NOT NULL DEFAULT 1,
+            total_count INTEGER NOT NULL DEFAULT 0,
+            handled_count INTEGER NOT NULL DEFAULT 0,
+            first_client_key TEXT,
+            had_multiple_clients INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO state (only, modified_at) VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            unique_key TEXT NOT NULL,
+            url TEXT NOT NULL,
+            method TEXT NOT NULL,
+            retry_count INTEGER NOT NULL,
+            order_no INTEGER,          -- NULL once handled, negative for forefront requests
+            handled_at TEXT,
+            body BLOB NOT NULL         -- the request as JSON, served by get_request
+        );
+        CREATE INDEX requests_head ON requests (order_no) WHERE order_no IS NOT NULL
+        """,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients_seen: set[str] = set()
+
+    def metadata(self) -> dict:
+        with self.read() as db:
+            modified_at, total, handled, multiple = db.execute(
+                "SELECT modified_at, total_count, handled_count, had_multiple_clients FROM state"
+            ).fetchone()
+        return {
+            "modifiedAt": modified_at,
+            "totalRequestCount": total,
+            "handledRequestCount": handled,
+            "pendingRequestCount": total - handled,
+            "hadMultipleClients": bool(multiple),
+        }
+
+    def add_requests(self, requests: Sequence[QueuedRequest], *, forefront: bool, client_key: str | None) -> dict:
+        """Add new requests; ones already present (by unique key) are reported and left untouched."""
+        processed = []
+        with self.write() as db:
+            self._note_client(db, client_key)
+            (next_order,) = db.execute("SELECT next_order FROM state").fetchone()
+            added = handled = 0
+            for request in requests:
+                present = db.execute("SELECT handled_at FROM requests WHERE id = ?", (request.id,)).fetchone()
+                if present is None:
+                    self._put(db, request, _order(request, forefront, next_order + added))
+                    added += 1
+                    handled += request.handled_at is not None
+                processed.append({
+                    "requestId": request.id,
+                    "uniqueKey": request.unique_key,
+                    "wasAlreadyPresent": present is not None,
+                    "wasAlreadyHandled": present is not None and present[0] is not None,
+                })
+            if added:
+                self._count(db, next_order + added, added, handled)
+        self._remember_client(client_key)
+        return {"processedRequests": processed, "unprocessedRequests": []}
+
+    def update_request(self, request: QueuedRequest, *, forefront: bool, client_key: str | None) -> dict:
+        """Upsert. A ``handledAt`` marks it handled; an unhandled one moves to the front or the end."""
+        with self.write() as db:
+            self._note_client(db, client_key)
+            present = db.execute("SELECT handled_at FROM requests WHERE id = ?", (request.id,)).fetchone()
+            was_handled = present is not None and present[0] is not None
+            (next_order,) = db.execute("SELECT next_order FROM state").fetchone()
+            self._put(db, request, _order(request, forefront, next_order))
+            self._count(db, next_order + 1, int(present is None), int(request.handled_at is not None) - was_handled)
+        self._remember_client(client_key)
+        return {"requestId": request.id, "wasAlreadyPresent": present is not None, "wasAlreadyHandled": was_handled}
+
+    def get_request(self, request_id: str) -> dict:
+        with self.read() as db:
+            row = db.execute("SELECT body FROM requests WHERE id = ?", (request_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"Request '{request_id}' was not found in this request queue.")
+        return orjson.loads(row[0])
+
+    def delete_request(self, request_id: str) -> None:
+        with self.write() as db:
+            row = db.execute("SELECT handled_at FROM requests WHERE id = ?", (request_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Request '{request_id}' was not found in this request queue.")
+            db.execute("DELETE FROM requests WHERE id = ?", (request_id,))
+            db.execute(
+                "UPDATE state SET total_count = total_count - 1, handled_count = handled_count - ?",
+                (int(row[0] is not None),),
+            )
+            self.mark_modified(db)
+
+    def head(self, *, limit: int | None, client_key: str | None) -> dict:
+        """The first unhandled requests in queue order (forefront ones first)."""
+        limit = _limit(limit, default=100, ceiling=MAX_HEAD_LIMIT)
+        self._note_client_once(client_key)
+        with self.read() as db:
+            modified_at, multiple = db.execute("SELECT modified_at, had_multiple_clients FROM state").fetchone()
+            rows = db.execute(
+                "SELECT id, unique_key, url, method, retry_count FROM requests "
+                "WHERE order_no IS NOT NULL ORDER BY order_no LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return {
+            "limit": limit,
+            "queueModifiedAt": modified_at,
+            "hadMultipleClients": bool(multiple),
+            "items": [dict(zip(_HEAD_COLUMNS, row, strict=True)) for row in rows],
+        }
+
+    def list_requests(
+        self,
+        *,
+        limit: int | None,
+        cursor: str | None,
+        exclusive_start_id: str | None,
+        filter: Iterable[str] | None,  # noqa: A002 - the API's name
+        client_key: str | None,
+    ) -> dict:
+        """All requests (or only ``pending`` ones) ordered by ID, paged with an opaque cursor.
+
+        Locks are not implemented (the SDK's default single-consumer mode does not use them), so the
+        ``locked`` filter matches nothing.
+        """
+        limit = _limit(limit, default=MAX_LIST_LIMIT, ceiling=MAX_LIST_LIMIT)
+        wanted = set(filter or ())
+        if wanted - LIST_FILTERS:
+            raise InvalidInput(f"Unknown filter {sorted(wanted - LIST_FILTERS)}; use 'pending' and/or 'locked'.")
+        after = _decode_cursor(cursor) if cursor else (exclusive_start_id or "")
+        where = "id > ?" + (" AND order_no IS NOT NULL" if wanted else "")
+        self._note_client_once(client_key)
+        if wanted and "pending" not in wanted:
+            rows = []
+        else:
+            with self.read() as db:
+                rows = db.execute(
+                    f"SELECT id, body FROM requests WHERE {where} ORDER BY id LIMIT ?", (after, limit + 1)
+                ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "items": [orjson.loads(body) for _, body in rows],
+            "limit": limit,
+            "exclusiveStartId": exclusive_start_id,
+            "cursor": cursor,
+            "nextCursor": _encode_cursor(rows[-1][0]) if more else None,
+        }
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _put(db: sqlite3.Connection, request: QueuedRequest, order_no: int | None) -> None:
+        db.execute(
+            "INSERT INTO requests (id, unique_key, url, method, retry_count, order_no, handled_at, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET unique_key = excluded.unique_key, "
+            "url = excluded.url, method = excluded.method, retry_count = excluded.retry_count, "
+            "order_no = excluded.order_no, handled_at = excluded.handled_at, body = excluded.body",
+            (request.id, request.unique_key, request.url, request.method, request.retry_count, order_no,
+             request.handled_at, request.body),
+        )
+
+    def _count(self, db: sqlite3.Connection, next_order: int, added: int, handled: int) -> None:
+        db.execute(
+            "UPDATE state SET next_order = ?, total_count = total_count + ?, handled_count = handled_count + ?",
+            (next_order, added, handled),
+        )
+        self.mark_modified(db)
+
+    def _note_client(self, db: sqlite3.Connection, client_key: str | None) -> None:
+        """Remember the first client; a different one later sets ``hadMultipleClients``."""
+        if not client_key or client_key in self._clients_seen:
+            return
+        db.execute(
+            "UPDATE state SET had_multiple_clients = had_multiple_clients OR "
+            "(first_client_key IS NOT NULL AND first_client_key != ?), "
+            "first_client_key = coalesce(first_client_key, ?)",
+            (client_key, client_key),
+        )
+
+    def _remember_client(self, client_key: str | None) -> None:
+        """Called after the commit that noted the client, so a rolled-back note is retried."""
+        if client_key:
+            self._clients_seen.add(client_key)
+
+    def _note_client_once(self, client_key: str | None) -> None:
+        """For reads: a write only the first time this process sees the client."""
+        if client_key and client_key not in self._clients_seen:
+            with self.write() as db:
+                self._note_client(db, client_key)
+            self._remember_client(client_key)
+
+
+def _order(request: QueuedRequest, forefront: bool, next_order: int) -> int | None:
+    if request.handled_at is not None:
+        return None
+    return -next_order if forefront else next_order
+
+
+def _handled_at(value: Any, where: str) -> str | None:
+    """None, or the timestamp normalised to ``...T..:..:..mmmZ``; anything unparsable is refused."""
+    if value is None:
+        return None
+    parsed: dt.datetime | None = None
+    if isinstance(value, dt.datetime):
+        parsed = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    elif isinstance(value, str):
+        try:
+            parsed = parse_iso(value)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise InvalidInput(
+            f"{where}: 'handledAt' must be an ISO 8601 timestamp such as '2024-01-31T12:00:00.000Z' or null."
+        )
+    return iso(parsed)
+
+
+def _limit(limit: int | None, *, default: int, ceiling: int) -> int:
+    if limit is None:
+        return default
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"limit must be a whole number of at least 1; got {limit!r}.")
+    return min(limit, ceiling)
+
+
+def _encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"requestId": last_id})).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return str(decoded["requestId"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput(f"cursor {cursor!r} is not one this API returned; pass back 'nextCursor' as is.") from None

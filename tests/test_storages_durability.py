@@ -1,0 +1,233 @@
+"""Storages under concurrent writers (threads and processes) and under ``kill -9`` mid-write."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from jupyter_actors.platform.storages import DATASETS, KEY_VALUE_STORES, REQUEST_QUEUES, Storages
+
+THREADS = 8
+
+
+def run_threads(target, count: int = THREADS) -> None:  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def wrapped(index: int) -> None:
+        try:
+            barrier.wait()
+            target(index)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=wrapped, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+
+def all_keys(storages: Storages, store: str) -> list[str]:
+    keys: list[str] = []
+    while True:
+        page = storages.list_keys(store, exclusive_start_key=keys[-1] if keys else None)
+        keys += [item["key"] for item in page["items"]]
+        if not page["isTruncated"]:
+            return keys
+
+
+def check_dataset_items(storages: Storages, dataset: str, writers: dict[str, int], per_push: int) -> None:
+    """Every writer's pushes are all there, each push whole and in the writer's order."""
+    items = storages.list_items(dataset).items()
+    assert len(items) == sum(writers.values()) * per_push
+    by_writer: dict[str, list[int]] = {}
+    for item in items:
+        by_writer.setdefault(item["w"], []).append(item["push"] * per_push + item["i"])
+    for writer, pushes in writers.items():
+        assert by_writer[writer] == list(range(pushes * per_push)), writer
+    assert storages.get(DATASETS, dataset)["itemCount"] == len(items)
+
+
+# -- threads ---------------------------------------------------------------------------------------
+
+
+def test_threads_pushing_to_one_dataset_lose_nothing(tmp_path: Path) -> None:
+    storages = Storages(tmp_path)
+    dataset = storages.create_dataset()["id"]
+    pushes, per_push = 150, 3
+
+    def push(index: int) -> None:
+        for n in range(pushes):
+            batch = [{"w": f"t{index}", "push": n, "i": i} for i in range(per_push)]
+            storages.push_items(dataset, orjson.dumps(batch) if n % 2 else batch)  # raw body or parsed
+
+    run_threads(push)
+    check_dataset_items(storages, dataset, {f"t{i}": pushes for i in range(THREADS)}, per_push)
+
+
+def test_threads_writing_one_store_lose_nothing(tmp_path: Path) -> None:
+    storages = Storages(tmp_path)
+    store = storages.create_kvs()["id"]
+    values = {index: bytes([index]) * 100_000 for index in range(THREADS)}
+
+    def write(index: int) -> None:
+        for n in range(40):
+            storages.set_record(store, f"t{index}-{n}", f"{index}:{n}".encode(), "text/plain")
+            storages.set_record(store, "shared", values[index], "application/octet-stream")
+
+    run_threads(write)
+    assert len(all_keys(storages, store)) == THREADS * 40 + 1
+    for index in range(THREADS):
+        for n in range(40):
+            assert storages.get_record(store, f"t{index}-{n}").value == f"{index}:{n}".encode()
+    assert storages.get_record(store, "shared").value in values.values()  # one whole value, not a mix
+
+
+def test_threads_adding_overlapping_requests_count_each_once(tmp_path: Path) -> None:
+    storages = Storages(tmp_path)
+    queue = storages.create_request_queue()["id"]
+    fresh: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def add(index: int) -> None:
+        for start in range(0, 200, 20):
+            urls = [f"https://site/{n}" for n in range(start, start + 20)]
+            result = storages.add_requests(queue, [{"url": url} for url in urls], client_key=f"c{index}")
+            with lock:
+                fresh.update(p["uniqueKey"] for p in result["processedRequests"] if not p["wasAlreadyPresent"])
+
+    run_threads(add)
+    assert len(fresh) == 200 and set(fresh.values()) == {1}
+    meta = storages.get(REQUEST_QUEUES, queue)
+    assert (meta["totalRequestCount"], meta["pendingRequestCount"], meta["hadMultipleClients"]) == (200, 200, True)
+    assert len(storages.list_head(queue, limit=1000)["items"]) == 200
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+PROCESS_PUSHES, PROCESS_PER_PUSH, PROCESS_RECORDS = 500, 4, 100
+
+
+def process_writer(root: str, writer: str, ready: multiprocessing.synchronize.Barrier) -> None:  # type: ignore[name-defined]
+    """Runs in a separate process: opens the shared storages by name (get-or-create races too)."""
+    storages = Storages(Path(root))
+    ready.wait()  # both processes are up: from here on they write at the same time
+    dataset = storages.get_or_create(DATASETS, "shared-data")[0]["id"]
+    store = storages.get_or_create(KEY_VALUE_STORES, "shared-store")[0]["id"]
+    queue = storages.get_or_create(REQUEST_QUEUES, "shared-queue")[0]["id"]
+    for n in range(PROCESS_PUSHES):
+        storages.push_items(dataset, [{"w": writer, "push": n, "i": i} for i in range(PROCESS_PER_PUSH)])
+        if n < PROCESS_RECORDS:
+            storages.set_record(store, f"{writer}-{n}", f"{writer}{n}".encode(), "text/plain")
+        if n % 10 == 0:
+            storages.add_requests(queue, [{"url": f"https://site/{n + i}"} for i in range(10)], client_key=writer)
+    storages.close()
+
+
+def test_two_processes_writing_the_same_storages_lose_nothing(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(2)
+    writers = [context.Process(target=process_writer, args=(str(tmp_path), f"p{i}", ready)) for i in range(2)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    storages = Storages(tmp_path)
+    assert storages.list_storages(DATASETS, unnamed=True)["total"] == 1  # one get-or-create won
+    check_dataset_items(storages, "shared-data", {"p0": PROCESS_PUSHES, "p1": PROCESS_PUSHES}, PROCESS_PER_PUSH)
+    for writer in ("p0", "p1"):
+        for n in range(PROCESS_RECORDS):
+            assert storages.get_record("shared-store", f"{writer}-{n}").value == f"{writer}{n}".encode()
+    queue = storages.get(REQUEST_QUEUES, "shared-queue")
+    assert queue["totalRequestCount"] == PROCESS_PUSHES and queue["hadMultipleClients"] is True
+
+
+# -- kill -9 in the middle of a tight write loop ---------------------------------------------------
+
+CRASH_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from jupyter_actors.platform.storages import Storages
+
+    storages = Storages(Path(sys.argv[1]))
+    mode = sys.argv[2]
+    dataset = storages.get_or_create("datasets", "crash")[0]["id"]
+    store = storages.get_or_create("key_value_stores", "crash")[0]["id"]
+    n = 0
+    while True:
+        if mode == "dataset":
+            storages.push_items(dataset, [{"push": n, "i": i, "pad": "x" * 300} for i in range(50)])
+        else:
+            storages.set_record(store, f"r{n}", (b"%08d" % n) * 8192, "application/octet-stream")
+            storages.set_record(store, "latest", b"%d" % n, "text/plain")
+        sys.stdout.write(f"{n}\\n")  # acknowledged: the call above returned
+        sys.stdout.flush()
+        n += 1
+    """
+)
+
+
+def kill_writer_after(root: Path, mode: str, acknowledged: int) -> int:
+    """Start the writer, SIGKILL it once it reports ``acknowledged`` writes; returns the acked count."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASH_CHILD, str(root), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert child.stdout is not None
+    last = -1
+    try:
+        while last + 1 < acknowledged:
+            line = child.stdout.readline()
+            assert line, child.stderr.read().decode() if child.stderr else "writer died"
+            last = int(line)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    for line in child.stdout.read().split():  # acknowledged before the kill, still in the pipe
+        last = int(line)
+    return last + 1
+
+
+@pytest.mark.parametrize("acknowledged", [1, 40, 250])
+def test_dataset_survives_kill_9_mid_push(tmp_path: Path, acknowledged: int) -> None:
+    acked = kill_writer_after(tmp_path, "dataset", acknowledged)
+    storages = Storages(tmp_path)
+    items = storages.list_items("crash").items()  # every item parses: none is half-written
+    assert len(items) % 50 == 0, "a push was partly stored"
+    pushes = len(items) // 50
+    assert pushes >= acked  # every acknowledged push is there (and at most the one in flight besides)
+    assert pushes <= acked + 1
+    assert [(item["push"], item["i"]) for item in items] == [(p, i) for p in range(pushes) for i in range(50)]
+    assert all(item["pad"] == "x" * 300 for item in items)
+    assert storages.get(DATASETS, "crash")["itemCount"] == len(items)
+    storages.push_items("crash", {"after": "restart"})  # and it is writable again
+    assert storages.get(DATASETS, "crash")["itemCount"] == len(items) + 1
+
+
+@pytest.mark.parametrize("acknowledged", [1, 100])
+def test_key_value_store_survives_kill_9_mid_write(tmp_path: Path, acknowledged: int) -> None:
+    acked = kill_writer_after(tmp_path, "kvs", acknowledged)
+    storages = Storages(tmp_path)
+    records = [key for key in all_keys(storages, "crash") if key.startswith("r")]
+    assert len(records) >= acked
+    for key in records:
+        n = int(key[1:])
+        assert storages.get_record("crash", key).value == (b"%08d" % n) * 8192  # whole, never torn
+    for n in range(acked):
+        assert storages.record_exists("crash", f"r{n}")
+    assert int(storages.get_record("crash", "latest").value) >= acked - 1
