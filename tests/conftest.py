@@ -52,7 +52,13 @@ def base_image(docker_client, tmp_path_factory) -> str:
 def cleanup_instance(client: docker.DockerClient, instance_id: str) -> None:
     label = f"jupyter-actors.instance={instance_id}"
     for container in client.api.containers(all=True, filters={"label": label}):
-        client.api.remove_container(container["Id"], force=True)
+        try:
+            client.api.remove_container(container["Id"], force=True)
+        except docker.errors.APIError as exc:  # 404 gone, 409 removal already in progress
+            if exc.status_code not in (404, 409):
+                raise
+    wait_until(lambda: not client.api.containers(all=True, filters={"label": label}), 30,
+               message=f"containers of {instance_id} removed")
     for image in client.api.images(filters={"label": label}):
         try:
             client.api.remove_image(image["Id"], force=True)
@@ -107,3 +113,41 @@ def define_actor(platform, name: str, main_py: str, requirements: str | None = N
     build = platform.build(name)
     assert build["status"] == "SUCCEEDED", platform.build_log(build["id"]).decode()
     return build
+
+
+# -- a real Jupyter server with the extension --------------------------------------------------------
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config(tmp_path, base_image):
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
+        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0},
+    }
+
+
+@pytest.fixture
+def actors_app(jp_serverapp, docker_client):
+    """The running ActorsExtension; its containers and images are removed after the test."""
+    extension = jp_serverapp.extension_manager.extension_points["jupyter_actors"].app
+    yield extension
+    for run in extension.platform.list_runs():
+        if run["container_id"] and run["status"] not in ("SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"):
+            try:
+                docker_client.api.kill(run["container_id"])
+            except docker.errors.APIError:
+                pass
+    cleanup_instance(docker_client, extension.platform.instance_id)
+
+
+@pytest.fixture
+def api_url(jp_serverapp, actors_app, jp_fetch, jp_http_port, jp_base_url):
+    # jp_fetch starts the HTTP listener on jp_http_port; jp_serverapp alone does not listen.
+    return f"http://127.0.0.1:{jp_http_port}{jp_base_url}actors/api"
+
+
+@pytest.fixture
+def api_token(jp_serverapp):
+    return jp_serverapp.identity_provider.token

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import brotli
 import orjson
 from tornado import web
+from tornado.log import app_log
 
 from ..platform.core import Platform
 from ..platform.errors import InvalidInput, NotFound, PlatformError
@@ -56,6 +57,15 @@ class ApiHandlerMixin:
         return await asyncio.to_thread(function, *args, **kwargs)
 
     # -- errors -----------------------------------------------------------------------------------
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+        """Refusals (PlatformError, HTTPError) are answers, not crashes: log them without a traceback."""
+        if isinstance(value, (PlatformError, web.HTTPError)):
+            status = value.status if isinstance(value, PlatformError) else value.status_code
+            if status >= 500:
+                app_log.warning("%s %s: %s", self.request.method, self.request.path, value)  # type: ignore[attr-defined]
+            return
+        super().log_exception(typ, value, tb)  # type: ignore[misc]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

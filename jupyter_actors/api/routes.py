@@ -7,6 +7,7 @@ from tornado import web
 from . import actors_handlers as actors
 from . import runs_handlers as runs
 from . import storages_handlers as storages
+from .base import ApiHandlerMixin
 
 ID = r"([^/]+)"
 
@@ -46,6 +47,10 @@ def make_handlers(prefix: str, auth_base: type, namespace: str) -> list[tuple[st
     return handlers
 
 
-class NotFoundHandlerMixin:
-    def prepare(self):  # noqa: D401 - unknown paths answer 404 in Apify's shape, before auth
+class NotFoundHandlerMixin(ApiHandlerMixin):
+    """Unknown paths under /v2 answer 404 in Apify's shape (after authentication)."""
+
+    def _not_found(self, *args: str) -> None:
         raise web.HTTPError(404, "This API endpoint does not exist.")
+
+    get = post = put = delete = head = patch = _not_found

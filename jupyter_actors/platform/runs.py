@@ -98,24 +98,24 @@ class RunWatcher:
         try:
             self.container_id = self.backend.create(self._spec)
             self.platform._update_run(self.run_id, container_id=self.container_id)
-            expected = RunStatus.RUNNING if self._resurrected else RunStatus.READY
-            if self.platform.get_run(self.run_id)["status"] != expected:
-                self.backend.remove(self.container_id)  # aborted while it was being created
+            if self._aborted_meanwhile():
                 return False
             self.backend.start(self.container_id)
-        except Exception as exc:  # noqa: BLE001 - any engine error means READY -> FAILED
+        except Exception as exc:  # noqa: BLE001 - any engine error means the run failed to start
             log.warning("run %s could not start: %s", self.run_id, exc)
             if self.container_id:
                 self.backend.remove(self.container_id)
             try:
                 self.platform.transition(
-                    self.run_id, RunStatus.FAILED, finished_at=utcnow(),
+                    self.run_id, RunStatus.FAILED, finished_at=utcnow(), status_message_terminal=1,
                     status_message=f"The container could not be started: {exc}",
                 )
             except Conflict:
                 pass
             return False
         if self._resurrected:
+            if self.platform.get_run(self.run_id)["stop_intent"] == STOP_ABORT:
+                self.backend.kill(self.container_id)  # aborted while starting; _finish makes it ABORTED
             return True
         try:
             self.platform.transition(self.run_id, RunStatus.RUNNING, status_message="Running")
@@ -123,6 +123,20 @@ class RunWatcher:
             self.backend.kill(self.container_id)
             self.backend.remove(self.container_id)
             return False
+        return True
+
+    def _aborted_meanwhile(self) -> bool:
+        """An abort that came while the container was being created: remove it and finish the abort."""
+        run = self.platform.get_run(self.run_id)
+        if run["stop_intent"] != STOP_ABORT:
+            return False
+        self.backend.remove(self.container_id)
+        if run["status"] == RunStatus.ABORTING:
+            try:
+                self.platform.transition(self.run_id, RunStatus.ABORTED, finished_at=utcnow(),
+                                         status_message="The run was aborted", status_message_terminal=1)
+            except Conflict:
+                pass
         return True
 
     def _arm_timeout(self) -> None:
