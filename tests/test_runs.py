@@ -268,3 +268,31 @@ def test_resurrection_of_a_finished_run(platform):
         platform.resurrect_run(live["id"])
     platform.abort_run(live["id"])
     platform.wait_run(live["id"], 30)
+
+
+def test_disk_limit_stops_the_run_with_a_clear_message(platform_factory):
+    # overlay2 on ext4 cannot cap a container's disk, so the platform measures and stops it.
+    platform = platform_factory(disk_check_interval_secs=0.5, cpu_mode="shares")
+    if platform.backend.disk_quota_supported(platform.config.base_image):
+        pytest.skip("this storage driver enforces disk size itself")
+    writer = (
+        "import time\n"
+        "with open('/tmp/fill', 'wb') as f:\n"
+        "    for _ in range(300):\n"
+        "        f.write(b'x' * 1024 * 1024)\n"
+        "        f.flush()\n"
+        "print('written', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    define_actor(platform, "filler", writer)
+    run = platform.start_run("filler", memory_mb=128, timeout_secs=300)  # disk = 256 MB
+    run = platform.wait_run(run["id"], timeout=120)
+    assert run["status"] == "FAILED"
+    assert "disk limit of 256 MB" in run["status_message"]
+
+
+def test_runs_cannot_reach_each_other_on_the_network(platform, docker_client):
+    from jupyter_actors.platform.core import NETWORK_NAME
+
+    network = docker_client.api.inspect_network(NETWORK_NAME)
+    assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false"

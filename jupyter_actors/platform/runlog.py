@@ -31,16 +31,18 @@ def _parse_ms(stamp: str) -> int:
 class RunLog:
     """Append-only log file of one run, with the bookkeeping that makes re-reading the engine safe.
 
-    ``since_ns`` tells where to reopen the engine's log (``since`` is inclusive there) and the
-    boundary counter holds the lines already stored at that instant, so re-delivered lines are skipped.
+    The engine's ``since`` is inclusive, so a re-read delivers again the lines stored at the last
+    instant. ``resume()`` arms a multiset of those lines; ``append`` skips exactly that many copies.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._boundary_start, self._boundary_end, self._boundary = self._load_boundary()
-        self._last_ns = self._boundary_start
+        # The last instant written ([start, end) in ns) and the texts written within it.
+        self._last_start, self._last_end, self._stored = self._load_boundary()
+        self._skip: Counter = Counter()
+        self._skip_start = self._skip_end = 0
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for the life of the capture
 
     def _load_boundary(self) -> tuple[int, int, Counter]:
@@ -53,24 +55,24 @@ class RunLog:
         texts = Counter(line.split(" ", 1)[1] if " " in line else "" for line in tail if line.startswith(last_stamp + " "))
         return start, start + _MS, texts
 
-    @property
-    def since_ns(self) -> int | None:
-        return self._last_ns or None
+    def resume(self) -> int | None:
+        """Where to re-read the engine's log from (None: the start), with de-duplication armed."""
+        self._skip = Counter(self._stored)
+        self._skip_start, self._skip_end = self._last_start, self._last_end
+        return self._last_start or None
 
     def append(self, lines: list[LogLine]) -> int:
         """Write the lines not stored yet; returns how many were written."""
         out = []
         for line in lines:
-            if line.ts_ns < self._boundary_start:
+            if line.ts_ns < self._skip_start:
+                continue  # before the resume point: stored long ago
+            if line.ts_ns < self._skip_end and self._skip[line.text] > 0:
+                self._skip[line.text] -= 1
                 continue
-            if line.ts_ns < self._boundary_end and self._boundary[line.text] > 0:
-                self._boundary[line.text] -= 1
-                continue
-            if line.ts_ns != self._last_ns:  # a new instant: lines stored at it become the boundary
-                self._boundary_start, self._boundary_end = line.ts_ns, line.ts_ns + 1
-                self._boundary = Counter()
-            self._boundary[line.text] += 1
-            self._last_ns = line.ts_ns
+            if not self._last_start <= line.ts_ns < self._last_end:
+                self._last_start, self._last_end, self._stored = line.ts_ns, line.ts_ns + 1, Counter()
+            self._stored[line.text] += 1
             out.append(f"{ms_iso(line.ts_ns)} {line.text}\n")
         if out:
             with self._lock:
@@ -87,8 +89,8 @@ class RunLog:
         with self._lock:
             self._file.truncate(0)
             self._file.seek(0)
-            self._boundary_start = self._boundary_end = self._last_ns = 0
-            self._boundary = Counter()
+            self._last_start = self._last_end = self._skip_start = self._skip_end = 0
+            self._stored, self._skip = Counter(), Counter()
 
 
 def _read_tail_lines(path: Path, max_bytes: int = 256 * 1024) -> list[str]:

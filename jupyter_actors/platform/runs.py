@@ -162,7 +162,7 @@ class RunWatcher:
         """Copy the engine's log into the run log until the container has exited and the log is drained."""
         assert self.container_id is not None
         while not self._closed.is_set():
-            stream = self.backend.logs(self.container_id, since_ns=self.runlog.since_ns, follow=True)
+            stream = self.backend.logs(self.container_id, since_ns=self.runlog.resume(), follow=True)
             self._stream = stream
             self._copy(stream)
             stream.close()
@@ -174,7 +174,7 @@ class RunWatcher:
         if self._closed.is_set():
             return
         self.backend.wait(self.container_id)
-        drain = self.backend.logs(self.container_id, since_ns=self.runlog.since_ns, follow=False)
+        drain = self.backend.logs(self.container_id, since_ns=self.runlog.resume(), follow=False)
         self._copy(drain)
 
     def _copy(self, stream) -> None:

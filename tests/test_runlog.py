@@ -1,0 +1,58 @@
+"""The run log: timestamped lines, and re-reading the engine's log never duplicates or loses a line."""
+
+from __future__ import annotations
+
+from jupyter_actors.platform.backends.base import LogLine
+from jupyter_actors.platform.backends.docker import format_since, parse_timestamp_ns
+from jupyter_actors.platform.runlog import RunLog
+
+BASE = parse_timestamp_ns("2026-01-02T03:04:05.123456789Z")
+
+
+def texts(path) -> list[str]:
+    return [line.split(" ", 1)[1] for line in path.read_text().splitlines()]
+
+
+def test_timestamps_are_parsed_exactly_and_formatted_for_since():
+    assert BASE == 1767323045_123456789
+    assert format_since(BASE) == "1767323045.123456789"
+    assert parse_timestamp_ns("2026-01-02T03:04:05Z") == 1767323045_000000000
+
+
+def test_lines_get_millisecond_prefix(tmp_path):
+    log = RunLog(tmp_path / "run.log")
+    log.append([LogLine(BASE, "hello"), LogLine(BASE + 1_000_000, "")])
+    log.close()
+    assert (tmp_path / "run.log").read_text() == "2026-01-02T03:04:05.123Z hello\n2026-01-02T03:04:05.124Z \n"
+
+
+def test_redelivered_lines_are_skipped_in_memory_and_after_reopen(tmp_path):
+    path = tmp_path / "run.log"
+    lines = [LogLine(BASE + i // 3, f"line {i}") for i in range(10)]  # three lines share each instant
+    same = [LogLine(BASE + 20, "same"), LogLine(BASE + 20, "same")]
+    log = RunLog(path)
+    log.append(lines[:5])
+    # The engine is re-read from `since` (inclusive): lines at that instant come again.
+    since = log.resume()
+    assert since == lines[4].ts_ns
+    log.append([line for line in lines if line.ts_ns >= since])
+    log.append(same)
+    log.close()
+    assert texts(path) == [f"line {i}" for i in range(10)] + ["same", "same"]
+
+    # A restarted server knows only the file: it resumes from the last millisecond with a multiset.
+    reopened = RunLog(path)
+    assert reopened.resume() == (BASE + 20) // 1_000_000 * 1_000_000
+    reopened.append(same + [LogLine(BASE + 21, "same"), LogLine(BASE + 2_000_000, "after")])
+    reopened.close()
+    assert texts(path) == [f"line {i}" for i in range(10)] + ["same", "same", "same", "after"]
+
+
+def test_discard_starts_a_fresh_log(tmp_path):
+    log = RunLog(tmp_path / "run.log")
+    log.append([LogLine(BASE, "old")])
+    log.discard()
+    assert log.resume() is None
+    log.append([LogLine(BASE, "old"), LogLine(BASE + 1, "new")])
+    log.close()
+    assert texts(tmp_path / "run.log") == ["old", "new"]
