@@ -259,7 +259,7 @@ def test_resurrection_of_a_finished_run(platform):
     again = platform.resurrect_run(run["id"])
     assert again["status"] == "RUNNING" and again["resurrect_count"] == 1
     final = platform.wait_run(run["id"], 120)
-    assert final["status"] == "SUCCEEDED"
+    assert final["status"] == "SUCCEEDED", final
     assert final["default_key_value_store_id"] == run["default_key_value_store_id"]
     assert platform.run_log(run["id"]).decode().count(" run ") == 1  # the old log was discarded
     define_actor(platform, "sleeper", SLEEPER)

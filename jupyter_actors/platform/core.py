@@ -373,6 +373,8 @@ class Platform:
                 finished_at=None, exit_code=None, stop_intent=None, container_id=None,
                 status_message="Resurrected", status_message_terminal=0,
                 resurrect_count=run["resurrect_count"] + 1,
+                # A new name: the old container may still be being removed by the engine.
+                container_name=f"jupyter-actors-{self.instance_id}-{run_id}-r{run['resurrect_count'] + 1}",
             )
         return self._launch(run_id, actor_row, build_row, limits, resurrected=True)
 
