@@ -42,6 +42,7 @@ def local_platform(args: argparse.Namespace, *, serve_api: bool = True) -> Itera
             loop = LoopThread()
             server = ActorApiServer(platform, platform.network_gateway())
             loop.call(server.start, loop.loop)
+            platform.start_background()
         yield platform
     finally:
         if server is not None and loop is not None:

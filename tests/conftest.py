@@ -82,6 +82,7 @@ def platform_factory(docker_client, base_image, tmp_path):
             loop = LoopThread()
             server = ActorApiServer(platform, platform.network_gateway())
             loop.call(server.start, loop.loop)
+            platform.start_background()
         made.append((platform, loop, server))
         return platform
 

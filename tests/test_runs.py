@@ -90,8 +90,10 @@ def test_environment_variables_inside_the_container(platform):
     date = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
     assert re.match(date, env["APIFY_STARTED_AT"]) and re.match(date, env["APIFY_TIMEOUT_AT"])
     assert env["APIFY_STARTED_AT"] == env["ACTOR_STARTED_AT"] == run["started_at"]
-    # The events socket does not exist yet: its variable must stay unset (the SDK refuses to start otherwise).
-    assert "APIFY_ACTOR_EVENTS_WS_URL" not in env and "ACTOR_EVENTS_WEBSOCKET_URL" not in env
+    events = env["APIFY_ACTOR_EVENTS_WS_URL"]
+    assert events == env["ACTOR_EVENTS_WEBSOCKET_URL"]
+    assert events.startswith("ws://") and f"/v2/actor-runs/{run['id']}/events?token={run['token']}" in events
+    assert env["APIFY_PERSIST_STATE_INTERVAL_MILLIS"] == str(int(platform.config.persist_state_interval_secs * 1000))
 
 
 LIMITS_PRINTER = r"""

@@ -14,6 +14,7 @@ from tornado import httpserver, web
 
 from ..platform.core import Platform
 from .auth import RunTokenAuthBase
+from .events import ActorEvents, EventsSocketHandler
 from .routes import make_handlers
 from .run_changes import RunChanges
 from .views import Views
@@ -45,18 +46,34 @@ class ActorApiServer:
         """Bind and serve on the current (or given) event loop; sets the platform's actor API URL."""
         loop = loop or asyncio.get_event_loop()
         settings = api_settings(self.platform, self.platform.config.public_api_url, loop)
-        app = web.Application(make_handlers("", RunTokenAuthBase, "Actor"), **settings)
-        sockets = _bind(self.host, self.port)
+        self.events = ActorEvents(self.platform, loop)
+        settings["jupyter_actors_events"] = self.events
+        handlers = [(r"/v2/actor-runs/([^/]+)/events", EventsSocketHandler), *make_handlers("", RunTokenAuthBase, "Actor")]
+        app = web.Application(handlers, **settings)
+        sockets = self._bind_stable_port()
         self.port = sockets[0].getsockname()[1]
+        self.platform.registry.set_meta("actor_api_port", str(self.port))
         self._server = httpserver.HTTPServer(app, max_body_size=256 * 1024 * 1024, decompress_request=False)
         self._server.add_sockets(sockets)
         self.platform.actor_api_url = self.url
+        self.platform.events_url_template = f"ws://{self.host}:{self.port}/v2/actor-runs/{{run_id}}/events?token={{token}}"
         return self.url
+
+    def _bind_stable_port(self) -> list[socket.socket]:
+        """Reuse the port of the last start: adopted containers know the API only by that address."""
+        previous = self.platform.registry.get_meta("actor_api_port")
+        if not self.port and previous:
+            try:
+                return _bind(self.host, int(previous))
+            except OSError:
+                pass  # taken: runs adopted from before will not reach the API (they restart as lost)
+        return _bind(self.host, self.port)
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
             self._server = None
+            self.events.close()
 
 
 def _bind(host: str, port: int) -> list[socket.socket]:

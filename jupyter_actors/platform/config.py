@@ -53,8 +53,23 @@ class PlatformConfig:
     #: Seconds between disk-usage checks of a running container.
     disk_check_interval_secs: float = 5.0
     docker_base_url: str | None = None
+    #: Lost runs (engine or host went down) are restarted at most this many times, then FAILED.
+    max_restarts: int = 3
+    #: On a planned server stop, actors get this long after ``migrating`` to persist their state.
+    migrate_grace_secs: float = 10.0
+    #: "migrate": stop runs on server shutdown and restart them at the next start (outage-proof);
+    #: "detach": leave them running to be adopted (an outage over ~2 min makes SDK actors exit 91).
+    on_shutdown: str = "migrate"
+    persist_state_interval_secs: float = 60.0
+    system_info_interval_secs: float = 5.0
+    #: How often the platform records that it is alive (to tell what happened while it was down).
+    heartbeat_secs: float = 5.0
+    #: Labelled containers without a run record are removed after this many seconds.
+    orphan_grace_secs: float = 60.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.on_shutdown not in ("migrate", "detach"):
+            raise ValueError(f"on_shutdown must be 'migrate' or 'detach', not {self.on_shutdown!r}")
         if self.cpu_mode not in ("quota", "shares"):
             raise ValueError(f"cpu_mode must be 'quota' or 'shares', not {self.cpu_mode!r}")

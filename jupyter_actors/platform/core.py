@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from .errors import Conflict, InvalidInput, MemoryLimitExceeded, NotFound
 from .ids import new_id, new_token
 from .lifecycle import RunStatus, check_transition
 from .registry import Registry, dumps
-from .runs import STOP_ABORT, STOP_DISK, RunWatcher
+from .runs import STOP_ABORT, STOP_DISK, STOP_MIGRATE, RunWatcher
 from .sources import ActorDefinition
 from .environment import run_environment
 
@@ -71,6 +72,10 @@ class Platform:
         self._listeners: list[RunListener] = []
         self._network: str | None = None
         self._monitor: threading.Thread | None = None
+        self._disk_measured = False
+        #: Delivers actor events (persistState, migrating, aborting...) to a run's websocket; set by the API.
+        self.event_sink: Callable[[str, str, dict | None], bool] | None = None
+        self.events_url_template: str | None = None
         self._closing = threading.Event()
         self.actor_api_url: str | None = self.config.actor_api_url
 
@@ -333,13 +338,13 @@ class Platform:
             self.registry.insert("runs", run)
         return self._launch(run_id, actor_row, build_row, limits)
 
-    def _launch(self, run_id: str, actor_row: dict, build_row: dict, limits, *, resurrected: bool = False) -> dict:
+    def _launch(self, run_id: str, actor_row: dict, build_row: dict, limits, *, mode: str = "new") -> dict:
         spec = self._container_spec(self.get_run(run_id), actor_row, build_row, limits)
-        self._start_disk_monitor(spec.image)
+        self._disk_measured = not getattr(self.backend, "disk_quota_supported", lambda _: True)(spec.image)
         watcher = RunWatcher(self, run_id)
         self._watchers[run_id] = watcher
         self._notify(self.get_run(run_id))
-        watcher.launch(spec, resurrected=resurrected)
+        watcher.launch(spec, mode=mode)
         return self.get_run(run_id)
 
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
@@ -376,12 +381,15 @@ class Platform:
                 # A new name: the old container may still be being removed by the engine.
                 container_name=f"jupyter-actors-{self.instance_id}-{run_id}-r{run['resurrect_count'] + 1}",
             )
-        return self._launch(run_id, actor_row, build_row, limits, resurrected=True)
+        return self._launch(run_id, actor_row, build_row, limits, mode="resurrect")
 
     def _container_spec(self, run: dict, actor: dict, build: dict, limits) -> ContainerSpec:
         version = self.get_version(actor["id"], build["version_number"])
         env = run_environment(
-            run, actor, build, api_url=self.actor_api_url, events_url=None, container_url=None,
+            run, actor, build, api_url=self.actor_api_url, container_url=None,
+            events_url=self.events_url_template.format(run_id=run["id"], token=run["token"])
+            if self.events_url_template else None,
+            persist_state_interval_secs=self.config.persist_state_interval_secs,
             container_port=self.config.container_port, custom=json.loads(version["env_vars"]),
         )
         labels = {
@@ -470,7 +478,10 @@ class Platform:
         run = self.transition(run_id, RunStatus.ABORTING, stop_intent=STOP_ABORT, status_message="Aborting")
         watcher = self._watchers.get(run_id)
         if watcher is not None:
-            watcher.stop_container(self.config.stop_grace_secs if gracefully else 0)
+            if gracefully:
+                watcher.stop_container(self.config.stop_grace_secs, event="aborting")
+            else:
+                watcher.stop_container(0)
         elif run["container_id"]:
             self.backend.kill(run["container_id"])
         return run
@@ -526,21 +537,31 @@ class Platform:
         if self._watchers.get(run_id) is watcher:
             del self._watchers[run_id]
 
-    # -- disk limit -------------------------------------------------------------------------------
+    # -- background work ------------------------------------------------------------------------
 
-    def _start_disk_monitor(self, image: str) -> None:
-        """Where the storage driver cannot cap disk, measure it: writable layer + default storages."""
-        if self._monitor is not None or getattr(self.backend, "disk_quota_supported", lambda _: True)(image):
-            return
-        self._monitor = threading.Thread(target=self._watch_disk, name="disk-monitor", daemon=True)
-        self._monitor.start()
+    def start_background(self) -> None:
+        """Start the housekeeping thread (heartbeat, disk limits); the serving process calls this once."""
+        if self._monitor is None:
+            self._beat()
+            self._monitor = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
+            self._monitor.start()
 
-    def _watch_disk(self) -> None:
-        while not self._closing.wait(self.config.disk_check_interval_secs):
+    def _beat(self) -> None:
+        self.registry.set_meta("heartbeat", now_iso())
+
+    def _housekeeping(self) -> None:
+        interval = min(self.config.disk_check_interval_secs, self.config.heartbeat_secs)
+        last_beat = time.monotonic()
+        while not self._closing.wait(interval):
+            if time.monotonic() - last_beat >= self.config.heartbeat_secs:
+                self._beat()
+                last_beat = time.monotonic()
+            if not self._disk_measured:
+                continue
             for run_id, watcher in list(self._watchers.items()):
                 try:
                     self.check_disk(run_id, watcher)
-                except Exception:  # noqa: BLE001 - one failing check must not stop the monitor
+                except Exception:  # noqa: BLE001 - one failing check must not stop the loop
                     log.exception("disk check of run %s failed", run_id)
 
     def disk_usage(self, run: dict) -> int:
@@ -567,6 +588,99 @@ class Platform:
         if changed:
             self._notify(self.get_run(run_id))
             watcher.stop_container(self.config.stop_grace_secs)
+
+    # -- events, adoption, restarts, shutdown ------------------------------------------------------
+
+    def send_event(self, run_id: str, name: str, data: dict | None = None) -> bool:
+        """Send an actor event to the run's websocket; False when no socket of the run is connected."""
+        sink = self.event_sink
+        return bool(sink and sink(run_id, name, data))
+
+    def runs_in(self, statuses: tuple[str, ...]) -> list[dict]:
+        marks = ",".join("?" for _ in statuses)
+        return self.registry.query(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY created_at", statuses)
+
+    def is_watched(self, run_id: str) -> bool:
+        return run_id in self._watchers
+
+    def reconcile(self):
+        """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
+        from .reconcile import reconcile
+
+        self._ensure_network()
+        report = reconcile(self)
+        log.info("reconciled: adopted %s, finished %s, restarted %s, removed %s containers",
+                 len(report.adopted), len(report.finished), len(report.restarted), len(report.removed))
+        return report
+
+    def adopt(self, run: dict, container_id: str) -> None:
+        """Watch an existing container again: the log continues from its stored tail, the timeout is re-armed."""
+        self._disk_measured = self._disk_measured or not getattr(
+            self.backend, "disk_quota_supported", lambda _: True)(self.config.base_image)
+        watcher = RunWatcher(self, run["id"])
+        self._watchers[run["id"]] = watcher
+        watcher.adopt(container_id)
+        if run["status"] in (RunStatus.TIMING_OUT, RunStatus.ABORTING):
+            watcher.stop_container(self.config.stop_grace_secs)  # finish the stop the last server began
+
+    def restart_lost(self, run: dict, reason: str) -> None:
+        """A lost run starts again in a new container: same id, storages and environment (migration)."""
+        from .reconcile import expired
+
+        run_id = run["id"]
+        if run["status"] == RunStatus.TIMING_OUT:
+            self.transition(run_id, RunStatus.TIMED_OUT, finished_at=utcnow(), status_message_terminal=1,
+                            status_message=f"The run timed out after {run['timeout_secs']} seconds")
+            return
+        if run["status"] == RunStatus.ABORTING:
+            self.transition(run_id, RunStatus.ABORTED, finished_at=utcnow(), status_message_terminal=1,
+                            status_message="The run was aborted")
+            return
+        if run["restart_count"] >= self.config.max_restarts:
+            self.transition(run_id, RunStatus.FAILED, finished_at=utcnow(), status_message_terminal=1,
+                            status_message=f"The run was lost {run['restart_count'] + 1} times ({reason}); "
+                                           f"not restarted again")
+            return
+        if expired(run) and run["status"] == RunStatus.RUNNING:
+            self.transition(run_id, RunStatus.TIMING_OUT, stop_intent="timeout")
+            self.transition(run_id, RunStatus.TIMED_OUT, finished_at=utcnow(), status_message_terminal=1,
+                            status_message=f"The run timed out after {run['timeout_secs']} seconds "
+                                           f"(it was lost: {reason})")
+            return
+        count = run["restart_count"] + 1
+        self._update_run(
+            run_id, restart_count=count, stop_intent=None, container_id=None,
+            container_name=f"jupyter-actors-{self.instance_id}-{run_id}-l{count}",
+            status_message=f"Restarted: {reason}",
+        )
+        actor_row = self.get_actor(run["actor_id"])
+        build_row = self.get_build(run["build_id"])
+        limits = limits_mod.limits_for(run["memory_mb"], cpu_mode=run["cpu_mode"], pids=self.config.pids_limit)
+        self._ensure_network()
+        self._launch(run_id, actor_row, build_row, limits, mode="restart" if run["status"] == RunStatus.RUNNING else "new")
+
+    def shutdown(self) -> None:
+        """A planned stop of the serving process.
+
+        ``migrate`` (default): tell running actors ``migrating``, give them ``migrate_grace_secs`` to
+        persist, stop them, and restart them at the next start - nothing depends on how long the
+        server stays down. ``detach``: leave the containers running to be adopted.
+        """
+        if self.config.on_shutdown == "migrate":
+            stopping = []
+            for run_id, watcher in list(self._watchers.items()):
+                with self.registry.transaction() as db:
+                    marked = db.execute(
+                        "UPDATE runs SET stop_intent = ?, status_message = ? WHERE id = ? AND status = 'RUNNING' "
+                        "AND stop_intent IS NULL", (STOP_MIGRATE, "Migrating: the server is stopping", run_id),
+                    ).rowcount
+                if marked:
+                    watcher.stop_container(self.config.migrate_grace_secs, event="migrating")
+                    stopping.append(watcher)
+            deadline = time.monotonic() + self.config.migrate_grace_secs + 10
+            for watcher in stopping:
+                watcher.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.close()
 
     # -- shutdown ---------------------------------------------------------------------------------
 

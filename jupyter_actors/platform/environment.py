@@ -10,7 +10,8 @@ from .clock import iso, parse_iso
 
 
 def run_environment(run: dict, actor: dict, build: dict, *, api_url: str | None, events_url: str | None,
-                    container_url: str | None, container_port: int, custom: list[dict]) -> dict[str, str]:
+                    container_url: str | None, container_port: int, custom: list[dict],
+                    persist_state_interval_secs: float = 60.0) -> dict[str, str]:
     started_at = iso(parse_iso(run["started_at"])) or ""
     timeout_at = iso(parse_iso(run["timeout_at"])) if run["timeout_at"] else ""
     pairs: dict[tuple[str, ...], str | None] = {
@@ -38,6 +39,8 @@ def run_environment(run: dict, actor: dict, build: dict, *, api_url: str | None,
         ("APIFY_ACTOR_EVENTS_WS_URL", "ACTOR_EVENTS_WEBSOCKET_URL"): events_url,
         ("APIFY_API_BASE_URL",): api_url,
         ("APIFY_API_PUBLIC_BASE_URL",): api_url,
+        ("APIFY_PERSIST_STATE_INTERVAL_MILLIS", "CRAWLEE_PERSIST_STATE_INTERVAL_MILLIS"):
+            str(int(persist_state_interval_secs * 1000)),
     }
     env: dict[str, str] = {}
     for names, value in pairs.items():

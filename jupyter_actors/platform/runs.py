@@ -39,16 +39,23 @@ class RunWatcher:
         self._timer: threading.Timer | None = None
         self._stream = None
         self._closed = threading.Event()
+        self._exited = threading.Event()
+        self._resurrected = False
+        self._spec: ContainerSpec | None = None
         self.thread = threading.Thread(target=self._main, name=f"run-{run_id}", daemon=True)
 
     # -- entry points -----------------------------------------------------------------------------
 
-    def launch(self, spec: ContainerSpec, *, resurrected: bool = False) -> None:
-        """Create and start the container; a resurrected run is RUNNING already, a new one READY."""
+    def launch(self, spec: ContainerSpec, *, mode: str = "new") -> None:
+        """Create and start the container.
+
+        ``new``: the run is READY and becomes RUNNING. ``resurrect``: it is RUNNING already and its old
+        log is discarded (the seed's rule). ``restart`` (a lost run): RUNNING, and the log continues.
+        """
         self._spec = spec
-        self._resurrected = resurrected
-        if resurrected:
-            self.runlog.discard()  # the seed: the existing run log is discarded
+        self._resurrected = mode in ("resurrect", "restart")
+        if mode == "resurrect":
+            self.runlog.discard()
         self.thread.start()
 
     def adopt(self, container_id: str) -> None:
@@ -57,15 +64,28 @@ class RunWatcher:
         self.container_id = container_id
         self.thread.start()
 
-    def stop_container(self, grace_secs: float) -> None:
-        """Ask the container to stop: SIGTERM, then SIGKILL after the grace period (in the background)."""
+    def stop_container(self, grace_secs: float, *, event: str | None = None) -> None:
+        """Stop the container in the background; ``grace_secs`` 0 kills it at once.
+
+        With an ``event`` (``aborting``, ``migrating``) the actor is told first and given the grace
+        period to persist its state and exit by itself; then SIGTERM, and SIGKILL shortly after. The
+        SDK installs no SIGTERM handler, so the event is the actor's only chance to save state.
+        """
         container_id = self.container_id
         if container_id is None:
             return
         if grace_secs <= 0:
             threading.Thread(target=self.backend.kill, args=(container_id,), daemon=True).start()
-        else:
-            threading.Thread(target=self.backend.stop, args=(container_id, grace_secs), daemon=True).start()
+            return
+
+        def stop() -> None:
+            if event is not None and self.platform.send_event(self.run_id, event):
+                self.platform.send_event(self.run_id, "persistState", {"isMigrating": event == "migrating"})
+                if self._exited.wait(grace_secs):
+                    return
+            self.backend.stop(container_id, min(grace_secs, 3.0) if event else grace_secs)
+
+        threading.Thread(target=stop, name=f"stop-{self.run_id}", daemon=True).start()
 
     def close(self) -> None:
         """Stop watching without touching the container (server shutdown: the run lives on)."""
@@ -174,6 +194,7 @@ class RunWatcher:
         if self._closed.is_set():
             return
         self.backend.wait(self.container_id)
+        self._exited.set()
         drain = self.backend.logs(self.container_id, since_ns=self.runlog.resume(), follow=False)
         self._copy(drain)
 
@@ -191,7 +212,7 @@ class RunWatcher:
         exit_code = state.exit_code if state else None
         message = run["status_message"] if run["status_message_terminal"] else None
         if intent == STOP_MIGRATE:
-            return  # the platform stopped it to move it; the run is not over
+            return  # stopped for a server shutdown: restarted with the same storages at the next start
         if intent == STOP_TIMEOUT:
             target, default = RunStatus.TIMED_OUT, f"The run timed out after {run['timeout_secs']} seconds"
         elif intent == STOP_ABORT:

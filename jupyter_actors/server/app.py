@@ -19,6 +19,7 @@ from ..api.routes import make_handlers
 from ..platform.config import DEFAULT_BASE_IMAGE, PlatformConfig, machine_memory_mb
 from ..platform.core import Platform
 from .auth import JupyterAuthBase
+from .runs_stream import stream_handlers
 
 API_PATH = "actors/api"
 
@@ -33,7 +34,12 @@ class ActorsExtension(ExtensionApp):
     memory_limit_mb = Int(help="Total memory of running runs and builds (MB); default: the machine's memory.").tag(config=True)
     stop_grace_secs = Float(10.0, help="Seconds between SIGTERM and SIGKILL on timeout or graceful abort.").tag(config=True)
     actor_api_host = Unicode("", help="Address the actor-facing API listens on (default: the runs' network gateway).").tag(config=True)
-    actor_api_port = Int(0, help="Port of the actor-facing API (0: a free port).").tag(config=True)
+    actor_api_port = Int(0, help="Port of the actor-facing API (0: the last start's port, else a free one).").tag(config=True)
+    on_shutdown = Enum(["migrate", "detach"], "migrate", help=(
+        "On server stop: 'migrate' tells actors, waits migrate_grace_secs, stops them and restarts them at the "
+        "next start; 'detach' leaves them running to be adopted.")).tag(config=True)
+    migrate_grace_secs = Float(10.0, help="Seconds actors get to persist state after `migrating`.").tag(config=True)
+    persist_state_interval_secs = Float(60.0, help="Period of the persistState event.").tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -57,6 +63,8 @@ class ActorsExtension(ExtensionApp):
         config = PlatformConfig(
             data_dir=Path(self.data_dir), base_image=self.base_image, cpu_mode=self.cpu_mode,
             memory_limit_mb=self.memory_limit_mb, stop_grace_secs=self.stop_grace_secs,
+            on_shutdown=self.on_shutdown, migrate_grace_secs=self.migrate_grace_secs,
+            persist_state_interval_secs=self.persist_state_interval_secs,
             public_api_url=self.public_api_url(),
         )
         self.platform = Platform(config)
@@ -65,12 +73,19 @@ class ActorsExtension(ExtensionApp):
             self.platform, self.actor_api_host or self.platform.network_gateway(), self.actor_api_port,
         )
         self.actor_server.start()
+        self.platform.start_background()
+        self.platform.reconcile()
+        # Kernels this server starts inherit these, so `%load_ext jupyter_actors` finds the API by itself.
+        os.environ["JUPYTER_ACTORS_API_URL"] = config.public_api_url
+        os.environ["JUPYTER_ACTORS_TOKEN"] = self.serverapp.identity_provider.token
         self.log.info("jupyter-actors: data in %s; actors reach the API at %s", config.data_dir, self.actor_server.url)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(make_handlers(API_PATH, JupyterAuthBase, "User"))
+        self.handlers.extend(stream_handlers(API_PATH))
 
     async def stop_extension(self) -> None:
+        # Actors hear `migrating` over the actor API's sockets, so that API stops last.
+        await asyncio.to_thread(self.platform.shutdown)
         self.actor_server.stop()
         self.settings["jupyter_actors_run_events"].close()
-        await asyncio.to_thread(self.platform.close)

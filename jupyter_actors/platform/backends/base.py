@@ -36,6 +36,7 @@ class ContainerState:
     labels: dict[str, str] = field(default_factory=dict)
     status: str = ""  # the engine's own word: created, running, exited, ...
     host_port: int | None = None
+    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,7 @@ class DockerBackend:
             labels=info["Config"].get("Labels") or {},
             status=state.get("Status", ""),
             host_port=host_port,
+            created_at=_parse_engine_time(info.get("Created")),
         )
 
     def wait(self, container_id: str) -> None:
@@ -221,6 +222,21 @@ class DockerBackend:
     def disk_usage(self, container_id: str) -> int:
         found = self.api.containers(all=True, size=True, filters={"id": container_id})
         return int(found[0].get("SizeRw") or 0) if found else 0
+
+    def memory_usage(self, container_id: str) -> int | None:
+        """Bytes of memory in use, read from the container's cgroup (0.1 ms; stats() costs ~1 s)."""
+        for path in (
+            f"/sys/fs/cgroup/memory/docker/{container_id}/memory.usage_in_bytes",  # v1, cgroupfs
+            f"/sys/fs/cgroup/memory/system.slice/docker-{container_id}.scope/memory.usage_in_bytes",
+            f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/memory.current",  # v2, systemd
+            f"/sys/fs/cgroup/docker/{container_id}/memory.current",
+        ):
+            try:
+                with open(path) as handle:
+                    return int(handle.read().strip())
+            except (OSError, ValueError):
+                continue
+        return None
 
     def ensure_network(self, name: str) -> str:
         """A bridge with inter-container traffic disabled, so runs cannot reach each other."""

@@ -1,0 +1,112 @@
+"""Start-up reconciliation: the engine is the truth about containers, the registry is the index.
+
+Every run recorded as unfinished is matched with its labelled container: a running one is adopted,
+one that exited on its own is finished as if it had been watched, and one the engine or the host
+lost (or that the platform stopped to migrate it) is restarted with the same id and storages.
+The engine's event stream replays only its last 256 events, so it is never used to catch up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .backends.base import ContainerState
+from .clock import parse_iso, utcnow
+from .lifecycle import RunStatus
+from .runs import STOP_MIGRATE
+
+if TYPE_CHECKING:
+    from .core import Platform
+
+
+@dataclass
+class ReconcileReport:
+    adopted: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def host_boot_time(stat_path: str = "/proc/stat") -> dt.datetime | None:
+    try:
+        with open(stat_path) as handle:
+            for line in handle:
+                if line.startswith("btime "):
+                    return dt.datetime.fromtimestamp(int(line.split()[1]), tz=dt.timezone.utc)
+    except OSError:
+        pass
+    return None
+
+
+def lost_reason(run: dict, state: ContainerState | None, *, boot: dt.datetime | None,
+                last_seen: dt.datetime | None) -> str | None:
+    """Why a run's container did not end by the actor's own exit, or None if it did (or still runs)."""
+    if run["stop_intent"] == STOP_MIGRATE:
+        return "it was stopped for a server shutdown"
+    if run["stop_intent"]:
+        return None  # aborted, timed out or over its disk: finish as intended
+    if state is None or state.status == "created":
+        return "its container is gone"
+    if state.running or state.oom_killed:
+        return None
+    if state.exit_code == 255:
+        return "the host or engine went down (exit 255)"
+    if boot and state.started_at and state.started_at < boot:
+        return "it could not survive a restart of the host"
+    if state.exit_code in (137, 143):
+        return "it was killed by a signal while the engine stopped"
+    if last_seen and state.finished_at and state.finished_at > last_seen and state.exit_code != 0:
+        return "it failed while the server was down (its API was unreachable)"
+    return None
+
+
+def reconcile(platform: Platform) -> ReconcileReport:
+    from .core import ACTIVE_STATUSES, LABEL_INSTANCE, LABEL_RUN
+
+    report = ReconcileReport()
+    last_seen = parse_iso(platform.registry.get_meta("heartbeat"))
+    boot = host_boot_time()
+    by_run: dict[str | None, list[ContainerState]] = {}
+    for state in platform.backend.list({LABEL_INSTANCE: platform.instance_id}):
+        by_run.setdefault(state.labels.get(LABEL_RUN), []).append(state)
+
+    for run in platform.runs_in(ACTIVE_STATUSES):
+        if platform.is_watched(run["id"]):
+            by_run.pop(run["id"], None)
+            continue
+        states = by_run.pop(run["id"], [])
+        current = next((s for s in states if s.id == run["container_id"] or s.name == run["container_name"]), None)
+        for stale in states:
+            if stale is not current:
+                platform.backend.remove(stale.id)
+                report.removed.append(stale.id)
+        reason = lost_reason(run, current, boot=boot, last_seen=last_seen)
+        if reason is not None:
+            if current is not None:
+                platform.backend.remove(current.id)
+            platform.restart_lost(run, reason)
+            report.restarted.append(run["id"])
+        else:
+            platform.adopt(run, current.id)  # type: ignore[union-attr]
+            (report.adopted if current.running else report.finished).append(run["id"])  # type: ignore[union-attr]
+
+    grace = dt.timedelta(seconds=platform.config.orphan_grace_secs)
+    for run_id, states in by_run.items():
+        known = run_id is not None and platform.registry.query_one("SELECT id FROM runs WHERE id = ?", (run_id,))
+        for state in states:
+            created = state.created_at
+            # A container of a finished run, or one with no record at all after a grace period.
+            if known or created is None or utcnow() - created > grace:
+                platform.backend.remove(state.id)
+                report.removed.append(state.id)
+    return report
+
+
+def expired(run: dict) -> bool:
+    timeout_at = parse_iso(run["timeout_at"])
+    return timeout_at is not None and timeout_at <= utcnow()
+
+
+__all__ = ["ReconcileReport", "expired", "host_boot_time", "lost_reason", "reconcile", "RunStatus"]
