@@ -1,0 +1,208 @@
+"""Runs survive server restarts: kill -9 and adoption, graceful stop with `migrating`, events."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import cleanup_instance, wait_until
+from .server_process import ServerProcess
+
+# The seed's counter made long-running: counts to N with a pause per step, persisting its position on
+# persistState/migrating (the real SDK's use_state), pushing one dataset item per step.
+LONG_COUNTER = """
+import asyncio
+from apify import Actor
+
+async def main():
+    async with Actor:
+        actor_input = await Actor.get_input() or {}
+        state = await Actor.use_state(default_value={"position": 0})
+        if state["position"]:
+            Actor.log.info("resuming from %s", state["position"])
+        while state["position"] < actor_input.get("n", 20):
+            state["position"] += 1
+            print(f"count {state['position']}", flush=True)
+            await Actor.push_data({"count": state["position"]})
+            await asyncio.sleep(actor_input.get("pause", 0.5))
+        await Actor.set_value("OUTPUT", {"final": state["position"]})
+
+asyncio.run(main())
+"""
+
+
+def source(main_py: str) -> dict:
+    return {"name": "long-counter", "versions": [{"versionNumber": "0.0", "sourceType": "SOURCE_FILES",
+            "sourceFiles": [{"name": "main.py", "format": "TEXT", "content": main_py}]}]}
+
+
+@pytest.fixture
+def server(tmp_path, docker_client, base_image):
+    made = ServerProcess(tmp_path, persist_state_interval_secs=1.0, migrate_grace_secs=5.0)
+    yield made
+    made.stop()
+    instance = made.instance_id()
+    if instance:
+        cleanup_instance(docker_client, instance)
+
+
+def start_counter(server: ServerProcess, **run_input) -> str:
+    with server.client() as client:
+        assert client.post("/actors", json=source(LONG_COUNTER)).status_code == 201
+        build = client.post("/actors/long-counter/builds", params={"waitForFinish": 60}).json()["data"]
+        assert build["status"] == "SUCCEEDED"
+        run = client.post("/actors/long-counter/runs", params={"memory": 1024, "timeout": 300},
+                          json=run_input).json()["data"]
+    return run["id"]
+
+
+def log_lines(client, run_id: str) -> list[str]:
+    text = client.get(f"/actor-runs/{run_id}/log").text
+    return [line.split(" ", 1)[1] for line in text.splitlines() if " count " in f" {line.split(' ', 1)[1]}"]
+
+
+def counted(client, run_id: str) -> int:
+    lines = log_lines(client, run_id)
+    return int(lines[-1].split()[1]) if lines else 0
+
+
+def test_sigkill_of_the_server_mid_run_adopts_the_run(server):
+    server.start()
+    run_id = start_counter(server, n=16, pause=0.5)
+    with server.client() as client:
+        wait_until(lambda: counted(client, run_id) >= 4, 120, message="counting started")
+    server.kill()
+    server.start()  # a new process: reconciliation adopts the still-running container
+    with server.client() as client:
+        run = client.get(f"/actor-runs/{run_id}", params={"waitForFinish": 60}).json()["data"]
+        run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r, 120)
+        assert run["status"] == "SUCCEEDED", client.get(f"/actor-runs/{run_id}/log").text
+        assert run["stats"]["restartCount"] == 0  # adopted, not restarted
+        assert log_lines(client, run_id) == [f"count {i}" for i in range(1, 17)]
+        output = client.get(f"/key-value-stores/{run['defaultKeyValueStoreId']}/records/OUTPUT").json()
+        assert output == {"final": 16}
+        items = client.get(f"/datasets/{run['defaultDatasetId']}/items").json()
+        assert [item["count"] for item in items] == list(range(1, 17))
+
+
+def test_graceful_stop_migrates_and_the_next_start_resumes(server):
+    server.start()
+    run_id = start_counter(server, n=12, pause=0.5)
+    with server.client() as client:
+        wait_until(lambda: counted(client, run_id) >= 3, 120, message="counting started")
+    server.stop()  # SIGTERM: `migrating`, a grace period to persist, then the container is stopped
+    server.start()
+    with server.client() as client:
+        run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r, 120)
+        assert run["status"] == "SUCCEEDED"
+        assert run["stats"]["restartCount"] == 1
+        log = client.get(f"/actor-runs/{run_id}/log").text
+        assert "resuming from" in log  # it continued from the persisted position, not from zero
+        numbers = [int(line.split()[1]) for line in log_lines(client, run_id)]
+        resumed_at = int(log.split("resuming from ", 1)[1].split()[0])
+        assert resumed_at >= 3 and numbers[-1] == 12
+        output = client.get(f"/key-value-stores/{run['defaultKeyValueStoreId']}/records/OUTPUT").json()
+        assert output == {"final": 12}
+
+
+MIGRATION_AWARE = """
+import asyncio
+from apify import Actor, Event
+
+async def main():
+    async with Actor:
+        async def on_migrating(event_data):
+            await Actor.set_value("MIGRATED", {"migrating": True})
+            print("got migrating", flush=True)
+
+        async def on_aborting(event_data):
+            await Actor.set_value("ABORTING", {"aborting": True})
+            print("got aborting", flush=True)
+
+        Actor.on(Event.MIGRATING, on_migrating)
+        Actor.on(Event.ABORTING, on_aborting)
+        print("ready", flush=True)
+        await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def test_graceful_stop_sends_migrating_and_state_is_stored_before_exit(tmp_path, docker_client, base_image):
+    from jupyter_actors.platform.storages import Storages
+
+    server = ServerProcess(tmp_path, persist_state_interval_secs=600.0, migrate_grace_secs=5.0)
+    try:
+        server.start()
+        with server.client() as client:
+            body = source(MIGRATION_AWARE) | {"name": "migrator"}
+            assert client.post("/actors", json=body).status_code == 201
+            assert client.post("/actors/migrator/builds", params={"waitForFinish": 60}).json()["data"]["status"] == "SUCCEEDED"
+            run = client.post("/actors/migrator/runs", params={"memory": 1024}).json()["data"]
+            wait_until(lambda: "ready" in client.get(f"/actor-runs/{run['id']}/log").text, 120, message="ready")
+        server.stop()
+        storages = Storages(server.data_dir / "storages")
+        try:
+            value, _ = storages.get_record(run["defaultKeyValueStoreId"], "MIGRATED")
+        finally:
+            storages.close()
+        assert value == b'{"migrating": true}' or b'"migrating"' in value
+    finally:
+        server.stop()
+        instance = server.instance_id()
+        if instance:
+            cleanup_instance(docker_client, instance)
+
+
+def test_graceful_abort_sends_aborting_and_the_socket_takes_only_its_own_token(platform_factory):
+    import asyncio
+
+    from tornado.httpclient import HTTPClientError
+    from tornado.websocket import websocket_connect
+
+    from .conftest import define_actor
+
+    platform = platform_factory()
+    define_actor(platform, "migrator", MIGRATION_AWARE)
+    run = platform.start_run("migrator", memory_mb=1024, timeout_secs=300)
+    other = platform.start_run("migrator", memory_mb=1024, timeout_secs=300)
+    wait_until(lambda: b"ready" in platform.run_log(run["id"]), 120, message="ready")
+    url = platform.events_url_template.format(run_id=run["id"], token=other["token"])
+    with pytest.raises(HTTPClientError) as info:
+        async def connect():
+            return await websocket_connect(url, connect_timeout=10)
+
+        asyncio.run(connect())
+    assert info.value.code == 401
+    platform.abort_run(run["id"], gracefully=True)
+    final = platform.wait_run(run["id"], timeout=60)
+    assert final["status"] == "ABORTED"
+    assert b"got aborting" in platform.run_log(run["id"])
+    value, _ = platform.storages.get_record(run["default_key_value_store_id"], "ABORTING")
+    assert b'"aborting"' in value
+    platform.abort_run(other["id"])
+    platform.wait_run(other["id"], timeout=60)
+
+
+def test_outage_longer_than_the_sdk_retry_budget_does_not_fail_the_run(server, docker_client):
+    server.start()
+    run_id = start_counter(server, n=400, pause=0.5)  # pushes an item every step: it needs the API
+    with server.client() as client:
+        wait_until(lambda: counted(client, run_id) >= 3, 120, message="counting started")
+    server.kill()
+    from jupyter_actors.platform.registry import Registry
+
+    registry = Registry(server.data_dir / "registry.sqlite")
+    container_id = registry.query_one("SELECT container_id FROM runs WHERE id = ?", (run_id,))["container_id"]
+    registry.close()
+    # The SDK retries for about two minutes, then exits 91: wait until it has given up.
+    wait_until(lambda: not docker_client.api.inspect_container(container_id)["State"]["Running"], 400, interval=1,
+               message="the actor gave up on the API")
+    assert docker_client.api.inspect_container(container_id)["State"]["ExitCode"] != 0
+    server.start()
+    with server.client() as client:
+        run = client.get(f"/actor-runs/{run_id}").json()["data"]
+        assert run["status"] == "RUNNING" and run["stats"]["restartCount"] == 1  # lost, not failed
+        client.post(f"/actor-runs/{run_id}/abort")
+        run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r, 60)
+        assert run["status"] == "ABORTED"
+        assert "resuming from" in client.get(f"/actor-runs/{run_id}/log").text
