@@ -151,6 +151,22 @@ def cmd_abort(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """A headless Jupyter server with the extension: the platform's long-lived home (runs, API, UI)."""
+    import os
+
+    argv = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.ip={args.ip}",
+            f"--ServerApp.port={args.port}", "--ServerApp.jpserver_extensions={'jupyter_actors': True}"]
+    if args.data_dir:
+        argv.append(f"--ActorsExtension.data_dir={args.data_dir}")
+    if args.cpu_mode:
+        argv.append(f"--ActorsExtension.cpu_mode={args.cpu_mode}")
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    os.execv(sys.executable, argv + list(args.jupyter_args))
+    return 0  # pragma: no cover - execv does not return
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """Set up, build the shipped example actor and run it with a 256 MB limit; print its OUTPUT."""
     cmd_setup(argparse.Namespace(**{**vars(args), "rebuild": False}))
@@ -200,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     abort.add_argument("run")
     abort.add_argument("--gracefully", action="store_true")
     abort.set_defaults(func=cmd_abort)
+
+    serve = commands.add_parser("serve", help="run a headless Jupyter server with the actors extension")
+    serve.add_argument("--ip", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8888)
+    serve.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter server")
+    serve.set_defaults(func=cmd_serve)
 
     quickstart = commands.add_parser("quickstart", help="set up, build and run the example actor")
     quickstart.set_defaults(func=cmd_quickstart)

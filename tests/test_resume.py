@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import cleanup_instance, wait_until
-from .server_process import ServerProcess
+from jupyter_actors.server.process import ServerProcess
 
 # The seed's counter made long-running: counts to N with a pause per step, persisting its position on
 # persistState/migrating (the real SDK's use_state), pushing one dataset item per step.

@@ -19,7 +19,7 @@ from typing import Any
 from . import builds as builds_mod
 from . import limits as limits_mod
 from .backends.base import Backend, ContainerSpec
-from .clock import iso, now_iso, utcnow
+from .clock import iso, now_iso, parse_iso, utcnow
 from .config import PlatformConfig
 from .errors import Conflict, InvalidInput, MemoryLimitExceeded, NotFound
 from .ids import new_id, new_token
@@ -50,6 +50,8 @@ class Platform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.registry = Registry(self.data_dir / "registry.sqlite")
         self.instance_id = self._instance_id()
+        #: When the previous process serving this data dir was last alive (its last heartbeat).
+        self.previous_heartbeat = parse_iso(self.registry.get_meta("heartbeat"))
         if backend is None:
             from .backends.docker import DockerBackend
 

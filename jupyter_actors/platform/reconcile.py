@@ -66,7 +66,7 @@ def reconcile(platform: Platform) -> ReconcileReport:
     from .core import ACTIVE_STATUSES, LABEL_INSTANCE, LABEL_RUN
 
     report = ReconcileReport()
-    last_seen = parse_iso(platform.registry.get_meta("heartbeat"))
+    last_seen = platform.previous_heartbeat
     boot = host_boot_time()
     by_run: dict[str | None, list[ContainerState]] = {}
     for state in platform.backend.list({LABEL_INSTANCE: platform.instance_id}):

@@ -1,0 +1,424 @@
+"""jupyter-actors benchmarks: each figure side by side with the raw alternative, measured in one run.
+
+    .venv/bin/python benchmarks/run.py            # full sizes (minutes)
+    .venv/bin/python benchmarks/run.py --smoke    # tiny sizes (the test suite runs this)
+
+Prints one table (median, min, max over repetitions after a warm-up; raw; ratio; target) and writes
+the same as JSON (``--json``, default benchmarks/results/latest.json) so two runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import docker
+import httpx
+import orjson
+import pandas as pd
+
+from jupyter_actors.platform.core import NETWORK_NAME
+from jupyter_actors.platform.limits import limits_for
+from jupyter_actors.server.process import ServerProcess
+
+TRIVIAL = """
+import json, os, urllib.request
+base = os.environ.get("APIFY_API_BASE_URL")
+if base:  # the raw alternative runs the same image without an API
+    request = urllib.request.Request(
+        f"{base}/v2/key-value-stores/{os.environ['APIFY_DEFAULT_KEY_VALUE_STORE_ID']}/records/OUTPUT",
+        data=b'{"ok": true}', method="PUT",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["APIFY_TOKEN"]})
+    urllib.request.urlopen(request).read()
+print("done")
+"""
+
+PRINTER = """
+import os, sys
+n = int(os.environ.get("LINES", "200000"))
+out = sys.stdout
+for i in range(n):
+    out.write(f"line {i}\\n")
+"""
+
+PUSHER = """
+import json, os, time, urllib.request
+n, batch = int(os.environ["ITEMS"]), 1000
+url = f"{os.environ['APIFY_API_BASE_URL']}/v2/datasets/{os.environ['APIFY_DEFAULT_DATASET_ID']}/items"
+headers = {"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["APIFY_TOKEN"]}
+started = time.monotonic()
+for start in range(0, n, batch):
+    items = [{"i": i, "name": f"item {i}", "value": i * 0.5} for i in range(start, min(n, start + batch))]
+    urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(items).encode(), headers=headers)).read()
+print(f"PUSHED {n} {time.monotonic() - started:.3f}")
+"""
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str
+    ours: list[float]
+    raw: list[float] = field(default_factory=list)
+    target: str = ""
+    note: str = ""
+    lower_is_better: bool = True
+
+    def summary(self) -> dict:
+        def stats(values):
+            return {"median": statistics.median(values), "min": min(values), "max": max(values)} if values else None
+        ours, raw = stats(self.ours), stats(self.raw)
+        ratio = ours["median"] / raw["median"] if ours and raw and raw["median"] else None
+        return {**asdict(self), "ours_stats": ours, "raw_stats": raw, "ratio": ratio}
+
+
+def machine() -> dict:
+    client = docker.from_env()
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "docker": client.version().get("Version"),
+        "python": sys.version.split()[0],
+        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class Bench:
+    def __init__(self, root: Path, smoke: bool, reps: int) -> None:
+        self.root, self.smoke, self.reps = root, smoke, reps
+        self.server = ServerProcess(root / "server")
+        (root / "server").mkdir(parents=True)
+        self.docker = docker.from_env()
+        self.rows: list[Row] = []
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def define(self, name: str, main_py: str, env: dict[str, str] | None = None) -> str:
+        """Create and build an actor (environment variables through its version, as Apify does)."""
+        with self.server.client() as client:
+            body = {"name": name, "versions": [{"versionNumber": "0.0", "sourceType": "SOURCE_FILES",
+                    "envVars": [{"name": k, "value": v} for k, v in (env or {}).items()],
+                    "sourceFiles": [{"name": "main.py", "format": "TEXT", "content": main_py}]}]}
+            client.post("/actors", json=body).raise_for_status()
+            build = client.post(f"/actors/{name}/builds", params={"waitForFinish": 60}).json()["data"]
+            assert build["status"] == "SUCCEEDED", build
+            return build["imageName"]
+
+    def start_run(self, client: httpx.Client, name: str, memory: int, env_input: dict | None = None) -> dict:
+        response = client.post(f"/actors/{name}/runs", params={"memory": memory, "timeout": 600}, json=env_input)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def wait_status(self, client: httpx.Client, run_id: str, done, *, long_poll: bool = True) -> dict:
+        """Long-poll for terminal statuses; poll every 5 ms for others (the API long-polls only to the end)."""
+        while True:
+            params = {"waitForFinish": 5} if long_poll else {}
+            run = client.get(f"/actor-runs/{run_id}", params=params).json()["data"]
+            if done(run):
+                return run
+            if not long_poll:
+                time.sleep(0.005)
+
+    def raw_run(self, image: str, memory: int, command=None, env=None) -> tuple[float, float, object]:
+        limits = limits_for(memory)
+        started = time.perf_counter()
+        container = self.docker.containers.create(image, command=command, environment=env or {},
+                                                  mem_limit=limits.memory_bytes, memswap_limit=limits.memory_bytes,
+                                                  nano_cpus=limits.nano_cpus, init=True, network=NETWORK_NAME)
+        container.start()
+        running = time.perf_counter() - started
+        return started, running, container
+
+    def server_pid(self) -> int:
+        return self.server.process.pid  # type: ignore[union-attr]
+
+    def proc_status(self, key: str) -> int:
+        for line in Path(f"/proc/{self.server_pid()}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.server_pid()}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    # -- 1. start latency -------------------------------------------------------------------------
+
+    def start_latency(self) -> None:
+        image = self.define("trivial", TRIVIAL)
+        for memory in (1024, 128):
+            to_running, to_done, raw_running, raw_done, overhead = [], [], [], [], []
+            with self.server.client() as client:
+                for rep in range(self.reps + 1):
+                    started = time.perf_counter()
+                    run = self.start_run(client, "trivial", memory)
+                    run = self.wait_status(client, run["id"], lambda r: r["status"] != "READY", long_poll=False)
+                    running = time.perf_counter() - started
+                    run = self.wait_status(client, run["id"], lambda r: r["isTerminal"])
+                    record = client.get(f"/key-value-stores/{run['defaultKeyValueStoreId']}/records/OUTPUT")
+                    assert run["status"] == "SUCCEEDED" and record.status_code == 200, run
+                    done = time.perf_counter() - started
+                    t0, raw_run_s, container = self.raw_run(image, memory)
+                    container.wait()
+                    raw_total = time.perf_counter() - t0
+                    container.remove(force=True)
+                    if rep == 0:
+                        continue  # warm-up
+                    to_running.append(running)
+                    to_done.append(done)
+                    raw_running.append(raw_run_s)
+                    raw_done.append(raw_total)
+                    overhead.append(done - raw_total)
+            self.rows += [
+                Row(f"start -> RUNNING, {memory} MB", "s", to_running, raw_running, note="raw: create+start"),
+                Row(f"start -> SUCCEEDED + OUTPUT, {memory} MB", "s", to_done, raw_done, target="<= 1.3x raw",
+                    note="raw: create+start+wait"),
+                Row(f"platform overhead, {memory} MB", "s", overhead, target="< 0.150 s median"),
+            ]
+
+    # -- 2. log streaming -------------------------------------------------------------------------
+
+    def log_streaming(self) -> None:
+        lines = 2000 if self.smoke else 200_000
+        image = self.define("printer", PRINTER, {"LINES": str(lines)})
+        ours, raw, growth = [], [], []
+        for rep in range(max(1, self.reps // 2) + 1):
+            with self.server.client() as client:
+                rss_before = self.proc_status("VmRSS")
+                started = time.perf_counter()
+                run = self.start_run(client, "printer", 1024)
+                count, last = 0, -1
+                with client.stream("GET", f"/actor-runs/{run['id']}/log", params={"stream": "true"}) as response:
+                    for line in response.iter_lines():
+                        if " line " in f" {line.split(' ', 1)[-1]}":
+                            number = int(line.rsplit(" ", 1)[1])
+                            assert number == last + 1, f"lost or reordered: {last} -> {number}"
+                            last, count = number, count + 1
+                elapsed = time.perf_counter() - started
+                assert count == lines, (count, lines)
+                growth_mb = (self.proc_status("VmRSS") - rss_before) / 2**20
+            t0, _, container = self.raw_run(image, 1024, env={"LINES": str(lines)})
+            raw_count = sum(1 for _ in container.logs(stream=True, follow=True))
+            raw_elapsed = time.perf_counter() - t0
+            container.remove(force=True)
+            if rep == 0:
+                continue
+            ours.append(count / elapsed)
+            raw.append(raw_count / raw_elapsed if raw_count else float("nan"))
+            growth.append(growth_mb)
+        self.rows += [
+            Row(f"log stream, {lines} lines", "lines/s", ours, raw, target=">= 0.5x raw", lower_is_better=False,
+                note="raw: docker logs -f; zero lines lost or reordered (checked)"),
+            Row("server memory growth during log stream", "MB", growth, target="< 50 MB"),
+        ]
+
+    # -- 3. dataset write, 4. dataset read -------------------------------------------------------
+
+    def datasets(self) -> None:
+        items = 10_000 if self.smoke else 1_000_000
+        self.define("pusher", PUSHER, {"ITEMS": str(items)})
+        with self.server.client() as client:
+            run = self.start_run(client, "pusher", 4096)
+            run = self.wait_status(client, run["id"], lambda r: r["isTerminal"])
+            log = client.get(f"/actor-runs/{run['id']}/log").text
+            assert run["status"] == "SUCCEEDED", log
+            pushed = float(log.split("PUSHED ", 1)[1].split()[1])
+            self.rows.append(Row(f"dataset write, {items} items in batches of 1000 (HTTP)", "items/s",
+                                 [items / pushed], lower_is_better=False, note="from inside a container"))
+            dataset_id = run["defaultDatasetId"]
+            local = self.root / "items.jsonl"
+            with client.stream("GET", f"/datasets/{dataset_id}/items", params={"format": "jsonl"}) as response:
+                with open(local, "wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+            crawlee = self.root / "crawlee-dataset"
+            crawlee.mkdir()
+            with open(local, "rb") as handle:
+                for index, line in enumerate(handle, start=1):
+                    (crawlee / f"{index:09d}.json").write_bytes(line)
+            ours, raw, per_file = [], [], []
+            for rep in range(max(1, self.reps // 2) + 1):
+                started = time.perf_counter()
+                frame = self.read_dataset(client, dataset_id)
+                ours.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                reference = pd.read_json(local, lines=True)
+                raw.append(time.perf_counter() - started)
+                if rep == 0 or not self.smoke or rep == 1:
+                    started = time.perf_counter()
+                    rows = [orjson.loads(path.read_bytes()) for path in sorted(crawlee.iterdir())]
+                    pd.DataFrame(rows)
+                    per_file.append(time.perf_counter() - started)
+                assert frame.shape == reference.shape
+            self.rows += [
+                Row(f"dataset read to pandas, {items} items", "s", ours[1:] or ours, raw[1:] or raw,
+                    target="<= 1.5x pandas.read_json(lines=True) of a local file"),
+                Row(f"dataset read, crawlee-style one file per item, {items} items", "s", per_file,
+                    ours[1:] or ours, target="ours >= 10x faster", note="'raw' column = ours here"),
+            ]
+
+    def read_dataset(self, client: httpx.Client, dataset_id: str) -> pd.DataFrame:
+        """The notebook API's to_pandas when it exists, else the same HTTP path by hand."""
+        try:
+            import jupyter_actors
+
+            dataset = jupyter_actors.dataset(dataset_id)  # type: ignore[attr-defined]
+            return dataset.to_pandas()
+        except Exception:  # noqa: BLE001 - the notebook client is optional for this figure
+            response = client.get(f"/datasets/{dataset_id}/items", params={"format": "jsonl"})
+            return pd.read_json(io.BytesIO(response.content), lines=True)
+
+    # -- 5. key-value records ---------------------------------------------------------------------
+
+    def records(self) -> None:
+        n = 20 if self.smoke else 200
+        with self.server.client() as client:
+            store = client.post("/key-value-stores", params={"name": "bench-records"}).json()["data"]["id"]
+            for size, label in ((1024, "1 KB"), (1024 * 1024, "1 MB")):
+                payload = os.urandom(size)
+                put, get, fput, fget = [], [], [], []
+                path = self.root / "record.bin"
+                for i in range(n):
+                    started = time.perf_counter()
+                    client.put(f"/key-value-stores/{store}/records/r{i % 10}", content=payload,
+                               headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+                    put.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    assert len(client.get(f"/key-value-stores/{store}/records/r{i % 10}").content) == size
+                    get.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    with open(path, "wb") as handle:
+                        handle.write(payload)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    fput.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    path.read_bytes()
+                    fget.append(time.perf_counter() - started)
+                for name, ours, raw, raw_name in (("set", put, fput, "write+fsync"), ("get", get, fget, "read")):
+                    p99 = sorted(ours)[max(0, int(len(ours) * 0.99) - 1)]
+                    self.rows.append(Row(f"record {name} {label} (p99 {p99 * 1000:.1f} ms)", "s", ours, raw,
+                                         target="low single-digit ms", note=f"raw: file {raw_name}"))
+
+    # -- 6. concurrency ---------------------------------------------------------------------------
+
+    def concurrency(self) -> None:
+        count = 3 if self.smoke else 50
+        self.define("trivial", TRIVIAL)
+        with self.server.client() as client:
+            cpu_before, rss_before = self.cpu_seconds(), self.proc_status("VmRSS")
+            started = time.perf_counter()
+            runs = [self.start_run(client, "trivial", 128) for _ in range(count)]
+            pending = {run["id"] for run in runs}
+            all_running = None
+            statuses = {}
+            while True:
+                listing = client.get("/actor-runs", params={"desc": "true", "limit": count}).json()["data"]["items"]
+                statuses = {run["id"]: run["status"] for run in listing if run["id"] in pending}
+                if all_running is None and all(s != "READY" for s in statuses.values()):
+                    all_running = time.perf_counter() - started
+                if all(s in ("SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED") for s in statuses.values()):
+                    break
+                time.sleep(0.2)  # a polling benchmark loop, not test synchronisation
+            total = time.perf_counter() - started
+            succeeded = sum(1 for s in statuses.values() if s == "SUCCEEDED")
+            peak = self.proc_status("VmHWM")
+            cpu = self.cpu_seconds() - cpu_before
+            per_run = (self.proc_status("VmRSS") - rss_before) / count / 2**20
+        self.rows += [
+            Row(f"{count} runs of 128 MB: time until all RUNNING", "s", [all_running or total],
+                note=f"{succeeded}/{count} SUCCEEDED in {total:.1f} s"),
+            Row(f"{count} runs: server CPU", "s", [cpu]),
+            Row(f"{count} runs: server peak memory", "MB", [peak / 2**20]),
+            Row(f"{count} runs: server memory per run", "MB", [per_run]),
+        ]
+
+    # -- 7. resume --------------------------------------------------------------------------------
+
+    def resume(self) -> None:
+        count = 2 if self.smoke else 10
+        self.define("sleeper", "import time\nprint('up', flush=True)\ntime.sleep(600)\n")
+        with self.server.client() as client:
+            runs = [self.start_run(client, "sleeper", 128) for _ in range(count)]
+            for run in runs:
+                self.wait_status(client, run["id"], lambda r: r["status"] == "RUNNING")
+        self.server.kill()
+        started = time.perf_counter()
+        self.server.start()  # reconciliation runs before the server answers
+        adopted = time.perf_counter() - started
+        with self.server.client() as client:
+            statuses = [client.get(f"/actor-runs/{run['id']}").json()["data"]["status"] for run in runs]
+            for run in runs:
+                client.post(f"/actor-runs/{run['id']}/abort")
+        assert statuses == ["RUNNING"] * count, statuses
+        self.rows.append(Row(f"server start until {count} running runs adopted", "s", [adopted],
+                             note="after kill -9; lost-run restarts: see tests/test_engine_restart.py"))
+
+    # -- report -----------------------------------------------------------------------------------
+
+    def run_all(self, only: list[str] | None) -> None:
+        self.server.start()
+        try:
+            for name in ("start_latency", "log_streaming", "datasets", "records", "concurrency", "resume"):
+                if only and name not in only:
+                    continue
+                print(f"... {name}", file=sys.stderr, flush=True)
+                getattr(self, name)()
+        finally:
+            self.server.stop()
+            instance = self.server.instance_id()
+            if instance:
+                for container in self.docker.api.containers(all=True, filters={"label": f"jupyter-actors.instance={instance}"}):
+                    self.docker.api.remove_container(container["Id"], force=True)
+                for image in self.docker.api.images(filters={"label": f"jupyter-actors.instance={instance}"}):
+                    try:
+                        self.docker.api.remove_image(image["Id"], force=True)
+                    except docker.errors.APIError:
+                        pass
+
+
+def render(rows: list[Row], info: dict) -> str:
+    lines = [f"machine: {info['cores']} cores, {info['memory_gb']} GiB, Docker {info['docker']}, Python {info['python']}",
+             f"{'figure':58} {'unit':8} {'ours median [min-max]':28} {'raw median':12} {'ratio':7} target / note"]
+    for row in rows:
+        summary = row.summary()
+        ours = summary["ours_stats"]
+        raw = summary["raw_stats"]
+        fmt = (lambda v: f"{v:,.4g}")
+        ours_text = f"{fmt(ours['median'])} [{fmt(ours['min'])}-{fmt(ours['max'])}]" if ours else "-"
+        raw_text = fmt(raw["median"]) if raw else "-"
+        ratio = f"{summary['ratio']:.2f}x" if summary["ratio"] else "-"
+        lines.append(f"{row.name:58} {row.unit:8} {ours_text:28} {raw_text:12} {ratio:7} {row.target} {row.note}".rstrip())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, few repetitions")
+    parser.add_argument("--reps", type=int, help="repetitions after the warm-up")
+    parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "latest.json")
+    args = parser.parse_args(argv)
+    reps = args.reps or (2 if args.smoke else 5)
+    with tempfile.TemporaryDirectory(prefix="ja-bench-") as tmp:
+        bench = Bench(Path(tmp), args.smoke, reps)
+        bench.run_all(args.only)
+    info = machine()
+    print(render(bench.rows, info))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": info, "smoke": args.smoke,
+                                     "rows": [row.summary() for row in bench.rows]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
