@@ -298,3 +298,32 @@ def test_runs_cannot_reach_each_other_on_the_network(platform, docker_client):
 
     network = docker_client.api.inspect_network(NETWORK_NAME)
     assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+
+
+def test_builds_count_towards_the_memory_limit(platform_factory):
+    from jupyter_actors.platform.sources import inline_actor
+
+    platform = platform_factory(memory_limit_mb=1024, build_memory_mb=2048)
+    platform.create_actor(inline_actor("too-big-to-build", "print(1)\n"))
+    with pytest.raises(MemoryLimitExceeded) as info:
+        platform.build("too-big-to-build")
+    assert "2048 MB" in info.value.message and "1024 MB" in info.value.message
+    assert platform.list_builds("too-big-to-build") == []
+
+
+def test_secret_environment_variables_reach_the_actor_but_are_never_shown(platform):
+    from jupyter_actors.api.views import Views
+    from jupyter_actors.platform.sources import inline_actor
+
+    platform.create_actor(inline_actor(
+        "secretive", "import os\nprint('len', len(os.environ['API_KEY']), os.environ['MODE'])\n",
+        env_vars=[{"name": "API_KEY", "value": "s3cr3t-value", "isSecret": True},
+                  {"name": "MODE", "value": "fast", "isSecret": False}]))
+    assert platform.build("secretive")["status"] == "SUCCEEDED"
+    run = platform.wait_run(platform.start_run("secretive", memory_mb=TEST_MEMORY_MB)["id"], 120)
+    log = platform.run_log(run["id"]).decode()
+    assert "len 12 fast" in log and "s3cr3t" not in log
+    version = Views(platform, "http://127.0.0.1:8888/actors/api").version(platform.versions("secretive")[0])
+    assert {"name": "API_KEY", "isSecret": True} in version["envVars"]
+    assert "s3cr3t-value" not in str(version)
+    assert {"name": "MODE", "isSecret": False, "value": "fast"} in version["envVars"]
