@@ -202,7 +202,8 @@ def test_outage_longer_than_the_sdk_retry_budget_does_not_fail_the_run(server, d
     with server.client() as client:
         run = client.get(f"/actor-runs/{run_id}").json()["data"]
         assert run["status"] == "RUNNING" and run["stats"]["restartCount"] == 1  # lost, not failed
+        # It resumes from its persisted position and counts on.
+        wait_until(lambda: "resuming from" in client.get(f"/actor-runs/{run_id}/log").text, 120, message="resumed")
         client.post(f"/actor-runs/{run_id}/abort")
         run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r, 60)
         assert run["status"] == "ABORTED"
-        assert "resuming from" in client.get(f"/actor-runs/{run_id}/log").text
