@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+import logging
 from typing import TYPE_CHECKING
 
 from .backends.base import ContainerState
@@ -19,6 +20,8 @@ from .runs import STOP_MIGRATE
 
 if TYPE_CHECKING:
     from .core import Platform
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +88,7 @@ def reconcile(platform: Platform) -> ReconcileReport:
         reason = lost_reason(run, current, boot=boot, last_seen=last_seen)
         if reason is not None:
             if current is not None:
+                store_remaining_log(platform, run["id"], current.id)  # before the engine forgets it
                 platform.backend.remove(current.id)
             platform.restart_lost(run, reason)
             report.restarted.append(run["id"])
@@ -102,6 +106,24 @@ def reconcile(platform: Platform) -> ReconcileReport:
                 platform.backend.remove(state.id)
                 report.removed.append(state.id)
     return report
+
+
+def store_remaining_log(platform: Platform, run_id: str, container_id: str) -> None:
+    """Copy what a lost container printed after the last server stopped watching it."""
+    from .runlog import RunLog
+
+    runlog = RunLog(platform.log_path(run_id))
+    try:
+        stream = platform.backend.logs(container_id, since_ns=runlog.resume(), follow=False)
+        try:
+            for line in stream:
+                runlog.append([line])
+        finally:
+            stream.close()
+    except Exception:  # noqa: BLE001 - the engine may have lost the log with the host; restart anyway
+        log.warning("could not store the last log lines of run %s", run_id)
+    finally:
+        runlog.close()
 
 
 def expired(run: dict) -> bool:
