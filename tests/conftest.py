@@ -88,6 +88,8 @@ def platform_factory(docker_client, base_image, tmp_path):
 
     yield make
     for platform, loop, server in made:
+        if platform.closed:  # shut down by the test itself; its containers are cleaned up below
+            platform = Platform(platform.config)
         for run in platform.list_runs():
             if run["status"] not in ("SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED") and run["container_id"]:
                 try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import cleanup_instance, wait_until
@@ -207,3 +209,28 @@ def test_outage_longer_than_the_sdk_retry_budget_does_not_fail_the_run(server, d
         client.post(f"/actor-runs/{run_id}/abort")
         run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r, 60)
         assert run["status"] == "ABORTED"
+
+
+def test_plain_http_actor_keeps_its_state_across_a_migration(platform_factory, tmp_path):
+    from jupyter_actors.cli import EXAMPLES_DIR
+    from jupyter_actors.platform.sources import load_actor_dir
+
+    data_dir = tmp_path / "shared-data"
+    first = platform_factory(data_dir=data_dir, migrate_grace_secs=5.0)
+    first.create_actor(load_actor_dir(EXAMPLES_DIR / "plain-http-state"))
+    assert first.build("plain-http-state")["status"] == "SUCCEEDED"
+    run = first.start_run("plain-http-state", memory_mb=1024, timeout_secs=300, input={"n": 12, "pause": 0.3})
+    wait_until(lambda: b"count 3" in first.run_log(run["id"]), 120, message="counting")
+    first.shutdown()  # migrate: SIGTERM (no events socket), it saves, the container is stopped
+    assert b"on SIGTERM" in (data_dir / "logs" / f"run-{run['id']}.log").read_bytes()
+
+    second = platform_factory(data_dir=data_dir)
+    report = second.reconcile()
+    assert report.restarted == [run["id"]]
+    final = second.wait_run(run["id"], timeout=120)
+    assert final["status"] == "SUCCEEDED" and final["restart_count"] == 1
+    log = second.run_log(run["id"]).decode()
+    saved = int(log.split("saved ", 1)[1].split()[0])
+    assert f"resuming from {saved}" in log and saved >= 3
+    value, _ = second.storages.get_record(run["default_key_value_store_id"], "OUTPUT")
+    assert json.loads(value) == {"final": 12}

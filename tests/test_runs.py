@@ -327,3 +327,26 @@ def test_secret_environment_variables_reach_the_actor_but_are_never_shown(platfo
     assert {"name": "API_KEY", "isSecret": True} in version["envVars"]
     assert "s3cr3t-value" not in str(version)
     assert {"name": "MODE", "isSecret": False, "value": "fast"} in version["envVars"]
+
+
+@pytest.mark.parametrize("how", ["FAILED", "TIMED-OUT", "ABORTED"])
+def test_resurrection_of_every_terminal_status_counts_timeout_from_now(platform, how):
+    code = {"FAILED": "import sys\nprint('up')\nsys.exit(2)\n", "TIMED-OUT": SLEEPER, "ABORTED": SLEEPER}[how]
+    define_actor(platform, "phoenix", code)
+    run = platform.start_run("phoenix", memory_mb=TEST_MEMORY_MB, timeout_secs=3 if how == "TIMED-OUT" else 0)
+    if how == "ABORTED":
+        wait_until(lambda: b"started" in platform.run_log(run["id"]), 60, message="started")
+        platform.abort_run(run["id"])
+    first = platform.wait_run(run["id"], 60)
+    assert first["status"] == how
+    again = platform.resurrect_run(run["id"], timeout_secs=30)
+    assert again["status"] == "RUNNING" and again["started_at"] == first["started_at"]
+    assert again["finished_at"] is None and again["exit_code"] is None
+    from jupyter_actors.platform.clock import parse_iso, utcnow
+
+    assert abs((parse_iso(again["timeout_at"]) - utcnow()).total_seconds() - 30) < 5  # from the resurrection
+    if how == "FAILED":  # it exits with 2 again by itself
+        assert platform.wait_run(run["id"], 60)["status"] == "FAILED"
+        return
+    platform.abort_run(run["id"])
+    assert platform.wait_run(run["id"], 60)["status"] == "ABORTED"

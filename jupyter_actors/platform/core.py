@@ -688,12 +688,19 @@ class Platform:
 
     def close(self) -> None:
         """Stop watching; containers keep running (they belong to the engine, not to this process)."""
+        if self.closed:
+            return
         self._closing.set()
         for watcher in list(self._watchers.values()):
             watcher.close()
         for watcher in list(self._watchers.values()):
             watcher.thread.join(timeout=5)
         self.registry.close()
+        self.storages.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
 
 
 def _input_body(value: bytes | str | dict | list | None, content_type: str | None) -> tuple[bytes | None, str | None]:

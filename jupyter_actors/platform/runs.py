@@ -83,7 +83,10 @@ class RunWatcher:
                 self.platform.send_event(self.run_id, "persistState", {"isMigrating": event == "migrating"})
                 if self._exited.wait(grace_secs):
                     return
-            self.backend.stop(container_id, min(grace_secs, 3.0) if event else grace_secs)
+                grace = min(grace_secs, 3.0)  # it had its chance to persist; now SIGTERM, then SIGKILL
+            else:
+                grace = grace_secs  # no events socket: SIGTERM is the actor's signal to persist
+            self.backend.stop(container_id, grace)
 
         threading.Thread(target=stop, name=f"stop-{self.run_id}", daemon=True).start()
 
