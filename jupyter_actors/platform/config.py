@@ -48,8 +48,11 @@ class PlatformConfig:
     actor_api_url: str | None = None
     #: Base URL the user reaches the API at; used for public/console URLs in API objects.
     public_api_url: str = "http://127.0.0.1:8888/actors/api"
-    #: Port the actor's web server listens on inside the container.
+    #: Port the actor's web server listens on inside the container (an actor's APIFY_CONTAINER_PORT wins).
     container_port: int = 4321
+    #: Base URL of the Jupyter server as users reach it; run web servers are proxied under it at
+    #: ``actors/web/<unguessable id>/``. None: derived from ``public_api_url``.
+    public_base_url: str | None = None
     #: Seconds between disk-usage checks of a running container.
     disk_check_interval_secs: float = 5.0
     docker_base_url: str | None = None
@@ -66,6 +69,11 @@ class PlatformConfig:
     heartbeat_secs: float = 5.0
     #: Labelled containers without a run record are removed after this many seconds.
     orphan_grace_secs: float = 60.0
+
+    @property
+    def web_base_url(self) -> str:
+        base = self.public_base_url or self.public_api_url.rstrip("/").removesuffix("/actors/api")
+        return base.rstrip("/") + "/actors/web/"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -291,7 +291,8 @@ class Platform:
 
     def start_run(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
                   timeout_secs: int | str | None = None, input: bytes | str | dict | list | None = None,
-                  content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None) -> dict:
+                  content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
+                  web_public: bool = False) -> dict:
         """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
         actor_row = self.get_actor(actor)
         build_row = self.resolve_build(actor_row, build)
@@ -336,6 +337,9 @@ class Platform:
                 "origin": origin,
                 "parent_run_id": parent_run_id,
                 "options": dumps({"build": build or actor_row["default_build"]}),
+                "web_id": secrets.token_urlsafe(18),
+                "web_public": int(bool(web_public)),
+                "container_port": self._container_port(actor_row, build_row),
             }
             self.registry.insert("runs", run)
         return self._launch(run_id, actor_row, build_row, limits)
@@ -385,14 +389,31 @@ class Platform:
             )
         return self._launch(run_id, actor_row, build_row, limits, mode="resurrect")
 
+    def _container_port(self, actor: dict, build: dict) -> int:
+        """The port the actor's web server listens on: its own APIFY_CONTAINER_PORT, else the default."""
+        version = self.get_version(actor["id"], build["version_number"])
+        for variable in json.loads(version["env_vars"]):
+            if variable["name"] in ("APIFY_CONTAINER_PORT", "ACTOR_WEB_SERVER_PORT"):
+                try:
+                    return int(variable["value"])
+                except (TypeError, ValueError):
+                    raise InvalidInput(f"{variable['name']} must be a port number, not {variable['value']!r}.") from None
+        return self.config.container_port
+
+    def web_url(self, run: dict) -> str | None:
+        return f"{self.config.web_base_url}{run['web_id']}/" if run.get("web_id") else None
+
+    def run_for_web_id(self, web_id: str) -> dict | None:
+        return self.registry.query_one("SELECT * FROM runs WHERE web_id = ?", (web_id,))
+
     def _container_spec(self, run: dict, actor: dict, build: dict, limits) -> ContainerSpec:
         version = self.get_version(actor["id"], build["version_number"])
         env = run_environment(
-            run, actor, build, api_url=self.actor_api_url, container_url=None,
+            run, actor, build, api_url=self.actor_api_url, container_url=self.web_url(run),
             events_url=self.events_url_template.format(run_id=run["id"], token=run["token"])
             if self.events_url_template else None,
             persist_state_interval_secs=self.config.persist_state_interval_secs,
-            container_port=self.config.container_port, custom=json.loads(version["env_vars"]),
+            container_port=run["container_port"] or self.config.container_port, custom=json.loads(version["env_vars"]),
         )
         labels = {
             LABEL_INSTANCE: self.instance_id,
@@ -403,6 +424,7 @@ class Platform:
         return ContainerSpec(
             name=run["container_name"], image=build["image"], env=env, labels=labels, limits=limits,
             user=self.config.container_user, network=self._network,
+            publish_port=run["container_port"] or self.config.container_port,
         )
 
     def network_gateway(self) -> str:

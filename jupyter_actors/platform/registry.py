@@ -101,6 +101,14 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX runs_by_token ON runs (token);
     CREATE INDEX runs_by_parent ON runs (parent_run_id);
     """,
+    # 2: the container web server (an unguessable URL id, public or not, the published host port).
+    """
+    ALTER TABLE runs ADD COLUMN web_id TEXT;
+    ALTER TABLE runs ADD COLUMN web_public INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN container_port INTEGER;
+    ALTER TABLE runs ADD COLUMN host_port INTEGER;
+    CREATE UNIQUE INDEX runs_by_web_id ON runs (web_id);
+    """,
 ]
 
 

@@ -136,6 +136,9 @@ class RunWatcher:
             except Conflict:
                 pass
             return False
+        state = self.backend.inspect(self.container_id)
+        if state is not None and state.host_port:
+            self.platform._update_run(self.run_id, host_port=state.host_port)
         if self._resurrected:
             if self.platform.get_run(self.run_id)["stop_intent"] == STOP_ABORT:
                 self.backend.kill(self.container_id)  # aborted while starting; _finish makes it ABORTED
@@ -198,7 +201,11 @@ class RunWatcher:
             return
         self.backend.wait(self.container_id)
         self._exited.set()
-        drain = self.backend.logs(self.container_id, since_ns=self.runlog.resume(), follow=False)
+        try:
+            drain = self.backend.logs(self.container_id, since_ns=self.runlog.resume(), follow=False)
+        except Exception as exc:  # noqa: BLE001 - removed behind our back: what was copied is all there is
+            log.warning("run %s: the engine's log is gone (%s)", self.run_id, exc)
+            return
         self._copy(drain)
 
     def _copy(self, stream) -> None:

@@ -19,6 +19,7 @@ from ..api.routes import make_handlers
 from ..platform.config import DEFAULT_BASE_IMAGE, PlatformConfig, machine_memory_mb
 from ..platform.core import Platform
 from .auth import JupyterAuthBase
+from .web_proxy import RunWebProxyHandler
 from .runs_stream import stream_handlers
 
 API_PATH = "actors/api"
@@ -83,6 +84,7 @@ class ActorsExtension(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend(make_handlers(API_PATH, JupyterAuthBase, "User"))
         self.handlers.extend(stream_handlers(API_PATH))
+        self.handlers.append((r"actors/web/([^/]+)(/.*)?", RunWebProxyHandler))
 
     async def stop_extension(self) -> None:
         # Actors hear `migrating` over the actor API's sockets, so that API stops last.
