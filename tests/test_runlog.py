@@ -56,3 +56,16 @@ def test_discard_starts_a_fresh_log(tmp_path):
     log.append([LogLine(BASE, "old"), LogLine(BASE + 1, "new")])
     log.close()
     assert texts(tmp_path / "run.log") == ["old", "new"]
+
+
+def test_a_log_over_its_cap_keeps_its_tail_and_says_so(tmp_path):
+    log = RunLog(tmp_path / "run.log", max_bytes=10_000)
+    for i in range(1000):
+        log.append([LogLine(BASE + i * 1_000_000, f"line {i:04d}")])
+    log.close()
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    assert (tmp_path / "run.log").stat().st_size <= 10_000
+    assert "reached its size limit" in lines[0] and "bytes were dropped" in lines[0]
+    assert lines[-1].endswith("line 0999")
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in lines[1:]]
+    assert numbers == list(range(numbers[0], 1000))  # a contiguous tail, nothing half-written

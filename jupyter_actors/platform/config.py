@@ -67,6 +67,12 @@ class PlatformConfig:
     system_info_interval_secs: float = 5.0
     #: How often the platform records that it is alive (to tell what happened while it was down).
     heartbeat_secs: float = 5.0
+    #: Finished runs are deleted with their default storages and logs after this many days (0: never).
+    retention_days: float = 7.0
+    #: How often the retention period is applied (also once at start).
+    retention_sweep_secs: float = 3600.0
+    #: A run log larger than this keeps its tail and says so.
+    log_cap_mb: float = 64.0
     #: Labelled containers without a run record are removed after this many seconds.
     orphan_grace_secs: float = 60.0
 

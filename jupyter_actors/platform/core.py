@@ -440,8 +440,28 @@ class Platform:
     def get_run(self, run_id: str) -> dict:
         row = self.registry.query_one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
-            raise NotFound(f"Run {run_id!r} was not found.", type="record-not-found")
+            from .retention import tombstone_message
+
+            raise NotFound(tombstone_message(self, run_id, "Run") or f"Run {run_id!r} was not found.",
+                           type="record-not-found")
         return row
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a finished run with its default storages and log (named storages stay)."""
+        from .retention import delete_run
+
+        delete_run(self, run_id)
+
+    def delete_build(self, build_id: str) -> None:
+        from .retention import delete_build
+
+        delete_build(self, build_id)
+
+    def expire_runs(self) -> list[str]:
+        """Apply the retention period now (the housekeeping thread does it hourly and at start)."""
+        from .retention import expire_runs
+
+        return expire_runs(self)
 
     def run_for_token(self, token: str) -> dict | None:
         return self.registry.query_one("SELECT * FROM runs WHERE token = ?", (token,))
@@ -539,7 +559,7 @@ class Platform:
         return {row["id"] for row in rows}
 
     def delete_actor(self, actor: str) -> None:
-        """Delete an actor with its versions and builds; refused while it has unfinished runs."""
+        """Delete an actor with its versions, builds, runs and their default storages; refused while it runs."""
         row = self.get_actor(actor)
         placeholders = ",".join("?" for _ in ACTIVE_STATUSES)
         active = self.registry.query(
@@ -547,15 +567,15 @@ class Platform:
         )
         if active:
             raise Conflict(f"Actor {row['name']} has {len(active)} unfinished run(s); abort them first.")
+        from .retention import remove_unused_images
+
+        for run in self.list_runs(row["id"]):
+            self.delete_run(run["id"])
         images = [b["image"] for b in self.list_builds(row["id"]) if b["image"]]
         with self.registry.transaction() as db:
-            db.execute("DELETE FROM runs WHERE actor_id = ?", (row["id"],))
             db.execute("DELETE FROM actors WHERE id = ?", (row["id"],))
-        for image in images:
-            try:
-                self.backend.remove_image(image)
-            except Exception:  # noqa: BLE001 - an image in use elsewhere stays; the record is gone
-                log.warning("could not remove image %s", image)
+            db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'actor', 'deleted', ?)", (row["id"], now_iso()))
+        remove_unused_images(self, images)
 
     def _forget_watcher(self, run_id: str, watcher: RunWatcher) -> None:
         if self._watchers.get(run_id) is watcher:
@@ -570,16 +590,26 @@ class Platform:
             self._monitor = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
             self._monitor.start()
 
+    def _sweep(self) -> None:
+        try:
+            self.expire_runs()
+        except Exception:  # noqa: BLE001 - retention must never stop the housekeeping loop
+            log.exception("retention sweep failed")
+
     def _beat(self) -> None:
         self.registry.set_meta("heartbeat", now_iso())
 
     def _housekeeping(self) -> None:
         interval = min(self.config.disk_check_interval_secs, self.config.heartbeat_secs)
-        last_beat = time.monotonic()
+        last_beat = last_sweep = time.monotonic()
+        self._sweep()
         while not self._closing.wait(interval):
             if time.monotonic() - last_beat >= self.config.heartbeat_secs:
                 self._beat()
                 last_beat = time.monotonic()
+            if time.monotonic() - last_sweep >= self.config.retention_sweep_secs:
+                self._sweep()
+                last_sweep = time.monotonic()
             if not self._disk_measured:
                 continue
             for run_id, watcher in list(self._watchers.items()):

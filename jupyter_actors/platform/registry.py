@@ -109,6 +109,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN host_port INTEGER;
     CREATE UNIQUE INDEX runs_by_web_id ON runs (web_id);
     """,
+    # 3: what was deleted (by retention or by the user), so it answers 404 saying why.
+    """
+    CREATE TABLE tombstones (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,      -- run, key_value_stores, datasets, request_queues, build, actor
+        reason TEXT NOT NULL,    -- expired, deleted
+        deleted_at TEXT NOT NULL
+    );
+    """,
 ]
 
 

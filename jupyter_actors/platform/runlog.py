@@ -35,8 +35,9 @@ class RunLog:
     instant. ``resume()`` arms a multiset of those lines; ``append`` skips exactly that many copies.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         # The last instant written ([start, end) in ns) and the texts written within it.
@@ -78,7 +79,25 @@ class RunLog:
             with self._lock:
                 self._file.write("".join(out).encode("utf-8"))
                 self._file.flush()
+                if self.max_bytes and self._file.tell() > self.max_bytes:
+                    self._keep_tail()
         return len(out)
+
+    def _keep_tail(self) -> None:
+        """Past the cap, keep the newest half and say how much was dropped (written atomically)."""
+        assert self.max_bytes is not None
+        self._file.close()
+        data = self.path.read_bytes()
+        tail = data[-(self.max_bytes // 2):]
+        tail = tail[tail.find(b"\n") + 1:]
+        dropped = len(data) - len(tail)
+        first_stamp = tail.split(b" ", 1)[0].decode() if tail else ms_iso(self._last_start)
+        notice = (f"{first_stamp} [jupyter-actors] This log reached its size limit of "
+                  f"{self.max_bytes / 2**20:g} MB: its first {dropped:,} bytes were dropped.\n").encode()
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_bytes(notice + tail)
+        os.replace(temporary, self.path)
+        self._file = open(self.path, "ab")  # noqa: SIM115
 
     def close(self) -> None:
         with self._lock:

@@ -35,7 +35,7 @@ class RunWatcher:
         self.backend = platform.backend
         self.run_id = run_id
         self.container_id: str | None = None
-        self.runlog = RunLog(platform.log_path(run_id))
+        self.runlog = RunLog(platform.log_path(run_id), max_bytes=int(platform.config.log_cap_mb * 2**20))
         self._timer: threading.Timer | None = None
         self._stream = None
         self._closed = threading.Event()

@@ -1,0 +1,94 @@
+"""Data retention and explicit deletion: runs go with their default storages and logs, named ones stay."""
+
+from __future__ import annotations
+
+import pytest
+
+from jupyter_actors.platform.errors import Conflict, NotFound
+
+from .conftest import TEST_MEMORY_MB, define_actor, wait_until
+
+WRITER = """
+import json, os, urllib.request
+base, token = os.environ["APIFY_API_BASE_URL"] + "/v2", os.environ["APIFY_TOKEN"]
+headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+def call(method, path, body=None):
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body is not None else None,
+                                     method=method, headers=headers)
+    return json.loads(urllib.request.urlopen(request).read() or b"null")
+named = call("POST", "/key-value-stores?name=kept-store")["data"]["id"]
+call("PUT", f"/key-value-stores/{named}/records/note", {"kept": True})
+call("PUT", f"/key-value-stores/{os.environ['APIFY_DEFAULT_KEY_VALUE_STORE_ID']}/records/OUTPUT", {"ok": True})
+call("POST", f"/datasets/{os.environ['APIFY_DEFAULT_DATASET_ID']}/items", [{"a": 1}])
+print("wrote")
+"""
+
+
+def finished_run(platform):
+    define_actor(platform, "writer", WRITER)
+    run = platform.wait_run(platform.start_run("writer", memory_mb=TEST_MEMORY_MB)["id"], 120)
+    assert run["status"] == "SUCCEEDED", platform.run_log(run["id"])
+    return run
+
+
+def assert_gone(platform, run, word):
+    with pytest.raises(NotFound) as info:
+        platform.get_run(run["id"])
+    assert word in info.value.message
+    for kind, column in (("key_value_stores", "default_key_value_store_id"), ("datasets", "default_dataset_id"),
+                         ("request_queues", "default_request_queue_id")):
+        with pytest.raises(NotFound):
+            platform.storages.get(kind, run[column])
+    assert not platform.log_path(run["id"]).exists()
+    assert run["id"] not in {r["id"] for r in platform.list_runs()}
+    value, _ = platform.storages.get_record("kept-store", "note")  # named storages stay
+    assert value == b'{"kept": true}'
+
+
+def test_runs_expire_with_their_default_storages_and_named_ones_stay(platform_factory, tmp_path):
+    data_dir = tmp_path / "retained"
+    first = platform_factory(data_dir=data_dir, retention_days=0)
+    run = finished_run(first)
+    sleeper = first.start_run("writer", memory_mb=TEST_MEMORY_MB)  # finishes too, but later
+    first.wait_run(sleeper["id"], 120)
+    first.close()
+    # A server starting with a 1-second retention period sweeps at start, in the background.
+    second = platform_factory(data_dir=data_dir, retention_days=1 / 86400, retention_sweep_secs=0.2,
+                              heartbeat_secs=0.2)
+    wait_until(lambda: not second.list_runs(), 30, message="runs expired")
+    assert_gone(second, run, "expired")
+
+
+def test_retention_never_touches_an_unfinished_run(platform_factory):
+    platform = platform_factory(retention_days=1 / 86400)
+    define_actor(platform, "sleeper", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
+    run = platform.start_run("sleeper", memory_mb=TEST_MEMORY_MB)
+    wait_until(lambda: b"up" in platform.run_log(run["id"]), 60, message="running")
+    assert platform.expire_runs() == []
+    assert platform.get_run(run["id"])["status"] == "RUNNING"
+    with pytest.raises(Conflict):
+        platform.delete_run(run["id"])
+    platform.abort_run(run["id"])
+    platform.wait_run(run["id"], 60)
+
+
+def test_explicit_deletion_of_runs_builds_and_actors(platform, docker_client):
+    run = finished_run(platform)
+    platform.delete_run(run["id"])
+    assert_gone(platform, run, "deleted")
+
+    build = platform.list_builds("writer")[0]
+    assert docker_client.api.images(name=build["image"])
+    platform.delete_build(build["id"])
+    assert not docker_client.api.images(name=build["image"])  # no build refers to the image any more
+    with pytest.raises(NotFound):
+        platform.start_run("writer")
+
+    define_actor(platform, "writer", WRITER + "\n# changed\n")
+    image = platform.list_builds("writer")[-1]["image"]
+    again = platform.wait_run(platform.start_run("writer", memory_mb=TEST_MEMORY_MB)["id"], 120)
+    platform.delete_actor("writer")
+    with pytest.raises(NotFound) as info:
+        platform.get_run(again["id"])
+    assert "deleted" in info.value.message
+    assert not docker_client.api.images(name=image)
