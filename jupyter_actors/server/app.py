@@ -41,6 +41,9 @@ class ActorsExtension(ExtensionApp):
         "next start; 'detach' leaves them running to be adopted.")).tag(config=True)
     migrate_grace_secs = Float(10.0, help="Seconds actors get to persist state after `migrating`.").tag(config=True)
     persist_state_interval_secs = Float(60.0, help="Period of the persistState event.").tag(config=True)
+    retention_days = Float(7.0, help="Finished runs are deleted with their default storages after this many "
+                                     "days; 0 keeps them forever. Named storages are kept.").tag(config=True)
+    log_cap_mb = Float(64.0, help="A run log over this size keeps its tail and says so.").tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -66,6 +69,7 @@ class ActorsExtension(ExtensionApp):
             memory_limit_mb=self.memory_limit_mb, stop_grace_secs=self.stop_grace_secs,
             on_shutdown=self.on_shutdown, migrate_grace_secs=self.migrate_grace_secs,
             persist_state_interval_secs=self.persist_state_interval_secs,
+            retention_days=self.retention_days, log_cap_mb=self.log_cap_mb,
             public_api_url=self.public_api_url(),
         )
         self.platform = Platform(config)
