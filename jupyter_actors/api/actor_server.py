@@ -14,6 +14,7 @@ from tornado import httpserver, web
 
 from ..platform.core import Platform
 from .auth import RunTokenAuthBase
+from .base import MAX_DRAINED_BODY_BYTES
 from .events import ActorEvents, EventsSocketHandler
 from .routes import make_handlers
 from .run_changes import RunChanges
@@ -53,7 +54,8 @@ class ActorApiServer:
         sockets = self._bind_stable_port()
         self.port = sockets[0].getsockname()[1]
         self.platform.registry.set_meta("actor_api_port", str(self.port))
-        self._server = httpserver.HTTPServer(app, max_body_size=256 * 1024 * 1024, decompress_request=False)
+        # Handlers stream bodies and set their own size limit per request (base.MAX_DRAINED_BODY_BYTES).
+        self._server = httpserver.HTTPServer(app, max_body_size=MAX_DRAINED_BODY_BYTES, decompress_request=False)
         self._server.add_sockets(sockets)
         self.platform.actor_api_url = self.url
         self.platform.events_url_template = f"ws://{self.host}:{self.port}/v2/actor-runs/{{run_id}}/events?token={{token}}"

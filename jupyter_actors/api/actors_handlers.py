@@ -14,6 +14,34 @@ RUN_START_OPTIONS = {
 }
 
 
+#: Fields of Apify's actor object this API acts on, with their JSON types; other fields are ignored.
+ACTOR_FIELD_TYPES = {"name": str, "title": (str, type(None)), "description": (str, type(None)),
+                     "versions": (list, type(None)), "defaultRunOptions": (dict, type(None))}
+RUN_OPTION_TYPES = {"build": (str, type(None)), "memoryMbytes": (int, type(None)), "timeoutSecs": (int, type(None))}
+VERSION_FIELD_TYPES = {"versionNumber": str, "buildTag": (str, type(None)), "envVars": (list, type(None)),
+                       "inputSchema": (dict, type(None))}
+ENV_VAR_TYPES = {"name": str, "value": str, "isSecret": bool}
+RUN_OPTION_COLUMNS = {"build": "default_build", "memoryMbytes": "default_memory_mb", "timeoutSecs": "default_timeout_secs"}
+
+
+def checked_actor_body(body: object, *, require_name: bool = False) -> dict:
+    """The create/update body with the fields we use type-checked, before anything is written."""
+    if not isinstance(body, dict):
+        raise InvalidInput("The body must be a JSON object (an actor with a name and versions).")
+    if require_name and not isinstance(body.get("name"), str):
+        raise InvalidInput("The body needs a name (a string), for example {\"name\": \"my-actor\", \"versions\": [...]}.")
+    _check_types(body, ACTOR_FIELD_TYPES, "")
+    _check_types(body.get("defaultRunOptions") or {}, RUN_OPTION_TYPES, "defaultRunOptions.")
+    return body
+
+
+def _check_types(values: dict, types: dict, prefix: str) -> None:
+    for field, expected in types.items():
+        value = values.get(field)
+        if field in values and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
+            raise InvalidInput(f"{prefix}{field} has the wrong type ({type(value).__name__}).")
+
+
 def definition_from_body(name: str, body: dict, existing_version: dict | None = None) -> ActorDefinition:
     """Apify's create/update-actor body (``versions`` with ``SOURCE_FILES``) to an ActorDefinition."""
     versions = body.get("versions") or []
@@ -27,8 +55,14 @@ def definition_from_body(name: str, body: dict, existing_version: dict | None = 
     if not isinstance(files, list) or not files:
         raise InvalidInput("A version needs sourceFiles: a list of {name, format, content} objects.")
     for entry in files:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "content" not in entry:
-            raise InvalidInput("Each source file needs a name and a content.")
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(
+                entry.get("content"), str) or entry.get("format", "TEXT") not in ("TEXT", "BASE64"):
+            raise InvalidInput("Each source file needs a name, a content string and a format of TEXT or BASE64.")
+    _check_types(version, VERSION_FIELD_TYPES, "version.")
+    for var in version.get("envVars") or []:
+        if not isinstance(var, dict) or not isinstance(var.get("name"), str):
+            raise InvalidInput("Each of envVars needs a name: {\"name\": ..., \"value\": ..., \"isSecret\": false}.")
+        _check_types(var, ENV_VAR_TYPES, "envVars.")
     defaults = body.get("defaultRunOptions") or {}
     names = {entry["name"] for entry in files}
     return ActorDefinition(
@@ -63,9 +97,7 @@ class ActorListHandler(ActorAccess):
 
     async def post(self) -> None:
         require(self.principal.may_manage_actors, "create actors")
-        body = self.json_body(default={})
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-            raise InvalidInput("The body must be a JSON object with a name and versions.")
+        body = checked_actor_body(self.json_body(default={}), require_name=True)
         actor = await self.call(self.platform.create_actor, definition_from_body(body["name"], body))
         self.send_data(self.actor_view(actor), 201)
 
@@ -76,20 +108,18 @@ class ActorHandler(ActorAccess):
         self.send_data(self.actor_view(actor))
 
     async def put(self, actor_id: str) -> None:
+        """Update; new versions and the run defaults are validated before either is written."""
         require(self.principal.may_manage_actors, "change actors")
         actor = await self.call(self.platform.get_actor, actor_id)
-        body = self.json_body(default={})
-        if not isinstance(body, dict):
-            raise InvalidInput("The body must be a JSON object.")
-        if body.get("versions"):
-            actor = await self.call(self.platform.create_actor, definition_from_body(actor["name"], body))
+        body = checked_actor_body(self.json_body(default={}))
         defaults = body.get("defaultRunOptions") or {}
-        changes = {key: defaults[src] for src, key in (
-            ("build", "default_build"), ("memoryMbytes", "default_memory_mb"), ("timeoutSecs", "default_timeout_secs"),
-        ) if src in defaults}
-        for field in ("title", "description"):
-            if field in body:
-                changes[field] = body[field]
+        changes = {RUN_OPTION_COLUMNS[key]: value for key, value in defaults.items() if key in RUN_OPTION_COLUMNS}
+        changes.update({field: body[field] for field in ("title", "description") if field in body})
+        if body.get("versions"):
+            # One transaction writes the version with the title, description, memory and timeout.
+            kept = {"title": actor["title"], "description": actor["description"]}
+            actor = await self.call(self.platform.create_actor, definition_from_body(actor["name"], {**kept, **body}))
+            changes = {key: value for key, value in changes.items() if key == "default_build"}
         if changes:
             actor = await self.call(self.platform.update_actor, actor["id"], **changes)
         self.send_data(self.actor_view(actor))
@@ -103,24 +133,33 @@ class ActorHandler(ActorAccess):
 
 class ActorRunsHandler(RunAccess):
     async def post(self, actor_id: str) -> None:
+        """Start a run; every option is checked before the platform stores anything."""
         self.reject_unknown_query(RUN_START_OPTIONS)
-        content_type = self.request.headers.get("Content-Type") or self.query("contentType")
+        wait = self.wait_secs()
+        self.query_int("maxItems")
+        self.query_bool("restartOnError")
+        self.query_float("maxTotalChargeUsd")
         body = self.raw_body()
         run_input = None if body.strip() in (b"", b"null") else body
+        content_type = None
+        if run_input is not None:
+            content_type = self.content_type_header(
+                self.query("contentType") or self.request.headers.get("Content-Type"),
+                default="application/json; charset=utf-8",
+            )
         run = await self.call(
             self.platform.start_run, actor_id, build=self.query("build"), memory_mb=self.query("memory"),
-            timeout_secs=self.query("timeout"), input=run_input,
-            content_type=content_type if run_input is not None else None,
+            timeout_secs=self.query("timeout"), input=run_input, content_type=content_type,
             origin="ACTOR" if self.principal.run_id else "API", parent_run_id=self.principal.run_id,
         )
-        run = await self.wait_for_finish(run)
+        run = await self.wait_for_finish(run, wait)
         self.send_data(self.views.run(run), 201)
 
     async def get(self, actor_id: str) -> None:
         offset, limit, desc = self.paging()
         runs = await self.call(self.platform.list_runs, actor_id, status=self.query("status"), desc=desc)
         if self.principal.run_id:
-            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            children = await self.children()
             runs = [run for run in runs if self.principal.may_read_run(run, children)]
         page = runs[offset: offset + limit if limit is not None else None]
         self.send_list([self.views.run(run) for run in page], total=len(runs), offset=offset, limit=limit, desc=desc)
@@ -138,10 +177,10 @@ class ActorLastRunHandler(RunAccess):
 class ActorBuildsHandler(ApiHandlerMixin):
     async def post(self, actor_id: str) -> None:
         require(self.principal.may_manage_actors, "build actors")
+        wait = self.wait_secs()
         build = await self.call(
             self.platform.build, actor_id, version=self.query("version"), tag=self.query("tag"), wait=False,
         )
-        wait = min(self.query_int("waitForFinish", 0) or 0, 60)
         if wait and build["status"] in ("READY", "RUNNING"):
             build = await self.call(self.platform.wait_build, build["id"], wait)
         self.send_data(self.views.build(build), 201)
@@ -157,8 +196,8 @@ class ActorBuildsHandler(ApiHandlerMixin):
 
 class BuildHandler(ApiHandlerMixin):
     async def get(self, build_id: str) -> None:
+        wait = self.wait_secs()
         build = await self.call(self.platform.get_build, build_id)
-        wait = min(self.query_int("waitForFinish", 0) or 0, 60)
         if wait and build["status"] in ("READY", "RUNNING"):
             build = await self.call(self.platform.wait_build, build_id, wait)
         self.send_data(self.views.build(build))
@@ -182,7 +221,8 @@ class ActorVersionsHandler(ActorAccess):
         body = self.json_body(default={})
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a version object.")
-        await self.call(self.platform.create_actor, definition_from_body(actor["name"], {"versions": [body]}))
+        kept = {"title": actor["title"], "description": actor["description"]}
+        await self.call(self.platform.create_actor, definition_from_body(actor["name"], {**kept, "versions": [body]}))
         version = await self.call(self.platform.get_version, actor["id"], str(body.get("versionNumber", "0.0")))
         self.send_data(self.views.version(version), 201)
 

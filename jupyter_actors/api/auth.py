@@ -30,5 +30,5 @@ class RunTokenAuthBase(web.RequestHandler):
         platform = self.settings["jupyter_actors_platform"]
         run = platform.run_for_token(token)
         if run is None or RunStatus(run["status"]).is_terminal:
-            raise Unauthorized("The token is not valid (unknown, or its run has finished).", type="token-not-valid")
+            raise Unauthorized("The token is not valid (unknown, or its run has finished).", type="user-or-token-not-found")
         self.principal = RunPrincipal(run_id=run["id"])

@@ -7,7 +7,6 @@ handler with an auth base (``auth.py``): Jupyter's auth for users, per-run token
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import zlib
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from tornado.log import app_log
 
 from ..platform.core import Platform
 from ..platform.errors import InvalidInput, NotFound, PlatformError
+from ..platform.storages import MAX_RECORD_BYTES
 from .principals import Principal
 from .views import Views
 
@@ -29,6 +29,16 @@ _TYPE_BY_STATUS = {
     400: "invalid-input", 401: "token-not-provided", 403: "insufficient-permissions",
     404: "page-not-found", 405: "method-not-allowed", 409: "conflict", 413: "request-too-large",
 }
+#: The largest request body accepted (413 beyond), also after decompression: the record cap, so the
+#: biggest record fits and no endpoint ever holds more than that of one request in memory.
+MAX_BODY_BYTES = MAX_RECORD_BYTES
+#: Bodies up to this size are read and discarded before the 413; past it the connection is dropped.
+MAX_DRAINED_BODY_BYTES = 4 * MAX_RECORD_BYTES
+#: Apify's platform cap on ``waitForFinish``; the clients loop for longer waits.
+MAX_WAIT_SECS = 60
+MAX_CONTENT_TYPE_CHARS = 255
+_JSON_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", float: "a number",
+                    dict: "an object", list: "an array", type(None): "null"}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -56,6 +66,12 @@ class ApiHandlerMixin:
         """Run a blocking platform call off the event loop."""
         return await asyncio.to_thread(function, *args, **kwargs)
 
+    async def children(self) -> set[str]:
+        """Runs the calling run started (it may read them and their storages); none for the user."""
+        if self.principal.run_id is None:
+            return set()
+        return await self.call(self.platform.child_run_ids, self.principal.run_id)
+
     # -- errors -----------------------------------------------------------------------------------
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
@@ -79,31 +95,68 @@ class ApiHandlerMixin:
         else:
             error_type, message = "internal-server-error", "The server failed to process the request; see its log."
         self.set_status(status_code)  # type: ignore[attr-defined]
+        if getattr(self, "_refused_unread", False):
+            # Refused in prepare, before the body was read: tornado will close the connection after
+            # this answer, so say so, or a keep-alive client races its next request into the close.
+            self.set_header("Connection", "close")  # type: ignore[attr-defined]
         self.clear_header("Content-Encoding")  # type: ignore[attr-defined]
         self.set_header("Content-Type", "application/json; charset=utf-8")  # type: ignore[attr-defined]
         self.finish(json.dumps({"error": {"type": error_type, "message": message}}))  # type: ignore[attr-defined]
 
     # -- request ----------------------------------------------------------------------------------
 
-    def raw_body(self) -> bytes:
-        """The request body with any Content-Encoding (gzip, br, deflate) removed."""
-        body: bytes = self.request.body  # type: ignore[attr-defined]
+    # Bodies are streamed in (tornado calls ``prepare`` before reading them), so an oversized body is
+    # refused in Apify's error shape instead of tornado's bare "Content-Length too long" disconnect.
+    _stream_request_body = True
+
+    async def prepare(self) -> None:
+        """Authenticate (the auth base), then size up the body before tornado reads it.
+
+        A body over MAX_BODY_BYTES is read and thrown away, then refused with 413 by ``raw_body``:
+        answering before the upload ends would close the connection under the client, which then
+        often sees a reset instead of the answer. Only a body too big even to drain is refused at once.
+        """
+        self._refused_unread = True  # until the body is accepted for reading (see write_error)
+        authenticated = super().prepare()  # type: ignore[misc]
+        if authenticated is not None:
+            await authenticated
+        self._body = bytearray()
+        self._body_overflow = False
+        declared = self.request.headers.get("Content-Length")  # type: ignore[attr-defined]
+        if declared is not None:
+            if not declared.strip().isdigit():
+                raise InvalidInput(f"Content-Length {declared!r} is not a number of bytes.")
+            if int(declared) > MAX_DRAINED_BODY_BYTES:
+                raise body_too_large(int(declared))
+            self._body_overflow = int(declared) > MAX_BODY_BYTES
+        self.request.connection.set_max_body_size(MAX_DRAINED_BODY_BYTES)  # type: ignore[attr-defined]
+        self._refused_unread = False
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body_overflow or len(self._body) + len(chunk) > MAX_BODY_BYTES:
+            self._body_overflow = True
+            self._body = bytearray()
+            return
+        self._body += chunk
+
+    def raw_body(self) -> bytes | bytearray:
+        """The request body with any Content-Encoding (gzip, br, deflate) removed, at most MAX_BODY_BYTES."""
+        if self._body_overflow:
+            raise body_too_large(None)
+        body = self._body  # not copied: up to 100 MiB, and every consumer takes a bytearray
         encoding = (self.request.headers.get("Content-Encoding") or "").strip().lower()  # type: ignore[attr-defined]
+        if encoding in ("", "identity"):
+            return body
+        decoder = _DECODERS.get(encoding)
+        if decoder is None:
+            raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; use gzip, br or deflate.")
         try:
-            if encoding in ("", "identity"):
-                return body
-            if encoding == "gzip":
-                return gzip.decompress(body)
-            if encoding == "br":
-                return brotli.decompress(body)
-            if encoding == "deflate":
-                try:
-                    return zlib.decompress(body)
-                except zlib.error:
-                    return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate
+            decoded = decoder(body)
+        except _TooLarge:
+            raise body_too_large(None) from None
         except Exception:  # noqa: BLE001 - any decoder error means a corrupt body
             raise InvalidInput(f"The request body is not valid {encoding} data.") from None
-        raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; use gzip, br or deflate.")
+        return decoded
 
     def json_body(self, *, default: Any = None) -> Any:
         body = self.raw_body()
@@ -113,6 +166,38 @@ class ApiHandlerMixin:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+
+    def json_object(self, fields: dict[str, type | tuple[type, ...]]) -> dict:
+        """A JSON object body whose keys are all in ``fields``, each of the type listed there.
+
+        Checked before anything is changed, so a body with one wrong field changes nothing.
+        """
+        body = self.json_body(default={})
+        if not isinstance(body, dict):
+            raise InvalidInput(f"The body must be a JSON object with some of: {', '.join(fields)}.")
+        unknown = set(body) - set(fields)
+        if unknown:
+            raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(fields)}.")
+        for name, value in body.items():
+            expected = fields[name]
+            if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
+                names = " or ".join(_JSON_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(expected))
+                raise InvalidInput(f"Field {name} must be {names}, not {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}.")
+        return body
+
+    def content_type_header(self, value: str | None, default: str = "application/octet-stream") -> str:
+        """A content type to store and later send back verbatim: so it must be a valid header value."""
+        value = (value or "").strip() or default
+        if len(value) > MAX_CONTENT_TYPE_CHARS or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise InvalidInput(
+                f"Content type {value[:100]!r} is not allowed: at most {MAX_CONTENT_TYPE_CHARS} characters "
+                "and no control characters."
+            )
+        return value
+
+    def wait_secs(self) -> int:
+        """``waitForFinish``: how long to hold the request for a run or build to finish, capped at 60 s."""
+        return min(self.query_int("waitForFinish", 0) or 0, MAX_WAIT_SECS)
 
     def query(self, name: str, default: str | None = None) -> str | None:
         return self.get_query_argument(name, default)  # type: ignore[attr-defined]
@@ -127,6 +212,18 @@ class ApiHandlerMixin:
             raise InvalidInput(f"Query parameter {name} must be a whole number, not {text!r}.") from None
         if value < minimum:
             raise InvalidInput(f"Query parameter {name} must be at least {minimum}, not {value}.")
+        return value
+
+    def query_float(self, name: str) -> float | None:
+        text = self.query(name)
+        if text is None or text == "":
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not value >= 0 or value == float("inf"):
+            raise InvalidInput(f"Query parameter {name} must be a number of at least 0, not {text!r}.")
         return value
 
     def query_bool(self, name: str, default: bool = False) -> bool:
@@ -178,3 +275,62 @@ class ApiHandlerMixin:
 
 def not_found(what: str) -> NotFound:
     return NotFound(f"{what} was not found.", type="record-not-found")
+
+
+def body_too_large(size: int | None) -> InvalidInput:
+    what = f"The request body is {size} bytes" if size is not None else "The request body is too large"
+    return InvalidInput(
+        f"{what}; at most {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // (1024 * 1024)} MiB, after decompression) "
+        "are accepted. Split the data into several records or pushes.",
+        type="request-too-large", status=413,
+    )
+
+
+class _TooLarge(Exception):
+    """A compressed body that inflates past MAX_BODY_BYTES (a decompression bomb, or just too big)."""
+
+
+def _inflate_zlib(body: bytes, wbits: int) -> bytes:
+    """Decode every member of a gzip/zlib stream, never producing more than MAX_BODY_BYTES."""
+    output = bytearray()
+    data = body
+    while True:
+        decoder = zlib.decompressobj(wbits)
+        output += decoder.decompress(data, MAX_BODY_BYTES + 1 - len(output))
+        if len(output) > MAX_BODY_BYTES or decoder.unconsumed_tail:
+            raise _TooLarge
+        if not decoder.eof:
+            raise ValueError("truncated stream")
+        data = decoder.unused_data
+        if not data:
+            return bytes(output)
+
+
+def _inflate_deflate(body: bytes) -> bytes:
+    """HTTP ``deflate`` is zlib-wrapped by the RFC, but some clients send raw deflate: accept both."""
+    try:
+        return _inflate_zlib(body, zlib.MAX_WBITS)
+    except zlib.error:
+        return _inflate_zlib(body, -zlib.MAX_WBITS)
+
+
+def _inflate_brotli(body: bytes) -> bytes:
+    decoder = brotli.Decompressor()
+    output = decoder.process(body, output_buffer_limit=MAX_BODY_BYTES + 1)
+    if len(output) > MAX_BODY_BYTES:
+        raise _TooLarge
+    if not decoder.is_finished():
+        raise ValueError("truncated stream")
+    return output
+
+
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda body: _inflate_zlib(body, 16 + zlib.MAX_WBITS),
+    "x-gzip": lambda body: _inflate_zlib(body, 16 + zlib.MAX_WBITS),
+    "deflate": _inflate_deflate,
+    "br": _inflate_brotli,
+}
+
+
+def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)

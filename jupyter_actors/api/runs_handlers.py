@@ -5,28 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..platform.errors import InvalidInput
 from ..platform.lifecycle import RunStatus
 from .base import ApiHandlerMixin
 from .principals import require
 
-MAX_WAIT_SECS = 60
 LOG_POLL_SECS = 0.05
+#: PUT /actor-runs/{id}: what the SDK sends (set_status_message, fail, exit) and nothing else.
+RUN_UPDATE_FIELDS = {"statusMessage": str, "isStatusMessageTerminal": bool, "generalAccess": (str, type(None))}
+RESURRECT_OPTIONS = {"build", "memory", "timeout", "restartOnError"}
 
 
 class RunAccess(ApiHandlerMixin):
     async def load_run(self, run_id: str, *, control: bool = False) -> dict:
         run = await self.call(self.platform.get_run, run_id)
-        children = await self.call(self.platform.child_run_ids, self.principal.run_id) if self.principal.run_id else set()
+        children = await self.children()
         if control:
             require(self.principal.may_control_run(run, children), f"control run {run_id}")
         else:
             require(self.principal.may_read_run(run, children), f"read run {run_id}")
         return run
 
-    async def wait_for_finish(self, run: dict) -> dict:
-        """Hold the request until the run is terminal or waitForFinish seconds (capped at 60) passed."""
-        wait = min(self.query_int("waitForFinish", 0) or 0, MAX_WAIT_SECS)
+    async def wait_for_finish(self, run: dict, wait: int) -> dict:
+        """Hold the request until the run is terminal or ``wait`` seconds passed (see ``wait_secs``)."""
         deadline = time.monotonic() + wait
         while not RunStatus(run["status"]).is_terminal:
             remaining = deadline - time.monotonic()
@@ -43,7 +43,7 @@ class RunListHandler(RunAccess):
         status = self.query("status")
         runs = await self.call(self.platform.list_runs, None, status=status, desc=desc)
         if self.principal.run_id:
-            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            children = await self.children()
             runs = [run for run in runs if self.principal.may_read_run(run, children)]
         page = runs[offset: offset + limit if limit is not None else None]
         self.send_list([self.views.run(run) for run in page], total=len(runs), offset=offset, limit=limit, desc=desc)
@@ -51,19 +51,13 @@ class RunListHandler(RunAccess):
 
 class RunHandler(RunAccess):
     async def get(self, run_id: str) -> None:
-        run = await self.wait_for_finish(await self.load_run(run_id))
+        wait = self.wait_secs()
+        run = await self.wait_for_finish(await self.load_run(run_id), wait)
         self.send_data(self.views.run(run))
 
     async def put(self, run_id: str) -> None:
-        await self.load_run(run_id, control=True)
-        body = self.json_body(default={})
-        if not isinstance(body, dict):
-            raise InvalidInput("The body must be a JSON object such as {\"statusMessage\": \"...\"}.")
-        allowed = {"statusMessage", "isStatusMessageTerminal", "generalAccess"}
-        unknown = set(body) - allowed
-        if unknown:
-            raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(allowed))}.")
-        run = await self.call(self.platform.get_run, run_id)
+        run = await self.load_run(run_id, control=True)
+        body = self.json_object(RUN_UPDATE_FIELDS)
         if "statusMessage" in body:
             run = await self.call(
                 self.platform.set_status_message, run_id, body["statusMessage"],
@@ -74,13 +68,16 @@ class RunHandler(RunAccess):
 
 class RunAbortHandler(RunAccess):
     async def post(self, run_id: str) -> None:
+        self.reject_unknown_query({"gracefully"})
+        gracefully = self.query_bool("gracefully")
         await self.load_run(run_id, control=True)
-        run = await self.call(self.platform.abort_run, run_id, gracefully=self.query_bool("gracefully"))
+        run = await self.call(self.platform.abort_run, run_id, gracefully=gracefully)
         self.send_data(self.views.run(run))
 
 
 class RunResurrectHandler(RunAccess):
     async def post(self, run_id: str) -> None:
+        self.reject_unknown_query(RESURRECT_OPTIONS)
         await self.load_run(run_id, control=True)
         run = await self.call(
             self.platform.resurrect_run, run_id, build=self.query("build"),

@@ -6,12 +6,22 @@ Each storage is addressed by id, name or ``username~name``; ``/actor-runs/{id}/k
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..platform.core import USERNAME
 from ..platform.errors import InvalidInput, NotFound
-from ..platform.storages import DATASETS, KEY_VALUE_STORES, REQUEST_QUEUES
+from ..platform.storages import (
+    DATASETS,
+    KEY_VALUE_STORES,
+    REQUEST_QUEUES,
+    unique_key_to_request_id,
+)
 from .base import ApiHandlerMixin
 from .principals import require
 
 ID = r"([^/]+)"
+T = TypeVar("T")
 UNLIMITED = 999_999_999_999
 PATH_OF_KIND = {KEY_VALUE_STORES: "key-value-stores", DATASETS: "datasets", REQUEST_QUEUES: "request-queues"}
 RUN_FIELD = {
@@ -36,18 +46,40 @@ class StorageAccess(ApiHandlerMixin):
         return self.platform.storages
 
     async def storage(self, ref: str) -> dict:
+        """The storage's metadata by id, name or ``username~name`` (or the run's default, ``via_run``)."""
+        return await self.call(self._resolve, ref)
+
+    async def use(self, ref: str, operation: Callable[..., T], *args: Any) -> T:
+        """``operation(storage_id, *args)`` on the resolved storage, in the same worker-thread trip as the
+        lookup: records and items are the hot paths, and each hop to a thread costs about as much as
+        the SQLite work itself."""
+
+        def resolve_and_run() -> T:
+            return operation(self._resolve(ref)["id"], *args)
+
+        return await self.call(resolve_and_run)
+
+    def _resolve(self, ref: str) -> dict:
+        """Runs in a worker thread: blocking platform calls only, no tornado."""
+        children = self.platform.child_run_ids(self.principal.run_id)
         if self.via_run:
-            run = await self.call(self.platform.get_run, ref)
-            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            run = self.platform.get_run(ref)
             require(self.principal.may_read_run(run, children), f"read run {ref}")
             ref = run[RUN_FIELD[self.kind]]
-        meta = await self.call(self.storages.get, self.kind, ref.split("~")[-1])
-        children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+        username, _, name = ref.rpartition("~")
+        if username and username != USERNAME:  # one user here: another user's storages do not exist
+            raise NotFound(f"{PATH_OF_KIND[self.kind]} {ref!r} was not found; storages here belong to {USERNAME!r}.")
+        meta = self.storages.get(self.kind, name)
         require(self.principal.may_access_storage(meta, children), f"use {PATH_OF_KIND[self.kind]} {ref}")
         return meta
 
     def view(self, meta: dict) -> dict:
         return self.views.storage(PATH_OF_KIND[self.kind], meta)
+
+    def require_owner(self, meta: dict, action: str) -> None:
+        """Renaming or deleting is for the user and the run that created the storage, not every reader."""
+        require(self.principal.run_id is None or meta.get("actRunId") == self.principal.run_id,
+                f"{action} a storage it did not create")
 
 
 class CollectionHandler(StorageAccess):
@@ -60,7 +92,7 @@ class CollectionHandler(StorageAccess):
             offset=offset, limit=limit, desc=desc,
         )
         if self.principal.run_id:
-            children = await self.call(self.platform.child_run_ids, self.principal.run_id)
+            children = await self.children()
             page["items"] = [m for m in page["items"] if self.principal.may_access_storage(m, children)]
             page["count"] = len(page["items"])
         page["items"] = [self.view(meta) for meta in page["items"]]
@@ -80,17 +112,15 @@ class StorageHandler(StorageAccess):
 
     async def put(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_body(default={})
-        if not isinstance(body, dict) or set(body) - {"name", "generalAccess"}:
-            raise InvalidInput('The body must be a JSON object like {"name": "new-name"}.')
+        body = self.json_object({"name": (str, type(None)), "generalAccess": (str, type(None))})
         if "name" in body:
+            self.require_owner(meta, "rename")
             meta = await self.call(self.storages.rename, self.kind, meta["id"], body["name"])
         self.send_data(self.view(meta))
 
     async def delete(self, ref: str) -> None:
         meta = await self.storage(ref)
-        require(self.principal.run_id is None or meta.get("actRunId") == self.principal.run_id,
-                "delete a storage it did not create")
+        self.require_owner(meta, "delete")
         await self.call(self.storages.delete, self.kind, meta["id"])
         self.set_status(204)
         self.finish()
@@ -118,25 +148,21 @@ class RecordHandler(StorageAccess):
     kind = KEY_VALUE_STORES
 
     async def get(self, ref: str, key: str) -> None:
-        meta = await self.storage(ref)
-        value, content_type = await self.call(self.storages.get_record, meta["id"], key)
+        value, content_type = await self.use(ref, self.storages.get_record, key)
         self.set_header("Content-Type", content_type)
         if self.query_bool("attachment"):
             self.set_header("Content-Disposition", f'attachment; filename="{key}"')
         self.finish(value)
 
     async def head(self, ref: str, key: str) -> None:
-        meta = await self.storage(ref)
-        value, content_type = await self.call(self.storages.get_record, meta["id"], key)
+        value, content_type = await self.use(ref, self.storages.get_record, key)
         self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", str(len(value)))
         self.finish()
 
     async def put(self, ref: str, key: str) -> None:
-        meta = await self.storage(ref)
-        body = self.raw_body()
-        content_type = self.request.headers.get("Content-Type") or "application/octet-stream"
-        await self.call(self.storages.set_record, meta["id"], key, body, content_type)
+        content_type = self.content_type_header(self.request.headers.get("Content-Type"))
+        await self.use(ref, self.storages.set_record, key, self.raw_body(), content_type)
         self.set_status(201)
         self.finish()
 
@@ -161,6 +187,11 @@ class ItemsHandler(StorageAccess):
         fmt = (self.query("format") or "json").lower()
         if fmt not in ITEM_FORMATS:
             raise InvalidInput(f"format {fmt!r} is not supported; use json, jsonl or csv.")
+        # Every option is checked before the first byte goes out: after that, an error cannot be reported.
+        delimiter = self.query("delimiter") or ","
+        if len(delimiter) != 1 or delimiter in '"\r\n':
+            raise InvalidInput(f"delimiter must be one character other than a quote or a newline, not {delimiter!r}.")
+        bom, skip_header_row = self.query_bool("bom"), self.query_bool("skipHeaderRow")
         page = await self.call(
             self.storages.list_items, meta["id"], offset=self.query_int("offset", 0) or 0,
             limit=self.query_int("limit"), desc=self.query_bool("desc"), fields=self.query_list("fields"),
@@ -174,8 +205,7 @@ class ItemsHandler(StorageAccess):
         self.set_header("X-Apify-Pagination-Desc", "true" if page.desc else "false")
         self.set_header("Content-Type", ITEM_FORMATS[fmt])
         if fmt == "csv":
-            pieces = page.iter_csv(delimiter=self.query("delimiter") or ",", bom=self.query_bool("bom"),
-                                   skip_header_row=self.query_bool("skipHeaderRow"))
+            pieces = page.iter_csv(delimiter=delimiter, bom=bom, skip_header_row=skip_header_row)
         else:
             pieces = page.iter_json_array() if fmt == "json" else page.iter_jsonl()
         # Stream from a thread: a million items never sit in memory at once, nor block the loop.
@@ -189,8 +219,7 @@ class ItemsHandler(StorageAccess):
         self.finish()
 
     async def post(self, ref: str) -> None:
-        meta = await self.storage(ref)
-        await self.call(self.storages.push_items, meta["id"], self.raw_body())
+        await self.use(ref, self.storages.push_items, self.raw_body())
         self.set_status(201)
         self.finish()
 
@@ -219,6 +248,7 @@ class RequestsHandler(StorageAccess):
             exclusive_start_id=self.query("exclusiveStartId"), filter=self.query_list("filter"),
             client_key=self.query("clientKey"),
         )
+        listing["items"] = [self.views.request(item) for item in listing["items"]]
         self.send_data(listing)
 
     async def post(self, ref: str) -> None:
@@ -249,20 +279,29 @@ class RequestsBatchHandler(StorageAccess):
         self.send_data(result, 201)
 
     async def delete(self, ref: str) -> None:
+        """Delete by id or uniqueKey. Every entry is checked before any is deleted; deleting a request
+        that is not there counts as done (the call is idempotent, as a retried batch needs)."""
         meta = await self.storage(ref)
         body = self.json_body()
-        if not isinstance(body, list):
-            raise InvalidInput("The body must be a JSON array of {id} or {uniqueKey} objects.")
-        from ..platform.storages import unique_key_to_request_id
-
-        processed = []
-        for entry in body:
-            if not isinstance(entry, dict):
-                raise InvalidInput("Each entry must be an object with an id or a uniqueKey.")
-            request_id = entry.get("id") or unique_key_to_request_id(str(entry.get("uniqueKey", "")))
-            await self.call(self.storages.delete_request, meta["id"], request_id)
-            processed.append({"id": request_id, "uniqueKey": entry.get("uniqueKey")})
+        if not isinstance(body, list) or not all(
+            isinstance(entry, dict) and (isinstance(entry.get("id"), str) or isinstance(entry.get("uniqueKey"), str))
+            for entry in body
+        ):
+            raise InvalidInput("The body must be a JSON array of {\"id\": ...} or {\"uniqueKey\": ...} objects.")
+        processed = [
+            {"id": entry.get("id") or unique_key_to_request_id(entry["uniqueKey"]), "uniqueKey": entry.get("uniqueKey")}
+            for entry in body
+        ]
+        await self.call(_delete_requests, self.storages, meta["id"], [entry["id"] for entry in processed])
         self.send_data({"processedRequests": processed, "unprocessedRequests": []})
+
+
+def _delete_requests(storages, queue_id: str, request_ids: list[str]) -> None:
+    for request_id in request_ids:
+        try:
+            storages.delete_request(queue_id, request_id)
+        except NotFound:
+            pass
 
 
 class RequestHandler(StorageAccess):
@@ -270,7 +309,7 @@ class RequestHandler(StorageAccess):
 
     async def get(self, ref: str, request_id: str) -> None:
         meta = await self.storage(ref)
-        self.send_data(await self.call(self.storages.get_request, meta["id"], request_id))
+        self.send_data(self.views.request(await self.call(self.storages.get_request, meta["id"], request_id)))
 
     async def put(self, ref: str, request_id: str) -> None:
         meta = await self.storage(ref)

@@ -8,6 +8,10 @@ from ..platform.clock import parse_iso, utcnow
 from ..platform.core import USERNAME, Platform
 from ..platform.lifecycle import RunStatus
 
+#: What crawlee's ``Request`` model needs present (it calls ``headers.items()``): a request added with
+#: just a url, by apify-client or plain HTTP, must still come back with these when the SDK reads it.
+REQUEST_DEFAULTS = {"method": "GET", "retryCount": 0, "noRetry": False, "headers": {}, "userData": {}}
+
 
 class Views:
     def __init__(self, platform: Platform, public_api_url: str) -> None:
@@ -60,6 +64,8 @@ class Views:
             "usage": {},
             "usageTotalUsd": 0,
             "consoleUrl": self.console_url("actor-runs", row["id"]),
+            "containerUrl": self.platform.web_url(row),
+            "webServerPublic": bool(row.get("web_public")),
             "isTerminal": RunStatus(row["status"]).is_terminal,
         }
 
@@ -126,6 +132,10 @@ class Views:
             },
             "taggedBuilds": tagged,
         }
+
+    def request(self, body: dict) -> dict:
+        """A stored request as the SDK reads it: missing or null fields get crawlee's defaults."""
+        return {**body, **{key: value for key, value in REQUEST_DEFAULTS.items() if body.get(key) is None}}
 
     def storage(self, kind: str, meta: dict) -> dict:
         """Storage metadata from the storage layer, with the fields Apify's clients require."""

@@ -1,0 +1,240 @@
+"""The OpenAPI document next to the handlers: valid, in step with ``routes.ROUTES`` both ways, and
+true of the real server - every operation is exercised and every response validated against it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.datatypes import RequestParameters
+from openapi_spec_validator import validate as validate_document
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+import jupyter_actors.api
+from jupyter_actors.api.routes import ROUTES
+
+from .conftest import TEST_MEMORY_MB, wait_until
+from .test_api_hostile import SLEEPER
+
+DOCUMENT = Path(jupyter_actors.api.__file__).with_name("openapi.yaml")
+METHODS = ("get", "head", "post", "put", "delete", "patch")
+
+
+def load_document() -> dict:
+    return yaml.safe_load(DOCUMENT.read_text())
+
+
+def route_template(regex: str) -> str:
+    """``/actors/([^/]+)/runs`` -> ``/actors/{}/runs``, and ``/actors/{actorId}/runs`` likewise."""
+    return re.sub(r"\(\[\^/\]\+\)|\{[^}]+\}", "{}", regex)
+
+
+def handler_methods(mixin: type) -> set[str]:
+    return {method for method in METHODS if callable(getattr(mixin, method, None))}
+
+
+def test_document_is_valid_openapi():
+    document = load_document()
+    assert document["openapi"].startswith("3.1")
+    validate_document(document)
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"] and error["properties"]["error"]["required"] == ["type", "message"]
+
+
+def test_every_route_and_method_is_documented_and_nothing_else():
+    documented = {
+        (route_template(path), method)
+        for path, item in load_document()["paths"].items() for method in METHODS if method in item
+    }
+    served = {(route_template(path), method) for path, mixin, _ in ROUTES for method in handler_methods(mixin)}
+    assert served - documented == set(), "routes missing from openapi.yaml"
+    assert documented - served == set(), "openapi.yaml documents routes that routes.py does not serve"
+
+
+# -- the real server against the document -------------------------------------------------------------
+
+
+class _Request:
+    """openapi-core's Request protocol over an httpx request."""
+
+    def __init__(self, request: httpx.Request) -> None:
+        url = urlsplit(str(request.url))
+        self.host_url = f"{url.scheme}://{url.netloc}"
+        self.path = url.path
+        self.method = request.method.lower()
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(parse_qsl(url.query, keep_blank_values=True)),
+            header=Headers(list(request.headers.items())), cookie=ImmutableMultiDict(),
+        )
+        self.content_type = request.headers.get("content-type", "").lower()
+        self.body = request.content
+
+
+class _Response:
+    def __init__(self, response: httpx.Response) -> None:
+        self.status_code = response.status_code
+        self.headers = Headers(list(response.headers.items()))
+        self.content_type = response.headers.get("content-type", "").lower()
+        self.data = response.content
+
+
+class Recorder:
+    """Keeps every exchange of a client for validation after the scenario has run."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[httpx.Response] = []
+
+    async def __call__(self, response: httpx.Response) -> None:
+        await response.aread()
+        self.exchanges.append(response)
+
+
+def operation_of(document: dict, path: str, method: str, base_path: str) -> tuple[str, str] | None:
+    """The documented (template, method) a concrete request path hits; exact segments beat templates."""
+    relative = path[len(base_path):].rstrip("/") or "/"
+    segments = relative.split("/")
+    best = None
+    for template in document["paths"]:
+        parts = template.split("/")
+        if len(parts) != len(segments) or method not in document["paths"][template]:
+            continue
+        if all(p == s or p.startswith("{") for p, s in zip(parts, segments)):
+            score = sum(p == s for p, s in zip(parts, segments))
+            if best is None or score > best[0]:
+                best = (score, template)
+    return (best[1], method) if best else None
+
+
+async def test_real_responses_match_the_document(api_url, api_token, actors_app):
+    document = load_document()
+    document["servers"] = [{"url": f"{api_url}/v2"}]
+    openapi = OpenAPI.from_dict(document)
+    recorder = Recorder()
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"},
+                                 timeout=120, event_hooks={"response": [recorder]}) as client:
+        await walk_every_route(client, actors_app.platform)
+
+    base_path = urlsplit(f"{api_url}/v2").path
+    exercised = set()
+    failures = []
+    for response in recorder.exchanges:
+        request = _Request(response.request)
+        try:
+            openapi.validate_response(request, _Response(response))
+            if response.is_success and request.method != "head":
+                openapi.validate_request(request)
+        except Exception as exc:  # noqa: BLE001 - collect them all for one readable failure
+            failures.append(f"{request.method.upper()} {request.path} -> {response.status_code}: {exc!r}"
+                            f" {getattr(exc, '__cause__', '')!r} {response.text[:300]}")
+        operation = operation_of(document, request.path, request.method, base_path)
+        if operation is not None and response.status_code < 500:
+            exercised.add(operation)
+    assert not failures, "\n".join(failures)
+    documented = {(path, method) for path, item in document["paths"].items() for method in METHODS if method in item}
+    assert documented - exercised == set(), "operations the scenario never exercised"
+
+
+async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
+    """One pass over every documented operation, in both actor spellings and both storage addressings."""
+
+    async def call(method: str, path: str, expected: int | tuple[int, ...], **kwargs) -> httpx.Response:
+        response = await client.request(method, path, **kwargs)
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        assert response.status_code in allowed, (method, path, response.status_code, response.text[:500])
+        return response
+
+    version = {"versionNumber": "0.0", "sourceType": "SOURCE_FILES", "buildTag": "latest",
+               "sourceFiles": [{"name": "main.py", "format": "TEXT", "content": SLEEPER}]}
+    for spelling, name in (("actors", "doc"), ("acts", "doc-acts")):
+        await call("GET", f"/{spelling}", 200)
+        await call("POST", f"/{spelling}", 201, json={"name": name, "versions": [version]})
+        await call("GET", f"/{spelling}/local~{name}", 200)
+        await call("PUT", f"/{spelling}/{name}", 200, json={"title": f"Doc {spelling}"})
+        await call("GET", f"/{spelling}/{name}/versions", 200)
+        await call("POST", f"/{spelling}/{name}/versions", 201, json=version)
+        await call("GET", f"/{spelling}/{name}/versions/0.0", 200)
+        build = (await call("POST", f"/{spelling}/{name}/builds?waitForFinish=60", 201)).json()["data"]
+        build = wait_until(lambda b=build: platform.get_build(b["id"])["status"] == "SUCCEEDED" and b, 120)
+        await call("GET", f"/{spelling}/{name}/builds", 200)
+        await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
+        await call("GET", f"/actor-builds/{build['id']}/log", 200)
+        await call("POST", f"/{spelling}/{name}/runs?memory={TEST_MEMORY_MB}", 201, json={"n": 1})
+        await call("GET", f"/{spelling}/{name}/runs", 200)
+        await call("GET", f"/{spelling}/{name}/runs/last", 200)
+        await call("POST", f"/{spelling}/{name}/runs?memory=100", 400)
+
+    runs = (await call("GET", "/actor-runs?desc=true", 200)).json()["data"]["items"]
+    run_id, other_id = runs[0]["id"], runs[1]["id"]
+    logged = lambda: b"sleeping" in platform.run_log(run_id)
+    wait_until(logged, 60)
+    await call("PUT", f"/actor-runs/{run_id}", 200, json={"statusMessage": "documented"})
+    await call("POST", f"/actor-runs/{run_id}/resurrect", 409)
+    await call("POST", f"/actor-runs/{run_id}/abort?gracefully=false", 200)
+    await call("GET", f"/actor-runs/{run_id}?waitForFinish=30", 200)
+    await call("POST", f"/actor-runs/{run_id}/abort", 409)
+    await call("POST", f"/actor-runs/{run_id}/resurrect?memory={TEST_MEMORY_MB}", 200)
+    wait_until(logged, 60)
+    await call("POST", f"/actor-runs/{run_id}/abort", 200)
+    await call("GET", f"/actor-runs/{run_id}?waitForFinish=30", 200)
+    await call("GET", f"/actor-runs/{run_id}/log?stream=true", 200)
+    await call("GET", f"/logs/{run_id}", 200)
+    await call("GET", "/actor-runs/nope", 404)
+
+    # Storages: by id under /{collection}/..., and as the run's default under /actor-runs/{id}/...
+    collections = {"key-value-stores": "key-value-store", "datasets": "dataset", "request-queues": "request-queue"}
+    created = {}
+    for collection in collections:
+        await call("GET", f"/{collection}?unnamed=true", 200)
+        created[collection] = (await call("POST", f"/{collection}?name=doc-{collection}", 201)).json()["data"]["id"]
+        await call("POST", f"/{collection}?name=doc-{collection}", 200)
+        await call("POST", f"/{collection}?name=bad..name", 400)
+    prefixes = [(f"/key-value-stores/{created['key-value-stores']}", f"/datasets/{created['datasets']}",
+                 f"/request-queues/{created['request-queues']}"),
+                tuple(f"/actor-runs/{run_id}/{single}" for single in collections.values())]
+    for kvs, dataset, queue in prefixes:
+        for prefix in (kvs, dataset, queue):
+            await call("GET", prefix, 200)
+            await call("PUT", prefix, 200, json={"generalAccess": None})
+        await call("PUT", f"{kvs}/records/doc", 201, content=b'{"a": 1}', headers={"Content-Type": "application/json"})
+        await call("POST", f"{kvs}/records/text", 201, content=b"hello", headers={"Content-Type": "text/plain"})
+        await call("GET", f"{kvs}/records/doc?attachment=true", 200)
+        await call("GET", f"{kvs}/records/text", 200)
+        await call("HEAD", f"{kvs}/records/doc", 200)
+        await call("HEAD", f"{kvs}/records/missing", 404)
+        await call("GET", f"{kvs}/keys?limit=10", 200)
+        await call("DELETE", f"{kvs}/records/text", 204)
+        await call("DELETE", f"{kvs}/records/text", 404)
+        await call("POST", f"{dataset}/items", 201, json=[{"a": 1, "b": "x"}, {"a": 2}])
+        await call("POST", f"{dataset}/items", 400, json=[1])
+        for fmt in ("json", "jsonl", "csv"):
+            await call("GET", f"{dataset}/items?format={fmt}&limit=5&desc=true", 200)
+        await call("POST", f"{queue}/requests?forefront=true", 201, json={"url": "https://example.com/a"})
+        added = (await call("POST", f"{queue}/requests/batch", 201,
+                            json=[{"url": "https://example.com/b"}, {"url": "https://example.com/c"}])).json()["data"]
+        request_id = added["processedRequests"][0]["requestId"]
+        await call("GET", f"{queue}/requests?limit=10", 200)
+        await call("GET", f"{queue}/head?limit=5", 200)
+        request = (await call("GET", f"{queue}/requests/{request_id}", 200)).json()["data"]
+        await call("PUT", f"{queue}/requests/{request_id}", 200,
+                   json={**request, "handledAt": "2024-01-01T00:00:00.000Z"})
+        await call("DELETE", f"{queue}/requests/batch", 200, json=[{"uniqueKey": "https://example.com/c"}])
+        await call("DELETE", f"{queue}/requests/{request_id}", 204)
+        await call("GET", f"{queue}/requests/{request_id}", 404)
+    await call("PUT", f"/actor-runs/{run_id}/dataset", 200, json={"name": "renamed-default"})
+    for collection, single in collections.items():
+        await call("DELETE", f"/{collection}/{created[collection]}", 204)
+        await call("DELETE", f"/actor-runs/{run_id}/{single}", 204)
+        await call("GET", f"/{collection}/{created[collection]}", 404)
+
+    wait_until(lambda: platform.get_run(other_id)["status"] == "RUNNING", 60)
+    await call("POST", f"/actor-runs/{other_id}/abort", 200)
+    wait_until(lambda: platform.get_run(other_id)["status"] == "ABORTED", 60)
+    await call("DELETE", "/actors/doc", 204)
+    await call("DELETE", "/acts/local~doc-acts", 204)
+    await call("GET", "/acts/doc", 404)
+    assert json.loads((await call("GET", "/actors", 200)).text)["data"]["items"] == []
