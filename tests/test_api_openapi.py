@@ -234,6 +234,10 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     wait_until(lambda: platform.get_run(other_id)["status"] == "RUNNING", 60)
     await call("POST", f"/actor-runs/{other_id}/abort", 200)
     wait_until(lambda: platform.get_run(other_id)["status"] == "ABORTED", 60)
+    await call("DELETE", f"/actor-runs/{other_id}", 204)
+    await call("GET", f"/actor-runs/{other_id}", 404)
+    doc_build = platform.list_builds("doc")[0]["id"]
+    await call("DELETE", f"/actor-builds/{doc_build}", 204)
     await call("DELETE", "/actors/doc", 204)
     await call("DELETE", "/acts/local~doc-acts", 204)
     await call("GET", "/acts/doc", 404)

@@ -92,3 +92,23 @@ def test_explicit_deletion_of_runs_builds_and_actors(platform, docker_client):
         platform.get_run(again["id"])
     assert "deleted" in info.value.message
     assert not docker_client.api.images(name=image)
+
+
+async def test_deleted_runs_and_their_storages_answer_404_saying_why(api_url, api_token, actors_app):
+    import asyncio
+
+    import httpx
+
+    platform = actors_app.platform
+    run = await asyncio.to_thread(finished_run, platform)  # the server's loop must keep serving the actor
+    headers = {"Authorization": f"Bearer {api_token}"}
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers=headers, timeout=30) as client:
+        assert (await client.delete(f"/actor-runs/{run['id']}")).status_code == 204
+        gone = await client.get(f"/actor-runs/{run['id']}")
+        assert gone.status_code == 404 and "was deleted" in gone.json()["error"]["message"]
+        store = await client.get(f"/key-value-stores/{run['default_key_value_store_id']}/records/OUTPUT")
+        assert store.status_code == 404 and "was deleted" in store.json()["error"]["message"]
+        listed = (await client.get("/actor-runs")).json()["data"]["items"]
+        assert run["id"] not in {item["id"] for item in listed}
+        kept = await client.get("/key-value-stores/kept-store/records/note")
+        assert kept.status_code == 200

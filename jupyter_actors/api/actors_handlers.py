@@ -9,6 +9,7 @@ from .principals import require
 from .runs_handlers import RunAccess
 
 RUN_START_OPTIONS = {
+    "webServerPublic",  # ours: the run's container web server is reachable without Jupyter login
     "build", "memory", "timeout", "waitForFinish", "maxItems", "maxTotalChargeUsd", "restartOnError",
     "forcePermissionLevel", "webhooks", "contentType",
 }
@@ -139,6 +140,7 @@ class ActorRunsHandler(RunAccess):
         self.query_int("maxItems")
         self.query_bool("restartOnError")
         self.query_float("maxTotalChargeUsd")
+        web_public = self.query_bool("webServerPublic")
         body = self.raw_body()
         run_input = None if body.strip() in (b"", b"null") else body
         content_type = None
@@ -151,6 +153,7 @@ class ActorRunsHandler(RunAccess):
             self.platform.start_run, actor_id, build=self.query("build"), memory_mb=self.query("memory"),
             timeout_secs=self.query("timeout"), input=run_input, content_type=content_type,
             origin="ACTOR" if self.principal.run_id else "API", parent_run_id=self.principal.run_id,
+            web_public=web_public,
         )
         run = await self.wait_for_finish(run, wait)
         self.send_data(self.views.run(run), 201)
@@ -201,6 +204,12 @@ class BuildHandler(ApiHandlerMixin):
         if wait and build["status"] in ("READY", "RUNNING"):
             build = await self.call(self.platform.wait_build, build_id, wait)
         self.send_data(self.views.build(build))
+
+    async def delete(self, build_id: str) -> None:
+        require(self.principal.may_manage_actors, "delete builds")
+        await self.call(self.platform.delete_build, build_id)
+        self.set_status(204)
+        self.finish()
 
 
 class BuildLogHandler(ApiHandlerMixin):

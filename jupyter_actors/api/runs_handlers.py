@@ -55,6 +55,13 @@ class RunHandler(RunAccess):
         run = await self.wait_for_finish(await self.load_run(run_id), wait)
         self.send_data(self.views.run(run))
 
+    async def delete(self, run_id: str) -> None:
+        """Delete a finished run with its default storages and log (409 while it runs)."""
+        await self.load_run(run_id, control=True)
+        await self.call(self.platform.delete_run, run_id)
+        self.set_status(204)
+        self.finish()
+
     async def put(self, run_id: str) -> None:
         run = await self.load_run(run_id, control=True)
         body = self.json_object(RUN_UPDATE_FIELDS)

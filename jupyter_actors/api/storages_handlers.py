@@ -17,6 +17,8 @@ from ..platform.storages import (
     REQUEST_QUEUES,
     unique_key_to_request_id,
 )
+from ..platform.retention import tombstone_message
+from ..platform.storages.kinds import LABELS
 from .base import ApiHandlerMixin
 from .principals import require
 
@@ -69,7 +71,13 @@ class StorageAccess(ApiHandlerMixin):
         username, _, name = ref.rpartition("~")
         if username and username != USERNAME:  # one user here: another user's storages do not exist
             raise NotFound(f"{PATH_OF_KIND[self.kind]} {ref!r} was not found; storages here belong to {USERNAME!r}.")
-        meta = self.storages.get(self.kind, name)
+        try:
+            meta = self.storages.get(self.kind, name)
+        except NotFound:
+            expired = tombstone_message(self.platform, name, LABELS[self.kind])
+            if expired:  # deleted with its run (retention or on request): say so
+                raise NotFound(expired, type="record-not-found") from None
+            raise
         require(self.principal.may_access_storage(meta, children), f"use {PATH_OF_KIND[self.kind]} {ref}")
         return meta
 
