@@ -166,3 +166,23 @@ async def test_actor_page_cannot_read_jupyter_cookies_or_call_its_api(api_url, a
             await browser.close()
     assert result["cookie"].startswith("blocked")
     assert result["api"] != 200
+
+
+async def test_a_public_web_server_needs_no_login(api_url, api_token, actors_app):
+    import asyncio
+
+    platform = actors_app.platform
+
+    def start_public() -> dict:
+        platform.create_actor(load_actor_dir(EXAMPLES_DIR / "web-server"))
+        assert platform.build("web-server")["status"] == "SUCCEEDED"
+        run = platform.start_run("web-server", memory_mb=1024, timeout_secs=300, web_public=True)
+        wait_until(lambda: b"is listening" in platform.run_log(run["id"]), 120, message="listening")
+        return platform.get_run(run["id"])
+
+    run = await asyncio.to_thread(start_public)
+    async with httpx.AsyncClient(timeout=30) as anonymous:
+        hello = await anonymous.get(web_url(api_url, run))
+    assert hello.status_code == 200 and hello.text == "Hello World!"
+    assert hello.headers["Content-Security-Policy"].startswith("sandbox")
+    platform.abort_run(run["id"])
