@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Sets up everything on a fresh machine: a virtualenv with the project, a Docker engine and the
-# base image. Idempotent: a second run reuses what exists and takes seconds.
+# Sets up everything on a fresh machine: a virtualenv with the project (which builds the JupyterLab
+# extension from source), a Docker engine and the base image. `--for-tests` also installs Debian's
+# chromium for the browser tests. Idempotent: a second run reuses what exists and takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--for-tests" ] && ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "The browser tests need Debian's chromium at /usr/bin/chromium: install it (apt-get install chromium)." >&2
+    fi
+fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

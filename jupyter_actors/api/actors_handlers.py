@@ -6,7 +6,7 @@ from ..platform.errors import InvalidInput, NotFound
 from ..platform.sources import ActorDefinition
 from .base import ApiHandlerMixin
 from .principals import require
-from .runs_handlers import RunAccess
+from .runs_handlers import RunAccess, RunListing
 
 RUN_START_OPTIONS = {
     "webServerPublic",  # ours: the run's container web server is reachable without Jupyter login
@@ -132,7 +132,7 @@ class ActorHandler(ActorAccess):
         self.finish()
 
 
-class ActorRunsHandler(RunAccess):
+class ActorRunsHandler(RunListing):
     async def post(self, actor_id: str) -> None:
         """Start a run; every option is checked before the platform stores anything."""
         self.reject_unknown_query(RUN_START_OPTIONS)
@@ -159,13 +159,7 @@ class ActorRunsHandler(RunAccess):
         self.send_data(self.views.run(run), 201)
 
     async def get(self, actor_id: str) -> None:
-        offset, limit, desc = self.paging()
-        runs = await self.call(self.platform.list_runs, actor_id, status=self.query("status"), desc=desc)
-        if self.principal.run_id:
-            children = await self.children()
-            runs = [run for run in runs if self.principal.may_read_run(run, children)]
-        page = runs[offset: offset + limit if limit is not None else None]
-        self.send_list([self.views.run(run) for run in page], total=len(runs), offset=offset, limit=limit, desc=desc)
+        await self.send_runs(actor_id)
 
 
 class ActorLastRunHandler(RunAccess):

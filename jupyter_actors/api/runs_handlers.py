@@ -37,16 +37,21 @@ class RunAccess(ApiHandlerMixin):
         return run
 
 
-class RunListHandler(RunAccess):
-    async def get(self) -> None:
+class RunListing(RunAccess):
+    async def send_runs(self, actor_id: str | None) -> None:
+        """One page of runs (all, or one actor's), newest first with ``desc``; a run token sees only its own."""
         offset, limit, desc = self.paging()
-        status = self.query("status")
-        runs = await self.call(self.platform.list_runs, None, status=status, desc=desc)
+        runs = await self.call(self.platform.list_runs, actor_id, status=self.query("status"), desc=desc)
         if self.principal.run_id:
             children = await self.children()
             runs = [run for run in runs if self.principal.may_read_run(run, children)]
         page = runs[offset: offset + limit if limit is not None else None]
         self.send_list([self.views.run(run) for run in page], total=len(runs), offset=offset, limit=limit, desc=desc)
+
+
+class RunListHandler(RunListing):
+    async def get(self) -> None:
+        await self.send_runs(None)
 
 
 class RunHandler(RunAccess):
