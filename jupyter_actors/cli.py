@@ -18,6 +18,7 @@ from .platform.config import PlatformConfig
 from .platform.errors import PlatformError
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
+REPO_NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
 
 def _config(args: argparse.Namespace) -> PlatformConfig:
@@ -167,9 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execv does not return
 
 
-def cmd_quickstart(args: argparse.Namespace) -> int:
-    """Set up, build the shipped example actor and run it with a 256 MB limit; print its OUTPUT."""
-    cmd_setup(argparse.Namespace(**{**vars(args), "rebuild": False}))
+def cmd_hello(args: argparse.Namespace) -> int:
+    """Build the shipped example actor (Apify's layout) and run it with a 256 MB limit; print its OUTPUT."""
     with local_platform(args) as platform:
         build = _build_dir(platform, EXAMPLES_DIR / "hello-world")
         run = platform.start_run("hello-world", build=build["build_number"], memory_mb=256, timeout_secs=300,
@@ -178,6 +178,29 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         run = _follow_and_wait(platform, run["id"])
         _print_output(platform, run)
         return 0 if run["status"] == "SUCCEEDED" else 1
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """Set up, then execute the quickstart notebook headless against a real server; keep the executed copy."""
+    from .notebook.execute import run_notebook
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise PlatformError(f"{notebook} does not exist; pass --notebook PATH (the repository has notebooks/quickstart.ipynb).")
+    cmd_setup(argparse.Namespace(**{**vars(args), "rebuild": False}))
+    output = Path(args.output) if args.output else notebook.with_name(notebook.stem + ".executed.ipynb")
+    print(f"Executing {notebook} against a headless Jupyter server with the extension ...", flush=True)
+    started = time.monotonic()
+    run_notebook(notebook, output, data_dir=args.data_dir)
+    import nbformat
+
+    executed = nbformat.read(output, as_version=4)
+    for cell in executed.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                print(out.get("text", ""), end="")
+    print(f"\nDone in {time.monotonic() - started:.0f} s; the executed notebook with its outputs: {output}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,7 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter server")
     serve.set_defaults(func=cmd_serve)
 
-    quickstart = commands.add_parser("quickstart", help="set up, build and run the example actor")
+    hello = commands.add_parser("hello", help="build and run the shipped example actor (256 MB), print its OUTPUT")
+    hello.set_defaults(func=cmd_hello)
+
+    quickstart = commands.add_parser("quickstart", help="set up and execute the quickstart notebook headless")
+    quickstart.add_argument("--notebook", default=str(REPO_NOTEBOOKS / "quickstart.ipynb"))
+    quickstart.add_argument("--output", help="where to write the executed copy (default: beside the notebook)")
     quickstart.set_defaults(func=cmd_quickstart)
     return parser
 

@@ -44,6 +44,7 @@ class Views:
                 "restartCount": row["restart_count"],
                 "resurrectCount": row["resurrect_count"],
                 "computeUnits": row["memory_mb"] / 1024 * duration_ms / 3_600_000,
+                **self.memory_stats(row),
             },
             "options": {
                 "build": options.get("build") or "latest",
@@ -68,6 +69,13 @@ class Views:
             "webServerPublic": bool(row.get("web_public")),
             "isTerminal": RunStatus(row["status"]).is_terminal,
         }
+
+    def memory_stats(self, row: dict) -> dict:
+        """Memory in use while the container runs, read from its cgroup (about 0.1 ms)."""
+        if row["status"] != "RUNNING" or not row.get("container_id"):
+            return {}
+        used = getattr(self.platform.backend, "memory_usage", lambda _: None)(row["container_id"])
+        return {} if used is None else {"memCurrentBytes": used, "memMaxBytes": row["memory_mb"] * 1024 * 1024}
 
     def build(self, row: dict) -> dict:
         return {

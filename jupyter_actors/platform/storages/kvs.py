@@ -111,10 +111,11 @@ class KeyValueStoreFile(StorageFile):
             params.append(prefix + KEY_UPPER_BOUND)
         with self.read() as db:
             rows = db.execute(
-                f"SELECT key, size FROM records WHERE {where} ORDER BY key LIMIT ?", (*params, limit + 1)
+                f"SELECT key, size, content_type FROM records WHERE {where} ORDER BY key LIMIT ?", (*params, limit + 1)
             ).fetchall()
         truncated = len(rows) > limit
-        items = [{"key": key, "size": size} for key, size in rows[:limit]]
+        # contentType: beyond Apify's shape, so listing a store needs no HEAD per key.
+        items = [{"key": key, "size": size, "contentType": ctype} for key, size, ctype in rows[:limit]]
         return {
             "items": items,
             "count": len(items),

@@ -1,0 +1,36 @@
+"""The notebook side of jupyter-actors: an HTTP client of the server's API and what a notebook shows.
+
+Nothing here touches Docker or the platform: every call goes over HTTP to ``.../actors/api/v2``.
+pandas and ipywidgets are imported only by the functions that need them.
+"""
+
+from __future__ import annotations
+
+from .actors import build, call, define, start
+from .client import Client, connect, default_client
+from .errors import (
+    ActorsError,
+    ApiError,
+    BuildFailed,
+    InputValidationError,
+    InvalidInputError,
+    NotFoundError,
+    ServerNotFound,
+)
+from .form import RunForm, form
+from .runs import Run, run, runs
+from .storages import Dataset, KeyValueStore, dataset, key_value_store
+
+
+def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - an InteractiveShell
+    """``%load_ext jupyter_actors``: registers ``%%actor`` and ``%actor_form``."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+__all__ = [
+    "ActorsError", "ApiError", "BuildFailed", "Client", "Dataset", "InputValidationError", "InvalidInputError",
+    "KeyValueStore", "NotFoundError", "Run", "RunForm", "ServerNotFound", "build", "call", "connect", "dataset",
+    "default_client", "define", "form", "key_value_store", "load_ipython_extension", "run", "runs", "start",
+]

@@ -1,0 +1,292 @@
+"""The live view of a run: one output updated in place from background threads.
+
+It follows the log stream (``GET .../log?stream=true``) and the run's status, and renders an HTML
+bundle (with a text fallback and a ``application/vnd.jupyter-actors.run+json`` part for the
+labextension) through a display handle, so a saved notebook keeps the last state. The Abort button
+is a widget next to it; widgets need a live kernel, the HTML does not.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import html
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .errors import ActorsError
+from .runs import TERMINAL
+
+if TYPE_CHECKING:
+    from .runs import Run
+
+TAIL_LINES = 200
+TEXT_TAIL_LINES = 20
+STATUS_POLL_SECS = 1  # one long-poll per tick: returns early when the run ends
+FINAL_ROWS = 5
+MIME_TYPE = "application/vnd.jupyter-actors.run+json"
+COLOURS = {
+    "READY": "#757575", "RUNNING": "#1565c0", "SUCCEEDED": "#2e7d32", "FAILED": "#c62828",
+    "TIMED-OUT": "#ef6c00", "ABORTING": "#6d4c41", "ABORTED": "#6d4c41", "TIMING-OUT": "#ef6c00",
+}
+Sink = Callable[[dict], None]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour codes loggers put in the log: not for a view
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def elapsed_secs(run: dict, now: datetime | None = None) -> float:
+    started = _parse_time(run.get("startedAt"))
+    if started is None:
+        return 0.0
+    end = _parse_time(run.get("finishedAt")) or now or datetime.now(timezone.utc)
+    return max(0.0, (end - started).total_seconds())
+
+
+def _in_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread carrying this context, so ipykernel sends its output with this cell's parent."""
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+class LiveView:
+    """Status, elapsed time against the timeout, memory, a bounded log tail, then OUTPUT and rows."""
+
+    def __init__(self, run: Run, *, tail: int = TAIL_LINES, sink: Sink | None = None) -> None:
+        self.run = run
+        self.lines: deque[str] = deque(maxlen=tail)
+        self.line_count = 0
+        self.note = ""
+        self.output: Any = None
+        self.rows_html = ""
+        self._sink = sink
+        self._handle: Any = None
+        self._button: Any = None
+        self._button_handle: Any = None
+        self._print_at_end = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._log_done = threading.Event()
+        self.finished = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def display(self) -> None:
+        """Show the view in the current output (and an Abort button when widgets are available)."""
+        if self._sink is not None:
+            self.render()
+            return
+        from IPython.core.interactiveshell import InteractiveShell
+        from IPython.display import display
+
+        if not InteractiveShell.initialized():  # a plain script: no outputs to update, print at the end
+            self._print_at_end = True
+            print(f"Following run {self.run.id} ...", flush=True)
+            return
+
+        self._handle = display(self.bundle(), raw=True, display_id=True)
+        self._button = _abort_button(self)
+        if self._button is not None:
+            self._button_handle = display(self._button, display_id=True)
+
+    def start(self) -> LiveView:
+        self._threads = [_in_thread(self._follow_log, f"log-{self.run.id}"),
+                         _in_thread(self._follow_status, f"view-{self.run.id}")]
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the view has its final state; a KeyboardInterrupt propagates (see ``detach``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.finished.wait(0.25):  # short waits keep the main thread interruptible
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
+
+    def stop(self, note: str = "") -> None:
+        """Stop following (the run is not touched) and render once more with ``note``."""
+        self.note = note or self.note
+        self._stop.set()
+        self.render()
+        self.finished.set()
+
+    def detach(self) -> None:
+        """What a kernel interrupt does: stop watching and say the run goes on."""
+        self.stop(f"Detached: the kernel was interrupted, the run goes on on the server. "
+                  f"jupyter_actors.run({self.run.id!r}).show() re-attaches; .abort() stops it.")
+
+    # -- threads ----------------------------------------------------------------------------------
+
+    def _follow_log(self) -> None:
+        try:
+            for line in self.run.follow_log(stop=self._stop):
+                with self._lock:
+                    self.lines.append(ANSI.sub("", line))
+                    self.line_count += 1
+        except ActorsError as exc:
+            if not self._stop.is_set():
+                self.note = f"The log stream stopped: {exc}"
+        finally:
+            self._log_done.set()
+
+    def _follow_status(self) -> None:
+        try:
+            data = self.run.data
+            while not self._stop.is_set() and data["status"] not in TERMINAL:
+                data = self.run.refresh(wait=STATUS_POLL_SECS)
+                self.render()  # every tick: the elapsed time moves even when the log is quiet
+            if self._stop.is_set():
+                return
+            self._log_done.wait(30)  # the stream ends right after the terminal status
+            self._load_results()
+        except Exception as exc:  # noqa: BLE001 - a background thread: the note is the only place to tell
+            self.note = f"The view stopped: {exc}" if isinstance(exc, ActorsError) else (
+                f"The view stopped: {type(exc).__name__}: {exc}")
+        finally:
+            if not self._stop.is_set():
+                self._hide_button()
+                self.render()
+                if self._print_at_end:
+                    print(self.bundle()["text/plain"], flush=True)
+                self.finished.set()
+
+    def _load_results(self) -> None:
+        self.output = self.run.output
+        frame = self.run.dataset.to_pandas(limit=FINAL_ROWS, flatten=True)
+        if len(frame):
+            self.rows_html = frame.to_html(max_cols=20, index=False, border=0)
+
+    def _hide_button(self) -> None:
+        """Replace the Abort button by nothing: a saved notebook keeps no dead widget."""
+        if self._button_handle is not None:
+            self._button_handle.update({"text/plain": ""}, raw=True)
+            self._button.close()
+
+    # -- rendering --------------------------------------------------------------------------------
+
+    def render(self) -> None:
+        bundle = self.bundle()
+        if self._sink is not None:
+            self._sink(bundle)
+        elif self._handle is not None:
+            self._handle.update(bundle, raw=True)
+
+    def state(self) -> dict:
+        data = self.run.data
+        options = data.get("options") or {}
+        return {
+            "id": self.run.id, "status": data.get("status"), "statusMessage": data.get("statusMessage"),
+            "elapsedSecs": round(elapsed_secs(data), 1), "timeoutSecs": options.get("timeoutSecs"),
+            "memoryMbytes": options.get("memoryMbytes"), "memoryUsedBytes": _memory_used(data),
+            "logLines": self.line_count, "note": self.note,
+        }
+
+    def bundle(self) -> dict:
+        with self._lock:
+            lines = list(self.lines)
+        state = self.state()
+        return {"text/plain": self.text(state, lines), "text/html": self.html(state, lines), MIME_TYPE: state}
+
+    def text(self, state: dict, lines: list[str]) -> str:
+        head = f"Run {state['id']}: {state['status']} {_clock(state)} {state['memoryMbytes']} MB"
+        parts = [head, *(lines[-TEXT_TAIL_LINES:])]
+        if state["note"]:
+            parts.append(state["note"])
+        if self.output is not None:
+            parts.append(f"OUTPUT: {_short_json(self.output)}")
+        return "\n".join(parts)
+
+    def html(self, state: dict, lines: list[str]) -> str:
+        colour = COLOURS.get(state["status"] or "", "#424242")
+        badge = (f'<span style="background:{colour};color:white;padding:1px 6px;border-radius:3px;'
+                 f'font-weight:bold">{html.escape(str(state["status"]))}</span>')
+        message = html.escape(state["statusMessage"] or "")
+        timeout = state["timeoutSecs"] or 0
+        bar = (f'<progress value="{min(state["elapsedSecs"], timeout)}" max="{timeout}" '
+               f'style="width:200px;vertical-align:middle"></progress> ' if timeout else "")
+        memory = f'{state["memoryMbytes"]} MB'
+        if state["memoryUsedBytes"] is not None:
+            memory = f'{state["memoryUsedBytes"] / 2**20:.0f} / {memory}'
+        log = "\n".join(_html_line(line) for line in lines)
+        skipped = self.line_count - len(lines)
+        more = f"<div style='color:#757575'>… {skipped} earlier lines (run.log() has them all)</div>" if skipped else ""
+        parts = [
+            "<div class='jupyter-actors-run' style='font-family:sans-serif;font-size:13px'>",
+            f"<div>Run <code>{html.escape(state['id'])}</code> {badge} {message}</div>",
+            f"<div>{bar}{_clock(state)} &middot; memory {memory}</div>",
+            more,
+            f"<pre style='max-height:20em;overflow:auto;background:#f7f7f7;padding:4px;margin:4px 0'>{log}</pre>",
+        ]
+        if state["note"]:
+            parts.append(f"<div style='color:#ef6c00'>{html.escape(state['note'])}</div>")
+        if self.output is not None:
+            parts.append(f"<div><b>OUTPUT</b><pre>{html.escape(_short_json(self.output, 2000))}</pre></div>")
+        if self.rows_html:
+            parts.append(f"<div><b>Dataset (first rows)</b>{self.rows_html}</div>")
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def _html_line(line: str) -> str:
+    """A log line with its ISO timestamp shortened to the time of day, dimmed."""
+    stamp, _, text = line.partition(" ")
+    if len(stamp) >= 20 and stamp[10:11] == "T" and stamp.endswith("Z"):
+        return f"<span style='color:#9e9e9e'>{html.escape(stamp[11:19])}</span> {html.escape(text)}"
+    return html.escape(line)
+
+
+def _clock(state: dict) -> str:
+    timeout = state["timeoutSecs"]
+    limit = f" / {timeout} s" if timeout else " (no timeout)"
+    return f"{state['elapsedSecs']:.0f} s{limit}"
+
+
+def _memory_used(data: dict) -> int | None:
+    stats = data.get("stats") or {}
+    for key in ("memCurrentBytes", "memAvgBytes"):
+        if isinstance(stats.get(key), (int, float)):
+            return int(stats[key])
+    return None
+
+
+def _short_json(value: Any, limit: int = 300) -> str:
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    text = value if isinstance(value, str) else json.dumps(value, indent=1, default=str)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def _abort_button(view: LiveView) -> Any:
+    """An Abort button when ipywidgets can be shown; None outside a kernel."""
+    try:
+        import ipywidgets
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return None
+    button = ipywidgets.Button(description="Abort", button_style="danger", icon="stop",
+                               tooltip=f"Abort run {view.run.id}")
+
+    def on_click(_: Any) -> None:
+        try:
+            view.run.abort()
+            view.note = "Abort requested."
+        except ActorsError as exc:
+            view.note = f"Abort failed: {exc}"
+        view.render()
+
+    button.on_click(on_click)
+    return button

@@ -1,0 +1,146 @@
+"""``%%actor`` (define, build, run and watch an actor) and ``%actor_form`` (the run-settings form).
+
+Bad options end in IPython's UsageError (a message, no traceback); server errors are ActorsErrors,
+which IPython also shows without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from . import actors
+from .runs import Run
+
+MEMORY_CHOICES = ", ".join(str(m) for m in actors.ALLOWED_MEMORY_MB)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (usage + the problem) instead of printing and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.format_usage().rstrip()}\n%%actor: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:  # -h/--help
+        raise UsageError(self.format_help())
+
+
+def _memory(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value not in actors.ALLOWED_MEMORY_MB:
+        raise argparse.ArgumentTypeError(f"memory must be one of {MEMORY_CHOICES} (MB), not {text!r}")
+    return value
+
+
+def _timeout(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"timeout must be a whole number of seconds (0 = none), not {text!r}")
+    return int(text)
+
+
+def make_parser() -> _Parser:
+    parser = _Parser(prog="%%actor", description="Define an actor from the cell (its main.py), build and run it.",
+                     add_help=True)
+    parser.add_argument("name", help="actor name: lowercase letters, digits and dashes")
+    parser.add_argument("--memory", type=_memory, metavar="MB", help=f"memory in MB ({MEMORY_CHOICES})")
+    parser.add_argument("--timeout", type=_timeout, metavar="SECS", help="timeout in seconds (0 = none)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", dest="input_json", metavar="JSON",
+                        help="run input as inline JSON (or text with --content-type)")
+    source.add_argument("--input-var", metavar="VAR", help="name of a Python variable holding the input")
+    parser.add_argument("--content-type", metavar="TYPE", help="content type of the input (default application/json)")
+    parser.add_argument("--build", default="latest", metavar="TAG", help="build tag to create and run (default latest)")
+    image = parser.add_mutually_exclusive_group()
+    image.add_argument("--image", help="build on this image instead of the default base image")
+    image.add_argument("--dockerfile", metavar="PATH", help="use this Dockerfile instead of the generated one")
+    parser.add_argument("--requirements", metavar="PATH", help="a requirements.txt to install in the image")
+    parser.add_argument("--detach", action="store_true", help="return at once; the view keeps updating")
+    parser.add_argument("--out", metavar="NAME", help="also bind the Run to this variable")
+    return parser
+
+
+def parse_line(line: str) -> argparse.Namespace:
+    """The magic's options; UsageError on anything wrong."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"{make_parser().format_usage().rstrip()}\n%%actor: {exc}") from None
+    args = make_parser().parse_args(words)
+    if args.input_json is not None and not args.content_type:
+        try:
+            json.loads(args.input_json)
+        except ValueError as exc:
+            raise UsageError(
+                f"%%actor: --input is not valid JSON ({exc}); quote it like --input '{{\"a\": 1}}'.") from None
+    if args.out is not None and not args.out.isidentifier():
+        raise UsageError(f"%%actor: --out needs a Python variable name, not {args.out!r}.")
+    return args
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise UsageError(f"%%actor: cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def resolve_input(args: argparse.Namespace, namespace: dict[str, Any]) -> Any:
+    if args.input_var is not None:
+        if args.input_var not in namespace:
+            raise UsageError(f"%%actor: --input-var {args.input_var}: no such variable in the notebook.")
+        return namespace[args.input_var]
+    if args.input_json is not None and not args.content_type:
+        return json.loads(args.input_json)
+    return args.input_json
+
+
+def run_cell(args: argparse.Namespace, cell: str, namespace: dict[str, Any]) -> Run:
+    """Define, build (reused when unchanged), start and show; waits unless ``--detach``."""
+    run_input = resolve_input(args, namespace)
+    dockerfile = actors.image_dockerfile(args.image) if args.image else (
+        _read(args.dockerfile, "Dockerfile") if args.dockerfile else None)
+    requirements = _read(args.requirements, "requirements file") if args.requirements else None
+    actors.define(args.name, cell, requirements, dockerfile=dockerfile)
+    actors.build(args.name, tag=args.build)
+    run = actors.start(args.name, run_input, memory=args.memory, timeout=args.timeout, build=args.build,
+                       content_type=args.content_type)
+    if args.out:
+        namespace[args.out] = run
+    view = run.show()
+    if not args.detach:
+        try:
+            view.wait()
+        except KeyboardInterrupt:
+            view.detach()
+    return run
+
+
+@magics_class
+class ActorMagics(Magics):
+    @cell_magic
+    def actor(self, line: str, cell: str) -> Run:
+        """%%actor NAME [--memory MB] [--timeout S] [--input JSON | --input-var VAR] ...: run the cell as an actor."""
+        return run_cell(parse_line(line), cell, self.shell.user_ns)  # type: ignore[union-attr]
+
+    @line_magic
+    def actor_form(self, line: str) -> Any:
+        """%actor_form NAME: the run-settings form of an actor."""
+        name = line.strip()
+        if not name or len(name.split()) != 1:
+            raise UsageError("usage: %actor_form NAME")
+        from .form import form
+
+        return form(name)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(ActorMagics)

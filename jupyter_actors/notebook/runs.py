@@ -1,0 +1,132 @@
+"""``Run``: a handle on a run that lives on the server, so it survives kernel restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .client import Client, resolve
+from .errors import NotFoundError
+from .storages import Dataset, KeyValueStore
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .live import LiveView
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"})
+MAX_WAIT_SECS = 60  # the server's cap on one waitForFinish long-poll
+
+
+class Run:
+    """A run by id; ``data`` is the last snapshot of Apify's run object, ``status`` asks the server."""
+
+    def __init__(self, run_id: str, *, client: Client | None = None, data: dict | None = None) -> None:
+        self.id = run_id
+        self.client = resolve(client)
+        self.data: dict = data if data is not None else self.client.get(f"/actor-runs/{run_id}")
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.data.get('status')}>"
+
+    def refresh(self, wait: float = 0) -> dict:
+        """Fetch the run again; with ``wait`` > 0 the server holds the answer until it ends (max 60 s)."""
+        self.data = self.client.get(f"/actor-runs/{self.id}", waitForFinish=int(wait) if wait else None)
+        return self.data
+
+    @property
+    def status(self) -> str:
+        return self.refresh()["status"]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.data["status"] in TERMINAL
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run ends (or ``timeout`` seconds pass); long-polls, never busy-waits."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.refresh()
+        while not self.is_terminal:
+            remaining = MAX_WAIT_SECS if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.refresh(wait=max(1, min(MAX_WAIT_SECS, remaining)))
+        return self
+
+    def abort(self, gracefully: bool = False) -> Run:
+        """Stop the run (with ``gracefully``, SIGTERM first so it can save its state)."""
+        self.data = self.client.post(f"/actor-runs/{self.id}/abort", gracefully=gracefully)
+        return self
+
+    def resurrect(self, *, build: str | None = None, memory: int | None = None, timeout: int | None = None) -> Run:
+        """Start a finished run again with the same storages."""
+        self.data = self.client.post(f"/actor-runs/{self.id}/resurrect", build=build, memory=memory, timeout=timeout)
+        return self
+
+    def log(self) -> str:
+        """The whole log so far (each line starts with its ISO timestamp)."""
+        return self.client.request("GET", f"/actor-runs/{self.id}/log").text
+
+    def follow_log(self, stop: Any = None) -> Iterator[str]:
+        """Log lines from the start, then as they are written, until the run ends."""
+        return self.client.stream_lines(f"/actor-runs/{self.id}/log", stop=stop, stream=True)
+
+    def show(self, *, tail: int | None = None) -> LiveView:
+        """Display the live view of this run (re-attaches to a run started in an earlier kernel)."""
+        from .live import TAIL_LINES, LiveView
+
+        view = LiveView(self, tail=tail or TAIL_LINES)
+        view.display()
+        view.start()
+        return view
+
+    @property
+    def key_value_store(self) -> KeyValueStore:
+        return KeyValueStore(self.data["defaultKeyValueStoreId"], client=self.client)
+
+    @property
+    def dataset(self) -> Dataset:
+        return Dataset(self.data["defaultDatasetId"], client=self.client)
+
+    @property
+    def output(self) -> Any:
+        """The decoded OUTPUT record, or None when the run set none."""
+        return self.key_value_store.get("OUTPUT")
+
+
+def run(run_id: str, *, client: Client | None = None) -> Run:
+    """Get any run back by its id (from this kernel or an earlier one)."""
+    try:
+        return Run(run_id, client=client)
+    except NotFoundError:
+        raise NotFoundError(f"Run {run_id!r} was not found.", status=404, type="record-not-found") from None
+
+
+RUN_COLUMNS = ["id", "actor", "status", "startedAt", "finishedAt", "durationSecs", "memoryMbytes",
+               "timeoutSecs", "buildNumber", "exitCode", "statusMessage"]
+
+
+def runs(*, limit: int | None = None, status: str | None = None, client: Client | None = None) -> pandas.DataFrame:
+    """All runs on the server as a DataFrame, newest first."""
+    import pandas
+
+    client = resolve(client)
+    names = {actor["id"]: actor["name"] for actor in client.iter_pages("/actors")}
+    rows = []
+    for item in client.iter_pages("/actor-runs", desc=True, status=status):
+        rows.append({
+            "id": item["id"], "actor": names.get(item["actId"], item["actId"]), "status": item["status"],
+            "startedAt": item["startedAt"], "finishedAt": item["finishedAt"],
+            "durationSecs": (item.get("stats") or {}).get("durationMillis", 0) / 1000,
+            "memoryMbytes": item["options"]["memoryMbytes"], "timeoutSecs": item["options"]["timeoutSecs"],
+            "buildNumber": item.get("buildNumber"), "exitCode": item.get("exitCode"),
+            "statusMessage": item.get("statusMessage"),
+        })
+        if limit is not None and len(rows) >= limit:
+            break
+    frame = pandas.DataFrame(rows, columns=RUN_COLUMNS)
+    for column in ("startedAt", "finishedAt"):
+        frame[column] = pandas.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame.astype({"durationSecs": "float64", "memoryMbytes": "int64", "timeoutSecs": "int64",
+                         "exitCode": "Int64"})

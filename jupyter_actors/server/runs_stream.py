@@ -1,0 +1,94 @@
+"""``GET <base_url>actors/api/stream/runs``: the runs, then every change to them, as server-sent events.
+
+The stream (``text/event-stream``, behind Jupyter's auth like the rest of the user-facing API):
+
+- ``event: snapshot`` with ``{"runs": [Run, ...]}``: the newest ``limit`` runs (default 500), newest
+  first, sent once when the stream opens;
+- ``event: run`` with one ``Run`` for every change of any run afterwards (a new run, a status change,
+  a status message...), in the order the platform reported them;
+- a ``: keepalive`` comment when nothing happened for ``keepalive_secs``, so proxies keep the
+  connection open and a vanished client is noticed.
+
+Each Run is the API v2 object (``GET /v2/actor-runs/{id}``) plus ``actorName``, so a client needs no
+second request to label it. Changes that happen while the snapshot is read are queued and sent right
+after it, so a client that applies events in order to the snapshot never misses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+
+from ..api.base import ApiHandlerMixin
+from .auth import JupyterAuthBase
+
+STREAM_PATH = "stream/runs"
+DEFAULT_LIMIT = 500
+_CLOSED = object()
+
+
+def sse_event(event: str, data: Any) -> str:
+    """One server-sent event; ``data`` as single-line JSON (JSON never holds a raw newline)."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # type: ignore[misc]  # as routes.make_handlers mixes them
+    """Streams run changes until the client goes away."""
+
+    keepalive_secs = 15.0
+
+    def initialize(self) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._actor_names: dict[str, str] = {}
+
+    def on_connection_close(self) -> None:
+        self._queue.put_nowait(_CLOSED)
+
+    async def get(self) -> None:
+        self.reject_unknown_query({"limit"})
+        limit = self.query_int("limit", DEFAULT_LIMIT, minimum=1)
+        listener = self._queue.put_nowait
+        # Listen before reading the snapshot: a change in between is queued, not lost.
+        self.run_events.add_listener(listener)
+        try:
+            rows = await self.call(self.platform.list_runs, desc=True, limit=limit)
+            await self._refresh_actor_names()
+            self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Accel-Buffering", "no")
+            self.write("retry: 2000\n\n")
+            self.write(sse_event("snapshot", {"runs": [self._view(row) for row in rows]}))
+            await self.flush()
+            while True:
+                try:
+                    row = await asyncio.wait_for(self._queue.get(), self.keepalive_secs)
+                except asyncio.TimeoutError:
+                    self.write(": keepalive\n\n")
+                else:
+                    if row is _CLOSED:
+                        return
+                    if row["actor_id"] not in self._actor_names:
+                        await self._refresh_actor_names()
+                    self.write(sse_event("run", self._view(row)))
+                await self.flush()
+        except StreamClosedError:
+            return
+        finally:
+            self.run_events.remove_listener(listener)
+
+    def _view(self, row: dict) -> dict:
+        run = self.views.run(row)
+        run["actorName"] = self._actor_names.get(row["actor_id"], row["actor_id"])
+        return run
+
+    async def _refresh_actor_names(self) -> None:
+        actors = await self.call(self.platform.list_actors)
+        self._actor_names = {actor["id"]: actor["name"] for actor in actors}
+
+
+def stream_handlers(api_path: str) -> list[tuple[str, type, dict]]:
+    """The handlers to mount, ``api_path`` being the API's prefix (``actors/api``)."""
+    return [(api_path.rstrip("/") + "/" + STREAM_PATH + "/?", RunsStreamHandler, {})]
