@@ -23,7 +23,7 @@ from jupyter_actors.platform.core import NETWORK_NAME
 
 from .conftest import cleanup_instance, wait_until
 from .private_engine import PrivateEngine, describe, link_snapshot
-from .server_process import ServerProcess
+from jupyter_actors.server.process import ServerProcess
 from .test_resume import counted, log_lines, start_counter
 
 LABEL_INSTANCE = "jupyter-actors.instance"
