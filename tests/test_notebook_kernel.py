@@ -340,3 +340,23 @@ async def test_kernels_started_by_the_server_find_it(jp_serverapp, api_url, api_
     finally:
         client.stop_channels()
         await manager.shutdown_kernel(kernel_id, now=True)
+
+
+async def test_dockerfile_and_requirements_options(kernel, api_url, api_token, tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nENV GREETING=from-my-dockerfile\n"
+        "COPY --chown=1000:1000 . /usr/src/app\n"
+        "RUN pip install --no-cache-dir --no-index --find-links .wheels -r requirements.txt\n"
+        'CMD ["python", "main.py"]\n'
+    )
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\n")  # downloaded on the host, installed offline in the image
+    body = "import os, six\nprint('greeting', os.environ['GREETING'], 'six', six.__version__)\n"
+    await off(kernel.run, "%load_ext jupyter_actors")
+    reply, messages = await off(kernel.run, define_cell(
+        "custom-image", body, f"--dockerfile {dockerfile} --requirements {requirements} --out c"))
+    assert reply["content"]["status"] == "ok", messages
+    reply, messages = await off(kernel.run, "print(c.status)\nprint(c.log())")
+    text = stream_text(messages)
+    assert text.startswith("SUCCEEDED") and "greeting from-my-dockerfile six 1.16.0" in text, text
