@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ActorsError", "ApiError", "BuildFailed", "Client", "Dataset", "InputValidationError", "InvalidInputError",
     "KeyValueStore", "NotFoundError", "Run", "RunForm", "ServerNotFound", "build", "call", "connect", "dataset",
-    "default_client", "define", "form", "key_value_store", "load_ipython_extension", "run", "runs", "start",
+    "default_client", "define", "delete_actor", "delete_build", "form", "key_value_store", "load_ipython_extension",
+    "run", "runs", "start",
 ]
 
 

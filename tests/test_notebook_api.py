@@ -93,6 +93,20 @@ async def test_define_call_and_read_storages(client):
     assert str(runs["exitCode"].dtype) == "Int64" and runs.loc[0, "exitCode"] == 0
     again = await off(jupyter_actors.run, run.id, client=client)
     assert again.data["defaultDatasetId"] == run.data["defaultDatasetId"]
+    assert again.container_url and "/actors/web/" in again.container_url
+
+    # Deleting: the run goes with its default storages; runs() no longer lists it.
+    await off(run.delete)
+    with pytest.raises(jupyter_actors.NotFoundError):
+        await off(jupyter_actors.run, run.id, client=client)
+    with pytest.raises(jupyter_actors.NotFoundError) as info:
+        await off(lambda: dict(run.key_value_store))
+    assert "was deleted" in str(info.value)
+    listed = await off(jupyter_actors.runs, client=client)
+    assert listed.empty or run.id not in set(listed["id"])
+    await off(jupyter_actors.delete_actor, "producer", client=client)
+    with pytest.raises(jupyter_actors.NotFoundError):
+        await off(jupyter_actors.call, "producer", client=client)
 
 
 async def test_errors_are_plain_actors_errors(client, monkeypatch):
@@ -129,6 +143,7 @@ def test_public_names_are_guarded():
     import jupyter_actors.notebook as notebook
 
     public = {"connect", "call", "start", "run", "runs", "key_value_store", "dataset", "define", "build", "form",
+              "delete_actor", "delete_build",
               "load_ipython_extension", "default_client", "Client", "Run", "RunForm", "KeyValueStore", "Dataset",
               "ActorsError", "ApiError", "NotFoundError", "InvalidInputError", "BuildFailed", "InputValidationError",
               "ServerNotFound"}

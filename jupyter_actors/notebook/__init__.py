@@ -6,7 +6,7 @@ pandas and ipywidgets are imported only by the functions that need them.
 
 from __future__ import annotations
 
-from .actors import build, call, define, start
+from .actors import build, call, define, delete_actor, delete_build, start
 from .client import Client, connect, default_client
 from .errors import (
     ActorsError,
@@ -32,5 +32,6 @@ def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - an InteractiveShe
 __all__ = [
     "ActorsError", "ApiError", "BuildFailed", "Client", "Dataset", "InputValidationError", "InvalidInputError",
     "KeyValueStore", "NotFoundError", "Run", "RunForm", "ServerNotFound", "build", "call", "connect", "dataset",
-    "default_client", "define", "form", "key_value_store", "load_ipython_extension", "run", "runs", "start",
+    "default_client", "define", "delete_actor", "delete_build", "form", "key_value_store", "load_ipython_extension",
+    "run", "runs", "start",
 ]

@@ -110,6 +110,16 @@ def get_actor(name: str, *, client: Client | None = None) -> dict:
                             "jupyter_actors.define().", status=404, type="record-not-found") from None
 
 
+def delete_actor(name: str, *, client: Client | None = None) -> None:
+    """Delete an actor with its builds (and their images) and its finished runs with their default storages."""
+    resolve(client).request("DELETE", f"/actors/{_ref(name)}")
+
+
+def delete_build(build_id: str, *, client: Client | None = None) -> None:
+    """Delete one build; its image goes too when no other build uses it."""
+    resolve(client).request("DELETE", f"/actor-builds/{build_id}")
+
+
 def build_choices(name: str, *, client: Client | None = None) -> list[str]:
     """What a run may name as its build: the tags, then the SUCCEEDED build numbers, newest first."""
     client = resolve(client)

@@ -64,6 +64,15 @@ class Run:
         self.data = self.client.post(f"/actor-runs/{self.id}/resurrect", build=build, memory=memory, timeout=timeout)
         return self
 
+    def delete(self) -> None:
+        """Delete this finished run with its default storages and log (named storages stay)."""
+        self.client.request("DELETE", f"/actor-runs/{self.id}")
+
+    @property
+    def container_url(self) -> str | None:
+        """Where the run's web server is reachable through Jupyter (with your login)."""
+        return self.data.get("containerUrl")
+
     def log(self) -> str:
         """The whole log so far (each line starts with its ISO timestamp)."""
         return self.client.request("GET", f"/actor-runs/{self.id}/log").text
