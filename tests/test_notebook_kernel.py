@@ -227,6 +227,8 @@ async def test_live_output_arrives_while_the_run_is_running(kernel, api_url, api
     assert view_state(ticking)["status"] == "RUNNING"
     assert (await api_get(api_url, api_token, f"/actor-runs/{run_id}"))["status"] == "RUNNING"
     assert "<progress" in ticking["content"]["data"]["text/html"]
+    assert "/actors/web/" in view_state(ticking)["containerUrl"]  # the run's web server link
+    assert "Web server:" in ticking["content"]["data"]["text/html"]
     assert view_state(ticking)["timeoutSecs"] == 300 and view_state(ticking)["memoryMbytes"] == TEST_MEMORY_MB
 
     await api_post(api_url, api_token, f"/actor-runs/{run_id}/abort")

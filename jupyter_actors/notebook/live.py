@@ -190,6 +190,8 @@ class LiveView:
             "elapsedSecs": round(elapsed_secs(data), 1), "timeoutSecs": options.get("timeoutSecs"),
             "memoryMbytes": options.get("memoryMbytes"), "memoryUsedBytes": _memory_used(data),
             "logLines": self.line_count, "note": self.note,
+            # The web server link only while the run lives: afterwards the URL answers 404.
+            "containerUrl": data.get("containerUrl") if data.get("status") == "RUNNING" else None,
         }
 
     def bundle(self) -> dict:
@@ -225,6 +227,8 @@ class LiveView:
             "<div class='jupyter-actors-run' style='font-family:sans-serif;font-size:13px'>",
             f"<div>Run <code>{html.escape(state['id'])}</code> {badge} {message}</div>",
             f"<div>{bar}{_clock(state)} &middot; memory {memory}</div>",
+            (f"<div>Web server: <a href='{html.escape(state['containerUrl'])}' target='_blank'>"
+             f"{html.escape(state['containerUrl'])}</a></div>" if state["containerUrl"] else ""),
             more,
             f"<pre style='max-height:20em;overflow:auto;background:#f7f7f7;padding:4px;margin:4px 0'>{log}</pre>",
         ]
