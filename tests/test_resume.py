@@ -234,3 +234,75 @@ def test_plain_http_actor_keeps_its_state_across_a_migration(platform_factory, t
     assert f"resuming from {saved}" in log and saved >= 3
     value, _ = second.storages.get_record(run["default_key_value_store_id"], "OUTPUT")
     assert json.loads(value) == {"final": 12}
+
+
+SYSTEM_INFO = """
+import asyncio
+from apify import Actor, Event
+
+async def main():
+    async with Actor:
+        seen = []
+
+        def on_info(data):
+            seen.append((data.cpu_info.used_ratio, data.memory_info.current_size))
+
+        Actor.on(Event.SYSTEM_INFO, on_info)
+        ballast = bytearray(64 * 1024 * 1024)  # 64 MB in use
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(seen) < 3 and asyncio.get_running_loop().time() < deadline:
+            sum(range(200_000))  # keep the CPU busy between events
+            await asyncio.sleep(0)
+        for ratio, memory in seen:
+            print(f"systemInfo cpu {ratio:.3f} memory {int(memory.bytes)}", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_system_info_events_carry_the_containers_cpu_and_memory(platform_factory):
+    from .conftest import define_actor
+
+    platform = platform_factory(system_info_interval_secs=0.5)
+    define_actor(platform, "system-info", SYSTEM_INFO)
+    run = platform.wait_run(platform.start_run("system-info", memory_mb=1024, timeout_secs=120)["id"], 120)
+    log = platform.run_log(run["id"]).decode()
+    assert run["status"] == "SUCCEEDED", log
+    samples = [line.split("systemInfo ", 1)[1].split() for line in log.splitlines() if "systemInfo cpu" in line]
+    assert len(samples) >= 3, log
+    cpu = [float(sample[1]) for sample in samples]
+    memory = [int(sample[3]) for sample in samples]
+    assert max(cpu) > 0.3  # busy on a 0.25-core share: near or above its whole share
+    assert min(memory) > 64 * 1024 * 1024
+
+
+def test_a_run_that_ended_while_nobody_watched_is_finished_as_if_watched(platform_factory, tmp_path, docker_client):
+    from jupyter_actors.platform.core import LABEL_INSTANCE, LABEL_RUN
+
+    from .conftest import define_actor
+
+    data_dir = tmp_path / "unwatched"
+    first = platform_factory(data_dir=data_dir)
+    define_actor(first, "short", "import time\nfor i in range(6):\n    print(f'step {i}', flush=True)\n"
+                                  "    time.sleep(0.5)\n")
+    run = first.start_run("short", memory_mb=1024, timeout_secs=120)
+    wait_until(lambda: b"step 1" in first.run_log(run["id"]), 60, message="started")
+    container_id = first.get_run(run["id"])["container_id"]
+    first.close()  # the server goes away (as with kill -9): nothing watches the container now
+    wait_until(lambda: not docker_client.api.inspect_container(container_id)["State"]["Running"], 60,
+               message="the container ended on its own")
+    # A leftover container with this instance's labels but no run record (a crash between create and record).
+    orphan = docker_client.api.create_container(
+        "jupyter-actors/python:3.11", command=["true"],
+        labels={LABEL_INSTANCE: first.instance_id, LABEL_RUN: "no-such-run"})["Id"]
+
+    second = platform_factory(data_dir=data_dir, orphan_grace_secs=0)
+    report = second.reconcile()
+    assert report.finished == [run["id"]] and report.restarted == []
+    assert orphan in report.removed
+    final = second.wait_run(run["id"], 60)
+    assert final["status"] == "SUCCEEDED" and final["exit_code"] == 0
+    steps = [line.split(" ", 1)[1] for line in second.run_log(run["id"]).decode().splitlines()]
+    assert steps == [f"step {i}" for i in range(6)]  # the lines printed while unwatched, once each
+    wait_until(lambda: not docker_client.api.containers(all=True, filters={"id": container_id}), 30,
+               message="container removed after its log was stored")

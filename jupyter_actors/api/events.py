@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
 
 from tornado import websocket
@@ -27,6 +28,8 @@ class ActorEvents:
         self.platform = platform
         self.loop = loop
         self.sockets: dict[str, set[EventsSocketHandler]] = defaultdict(set)
+        self._cpu_samples: dict[str, tuple[int, int]] = {}
+        self._usage: dict[str, dict] = {}
         config = platform.config
         self._periodic = [
             PeriodicCallback(self._persist_state, config.persist_state_interval_secs * 1000),
@@ -62,17 +65,44 @@ class ActorEvents:
                 self._write(run_id, json.dumps({"name": "systemInfo", "data": info}))
 
     def system_info(self, run_id: str) -> dict | None:
-        """Every field the SDK requires (it ignores a systemInfo event that lacks one)."""
-        run = self.platform.registry.query_one("SELECT container_id, memory_mb FROM runs WHERE id = ?", (run_id,))
+        """Every field the SDK requires (it ignores a systemInfo event that lacks one).
+
+        CPU usage is in percent of one core (the SDK divides by APIFY_DEDICATED_CPUS), from the
+        container's cgroup CPU time between two samples.
+        """
+        run = self.platform.registry.query_one(
+            "SELECT container_id, memory_mb, cpu_cores FROM runs WHERE id = ?", (run_id,))
         if run is None or not run["container_id"]:
             return None
-        used = getattr(self.platform.backend, "memory_usage", lambda _: None)(run["container_id"]) or 0
-        limit = run["memory_mb"] * 1024 * 1024
+        backend = self.platform.backend
+        used = getattr(backend, "memory_usage", lambda _: None)(run["container_id"]) or 0
+        cpu_ns = getattr(backend, "cpu_usage_ns", lambda _: None)(run["container_id"])
+        now = time.monotonic_ns()
+        previous = self._cpu_samples.get(run_id)
+        percent = 0.0
+        if cpu_ns is not None and previous is not None and now > previous[1]:
+            percent = max(0.0, (cpu_ns - previous[0]) / (now - previous[1]) * 100)
+        if cpu_ns is not None:
+            self._cpu_samples[run_id] = (cpu_ns, now)
+        stats = self._usage.setdefault(run_id, {"count": 0, "mem_sum": 0, "cpu_sum": 0.0, "cpu_max": 0.0, "mem_max": 0})
+        stats["count"] += 1
+        stats["mem_sum"] += used
+        stats["cpu_sum"] += percent
+        stats["cpu_max"] = max(stats["cpu_max"], percent)
+        stats["mem_max"] = max(stats["mem_max"], used)
         return {
-            "memAvgBytes": used, "memCurrentBytes": used, "memMaxBytes": limit,
-            "cpuAvgUsage": 0, "cpuMaxUsage": 0, "cpuCurrentUsage": 0,
-            "isCpuOverloaded": False, "createdAt": now_iso(),
+            "memAvgBytes": stats["mem_sum"] // stats["count"], "memCurrentBytes": used,
+            "memMaxBytes": stats["mem_max"],
+            "cpuAvgUsage": stats["cpu_sum"] / stats["count"], "cpuMaxUsage": stats["cpu_max"],
+            "cpuCurrentUsage": percent,
+            "isCpuOverloaded": percent / 100 >= 0.95 * (run["cpu_cores"] or 1),
+            "createdAt": now_iso(),
         }
+
+    def forget(self, run_id: str) -> None:
+        """The run's last socket closed: drop its usage samples."""
+        self._cpu_samples.pop(run_id, None)
+        self._usage.pop(run_id, None)
 
     def close(self) -> None:
         for callback in self._periodic:
@@ -114,3 +144,4 @@ class EventsSocketHandler(websocket.WebSocketHandler):
             sockets.discard(self)
             if not sockets:
                 events.sockets.pop(self.run_id, None)
+                events.forget(self.run_id)

@@ -238,6 +238,29 @@ class DockerBackend:
                 continue
         return None
 
+    def cpu_usage_ns(self, container_id: str) -> int | None:
+        """CPU time the container has used so far, in ns, from its cgroup."""
+        for path in (
+            f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage",  # v1, cgroupfs
+            f"/sys/fs/cgroup/cpu,cpuacct/docker/{container_id}/cpuacct.usage",
+            f"/sys/fs/cgroup/cpuacct/system.slice/docker-{container_id}.scope/cpuacct.usage",
+        ):
+            try:
+                with open(path) as handle:
+                    return int(handle.read().strip())
+            except (OSError, ValueError):
+                continue
+        for path in (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat",  # v2
+                     f"/sys/fs/cgroup/docker/{container_id}/cpu.stat"):
+            try:
+                with open(path) as handle:
+                    for line in handle:
+                        if line.startswith("usage_usec "):
+                            return int(line.split()[1]) * 1000
+            except (OSError, ValueError):
+                continue
+        return None
+
     def ensure_network(self, name: str) -> str:
         """A bridge with inter-container traffic disabled, so runs cannot reach each other."""
         existing = self.api.networks(names=[name])
