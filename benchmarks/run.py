@@ -405,7 +405,65 @@ class Bench:
                 client.post(f"/actor-runs/{run['id']}/abort")
         assert statuses == ["RUNNING"] * count, statuses
         self.rows.append(Row(f"server start until {count} running runs adopted", "s", [adopted],
-                             note="after kill -9; lost-run restarts: see tests/test_engine_restart.py"))
+                             note="after kill -9 of the server"))
+        self.lost_runs(2 if self.smoke else 5)
+
+    def lost_runs(self, count: int) -> None:
+        """Kill the server and every run's container (as a host crash would); time the restarts."""
+        from jupyter_actors.cli import EXAMPLES_DIR
+
+        counter = (EXAMPLES_DIR / "plain-http-state" / "main.py").read_text()
+        self.define("lost-counter", counter)
+        with self.server.client() as client:
+            runs = [client.post("/actors/lost-counter/runs", params={"memory": 1024, "timeout": 600},
+                                json={"n": 10_000, "pause": 0.2}).json()["data"] for _ in range(count)]
+            deadline = time.monotonic() + 300
+            for run in runs:  # past its first save (every 5 s at most)
+                while "count 40" not in client.get(f"/actor-runs/{run['id']}/log").text:
+                    assert time.monotonic() < deadline, "the counters did not get going"
+                    time.sleep(0.1)  # benchmark pacing, not test synchronisation
+            containers = [self.container_of(run["id"]) for run in runs]
+        self.server.kill()
+        last_counts = {}
+        for container_id in containers:
+            self.docker.api.kill(container_id)  # SIGKILL, no stop intent: lost, like a host crash
+        started = time.perf_counter()
+        self.server.start()
+        restarted_at = {}
+        with self.server.client() as client:
+            for run in runs:
+                log = client.get(f"/actor-runs/{run['id']}/log").text
+                last_counts[run["id"]] = max(int(line.rsplit(" ", 1)[1]) for line in log.splitlines()
+                                             if line.split(" ", 1)[1].startswith("count "))
+            deadline = time.monotonic() + 300
+            while len(restarted_at) < count:
+                assert time.monotonic() < deadline, f"only {len(restarted_at)} of {count} lost runs resumed"
+                for run in runs:
+                    if run["id"] not in restarted_at and "resuming from" in client.get(
+                            f"/actor-runs/{run['id']}/log").text:
+                        restarted_at[run["id"]] = time.perf_counter() - started
+                time.sleep(0.1)
+            redone = []
+            for run in runs:
+                log = client.get(f"/actor-runs/{run['id']}/log").text
+                resumed = int(log.split("resuming from ", 1)[1].split()[0])
+                redone.append(last_counts[run["id"]] - resumed)
+                client.post(f"/actor-runs/{run['id']}/abort")
+        self.rows += [
+            Row(f"server start until {count} lost runs resumed", "s", [max(restarted_at.values())],
+                note="containers SIGKILLed with the server: restarted with the same id and storages"),
+            Row("work redone after a lost run restarted", "steps of 0.2 s", redone,
+                target="<= one persist interval (5 s = 25 steps)", max_value=25),
+        ]
+
+    def container_of(self, run_id: str) -> str:
+        from jupyter_actors.platform.registry import Registry
+
+        registry = Registry(self.server.data_dir / "registry.sqlite")
+        try:
+            return registry.query_one("SELECT container_id FROM runs WHERE id = ?", (run_id,))["container_id"]
+        finally:
+            registry.close()
 
     # -- report -----------------------------------------------------------------------------------
 

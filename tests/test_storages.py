@@ -206,7 +206,8 @@ def test_nine_megabyte_binary_record(storages: Storages) -> None:
     blob = random.Random(1).randbytes(9 * 1024 * 1024)
     storages.set_record(store, "blob.bin", blob, "application/octet-stream")
     assert storages.get_record(store, "blob.bin").value == blob
-    assert storages.list_keys(store)["items"] == [{"key": "blob.bin", "size": len(blob)}]
+    assert storages.list_keys(store)["items"] == [
+        {"key": "blob.bin", "size": len(blob), "contentType": "application/octet-stream"}]
 
 
 def test_record_over_the_cap_is_refused(storages: Storages) -> None:
