@@ -154,3 +154,28 @@ def api_url(jp_serverapp, actors_app, jp_fetch, jp_http_port, jp_base_url):
 @pytest.fixture
 def api_token(jp_serverapp):
     return jp_serverapp.identity_provider.token
+
+
+# -- the notebook side's client against that server ---------------------------------------------------
+
+
+async def off(function, *args, **kwargs):
+    """Run a blocking call in a worker thread, off the event loop that serves the test's Jupyter server.
+
+    Not asyncio.to_thread: it copies the context, and jupyter_client's sync wrappers keep their event
+    loop in a ContextVar (the test loop's, here).
+    """
+    import asyncio
+    import functools
+
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args, **kwargs))
+
+
+@pytest.fixture
+def client(api_url, api_token):
+    """The notebook-side HTTP client, pointed at the test's server."""
+    from jupyter_actors.notebook import Client
+
+    made = Client(api_url, api_token)
+    yield made
+    made.close()

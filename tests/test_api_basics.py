@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
 import httpx
-import pytest
 
 
 async def test_requires_jupyter_auth(api_url):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import httpx
-import pytest
 from apify_client import ApifyClientAsync
 
 CHILD = """

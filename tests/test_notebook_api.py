@@ -5,17 +5,14 @@ The server runs on the test's event loop, so every blocking client call goes thr
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
 
 import pandas as pd
 import pytest
 
 import jupyter_actors
-from jupyter_actors.notebook import Client
 
-from .conftest import TEST_MEMORY_MB
+from .conftest import TEST_MEMORY_MB, off
 
 PRODUCER = """
 import asyncio
@@ -36,16 +33,6 @@ asyncio.run(main())
 """
 
 
-async def off(function, *args, **kwargs):
-    """Run a blocking client call off the loop that serves the server."""
-    return await asyncio.to_thread(functools.partial(function, *args, **kwargs))
-
-
-@pytest.fixture
-def client(api_url, api_token):
-    made = Client(api_url, api_token)
-    yield made
-    made.close()
 
 
 async def test_define_call_and_read_storages(client):

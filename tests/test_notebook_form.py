@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 
 import ipywidgets
-import pytest
 
 import jupyter_actors
-from jupyter_actors.notebook import Client
 from jupyter_actors.notebook.form import RunForm, apify_to_json_schema
 
-from .conftest import TEST_MEMORY_MB
+from .conftest import TEST_MEMORY_MB, off
 
 ECHO = """
 import asyncio
@@ -45,15 +42,6 @@ SCHEMA = {
 }
 
 
-async def off(function, *args, **kwargs):
-    return await asyncio.to_thread(functools.partial(function, *args, **kwargs))
-
-
-@pytest.fixture
-def client(api_url, api_token):
-    made = Client(api_url, api_token)
-    yield made
-    made.close()
 
 
 async def test_schema_form_fields_defaults_and_validation(client):

@@ -7,7 +7,6 @@ the server do. The server runs on the test's event loop: blocking kernel calls g
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import threading
 import time
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from jupyter_client import KernelManager
 
-from .conftest import TEST_MEMORY_MB
+from .conftest import TEST_MEMORY_MB, off
 
 SLEEPER = "import time\nfor i in range(3):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.2)\ntime.sleep(600)\n"
 
@@ -39,11 +38,6 @@ async def main():
 asyncio.run(main())
 """
 
-
-async def off(function: Callable, *args, **kwargs):
-    """Run a blocking call in a worker thread. Not asyncio.to_thread: it copies the context, and
-    jupyter_client's sync wrappers keep their event loop in a ContextVar (the test loop's, here)."""
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args, **kwargs))
 
 
 class KernelDriver:

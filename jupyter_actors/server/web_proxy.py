@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 
 from jupyter_server.base.handlers import JupyterHandler
-from tornado import httpclient, web, websocket
+from tornado import httpclient, websocket
 
 from ..platform.lifecycle import RunStatus
 
