@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..platform.builds import BUILD_STATUSES_ACTIVE
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.sources import ActorDefinition
 from .base import ApiHandlerMixin
@@ -178,7 +179,7 @@ class ActorBuildsHandler(ApiHandlerMixin):
         build = await self.call(
             self.platform.build, actor_id, version=self.query("version"), tag=self.query("tag"), wait=False,
         )
-        if wait and build["status"] in ("READY", "RUNNING"):
+        if wait and build["status"] in BUILD_STATUSES_ACTIVE:
             build = await self.call(self.platform.wait_build, build["id"], wait)
         self.send_data(self.views.build(build), 201)
 
@@ -195,7 +196,7 @@ class BuildHandler(ApiHandlerMixin):
     async def get(self, build_id: str) -> None:
         wait = self.wait_secs()
         build = await self.call(self.platform.get_build, build_id)
-        if wait and build["status"] in ("READY", "RUNNING"):
+        if wait and build["status"] in BUILD_STATUSES_ACTIVE:
             build = await self.call(self.platform.wait_build, build_id, wait)
         self.send_data(self.views.build(build))
 

@@ -231,7 +231,7 @@ class Platform:
         return builds_mod.get_build(self.registry, build_id)
 
     def wait_build(self, build_id: str, timeout: float | None = None) -> dict:
-        return self._wait_for(lambda: self.get_build(build_id), lambda b: b["status"] not in ("READY", "RUNNING"), timeout)
+        return self._wait_for(lambda: self.get_build(build_id), lambda b: b["status"] not in builds_mod.BUILD_STATUSES_ACTIVE, timeout)
 
     def list_builds(self, actor: str) -> list[dict]:
         row = self.get_actor(actor)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from .backends.base import ContainerState
 from .clock import parse_iso, utcnow
-from .lifecycle import RunStatus
 from .runs import STOP_MIGRATE
 
 if TYPE_CHECKING:
@@ -131,4 +130,4 @@ def expired(run: dict) -> bool:
     return timeout_at is not None and timeout_at <= utcnow()
 
 
-__all__ = ["ReconcileReport", "expired", "host_boot_time", "lost_reason", "reconcile", "RunStatus"]
+__all__ = ["ReconcileReport", "expired", "host_boot_time", "lost_reason", "reconcile"]
