@@ -27,6 +27,10 @@ def _config(args: argparse.Namespace) -> PlatformConfig:
         config.data_dir = Path(args.data_dir)
     if getattr(args, "cpu_mode", None):
         config.cpu_mode = args.cpu_mode
+    if getattr(args, "backend", None):
+        config.backend = args.backend
+    if getattr(args, "registry", None):
+        config.registry = args.registry
     return config
 
 
@@ -162,6 +166,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         argv.append(f"--ActorsExtension.data_dir={args.data_dir}")
     if args.cpu_mode:
         argv.append(f"--ActorsExtension.cpu_mode={args.cpu_mode}")
+    if args.backend:
+        argv.append(f"--ActorsExtension.backend={args.backend}")
+    if args.registry:
+        argv.append(f"--ActorsExtension.registry={args.registry}")
     if os.geteuid() == 0:
         argv.append("--allow-root")
     os.execv(sys.executable, argv + list(args.jupyter_args))
@@ -207,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jupyter-actors", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="platform data directory (default: under Jupyter's data dir)")
     parser.add_argument("--cpu-mode", choices=["quota", "shares"], help="hard CPU quota (default) or weights")
+    parser.add_argument("--backend", choices=["docker", "swarm", "kubernetes"],
+                        help="where runs go: this machine's Docker engine (default), a swarm, or Kubernetes")
+    parser.add_argument("--registry", help="push built images to this registry (host:port[/path]) for cluster nodes")
     commands = parser.add_subparsers(dest="command", required=True)
 
     setup = commands.add_parser("setup", help="make sure a Docker engine answers and the base image exists")

@@ -51,6 +51,12 @@ def base_image(docker_client, tmp_path_factory) -> str:
 
 def cleanup_instance(client: docker.DockerClient, instance_id: str) -> None:
     label = f"jupyter-actors.instance={instance_id}"
+    if client.info()["Swarm"].get("ControlAvailable"):  # runs on a swarm are services
+        for service in client.api.services(filters={"label": label}):
+            try:
+                client.api.remove_service(service["ID"])
+            except docker.errors.NotFound:
+                pass
     for container in client.api.containers(all=True, filters={"label": label}):
         try:
             client.api.remove_container(container["Id"], force=True)
@@ -64,6 +70,20 @@ def cleanup_instance(client: docker.DockerClient, instance_id: str) -> None:
             client.api.remove_image(image["Id"], force=True)
         except docker.errors.APIError:
             pass
+
+
+@pytest.fixture(scope="session")
+def swarm(docker_client) -> Iterator[docker.DockerClient]:
+    """A single-node swarm on the test engine: initialised on loopback when none is active, left as found."""
+    state = docker_client.info()["Swarm"]["LocalNodeState"]
+    created = state == "inactive"
+    if created:
+        docker_client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    elif not docker_client.info()["Swarm"].get("ControlAvailable"):
+        pytest.skip(f"the engine is in a swarm ({state}) but not a manager")
+    yield docker_client
+    if created:
+        docker_client.swarm.leave(force=True)
 
 
 @pytest.fixture

@@ -33,15 +33,17 @@ def api_settings(platform: Platform, public_api_url: str, loop: asyncio.Abstract
 class ActorApiServer:
     """Serves ``/v2/...`` to containers on ``host`` (the bridge gateway) and a free port."""
 
-    def __init__(self, platform: Platform, host: str, port: int = 0) -> None:
+    def __init__(self, platform: Platform, host: str, port: int = 0, *, advertise_url: str | None = None) -> None:
         self.platform = platform
         self.host = host
         self.port = port
+        #: The address containers use, when it is not where we listen (a cluster's route to this server).
+        self.advertise_url = advertise_url.rstrip("/") if advertise_url else None
         self._server: httpserver.HTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.advertise_url or f"http://{self.host}:{self.port}"
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> str:
         """Bind and serve on the current (or given) event loop; sets the platform's actor API URL."""
@@ -58,7 +60,8 @@ class ActorApiServer:
         self._server = httpserver.HTTPServer(app, max_body_size=MAX_DRAINED_BODY_BYTES, decompress_request=False)
         self._server.add_sockets(sockets)
         self.platform.actor_api_url = self.url
-        self.platform.events_url_template = f"ws://{self.host}:{self.port}/v2/actor-runs/{{run_id}}/events?token={{token}}"
+        ws_base = "ws" + self.url.removeprefix("http")  # http -> ws, https -> wss
+        self.platform.events_url_template = f"{ws_base}/v2/actor-runs/{{run_id}}/events?token={{token}}"
         return self.url
 
     def _bind_stable_port(self) -> list[socket.socket]:

@@ -36,7 +36,8 @@ class Builder:
     """Runs one build at a time per call; the platform decides whether that happens in a thread."""
 
     def __init__(self, registry: Registry, backend, instance_id: str, logs_dir: Path, *,
-                 base_image: str, build_memory_mb: int, download_wheels: Callable | None) -> None:
+                 base_image: str, build_memory_mb: int, download_wheels: Callable | None,
+                 push_to: str | None = None) -> None:
         self.registry = registry
         self.backend = backend
         self.instance_id = instance_id
@@ -44,6 +45,8 @@ class Builder:
         self.base_image = base_image
         self.build_memory_mb = build_memory_mb
         self.download_wheels = download_wheels
+        #: Registry every built image is pushed to, for cluster nodes to pull (None: keep it local).
+        self.push_to = push_to.rstrip("/") if push_to else None
 
     def log_path(self, build_id: str) -> Path:
         return self.logs_dir / f"build-{build_id}.log"
@@ -132,6 +135,13 @@ class Builder:
                 on_log=on_log,
             )
             on_log(f"Built image {image_id}")
+            if self.push_to:
+                on_log(f"Pushing {tag} to {self.push_to}")
+                try:
+                    tag = self.backend.push_image(tag, f"{self.push_to}/{tag}")
+                except Exception as exc:  # noqa: BLE001 - the engine's message says what is wrong
+                    raise BuildFailed(f"The image was built but could not be pushed to {self.push_to}: {exc}") from None
+                on_log(f"Pushed {tag}")
             return tag
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_BASE_IMAGE = "jupyter-actors/python:3.11"
+BACKENDS = ("docker", "swarm", "kubernetes")
 
 
 def default_data_dir() -> Path:
@@ -56,6 +57,17 @@ class PlatformConfig:
     #: Seconds between disk-usage checks of a running container.
     disk_check_interval_secs: float = 5.0
     docker_base_url: str | None = None
+    #: Where runs go: "docker" (this machine's engine), "swarm" (services on an existing swarm, through
+    #: a manager at ``docker_base_url``) or "kubernetes" (Jobs in ``kubernetes_namespace``).
+    backend: str = "docker"
+    #: Registry built images are pushed to (``host:port[/path]``) so cluster nodes can pull them;
+    #: None: images stay on the building engine (one machine, or images distributed another way).
+    registry: str | None = None
+    #: Swarm only: publish run web servers in host mode on the task's node (open on all its interfaces).
+    swarm_publish_web_servers: bool = False
+    kubernetes_namespace: str = "default"
+    kubeconfig: str | None = None
+    kubernetes_context: str | None = None
     #: Lost runs (engine or host went down) are restarted at most this many times, then FAILED.
     max_restarts: int = 3
     #: On a planned server stop, actors get this long after ``migrating`` to persist their state.
@@ -85,5 +97,7 @@ class PlatformConfig:
         self.data_dir = Path(self.data_dir)
         if self.on_shutdown not in ("migrate", "detach"):
             raise ValueError(f"on_shutdown must be 'migrate' or 'detach', not {self.on_shutdown!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.cpu_mode not in ("quota", "shares"):
             raise ValueError(f"cpu_mode must be 'quota' or 'shares', not {self.cpu_mode!r}")

@@ -53,9 +53,9 @@ class Platform:
         #: When the previous process serving this data dir was last alive (its last heartbeat).
         self.previous_heartbeat = parse_iso(self.registry.get_meta("heartbeat"))
         if backend is None:
-            from .backends.docker import DockerBackend
+            from .backends import create_backend
 
-            backend = DockerBackend(base_url=self.config.docker_base_url)
+            backend = create_backend(self.config)
         self.backend = backend
         if storages is None:
             from .storages import Storages
@@ -65,7 +65,7 @@ class Platform:
         self.builder = builds_mod.Builder(
             self.registry, backend, self.instance_id, self.data_dir / "logs",
             base_image=self.config.base_image, build_memory_mb=self.config.build_memory_mb,
-            download_wheels=_wheel_downloader(),
+            download_wheels=_wheel_downloader(), push_to=self.config.registry,
         )
         self._admission = threading.Lock()  # quota check + run/build record are one step
         self._changed = threading.Condition()
@@ -381,7 +381,7 @@ class Platform:
                 build_id=build_row["id"], build_number=build_row["build_number"],
                 memory_mb=memory, disk_mb=limits.disk_mb, cpu_cores=limits.cpu_cores, cpu_mode=limits.cpu_mode,
                 timeout_secs=timeout, timeout_at=iso(now + dt.timedelta(seconds=timeout)) if timeout else None,
-                finished_at=None, exit_code=None, stop_intent=None, container_id=None,
+                finished_at=None, exit_code=None, stop_intent=None, container_id=None, host_port=None, web_host=None,
                 status_message="Resurrected", status_message_terminal=0,
                 resurrect_count=run["resurrect_count"] + 1,
                 # A new name: the old container may still be being removed by the engine.
@@ -402,6 +402,27 @@ class Platform:
 
     def web_url(self, run: dict) -> str | None:
         return f"{self.config.web_base_url}{run['web_id']}/" if run.get("web_id") else None
+
+    def web_address(self, run_id: str) -> tuple[str, int] | None:
+        """Where the server reaches the run's web server (host, port); found once, then stored.
+
+        On one engine it is a port published on 127.0.0.1; on a cluster the task's node or pod,
+        known only once the engine placed it. None while unknown.
+        """
+        run = self.get_run(run_id)
+        if run["host_port"]:
+            return run["web_host"] or "127.0.0.1", run["host_port"]
+        if not run["container_id"] or RunStatus(run["status"]).is_terminal:
+            return None
+        state = self.backend.inspect(run["container_id"])
+        if state is None or not state.host_port:
+            return None
+        self._update_run(run_id, host_port=state.host_port, web_host=state.web_host)
+        return state.web_host or "127.0.0.1", state.host_port
+
+    def web_unavailable_reason(self) -> str | None:
+        """Why no run's web server can be reached on this engine at all (None: they can)."""
+        return getattr(self.backend, "web_unavailable_reason", None)
 
     def run_for_web_id(self, web_id: str) -> dict | None:
         return self.registry.query_one("SELECT * FROM runs WHERE web_id = ?", (web_id,))
@@ -429,6 +450,11 @@ class Platform:
 
     def network_gateway(self) -> str:
         """The host's address on the runs' network: where the actor-facing API listens."""
+        if not hasattr(self.backend, "network_gateway"):
+            raise InvalidInput(
+                f"The {self.config.backend} backend has no network on this machine: set actor_api_host (the "
+                "address the actor API listens on) and actor_api_url (the address the cluster's pods reach it at)."
+            )
         self._ensure_network()
         return self.backend.network_gateway(NETWORK_NAME)
 
@@ -703,7 +729,7 @@ class Platform:
             return
         count = run["restart_count"] + 1
         self._update_run(
-            run_id, restart_count=count, stop_intent=None, container_id=None,
+            run_id, restart_count=count, stop_intent=None, container_id=None, host_port=None, web_host=None,
             container_name=f"jupyter-actors-{self.instance_id}-{run_id}-l{count}",
             status_message=f"Restarted: {reason}",
         )

@@ -51,6 +51,8 @@ def lost_reason(run: dict, state: ContainerState | None, *, boot: dt.datetime | 
         return None  # aborted, timed out or over its disk: finish as intended
     if state is None or state.status == "created":
         return "its container is gone"
+    if state.lost:
+        return state.lost
     if state.running or state.oom_killed:
         return None
     if state.exit_code == 255:

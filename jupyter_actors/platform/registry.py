@@ -118,6 +118,10 @@ MIGRATIONS: list[str] = [
         deleted_at TEXT NOT NULL
     );
     """,
+    # 4: on a cluster the web server is on the task's node or pod, not on this host's loopback.
+    """
+    ALTER TABLE runs ADD COLUMN web_host TEXT;
+    """,
 ]
 
 

@@ -136,9 +136,7 @@ class RunWatcher:
             except Conflict:
                 pass
             return False
-        state = self.backend.inspect(self.container_id)
-        if state is not None and state.host_port:
-            self.platform._update_run(self.run_id, host_port=state.host_port)
+        self.platform.web_address(self.run_id)
         if self._resurrected:
             if self.platform.get_run(self.run_id)["stop_intent"] == STOP_ABORT:
                 self.backend.kill(self.container_id)  # aborted while starting; _finish makes it ABORTED
@@ -223,7 +221,12 @@ class RunWatcher:
         message = run["status_message"] if run["status_message_terminal"] else None
         if intent == STOP_MIGRATE:
             return  # stopped for a server shutdown: restarted with the same storages at the next start
-        if intent == STOP_TIMEOUT:
+        if intent is None and state is not None and state.lost:
+            # The cluster lost it (a node went away): same id, storages and log, in a new container.
+            self.backend.remove(self.container_id)
+            self.platform.restart_lost(run, state.lost)
+            return
+        if intent == STOP_TIMEOUT or (intent is None and state is not None and state.deadline_exceeded):
             target, default = RunStatus.TIMED_OUT, f"The run timed out after {run['timeout_secs']} seconds"
         elif intent == STOP_ABORT:
             target, default = RunStatus.ABORTED, "The run was aborted"
@@ -232,8 +235,8 @@ class RunWatcher:
                 f"The run used more than its disk limit of {run['disk_mb']} MB and was stopped"
             )
             message = None
-        elif error:
-            target, default = RunStatus.FAILED, error
+        elif error or (state is not None and state.error and exit_code != 0):
+            target, default = RunStatus.FAILED, error or state.error
         elif state is not None and state.oom_killed:
             target, default = RunStatus.FAILED, (
                 f"The run exceeded its memory limit of {run['memory_mb']} MB and was killed"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Enum, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Unicode, default
 
 from ..api.actor_server import ActorApiServer, api_settings
 from ..api.routes import make_handlers
-from ..platform.config import DEFAULT_BASE_IMAGE, PlatformConfig, machine_memory_mb
+from ..platform.config import BACKENDS, DEFAULT_BASE_IMAGE, PlatformConfig, machine_memory_mb
 from ..platform.core import Platform
 from .auth import JupyterAuthBase
 from .web_proxy import RunWebProxyHandler
@@ -44,6 +44,20 @@ class ActorsExtension(ExtensionApp):
     retention_days = Float(7.0, help="Finished runs are deleted with their default storages after this many "
                                      "days; 0 keeps them forever. Named storages are kept.").tag(config=True)
     log_cap_mb = Float(64.0, help="A run log over this size keeps its tail and says so.").tag(config=True)
+    backend = Enum(list(BACKENDS), "docker", help=(
+        "Where runs go: 'docker' (this machine's engine), 'swarm' (job services on an existing swarm, through "
+        "the manager at docker_base_url) or 'kubernetes' (Jobs in kubernetes_namespace).")).tag(config=True)
+    docker_base_url = Unicode("", help="Docker engine (or swarm manager) URL; default: DOCKER_HOST or the local socket.").tag(config=True)
+    registry = Unicode("", help="Registry (host:port[/path]) built images are pushed to, for cluster nodes to pull.").tag(config=True)
+    actor_api_url = Unicode("", help=(
+        "URL actors reach the actor-facing API at, when it differs from http://<actor_api_host>:<port> "
+        "(a cluster: the address nodes route to this server).")).tag(config=True)
+    swarm_publish_web_servers = Bool(False, help=(
+        "Swarm: publish run web servers in host mode on the task's node (open on all of its interfaces); "
+        "off: the proxy explains that they are not reachable.")).tag(config=True)
+    kubernetes_namespace = Unicode("default", help="Namespace runs are created in.").tag(config=True)
+    kubeconfig = Unicode("", help="kubeconfig file (default: in-cluster config, then ~/.kube/config).").tag(config=True)
+    kubernetes_context = Unicode("", help="kubeconfig context (default: the current one).").tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -70,12 +84,17 @@ class ActorsExtension(ExtensionApp):
             on_shutdown=self.on_shutdown, migrate_grace_secs=self.migrate_grace_secs,
             persist_state_interval_secs=self.persist_state_interval_secs,
             retention_days=self.retention_days, log_cap_mb=self.log_cap_mb,
-            public_api_url=self.public_api_url(),
+            public_api_url=self.public_api_url(), backend=self.backend,
+            docker_base_url=self.docker_base_url or None, registry=self.registry or None,
+            swarm_publish_web_servers=self.swarm_publish_web_servers,
+            kubernetes_namespace=self.kubernetes_namespace, kubeconfig=self.kubeconfig or None,
+            kubernetes_context=self.kubernetes_context or None,
         )
         self.platform = Platform(config)
         self.settings.update(api_settings(self.platform, config.public_api_url, asyncio.get_event_loop()))
         self.actor_server = ActorApiServer(
             self.platform, self.actor_api_host or self.platform.network_gateway(), self.actor_api_port,
+            advertise_url=self.actor_api_url or None,
         )
         self.actor_server.start()
         self.platform.start_background()

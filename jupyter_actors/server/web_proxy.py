@@ -1,6 +1,6 @@
 """Each run's container web server, proxied at ``<base_url>actors/web/<unguessable id>/``.
 
-The id maps to the run's published 127.0.0.1 port on the server side (never a port from the URL).
+The id maps to the run's published port (127.0.0.1 on one engine) on the server side (never a port from the URL).
 Access needs the user's Jupyter auth unless the run was started with a public web server. The
 user's cookies and Authorization header never reach the actor, the actor cannot set cookies on
 Jupyter's origin, and every proxied response carries ``Content-Security-Policy: sandbox`` without
@@ -13,6 +13,7 @@ import html
 
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import httpclient, websocket
+from tornado.ioloop import IOLoop
 
 from ..platform.lifecycle import RunStatus
 
@@ -49,10 +50,16 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
             self._refuse(404, "Run finished", f"The run {run['id']} has finished ({run['status']}); "
                                               "its web server is gone.")
             return
-        if not run["host_port"]:
+        reason = platform.web_unavailable_reason()
+        if reason:
+            self._refuse(501, "Not available", reason)
+            return
+        address = await IOLoop.current().run_in_executor(None, platform.web_address, run["id"])
+        if address is None:
             self._refuse(503, "Starting", "The run's container is starting; try again in a moment.")
             return
         self.run_row = run
+        self.upstream = address
 
     def _refuse(self, status: int, title: str, text: str) -> None:
         self.set_status(status)
@@ -68,7 +75,8 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
 
     def upstream_url(self, path: str | None, scheme: str = "http") -> str:
         query = f"?{self.request.query}" if self.request.query else ""
-        return f"{scheme}://127.0.0.1:{self.run_row['host_port']}{path or '/'}{query}"
+        host, port = self.upstream
+        return f"{scheme}://{host}:{port}{path or '/'}{query}"
 
     # -- HTTP -------------------------------------------------------------------------------------
 

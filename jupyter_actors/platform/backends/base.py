@@ -37,6 +37,17 @@ class ContainerState:
     status: str = ""  # the engine's own word: created, running, exited, ...
     host_port: int | None = None
     created_at: dt.datetime | None = None
+    #: Host the run's web server is reached at from the server (with ``host_port``); None: 127.0.0.1.
+    web_host: str | None = None
+    #: The engine itself ended the run at its deadline (a backstop while the server was away).
+    deadline_exceeded: bool = False
+    #: Why the engine (not the actor) ended the run: a node went away, the task was shut down.
+    #: Such runs are restarted like runs lost in an outage.
+    lost: str | None = None
+    #: The engine's own explanation of a failure to run (image not found on a node, ...).
+    error: str | None = None
+    #: Times the engine replaced the run's container after a node disruption (the log continues).
+    disruptions: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,3 +105,6 @@ class Backend(Protocol):
     def image_exists(self, image: str) -> bool: ...
 
     def remove_image(self, image: str) -> None: ...
+
+    def push_image(self, image: str, repository: str) -> str:
+        """Tag ``image`` as ``repository`` and push it; returns the reference cluster nodes pull."""

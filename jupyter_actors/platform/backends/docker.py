@@ -51,6 +51,7 @@ class DockerLogStream:
 
     def __init__(self, stream: CancellableStream | Iterator[bytes]) -> None:
         self._stream = stream
+        self.closed = False
 
     def __iter__(self) -> Iterator[LogLine]:
         pending = b""
@@ -72,6 +73,7 @@ class DockerLogStream:
         return LogLine(parse_timestamp_ns(stamp.decode()), text.decode("utf-8", errors="replace").rstrip("\r"))
 
     def close(self) -> None:
+        self.closed = True
         close = getattr(self._stream, "close", None)
         if close:
             try:
@@ -336,6 +338,17 @@ class DockerBackend:
 
     def image_id(self, image: str) -> str:
         return self.api.inspect_image(image)["Id"]
+
+    def push_image(self, image: str, repository: str) -> str:
+        """Tag ``image`` as ``repository`` (``registry/name:tag``) and push it; returns that reference."""
+        name, _, tag = repository.rpartition(":")
+        if "/" in tag or not name:  # a port, not a tag: ``host:5000/name``
+            name, tag = repository, "latest"
+        self.api.tag(image, name, tag)
+        for event in self.api.push(name, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise BuildFailed(event["error"].strip())
+        return f"{name}:{tag}"
 
     def remove_image(self, image: str) -> None:
         try:
