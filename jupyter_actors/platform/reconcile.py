@@ -71,7 +71,8 @@ def reconcile(platform: Platform) -> ReconcileReport:
 
     report = ReconcileReport()
     last_seen = platform.previous_heartbeat
-    boot = host_boot_time()
+    # This host's boot time says nothing about containers on other machines (swarm nodes, pods).
+    boot = host_boot_time() if getattr(platform.backend, "runs_on_this_host", True) else None
     by_run: dict[str | None, list[ContainerState]] = {}
     for state in platform.backend.list({LABEL_INSTANCE: platform.instance_id}):
         by_run.setdefault(state.labels.get(LABEL_RUN), []).append(state)

@@ -226,7 +226,15 @@ class RunWatcher:
             self.backend.remove(self.container_id)
             self.platform.restart_lost(run, state.lost)
             return
-        if intent == STOP_TIMEOUT or (intent is None and state is not None and state.deadline_exceeded):
+        if intent is None and state is not None and state.deadline_exceeded:
+            # The engine's own deadline (a backstop while the server was away) stopped it: a timeout.
+            try:
+                run = self.platform.transition(self.run_id, RunStatus.TIMING_OUT, stop_intent=STOP_TIMEOUT)
+                intent = STOP_TIMEOUT
+            except Conflict:
+                run = self.platform.get_run(self.run_id)
+                intent = run["stop_intent"]
+        if intent == STOP_TIMEOUT:
             target, default = RunStatus.TIMED_OUT, f"The run timed out after {run['timeout_secs']} seconds"
         elif intent == STOP_ABORT:
             target, default = RunStatus.ABORTED, "The run was aborted"

@@ -38,6 +38,9 @@ POLL_SECS = 0.25
 class SwarmBackend(DockerBackend):
     """Implements ``Backend`` on an existing swarm; ids are service ids."""
 
+    #: Tasks may run on other nodes: this host's boot time says nothing about them.
+    runs_on_this_host = False
+
     def __init__(self, client=None, base_url: str | None = None, *, publish_web_servers: bool = False,
                  stop_grace_secs: float = 10.0) -> None:
         super().__init__(client, base_url)
@@ -90,9 +93,9 @@ class SwarmBackend(DockerBackend):
             init=True, cap_drop=["ALL"], stop_grace_period=int(self.stop_grace_secs * 1e9),
         )
         cpu_limit = limits.nano_cpus if limits.cpu_mode == "quota" else None
-        # Reservations equal limits: the swarm places a run only where its memory and CPU are free.
-        resources = Resources(cpu_limit=cpu_limit, mem_limit=limits.memory_bytes,
-                              cpu_reservation=limits.nano_cpus, mem_reservation=limits.memory_bytes)
+        # Memory is reserved (the swarm places a run only where its memory is free); CPU is not, as on
+        # one engine: memory is the admission currency, the CPU quota only caps the run.
+        resources = Resources(cpu_limit=cpu_limit, mem_limit=limits.memory_bytes, mem_reservation=limits.memory_bytes)
         resources["Limits"]["Pids"] = limits.pids  # docker-py has no argument for it
         networks = [{"Target": self._swarm_network}] if spec.network and self._swarm_network else None
         template = TaskTemplate(container, resources=resources, restart_policy=RestartPolicy(condition="none"),
