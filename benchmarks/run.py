@@ -78,6 +78,21 @@ asyncio.run(main())
 """
 
 
+KERNEL_CONSUMER = """
+import time, jupyter_actors
+started = time.perf_counter()
+run = jupyter_actors.start("printer", memory=1024)
+count, last = 0, -1
+for line in run.follow_log():
+    text = line.split(" ", 1)[-1]
+    if text.startswith("line "):
+        number = int(text[5:])
+        assert number == last + 1, f"lost or reordered: {last} -> {number}"
+        last, count = number, count + 1
+print("KERNEL", count, time.perf_counter() - started)
+"""
+
+
 @dataclass
 class Row:
     name: str
@@ -136,9 +151,9 @@ class Bench:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def define(self, name: str, main_py: str, env: dict[str, str] | None = None) -> str:
+    def define(self, name: str, main_py: str, env: dict[str, str] | None = None, server: ServerProcess | None = None) -> str:
         """Create and build an actor (environment variables through its version, as Apify does)."""
-        with self.server.client() as client:
+        with (server or self.server).client() as client:
             body = {"name": name, "versions": [{"versionNumber": "0.0", "sourceType": "SOURCE_FILES",
                     "envVars": [{"name": k, "value": v} for k, v in (env or {}).items()],
                     "sourceFiles": [{"name": "main.py", "format": "TEXT", "content": main_py}]}]}
@@ -249,11 +264,39 @@ class Bench:
             ours.append(count / elapsed)
             raw.append(raw_count / raw_elapsed if raw_count else float("nan"))
             growth.append(growth_mb)
+        kernel = self.kernel_log_rates(lines, max(1, self.reps // 2))
         self.rows += [
             Row(f"log stream, {lines} lines", "lines/s", ours, raw, target=">= 0.5x raw", lower_is_better=False,
                 note="raw: docker logs -f; zero lines lost or reordered (checked)", min_ratio=0.5),
+            Row(f"log stream into a notebook kernel, {lines} lines", "lines/s", kernel, raw, target=">= 0.5x raw",
+                lower_is_better=False, min_ratio=0.5,
+                note="Run.follow_log() in a real ipykernel; order checked there"),
             Row("server memory growth during log stream", "MB", growth, target="< 50 MB", max_value=50),
         ]
+
+    def kernel_log_rates(self, lines: int, reps: int) -> list[float]:
+        """Lines/s of ``Run.follow_log()`` executed in a real kernel (start to last line, as a user sees it)."""
+        from jupyter_client.manager import start_new_kernel
+
+        code = KERNEL_CONSUMER.replace("{lines}", str(lines))
+        env = {**os.environ, "JUPYTER_ACTORS_API_URL": self.server.api_url, "JUPYTER_ACTORS_TOKEN": self.server.token}
+        manager, client = start_new_kernel(kernel_name="python3", env=env)
+        rates = []
+        try:
+            for rep in range(reps + 1):
+                printed: list[str] = []
+                reply = client.execute_interactive(
+                    code, timeout=600,
+                    output_hook=lambda msg: printed.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None)
+                assert reply["content"]["status"] == "ok", reply["content"]
+                count, seconds = "".join(printed).split("KERNEL ", 1)[1].split()[:2]
+                assert int(count) == lines, (count, lines)
+                if rep:
+                    rates.append(lines / float(seconds))
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+        return rates
 
     # -- 3. dataset write, 4. dataset read -------------------------------------------------------
 
@@ -465,12 +508,61 @@ class Bench:
         finally:
             registry.close()
 
+    # -- 8. the same on Docker Swarm ---------------------------------------------------------------
+
+    def swarm(self) -> None:
+        """Start latency and 10 concurrent runs on a single-node swarm beside the local engine."""
+        state = self.docker.info()["Swarm"]
+        created = state["LocalNodeState"] == "inactive"
+        if created:
+            self.docker.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+        elif not state.get("ControlAvailable"):
+            print("skipping swarm: this engine is in a swarm but not a manager", file=sys.stderr)
+            return
+        swarm = ServerProcess(self.root / "swarm-server", backend="swarm")
+        (self.root / "swarm-server").mkdir(parents=True)
+        try:
+            swarm.start()
+            single, concurrent = {}, {}
+            count = 3 if self.smoke else 10
+            for label, server in (("local", self.server), ("swarm", swarm)):
+                self.define("trivial", TRIVIAL, server=server)
+                with server.client() as client:
+                    single[label] = []
+                    for rep in range(self.reps + 1):
+                        started = time.perf_counter()
+                        run = self.wait_status(client, self.start_run(client, "trivial", 1024)["id"],
+                                               lambda r: r["isTerminal"])
+                        assert run["status"] == "SUCCEEDED", run
+                        if rep:
+                            single[label].append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    runs = [self.start_run(client, "trivial", 1024) for _ in range(count)]
+                    finals = [self.wait_status(client, run["id"], lambda r: r["isTerminal"]) for run in runs]
+                    assert all(run["status"] == "SUCCEEDED" for run in finals), finals
+                    concurrent[label] = [time.perf_counter() - started]
+            self.rows += [
+                Row("swarm: start -> SUCCEEDED, 1024 MB", "s", single["swarm"], single["local"],
+                    note="'raw' column = the local engine through the same API"),
+                Row(f"swarm: {count} concurrent runs of 1024 MB until all SUCCEEDED", "s", concurrent["swarm"],
+                    concurrent["local"], note="'raw' column = the local engine"),
+            ]
+        finally:
+            swarm.stop()
+            instance = swarm.instance_id()
+            if instance:
+                for service in self.docker.api.services(filters={"label": f"jupyter-actors.instance={instance}"}):
+                    self.docker.api.remove_service(service["ID"])
+                self.remove_instance(instance)
+            if created:
+                self.docker.swarm.leave(force=True)
+
     # -- report -----------------------------------------------------------------------------------
 
     def run_all(self, only: list[str] | None) -> None:
         self.server.start()
         try:
-            for name in ("start_latency", "log_streaming", "datasets", "records", "concurrency", "resume"):
+            for name in ("start_latency", "log_streaming", "datasets", "records", "concurrency", "resume", "swarm"):
                 if only and name not in only:
                     continue
                 print(f"... {name}", file=sys.stderr, flush=True)
@@ -479,13 +571,18 @@ class Bench:
             self.server.stop()
             instance = self.server.instance_id()
             if instance:
-                for container in self.docker.api.containers(all=True, filters={"label": f"jupyter-actors.instance={instance}"}):
-                    self.docker.api.remove_container(container["Id"], force=True)
-                for image in self.docker.api.images(filters={"label": f"jupyter-actors.instance={instance}"}):
-                    try:
-                        self.docker.api.remove_image(image["Id"], force=True)
-                    except docker.errors.APIError:
-                        pass
+                self.remove_instance(instance)
+
+    def remove_instance(self, instance: str) -> None:
+        """Containers and images a benchmark server made."""
+        label = f"jupyter-actors.instance={instance}"
+        for container in self.docker.api.containers(all=True, filters={"label": label}):
+            self.docker.api.remove_container(container["Id"], force=True)
+        for image in self.docker.api.images(filters={"label": label}):
+            try:
+                self.docker.api.remove_image(image["Id"], force=True)
+            except docker.errors.APIError:
+                pass
 
 
 def render(rows: list[Row], info: dict) -> str:

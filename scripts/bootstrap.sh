@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "${1:-}" = "--for-tests" ] && ! command -v chromium >/dev/null 2>&1; then
+# Tests also need Debian's chromium (browser tests) and docker-registry (image pushes for cluster runs).
+if [ "${1:-}" = "--for-tests" ] && { ! command -v chromium >/dev/null 2>&1 || ! command -v docker-registry >/dev/null 2>&1; }; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-registry >/dev/null
     else
-        echo "The browser tests need Debian's chromium at /usr/bin/chromium: install it (apt-get install chromium)." >&2
+        echo "The tests need Debian's chromium and docker-registry: apt-get install chromium docker-registry" >&2
     fi
 fi
 

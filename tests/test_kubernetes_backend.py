@@ -776,3 +776,28 @@ def test_a_restarted_server_adopts_the_running_job_by_label(cluster, k8s_platfor
     done = second.wait_run(run["id"], timeout=30)
     assert done["status"] == "SUCCEEDED", done["status_message"]
     assert run_log_texts(second.run_log(run["id"])) == [f"line {n}" for n in range(1, 41)]
+
+
+@fake_only
+def test_pods_get_the_configured_actor_api_address_and_a_clear_error_without_one(cluster, k8s_platform):
+    from jupyter_actors.api.actor_server import ActorApiServer, LoopThread
+    from jupyter_actors.platform.errors import InvalidInput
+
+    platform = k8s_platform()
+    with pytest.raises(InvalidInput, match="actor_api_host"):
+        platform.network_gateway()  # nothing to listen on by default: the operator must say where
+    loop = LoopThread()
+    server = ActorApiServer(platform, "127.0.0.1", advertise_url="http://actors-api.jupyter.svc:8765/")
+    try:
+        loop.call(server.start, loop.loop)
+        define(platform, "k8s-api-address", "echo:1")
+        run = platform.wait_run(platform.start_run("k8s-api-address", memory_mb=1024)["id"], timeout=30)
+        assert run["status"] == "SUCCEEDED"
+        [body] = cluster.fake.created()
+        env = {item["name"]: item.get("value") for item in body["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["APIFY_API_BASE_URL"] == "http://actors-api.jupyter.svc:8765"
+        assert env["ACTOR_EVENTS_WEBSOCKET_URL"].startswith(
+            f"ws://actors-api.jupyter.svc:8765/v2/actor-runs/{run['id']}/events?token=")
+    finally:
+        loop.call(server.stop)
+        loop.stop()

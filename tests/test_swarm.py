@@ -269,3 +269,46 @@ def test_web_servers_are_refused_unless_published_and_then_proxied(swarm_platfor
     assert httpx.get(f"http://{host}:{port}/").text == "hello from swarm"
     published.abort_run(run["id"])
     assert published.wait_run(run["id"], 60)["status"] == "ABORTED"
+
+
+# -- chosen by configuration: the server extension's traitlet and the CLI option ----------------------
+
+@pytest.fixture
+def jp_server_config(tmp_path, base_image, swarm):
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
+        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0, "backend": "swarm"},
+    }
+
+
+async def test_the_server_extension_sends_runs_to_the_swarm_when_configured(api_url, api_token, actors_app,
+                                                                             docker_client):
+    from .conftest import off
+
+    platform = actors_app.platform
+    assert isinstance(platform.backend, SwarmBackend)
+    await off(define_actor, platform, "hello", SLEEPER)
+    headers = {"Authorization": f"Bearer {api_token}"}
+    async with httpx.AsyncClient(timeout=60) as client:
+        started = await client.post(f"{api_url}/v2/acts/hello/runs", params={"memory": TEST_MEMORY_MB}, headers=headers)
+        run = started.json()["data"]
+        await off(wait_until, lambda: b"started" in platform.run_log(run["id"]), 120, message="running on the swarm")
+        service = platform.get_run(run["id"])["container_id"]
+        assert docker_client.api.inspect_service(service)["Spec"]["Labels"]["jupyter-actors.run-id"] == run["id"]
+        page = await client.get(api_url.removesuffix("actors/api") + f"actors/web/{platform.get_run(run['id'])['web_id']}/",
+                                headers=headers)
+        assert page.status_code == 501 and "swarm_publish_web_servers" in page.text
+        aborted = await client.post(f"{api_url}/v2/actor-runs/{run['id']}/abort", headers=headers)
+        assert aborted.status_code == 200
+    final = await off(platform.wait_run, run["id"], 60)
+    assert final["status"] == "ABORTED"
+
+
+def test_the_cli_passes_backend_and_registry_on():
+    from jupyter_actors.cli import _config, build_parser
+
+    args = build_parser().parse_args(["--backend", "swarm", "--registry", "registry.example:5000/team", "runs"])
+    config = _config(args)
+    assert config.backend == "swarm" and config.registry == "registry.example:5000/team"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--backend", "nomad", "runs"])

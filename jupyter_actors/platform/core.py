@@ -420,6 +420,11 @@ class Platform:
         self._update_run(run_id, host_port=state.host_port, web_host=state.web_host)
         return state.web_host or "127.0.0.1", state.host_port
 
+    def forget_web_address(self, run_id: str) -> None:
+        """A cluster may move the run (a pod replaced after a disruption): look it up again next time."""
+        if not getattr(self.backend, "runs_on_this_host", True):
+            self._update_run(run_id, host_port=None, web_host=None)
+
     def web_unavailable_reason(self) -> str | None:
         """Why no run's web server can be reached on this engine at all (None: they can)."""
         return getattr(self.backend, "web_unavailable_reason", None)

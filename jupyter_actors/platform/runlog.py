@@ -7,6 +7,7 @@ with such a timestamp). The engine's log is only a buffer, so capture resumes fr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import threading
 from collections import Counter
@@ -17,10 +18,14 @@ from .backends.base import LogLine
 _MS = 1_000_000
 
 
+@functools.lru_cache(maxsize=64)
+def _second_iso(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def ms_iso(ts_ns: int) -> str:
     seconds, rest = divmod(ts_ns, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{rest // _MS:03d}Z"
+    return f"{_second_iso(seconds)}.{rest // _MS:03d}Z"
 
 
 def _parse_ms(stamp: str) -> int:
@@ -64,24 +69,43 @@ class RunLog:
 
     def append(self, lines: list[LogLine]) -> int:
         """Write the lines not stored yet; returns how many were written."""
-        out = []
+        skip, skip_start, skip_end = self._skip, self._skip_start, self._skip_end
+        kept = []
         for line in lines:
-            if line.ts_ns < self._skip_start:
-                continue  # before the resume point: stored long ago
-            if line.ts_ns < self._skip_end and self._skip[line.text] > 0:
-                self._skip[line.text] -= 1
-                continue
-            if not self._last_start <= line.ts_ns < self._last_end:
-                self._last_start, self._last_end, self._stored = line.ts_ns, line.ts_ns + 1, Counter()
-            self._stored[line.text] += 1
-            out.append(f"{ms_iso(line.ts_ns)} {line.text}\n")
-        if out:
-            with self._lock:
-                self._file.write("".join(out).encode("utf-8"))
-                self._file.flush()
-                if self.max_bytes and self._file.tell() > self.max_bytes:
-                    self._keep_tail()
-        return len(out)
+            if line.ts_ns < skip_end:
+                if line.ts_ns < skip_start:
+                    continue  # before the resume point: stored long ago
+                if skip[line.text] > 0:
+                    skip[line.text] -= 1
+                    continue
+            kept.append(line)
+        if not kept:
+            return 0
+        out, stamp_ms, stamp = [], -1, ""
+        for line in kept:
+            ms = line.ts_ns // _MS
+            if ms != stamp_ms:  # consecutive lines mostly share a millisecond: format it once
+                stamp_ms, stamp = ms, ms_iso(line.ts_ns)
+            out.append(f"{stamp} {line.text}\n")
+        self._remember_last_instant(kept)
+        with self._lock:
+            self._file.write("".join(out).encode("utf-8"))
+            self._file.flush()
+            if self.max_bytes and self._file.tell() > self.max_bytes:
+                self._keep_tail()
+        return len(kept)
+
+    def _remember_last_instant(self, kept: list[LogLine]) -> None:
+        """The texts written at the newest instant: a re-read from there must skip exactly these."""
+        last = kept[-1].ts_ns
+        texts: Counter = Counter()
+        for line in reversed(kept):
+            if line.ts_ns != last:
+                break
+            texts[line.text] += 1
+        if kept[0].ts_ns == last and self._last_start <= last < self._last_end:
+            texts += self._stored  # the batch continued the instant the previous one ended in
+        self._last_start, self._last_end, self._stored = last, last + 1, texts
 
     def _keep_tail(self) -> None:
         """Past the cap, keep the newest half and say how much was dropped (written atomically)."""

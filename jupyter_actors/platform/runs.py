@@ -207,9 +207,10 @@ class RunWatcher:
         self._copy(drain)
 
     def _copy(self, stream) -> None:
-        # One write per line: lines reach the run log (and its readers) as soon as they are printed.
-        for line in stream:
-            self.runlog.append([line])
+        # One write per batch that arrived together: lines reach readers as soon as they are printed.
+        batches = stream.batches() if hasattr(stream, "batches") else ([line] for line in stream)
+        for batch in batches:
+            self.runlog.append(batch)
 
     def _finish(self, error: str | None = None) -> None:
         if self._timer:

@@ -1,5 +1,9 @@
-"""A headless `jupyter server` with the extension in a subprocess: for tests, benchmarks and runners
-that need to start, kill and restart the real thing."""
+"""A headless Jupyter server (or JupyterLab) with the extension in a subprocess.
+
+The one launcher behind the quickstart runner, the benchmarks and the tests that start, kill and
+restart the real thing. Everything it writes (config, runtime files, log) stays under ``root``, so
+several can run side by side.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from pathlib import Path
 
 import httpx
 
+class ServerStartFailed(RuntimeError):
+    """The server exited or did not answer in time; the message ends with its log's tail."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,14 +29,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
 class ServerProcess:
-    """Start, kill and restart one Jupyter server on a fixed data directory."""
+    """Start, kill and restart one server on a fixed data directory.
 
-    # Typical use: ServerProcess(tmp_dir).start(); ... .client() ...; .stop()
+    ``ServerProcess(tmp_dir, on_shutdown="detach").start()``; keyword arguments other than the ones
+    named are ``ActorsExtension`` settings; ``config`` adds any other Jupyter configuration.
+    """
 
-    def __init__(self, root: Path, **extension_options) -> None:
-        self.root = root
-        self.data_dir = root / "actors-data"
+    def __init__(self, root: Path, *, notebook_dir: Path | None = None, data_dir: Path | None = None,
+                 app: str = "jupyter_server", config: dict | None = None, **extension_options) -> None:
+        self.root = Path(root)
+        self.notebook_dir = Path(notebook_dir or root).resolve()
+        self.data_dir = Path(data_dir).resolve() if data_dir else self.root / "actors-data"
+        self.app = app
+        self.extra_config = config or {}
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.options = {"data_dir": str(self.data_dir), "stop_grace_secs": 2.0, **extension_options}
@@ -37,41 +57,63 @@ class ServerProcess:
         self.env = {**os.environ}
 
     @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/actors/api"
+        return f"{self.url}actors/api"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "server.log"
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.api_url + "/v2", headers={"Authorization": f"Bearer {self.token}"},
                             timeout=120)
 
+    def kernel_env(self) -> dict[str, str]:
+        """The environment of a kernel pointed at this server (as the server gives its own kernels)."""
+        from ..notebook.client import TOKEN_VARIABLE, URL_VARIABLE
+
+        return {**os.environ, URL_VARIABLE: self.api_url, TOKEN_VARIABLE: self.token}
+
     def start(self, timeout: float = 60) -> None:
-        config = {
+        """Start and wait until the extension's API answers with the token."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = _merge({
             "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}, "port": self.port, "ip": "127.0.0.1",
-                          "open_browser": False, "root_dir": str(self.root), "allow_root": True},
+                          "port_retries": 0, "open_browser": False, "root_dir": str(self.notebook_dir),
+                          "allow_root": True},
             "IdentityProvider": {"token": self.token},
             "ActorsExtension": self.options,
-        }
+        }, self.extra_config)
         config_path = self.root / "jupyter_server_config.json"
         config_path.write_text(json.dumps(config))
-        env = {**self.env, "JUPYTER_CONFIG_DIR": str(self.root / "config"), "JUPYTER_RUNTIME_DIR": str(self.root / "runtime"),
+        env = {**self.env, "JUPYTER_CONFIG_DIR": str(self.config_dir), "JUPYTER_RUNTIME_DIR": str(self.root / "runtime"),
                "JUPYTER_DATA_DIR": str(self.root / "data")}
-        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", f"--config={config_path}"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.app, f"--config={config_path}"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited: {(self.root / 'server.log').read_text()[-3000:]}")
+                raise ServerStartFailed(f"{self.app} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.api_url}/v2/actors", headers={"Authorization": f"Bearer {self.token}"},
                              timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
-        raise AssertionError(f"server did not answer in {timeout} s: {(self.root / 'server.log').read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise ServerStartFailed(f"{self.app} did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.1)  # polling a starting process: there is nothing to wait on
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs."""
@@ -89,6 +131,13 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
 
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
     def instance_id(self) -> str | None:
         from jupyter_actors.platform.registry import Registry
 
@@ -102,4 +151,7 @@ class ServerProcess:
             registry.close()
 
     def log_text(self) -> str:
-        return (self.root / "server.log").read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])

@@ -59,7 +59,7 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
             self._refuse(503, "Starting", "The run's container is starting; try again in a moment.")
             return
         self.run_row = run
-        self.upstream = address
+        self.address = address
 
     def _refuse(self, status: int, title: str, text: str) -> None:
         self.set_status(status)
@@ -75,7 +75,7 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
 
     def upstream_url(self, path: str | None, scheme: str = "http") -> str:
         query = f"?{self.request.query}" if self.request.query else ""
-        host, port = self.upstream
+        host, port = self.address
         return f"{scheme}://{host}:{port}{path or '/'}{query}"
 
     # -- HTTP -------------------------------------------------------------------------------------
@@ -122,6 +122,8 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
             await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
         except (OSError, httpclient.HTTPClientError) as exc:  # refused, reset, closed: nothing listens yet
             self.log.debug("proxy to run %s failed: %r", self.run_row["id"], exc)
+            platform = self.settings["jupyter_actors_platform"]
+            await IOLoop.current().run_in_executor(None, platform.forget_web_address, self.run_row["id"])
             if not started:
                 self.clear()
                 self._refuse(502, "Not up yet", "The actor's web server does not answer yet (nothing listens on "

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
-import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from jupyter_actors.server.process import ServerProcess
 
 from ..conftest import cleanup_instance
 
@@ -46,12 +43,6 @@ def ensure_chromium() -> str:
     return CHROMIUM
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Lab:
     url: str  # ends with /
@@ -67,70 +58,25 @@ class Lab:
         return httpx.Client(headers={"Authorization": f"token {self.token}"}, timeout=30)
 
 
-def wait_for_lab(process: subprocess.Popen, url: str, token: str, log_path: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"jupyter lab exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            response = httpx.get(f"{url}api/status", headers={"Authorization": f"token {token}"}, timeout=5)
-            if response.status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"jupyter lab did not answer in {timeout} s:\n{log_path.read_text()[-4000:]}")
-        time.sleep(0.2)
-
-
-def instance_id(actors_data_dir: Path) -> str | None:
-    registry = actors_data_dir / "registry.sqlite"
-    if not registry.exists():
-        return None
-    with sqlite3.connect(registry) as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
-    return row[0] if row else None
-
-
 @pytest.fixture(scope="module")
 def lab(docker_client, base_image, tmp_path_factory) -> Iterator[Lab]:
     home = tmp_path_factory.mktemp("lab")
-    dirs = {name: home / name for name in ("config", "data", "runtime", "actors", "notebooks")}
-    for path in dirs.values():
-        path.mkdir()
-    (dirs["config"] / "labconfig").mkdir()
-    (dirs["config"] / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": DISABLED_LAB_PLUGINS}))
+    notebooks = home / "notebooks"
+    notebooks.mkdir()
+    server = ServerProcess(home, notebook_dir=notebooks, data_dir=home / "actors", app="jupyterlab",
+                           config={"LabApp": {"check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}})
+    (server.config_dir / "labconfig").mkdir(parents=True)
+    (server.config_dir / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": DISABLED_LAB_PLUGINS}))
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "failure.png").unlink(missing_ok=True)
-    log_path = ARTIFACTS / "jupyter-lab.log"
-    port, token = free_port(), secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_DATA_DIR": str(dirs["data"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]), "JUPYTER_ACTORS_DATA_DIR": str(dirs["actors"]),
-    }
-    command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={dirs['notebooks']}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--ActorsExtension.stop_grace_secs=2",
-    ]
-    if os.geteuid() == 0:  # CI and these machines run as root
-        command.append("--allow-root")
-    url = f"http://127.0.0.1:{port}/"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        wait_for_lab(process, url, token, log_path)
-        yield Lab(url=url, token=token, root_dir=dirs["notebooks"], actors_data_dir=dirs["actors"])
+        server.start(timeout=90)
+        yield Lab(url=server.url, token=server.token, root_dir=notebooks, actors_data_dir=server.data_dir)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        instance = instance_id(dirs["actors"])
+        server.stop(timeout=30)
+        (ARTIFACTS / "jupyter-lab.log").write_text(server.log_text())
+        instance = server.instance_id()
         if instance:
             cleanup_instance(docker_client, instance)
 

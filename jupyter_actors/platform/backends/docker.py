@@ -46,26 +46,90 @@ def _parse_engine_time(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(parse_timestamp_ns(text) / 1e9, tz=dt.timezone.utc)
 
 
-class DockerLogStream:
-    """Iterates LogLine objects; ``close()`` from another thread unblocks the reader."""
+def body_blocks(response) -> Iterator[bytes]:
+    """A streamed response's body in blocks of whatever the socket has, with HTTP chunking undone.
 
-    def __init__(self, stream: CancellableStream | Iterator[bytes]) -> None:
-        self._stream = stream
+    dockerd sends every log line as its own HTTP chunk; urllib3 hands them on one by one (about
+    55 k lines/s through docker-py). Reading what is buffered (``read1``) gives whole batches.
+    """
+    fp = response.raw._fp.fp  # http.client's buffered reader over the socket
+    if not response.raw.chunked:
+        yield from iter(lambda: fp.read1(1 << 16), b"")
+        return
+    buffer, pos, need, crlf = b"", 0, None, False
+    while data := fp.read1(1 << 16):
+        buffer, pos, out = buffer[pos:] + data, 0, []
+        while True:
+            if crlf:  # the CRLF after a chunk's data
+                if len(buffer) - pos < 2:
+                    break
+                pos, crlf = pos + 2, False
+            if need is None:  # a chunk-size line
+                end = buffer.find(b"\r\n", pos)
+                if end < 0:
+                    break
+                need, pos = int(buffer[pos:end].split(b";", 1)[0], 16), end + 2
+                if need == 0:  # the last chunk
+                    if out:
+                        yield b"".join(out)
+                    return
+            take = min(need, len(buffer) - pos)
+            out.append(buffer[pos:pos + take])
+            pos, need = pos + take, need - take
+            if need:
+                break
+            need, crlf = None, True
+        if out:
+            yield b"".join(out)
+
+
+def demultiplexed(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The payload of a multiplexed (non-TTY) log stream: 8-byte frame headers removed, per block."""
+    pending = b""
+    for block in blocks:
+        pending = pending + block if pending else block
+        payload, offset, size = [], 0, len(pending)
+        while size - offset >= 8:
+            length = int.from_bytes(pending[offset + 4:offset + 8], "big")
+            if size - offset - 8 < length:
+                break
+            payload.append(pending[offset + 8:offset + 8 + length])
+            offset += 8 + length
+        pending = pending[offset:]
+        if payload:
+            yield b"".join(payload)
+
+
+class DockerLogStream:
+    """Iterates LogLine objects (``batches()``: lists of them as they arrive); ``close()`` from another
+    thread unblocks the reader."""
+
+    def __init__(self, blocks: CancellableStream | Iterator[bytes]) -> None:
+        self._blocks = blocks
         self.closed = False
 
-    def __iter__(self) -> Iterator[LogLine]:
+    def batches(self) -> Iterator[list[LogLine]]:
         pending = b""
+        parse = self._parse
         try:
-            for chunk in self._stream:
-                pending += chunk
+            for block in self._blocks:
+                pending += block
                 *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    yield self._parse(raw)
+                if lines:
+                    yield [parse(raw) for raw in lines]
         except (OSError, ValueError, AttributeError):
             # Closing the response from another thread surfaces as one of these; the caller decides.
             return
+        except Exception:  # noqa: BLE001 - urllib3's ProtocolError when closed mid-chunk from another thread
+            if not self.closed:
+                raise
+            return
         if pending:
-            yield self._parse(pending)
+            yield [parse(pending)]
+
+    def __iter__(self) -> Iterator[LogLine]:
+        for batch in self.batches():
+            yield from batch
 
     @staticmethod
     def _parse(raw: bytes) -> LogLine:
@@ -74,7 +138,7 @@ class DockerLogStream:
 
     def close(self) -> None:
         self.closed = True
-        close = getattr(self._stream, "close", None)
+        close = getattr(self._blocks, "close", None)  # CancellableStream shuts the socket down: unblocks a read
         if close:
             try:
                 close()
@@ -195,8 +259,13 @@ class DockerBackend:
             params["since"] = format_since(since_ns)
         # docker-py's logs() only takes a float `since`; call the same endpoint with the exact string.
         response = self.api._get(self.api._url("/containers/{0}/logs", container_id), params=params, stream=True)
-        output = self.api._get_result(container_id, True, response)
-        return DockerLogStream(CancellableStream(output, response))
+        return DockerLogStream(CancellableStream(demultiplexed(body_blocks(self._stream_response(response))), response))
+
+    def _stream_response(self, response):
+        """Check the status and lift the client's read timeout: a followed log may be quiet for hours."""
+        self.api._raise_for_status(response)
+        self.api._disable_socket_timeout(self.api._get_raw_response_socket(response))
+        return response
 
     def list(self, labels: dict[str, str]) -> list[ContainerState]:
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}

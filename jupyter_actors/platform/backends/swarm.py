@@ -23,7 +23,7 @@ from docker.types import Resources, RestartPolicy, ServiceMode, TaskTemplate
 
 from ..errors import EngineUnavailable
 from .base import ContainerSpec, ContainerState
-from .docker import DockerBackend, DockerLogStream, _parse_engine_time, format_since
+from .docker import DockerBackend, DockerLogStream, _parse_engine_time, body_blocks, demultiplexed, format_since
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +243,7 @@ class SwarmBackend(DockerBackend):
         if since_ns:
             params["since"] = format_since(since_ns)
         response = self.api._get(self.api._url("/services/{0}/logs", container_id), params=params, stream=True)
-        self.api._raise_for_status(response)
-        stream = DockerLogStream(CancellableStream(self.api._multiplexed_response_stream_helper(response), response))
+        stream = DockerLogStream(CancellableStream(demultiplexed(body_blocks(self._stream_response(response))), response))
         if follow:
             threading.Thread(target=self._close_when_finished, args=(container_id, stream),
                              name=f"swarm-log-{container_id[:12]}", daemon=True).start()
