@@ -49,6 +49,7 @@ from jupyter_actors.platform.ids import new_id
 from jupyter_actors.platform.limits import limits_for
 from jupyter_actors.platform.runlog import RunLog
 
+from .conftest import wait_until
 from .k8s_fake import FakeKubernetes
 
 LABEL_INSTANCE = "jupyter-actors.instance"
@@ -81,15 +82,8 @@ def shell_command(scenario: str) -> list[str]:
 
 
 def wait_for(condition: Callable[[], object], timeout: float, message: str = "") -> object:
-    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message or condition}")
-        time.sleep(0.01)
+    """``wait_until`` polling faster: the fake answers in microseconds."""
+    return wait_until(condition, timeout, interval=0.01, message=message)
 
 
 def in_thread(target: Callable, *args) -> tuple[threading.Thread, dict]:

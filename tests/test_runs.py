@@ -350,3 +350,32 @@ def test_resurrection_of_every_terminal_status_counts_timeout_from_now(platform,
         return
     platform.abort_run(run["id"])
     assert platform.wait_run(run["id"], 60)["status"] == "ABORTED"
+
+
+BOOST_PRINTER = r"""
+import os, time
+def cpus():
+    if os.path.exists("/sys/fs/cgroup/cpu.max"):
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+    else:
+        quota = open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read()
+        period = open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read()
+    return int(quota) / int(period)
+first = cpus()
+print("START", first, flush=True)
+deadline = time.time() + 60
+while cpus() == first and time.time() < deadline:
+    time.sleep(0.1)  # the actor watches its own quota change
+print("LATER", cpus(), flush=True)
+"""
+
+
+def test_optional_startup_boost_gives_one_core_then_the_runs_share(platform_factory):
+    platform = platform_factory(startup_boost_secs=2)
+    define_actor(platform, "boosted", BOOST_PRINTER)
+    run = platform.wait_run(platform.start_run("boosted", memory_mb=128, timeout_secs=120)["id"], timeout=120)
+    assert run["status"] == "SUCCEEDED", platform.run_log(run["id"])
+    values = _log_values(platform, run["id"])
+    assert float(values["START"]) == pytest.approx(1.0)
+    assert float(values["LATER"]) == pytest.approx(128 / 4096)
+    assert run["cpu_cores"] == pytest.approx(128 / 4096)  # the run's share is what is recorded and counted

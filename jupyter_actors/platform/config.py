@@ -41,6 +41,10 @@ class PlatformConfig:
     pids_limit: int = 1024
     #: Containers run as this non-root uid:gid (the base image's ``actor`` user).
     container_user: str = "1000:1000"
+    #: Optional start-up boost (0: off): a run gets up to one core for this many seconds after its
+    #: container starts, then its share of memory/4096 cores. Python starts in seconds at 128 MB
+    #: (1/32 core) otherwise. Only with cpu_mode "quota" and engines that can change a live quota.
+    startup_boost_secs: float = 0.0
     #: Seconds between SIGTERM and SIGKILL when a run times out or is aborted gracefully.
     stop_grace_secs: float = 10.0
     default_memory_mb: int = 1024

@@ -451,7 +451,15 @@ class Platform:
             name=run["container_name"], image=build["image"], env=env, labels=labels, limits=limits,
             user=self.config.container_user, network=self._network,
             publish_port=run["container_port"] or self.config.container_port,
+            startup_nano_cpus=self._startup_nano_cpus(limits),
         )
+
+    def _startup_nano_cpus(self, limits) -> int | None:
+        """The boosted CPU of a run's first seconds, when the boost is on and would change anything."""
+        if self.config.startup_boost_secs <= 0 or limits.cpu_mode != "quota" or not hasattr(self.backend, "set_cpu"):
+            return None
+        boosted = int(min(1.0, limits_mod.host_cores()) * 1e9)
+        return boosted if boosted > limits.nano_cpus else None
 
     def network_gateway(self) -> str:
         """The host's address on the runs' network: where the actor-facing API listens."""

@@ -37,6 +37,7 @@ class RunWatcher:
         self.container_id: str | None = None
         self.runlog = RunLog(platform.log_path(run_id), max_bytes=int(platform.config.log_cap_mb * 2**20))
         self._timer: threading.Timer | None = None
+        self._boost_timer: threading.Timer | None = None
         self._stream = None
         self._closed = threading.Event()
         self._exited = threading.Event()
@@ -62,7 +63,20 @@ class RunWatcher:
         """Follow a container that already runs (after a server restart)."""
         self._spec = None
         self.container_id = container_id
+        self._end_boost()  # a boost the last server began must not outlive it
         self.thread.start()
+
+    def _end_boost(self) -> None:
+        """Back to the run's own CPU share (memory/4096 cores) after the start-up boost."""
+        if self.container_id is None or not hasattr(self.backend, "set_cpu"):
+            return
+        run = self.platform.get_run(self.run_id)
+        if run["cpu_mode"] != "quota":
+            return
+        try:
+            self.backend.set_cpu(self.container_id, int(run["cpu_cores"] * 1e9))
+        except Exception as exc:  # noqa: BLE001 - it exited meanwhile; nothing to lower
+            log.debug("run %s: could not end the start-up boost: %s", self.run_id, exc)
 
     def stop_container(self, grace_secs: float, *, event: str | None = None) -> None:
         """Stop the container in the background; ``grace_secs`` 0 kills it at once.
@@ -93,8 +107,9 @@ class RunWatcher:
     def close(self) -> None:
         """Stop watching without touching the container (server shutdown: the run lives on)."""
         self._closed.set()
-        if self._timer:
-            self._timer.cancel()
+        for timer in (self._timer, self._boost_timer):
+            if timer:
+                timer.cancel()
         stream = self._stream
         if stream is not None:
             stream.close()
@@ -137,6 +152,10 @@ class RunWatcher:
                 pass
             return False
         self.platform.web_address(self.run_id)
+        if self._spec.startup_nano_cpus:
+            self._boost_timer = threading.Timer(self.platform.config.startup_boost_secs, self._end_boost)
+            self._boost_timer.daemon = True
+            self._boost_timer.start()
         if self._resurrected:
             if self.platform.get_run(self.run_id)["stop_intent"] == STOP_ABORT:
                 self.backend.kill(self.container_id)  # aborted while starting; _finish makes it ABORTED
@@ -213,8 +232,9 @@ class RunWatcher:
             self.runlog.append(batch)
 
     def _finish(self, error: str | None = None) -> None:
-        if self._timer:
-            self._timer.cancel()
+        for timer in (self._timer, self._boost_timer):
+            if timer:
+                timer.cancel()
         state = self.backend.inspect(self.container_id) if self.container_id else None
         run = self.platform.get_run(self.run_id)
         intent = run["stop_intent"]

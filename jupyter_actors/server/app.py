@@ -33,6 +33,9 @@ class ActorsExtension(ExtensionApp):
     base_image = Unicode(DEFAULT_BASE_IMAGE, help="Image generated Dockerfiles start FROM.").tag(config=True)
     cpu_mode = Enum(["quota", "shares"], "quota", help="Hard CPU quota of memory/4096 cores, or a proportional weight.").tag(config=True)
     memory_limit_mb = Int(help="Total memory of running runs and builds (MB); default: the machine's memory.").tag(config=True)
+    startup_boost_secs = Float(0.0, help=(
+        "Start-up CPU boost (0: off): runs get up to one core for this many seconds, then their share of "
+        "memory/4096 cores.")).tag(config=True)
     stop_grace_secs = Float(10.0, help="Seconds between SIGTERM and SIGKILL on timeout or graceful abort.").tag(config=True)
     actor_api_host = Unicode("", help="Address the actor-facing API listens on (default: the runs' network gateway).").tag(config=True)
     actor_api_port = Int(0, help="Port of the actor-facing API (0: the last start's port, else a free one).").tag(config=True)
@@ -81,6 +84,7 @@ class ActorsExtension(ExtensionApp):
         config = PlatformConfig(
             data_dir=Path(self.data_dir), base_image=self.base_image, cpu_mode=self.cpu_mode,
             memory_limit_mb=self.memory_limit_mb, stop_grace_secs=self.stop_grace_secs,
+            startup_boost_secs=self.startup_boost_secs,
             on_shutdown=self.on_shutdown, migrate_grace_secs=self.migrate_grace_secs,
             persist_state_interval_secs=self.persist_state_interval_secs,
             retention_days=self.retention_days, log_cap_mb=self.log_cap_mb,

@@ -22,6 +22,9 @@ class ContainerSpec:
     #: Container port to publish on 127.0.0.1 of the host (on a free port), if any.
     publish_port: int | None = None
     command: list[str] | None = None
+    #: CPU (in 1e-9 cores) for the first seconds of a run, before ``Backend.set_cpu`` lowers it to the
+    #: run's share (the optional start-up boost); None: the run's share from the start.
+    startup_nano_cpus: int | None = None
 
 
 @dataclass

@@ -168,7 +168,8 @@ class DockerBackend:
 
     def create(self, spec: ContainerSpec) -> str:
         limits = spec.limits
-        cpu = {"nano_cpus": limits.nano_cpus} if limits.cpu_mode == "quota" else {"cpu_shares": limits.cpu_shares}
+        nano_cpus = spec.startup_nano_cpus or limits.nano_cpus
+        cpu = {"nano_cpus": nano_cpus} if limits.cpu_mode == "quota" else {"cpu_shares": limits.cpu_shares}
         host_config = self.api.create_host_config(
             mem_limit=limits.memory_bytes,
             memswap_limit=limits.memory_bytes,  # no swap beyond the memory limit
@@ -200,6 +201,13 @@ class DockerBackend:
 
     def start(self, container_id: str) -> None:
         self.api.start(container_id)
+
+    def set_cpu(self, container_id: str, nano_cpus: int) -> None:
+        """Change a running container's CPU quota (the end of a start-up boost); gone is fine."""
+        response = self.api._post_json(self.api._url("/containers/{0}/update", container_id),
+                                       data={"NanoCpus": nano_cpus})
+        if response.status_code != 404:
+            self.api._raise_for_status(response)
 
     def stop(self, container_id: str, grace_secs: float) -> None:
         try:
