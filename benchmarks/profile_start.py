@@ -28,8 +28,9 @@ from jupyter_actors.platform.core import NETWORK_NAME  # noqa: E402
 from jupyter_actors.platform.limits import limits_for  # noqa: E402
 
 
-def timed_backend(backend, calls: dict[str, list[float]]) -> None:
-    """Wrap the backend's methods so each call's duration is recorded under its name."""
+def timed_backend(backend, calls: dict[str, list[float]], states: list) -> None:
+    """Wrap the backend's methods so each call's duration is recorded under its name (and the last
+    inspected state kept, for the engine's own start and finish times)."""
     for name in ("create", "start", "inspect", "wait", "remove", "logs"):
         original = getattr(backend, name)
 
@@ -37,7 +38,10 @@ def timed_backend(backend, calls: dict[str, list[float]]) -> None:
         def wrapper(*args, _original=original, _name=name, **kwargs):
             started = time.perf_counter()
             try:
-                return _original(*args, **kwargs)
+                result = _original(*args, **kwargs)
+                if _name == "inspect" and result is not None:
+                    states.append(result)
+                return result
             finally:
                 calls[_name].append(time.perf_counter() - started)
 
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         platform.create_actor(inline_actor("trivial", TRIVIAL))
         image = platform.build("trivial")["image"]
         calls: dict[str, list[float]] = defaultdict(list)
-        timed_backend(platform.backend, calls)
+        states: list = []
+        timed_backend(platform.backend, calls, states)
         phases: dict[str, list[float]] = defaultdict(list)
         marks: dict[str, float] = {}
         seen = threading.Condition()
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.runs + 1):
             calls.clear()
             marks.clear()
+            states.clear()
+            wall_started = time.time()
             started = time.perf_counter()
             run = platform.start_run("trivial", memory_mb=args.memory, timeout_secs=300)
             recorded = time.perf_counter()
@@ -88,15 +95,24 @@ def main(argv: list[str] | None = None) -> int:
             raw = time.perf_counter() - raw_started
             state = client.api.inspect_container(container.id)["State"]
             container.remove(force=True)
+            raw_life = _engine_seconds(state["FinishedAt"]) - _engine_seconds(state["StartedAt"])
+            ours_state = states[-1]
+            ours_life = (ours_state.finished_at - ours_state.started_at).total_seconds()
+            put = float(platform.run_log(run["id"]).decode().split("PUT ", 1)[1].split()[0])
             if rep == 0:
                 continue
+            phases["API call -> container started (engine StartedAt)"].append(
+                ours_state.started_at.timestamp() - wall_started)
+            phases["container finished (engine FinishedAt) -> SUCCEEDED notified"].append(
+                done - started - (ours_state.finished_at.timestamp() - wall_started))
+            phases["container life, ours (StartedAt..FinishedAt)"].append(ours_life)
+            phases["container life, raw"].append(raw_life)
+            phases["  the actor's OUTPUT PUT inside ours"].append(put)
             phases["start_run() returns (validate, storages, record READY)"].append(recorded - started)
             phases["-> RUNNING notified"].append(marks["RUNNING"] - started)
             phases["-> SUCCEEDED notified (total)"].append(done - started)
             phases["raw create+start+wait"].append(raw)
             phases["overhead (total - raw)"].append(done - started - raw)
-            phases["raw container run time (StartedAt..FinishedAt)"].append(
-                _engine_seconds(state["FinishedAt"]) - _engine_seconds(state["StartedAt"]))
             for name, values in calls.items():
                 phases[f"engine {name} x{len(values)}"].append(sum(values))
     print(f"{args.runs} runs at {args.memory} MB; medians in ms")

@@ -406,8 +406,8 @@ class Platform:
     def web_address(self, run_id: str) -> tuple[str, int] | None:
         """Where the server reaches the run's web server (host, port); found once, then stored.
 
-        On one engine it is a port published on 127.0.0.1; on a cluster the task's node or pod,
-        known only once the engine placed it. None while unknown.
+        On one engine it is the container's address on the runs' bridge; on a cluster the task's node
+        or pod, known only once the engine placed it. None while unknown.
         """
         run = self.get_run(run_id)
         if run["host_port"]:

@@ -1,6 +1,7 @@
 """Each run's container web server, proxied at ``<base_url>actors/web/<unguessable id>/``.
 
-The id maps to the run's published port (127.0.0.1 on one engine) on the server side (never a port from the URL).
+The id maps to the run's web address on the server side (the container's bridge address on one
+engine; never a host or port from the URL).
 Access needs the user's Jupyter auth unless the run was started with a public web server. The
 user's cookies and Authorization header never reach the actor, the actor cannot set cookies on
 Jupyter's origin, and every proxied response carries ``Content-Security-Policy: sandbox`` without

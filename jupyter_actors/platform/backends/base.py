@@ -19,7 +19,8 @@ class ContainerSpec:
     limits: ContainerLimits
     user: str | None = None
     network: str | None = None
-    #: Container port to publish on 127.0.0.1 of the host (on a free port), if any.
+    #: Container port the run's web server listens on (reached by the server, never published on the
+    #: host by the local engine), if any.
     publish_port: int | None = None
     command: list[str] | None = None
     #: CPU (in 1e-9 cores) for the first seconds of a run, before ``Backend.set_cpu`` lowers it to the
@@ -40,7 +41,8 @@ class ContainerState:
     status: str = ""  # the engine's own word: created, running, exited, ...
     host_port: int | None = None
     created_at: dt.datetime | None = None
-    #: Host the run's web server is reached at from the server (with ``host_port``); None: 127.0.0.1.
+    #: Host the run's web server is reached at from the server (with ``host_port``, the port there):
+    #: the container's bridge address on one engine, the node on swarm, the pod IP on Kubernetes.
     web_host: str | None = None
     #: The engine itself ended the run at its deadline (a backstop while the server was away).
     deadline_exceeded: bool = False

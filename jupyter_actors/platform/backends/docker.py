@@ -178,7 +178,6 @@ class DockerBackend:
             security_opt=["no-new-privileges:true"],
             cap_drop=["ALL"],
             network_mode=spec.network,
-            port_bindings={spec.publish_port: ("127.0.0.1", None)} if spec.publish_port else None,
             storage_opt={"size": f"{limits.disk_mb}M"} if self.disk_quota_supported(spec.image) else None,
             **cpu,
         )
@@ -237,10 +236,14 @@ class DockerBackend:
         except NotFound:
             return None
         state = info["State"]
-        host_port = None
-        for bindings in (info.get("NetworkSettings", {}).get("Ports") or {}).values():
-            if bindings:
-                host_port = int(bindings[0]["HostPort"])
+        # The web server is reached on the container's own address on the runs' bridge: the host is
+        # on that bridge, so no port is published (publishing costs a docker-proxy per run: ~0.1 s).
+        web_host = web_port = None
+        exposed = info["Config"].get("ExposedPorts") or {}
+        addresses = [n.get("IPAddress") for n in (info.get("NetworkSettings", {}).get("Networks") or {}).values()]
+        if state.get("Running") and exposed and any(addresses):
+            web_host = next(address for address in addresses if address)
+            web_port = int(next(iter(exposed)).split("/")[0])
         return ContainerState(
             id=info["Id"],
             name=info["Name"].lstrip("/"),
@@ -251,7 +254,8 @@ class DockerBackend:
             finished_at=_parse_engine_time(state.get("FinishedAt")),
             labels=info["Config"].get("Labels") or {},
             status=state.get("Status", ""),
-            host_port=host_port,
+            host_port=web_port,
+            web_host=web_host,
             created_at=_parse_engine_time(info.get("Created")),
         )
 
