@@ -190,7 +190,7 @@ def cmd_hello(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """Set up, then execute the quickstart notebook headless against a real server; keep the executed copy."""
-    from .notebook.execute import run_notebook
+    from .headless import run_notebook
 
     notebook = Path(args.notebook)
     if not notebook.is_file():

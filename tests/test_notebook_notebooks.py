@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from jupyter_actors.notebook.execute import run_notebook
+from jupyter_actors.headless import run_notebook
 
 from .conftest import cleanup_instance
 

@@ -1,5 +1,8 @@
 """Execute a notebook headless against a real server: ``run_notebook(path, output_path)``.
 
+Above the layers (like the CLI): it starts a server process and a kernel; the notebook package
+itself only ever speaks HTTP.
+
 It starts ``jupyter server`` with the extension (``server.process``) on a free port with a fresh token, runs the notebook
 with nbclient in a kernel pointed at that server (the same variables a server gives its kernels),
 writes the executed copy with its outputs and stops the server.
@@ -10,9 +13,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..platform.config import default_data_dir
-from ..server.process import ServerProcess, ServerStartFailed
-from .errors import ActorsError, ServerNotFound
+from .platform.config import default_data_dir
+from .server.process import ServerProcess, ServerStartFailed
+from .notebook.errors import ActorsError, ServerNotFound
 
 STARTUP_TIMEOUT_SECS = 60
 CELL_TIMEOUT_SECS = 600
