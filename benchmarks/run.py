@@ -429,6 +429,15 @@ class Bench:
                     started = time.perf_counter()
                     path.read_bytes()
                     fget.append(time.perf_counter() - started)
+                if size == 1024:  # the floor every call through the Jupyter server pays (auth, routing, logging)
+                    status_url = self.server.api_url.removesuffix("actors/api") + "api/status"
+                    floor = []
+                    for _ in range(n):
+                        started = time.perf_counter()
+                        client.get(status_url).raise_for_status()
+                        floor.append(time.perf_counter() - started)
+                    self.rows.append(Row("Jupyter's own GET /api/status (reference)", "s", floor,
+                                         note="no jupyter-actors code: the server's per-request floor"))
                 for name, ours, raw, raw_name in (("set", put, fput, "write+fsync"), ("get", get, fget, "read")):
                     p99 = sorted(ours)[max(0, int(len(ours) * 0.99) - 1)]
                     self.rows.append(Row(f"record {name} {label} (p99 {p99 * 1000:.1f} ms)", "s", ours, raw,
