@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             phases["overhead (total - raw)"].append(done - started - raw)
             for name, values in calls.items():
                 phases[f"engine {name} x{len(values)}"].append(sum(values))
+        for image in client.api.images(filters={"label": f"jupyter-actors.instance={platform.instance_id}"}):
+            client.api.remove_image(image["Id"], force=True)  # what this profile built
     print(f"{args.runs} runs at {args.memory} MB; medians in ms")
     for name, values in phases.items():
         print(f"  {name:58} {statistics.median(values) * 1000:8.1f}   [{min(values) * 1000:.1f}-{max(values) * 1000:.1f}]")
