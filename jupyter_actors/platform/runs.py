@@ -107,9 +107,7 @@ class RunWatcher:
     def close(self) -> None:
         """Stop watching without touching the container (server shutdown: the run lives on)."""
         self._closed.set()
-        for timer in (self._timer, self._boost_timer):
-            if timer:
-                timer.cancel()
+        self._cancel_timers()
         stream = self._stream
         if stream is not None:
             stream.close()
@@ -231,10 +229,13 @@ class RunWatcher:
         for batch in batches:
             self.runlog.append(batch)
 
-    def _finish(self, error: str | None = None) -> None:
+    def _cancel_timers(self) -> None:
         for timer in (self._timer, self._boost_timer):
             if timer:
                 timer.cancel()
+
+    def _finish(self, error: str | None = None) -> None:
+        self._cancel_timers()
         state = self.backend.inspect(self.container_id) if self.container_id else None
         run = self.platform.get_run(self.run_id)
         intent = run["stop_intent"]
