@@ -93,6 +93,7 @@ def test_run_succeeds_as_a_job_service_with_the_runs_limits(swarm_platform, dock
     assert values["DOCKER_SOCKET"] == "False"
     # The service and its job container are removed once the log is stored.
     wait_until(lambda: not docker_client.api.services(filters={"id": service}), 30, message="service removed")
+    # The platform removes the job containers before the service, so none is left once the service is gone.
     assert not docker_client.api.containers(all=True, filters={"label": f"com.docker.swarm.service.id={service}"})
 
 

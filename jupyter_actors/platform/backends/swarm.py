@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 
+import requests
 from docker.errors import APIError, NotFound
 from docker.types import CancellableStream, ContainerSpec as SwarmContainerSpec
 from docker.types import Resources, RestartPolicy, ServiceMode, TaskTemplate
@@ -33,6 +34,8 @@ TERMINAL_TASK_STATES = frozenset({"complete", "failed", "shutdown", "rejected", 
 SWARM_NETWORK_SUFFIX = "-swarm"
 LABEL_SERVICE_ID = "com.docker.swarm.service.id"
 POLL_SECS = 0.25
+#: How long the log watchdog blocks on a container's exit before checking whether its stream was closed.
+WATCHDOG_WAIT_SECS = 5.0
 
 
 class SwarmBackend(DockerBackend):
@@ -131,11 +134,11 @@ class SwarmBackend(DockerBackend):
             self._remove_service(container_id)
 
     def remove(self, container_id: str) -> None:
-        """Remove the service and its job containers (removing a service leaves them behind)."""
-        leftovers = self.api.containers(all=True, filters={"label": f"{LABEL_SERVICE_ID}={container_id}"})
-        self._remove_service(container_id)
-        for container in leftovers:
+        """Remove the job containers, then the service (removing a service leaves its containers behind
+        for the node agent to collect later; containers first means none outlive this call)."""
+        for container in self.api.containers(all=True, filters={"label": f"{LABEL_SERVICE_ID}={container_id}"}):
             super().remove(container["Id"])
+        self._remove_service(container_id)
 
     def _remove_service(self, service_id: str) -> None:
         try:
@@ -250,12 +253,30 @@ class SwarmBackend(DockerBackend):
         return stream
 
     def _close_when_finished(self, service_id: str, stream: DockerLogStream) -> None:
+        """Close ``stream`` once the task is over: the moment its container exits when that container is
+        on this engine (no polling delay), else when the task state says so."""
         while not stream.closed:
+            local = self._local_container(service_id)
+            if local is not None:
+                if self._exited_within(local, WATCHDOG_WAIT_SECS):
+                    stream.close()
+                    return
+                continue
             state = self.inspect(service_id)
             if state is None or not state.running:
                 stream.close()
                 return
-            time.sleep(POLL_SECS * 2)
+            time.sleep(POLL_SECS)
+
+    def _exited_within(self, container_id: str, secs: float) -> bool:
+        """Block until the container exits (True) or ``secs`` pass (False), so a closed stream frees the thread."""
+        try:
+            self.api.wait(container_id, timeout=secs)
+        except NotFound:
+            return True
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            return False
+        return True
 
     # -- per-container figures (only for tasks on this engine) ----------------------------------------
 
