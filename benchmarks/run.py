@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -390,6 +391,8 @@ class Bench:
                 Row(f"dataset read, crawlee-style one file per item, {items} items", "s", per_file,
                     ours[1:] or ours, target="ours >= 10x faster", note="'raw' column = ours here", min_ratio=10),
             ]
+            shutil.rmtree(crawlee)  # a million files: gone before the next section measures anything
+            local.unlink()
 
     def read_dataset(self, client: httpx.Client, dataset_id: str) -> pd.DataFrame:
         """The notebook API's to_pandas when it exists, else the same HTTP path by hand."""
@@ -616,6 +619,7 @@ class Bench:
                 if only and name not in only:
                     continue
                 print(f"... {name}", file=sys.stderr, flush=True)
+                os.sync()  # write back what earlier sections left dirty, so it does not land in this one's figures
                 getattr(self, name)()
         finally:
             self.server.stop()
