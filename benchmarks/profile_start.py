@@ -87,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
             assert final["status"] == "SUCCEEDED", platform.run_log(run["id"])
             done = marks["SUCCEEDED"]
             limits = limits_for(args.memory)
+            raw_wall_started = time.time()
             raw_started = time.perf_counter()
             container = client.containers.create(image, mem_limit=limits.memory_bytes, nano_cpus=limits.nano_cpus,
                                                  memswap_limit=limits.memory_bytes, init=True, network=NETWORK_NAME)
             container.start()
             container.wait()
             raw = time.perf_counter() - raw_started
+            raw_wall_done = time.time()
             state = client.api.inspect_container(container.id)["State"]
             container.remove(force=True)
             raw_life = _engine_seconds(state["FinishedAt"]) - _engine_seconds(state["StartedAt"])
@@ -105,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                 ours_state.started_at.timestamp() - wall_started)
             phases["container finished (engine FinishedAt) -> SUCCEEDED notified"].append(
                 done - started - (ours_state.finished_at.timestamp() - wall_started))
+            phases["raw: create call -> container started (engine StartedAt)"].append(
+                _engine_seconds(state["StartedAt"]) - raw_wall_started)
+            phases["raw: container finished (engine FinishedAt) -> wait returned"].append(
+                raw_wall_done - _engine_seconds(state["FinishedAt"]))
             phases["container life, ours (StartedAt..FinishedAt)"].append(ours_life)
             phases["container life, raw"].append(raw_life)
             phases["  the actor's OUTPUT PUT inside ours"].append(put)
