@@ -27,6 +27,7 @@ import httpx
 import orjson
 import pandas as pd
 
+from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE
 from jupyter_actors.platform.core import LABEL_RUN, NETWORK_NAME
 from jupyter_actors.platform.limits import limits_for
 from jupyter_actors.server.process import ServerProcess
@@ -494,6 +495,10 @@ class Bench:
 
     def resume(self) -> None:
         count = 2 if self.smoke else 10
+        self.server.kill()
+        started = time.perf_counter()
+        self.server.start()
+        bare_start = time.perf_counter() - started  # the reference: nothing to adopt
         self.define("sleeper", "import time\nprint('up', flush=True)\ntime.sleep(600)\n")
         with self.server.client() as client:
             runs = [self.start_run(client, "sleeper", 128) for _ in range(count)]
@@ -508,17 +513,63 @@ class Bench:
             for run in runs:
                 client.post(f"/actor-runs/{run['id']}/abort")
         assert statuses == ["RUNNING"] * count, statuses
-        self.rows.append(Row(f"server start until {count} running runs adopted", "s", [adopted],
-                             note="after kill -9 of the server"))
+        self.rows.append(Row(f"server start until {count} running runs adopted", "s", [adopted], [bare_start],
+                             note="after kill -9 of the server; raw: the same server start with no runs"))
         self.lost_runs(2 if self.smoke else 5)
 
     def lost_runs(self, count: int) -> None:
         """Kill the server and every run's container (as a host crash would); time the restarts."""
+
+        def crash(server: ServerProcess, containers: list[str]) -> None:
+            server.kill()
+            for container_id in containers:
+                self.docker.api.kill(container_id)  # SIGKILL, no stop intent: lost
+
+        self.time_lost_runs(self.server, count, crash, "host crash",
+                            "server kill -9, containers SIGKILLed: restarted with the same id and storages")
+
+    def engine_restart(self) -> None:
+        """The same after a real engine restart: dockerd stops its containers, the server is down meanwhile.
+        On a private engine (tests/private_engine.py), so the engine everything else uses is never touched."""
+        sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+        from private_engine import PrivateEngine
+
+        engine = PrivateEngine()
+        server = ServerProcess(self.root / "engine-server")
+        (self.root / "engine-server").mkdir(parents=True)
+        try:
+            engine.start()
+            engine.load_image(self.docker, DEFAULT_BASE_IMAGE)
+            # The runs' network on a free subnet of its own (the platform reuses it by name), as the test does.
+            engine.create_network(NETWORK_NAME, options={"com.docker.network.bridge.enable_icc": "false"},
+                                  labels={"jupyter-actors": "network"})
+            server.env["DOCKER_HOST"] = engine.docker_host
+            server.start()
+
+            def crash(server: ServerProcess, containers: list[str]) -> None:
+                server.kill()
+                engine.restart()  # SIGTERM to dockerd: without live-restore it stops every container
+
+            self.time_lost_runs(server, 2 if self.smoke else 5, crash, "engine restart",
+                                "dockerd restarted while the server was down (engine stop "
+                                "{stop_secs:.1f} s, start {start_secs:.1f} s)", timings=engine.timings)
+        finally:
+            server.stop()
+            instance = server.instance_id()
+            if instance and engine.client is not None:
+                self.remove_instance(instance, engine.client)  # its builds first: they sit on the base image
+            left = engine.cleanup()
+            if left:
+                print(f"the private engine left things behind: {left}", file=sys.stderr)
+
+    def time_lost_runs(self, server: ServerProcess, count: int, crash, what: str, note: str,
+                       timings: dict | None = None) -> None:
+        """Counters past their first save, then ``crash``; time from the next server start until every
+        run resumed from its persisted position, and count the steps it redid."""
         from jupyter_actors.cli import EXAMPLES_DIR
 
-        counter = (EXAMPLES_DIR / "plain-http-state" / "main.py").read_text()
-        self.define("lost-counter", counter)
-        with self.server.client() as client:
+        self.define("lost-counter", (EXAMPLES_DIR / "plain-http-state" / "main.py").read_text(), server=server)
+        with server.client() as client:
             runs = [client.post("/actors/lost-counter/runs", params={"memory": 1024, "timeout": 600},
                                 json={"n": 10_000, "pause": 0.2}).json()["data"] for _ in range(count)]
             deadline = time.monotonic() + 300
@@ -526,15 +577,12 @@ class Bench:
                 while "count 40" not in client.get(f"/actor-runs/{run['id']}/log").text:
                     assert time.monotonic() < deadline, "the counters did not get going"
                     time.sleep(0.1)  # benchmark pacing, not test synchronisation
-            containers = [self.container_of(run["id"]) for run in runs]
-        self.server.kill()
-        last_counts = {}
-        for container_id in containers:
-            self.docker.api.kill(container_id)  # SIGKILL, no stop intent: lost, like a host crash
+            containers = [self.container_of(server, run["id"]) for run in runs]
+        crash(server, containers)
         started = time.perf_counter()
-        self.server.start()
-        restarted_at = {}
-        with self.server.client() as client:
+        server.start()
+        restarted_at, last_counts = {}, {}
+        with server.client() as client:
             for run in runs:
                 log = client.get(f"/actor-runs/{run['id']}/log").text
                 last_counts[run["id"]] = max(int(line.rsplit(" ", 1)[1]) for line in log.splitlines()
@@ -554,16 +602,16 @@ class Bench:
                 redone.append(last_counts[run["id"]] - resumed)
                 client.post(f"/actor-runs/{run['id']}/abort")
         self.rows += [
-            Row(f"server start until {count} lost runs resumed", "s", [max(restarted_at.values())],
-                note="containers SIGKILLed with the server: restarted with the same id and storages"),
-            Row("work redone after a lost run restarted", "steps of 0.2 s", redone,
+            Row(f"{what}: server start until {count} lost runs resumed", "s", [max(restarted_at.values())],
+                note=note.format(**(timings or {}))),
+            Row(f"{what}: work redone after a lost run restarted", "steps of 0.2 s", redone,
                 target="<= one persist interval (5 s = 25 steps)", max_value=25),
         ]
 
-    def container_of(self, run_id: str) -> str:
+    def container_of(self, server: ServerProcess, run_id: str) -> str:
         from jupyter_actors.platform.registry import Registry
 
-        registry = Registry(self.server.data_dir / "registry.sqlite")
+        registry = Registry(server.data_dir / "registry.sqlite")
         try:
             return registry.query_one("SELECT container_id FROM runs WHERE id = ?", (run_id,))["container_id"]
         finally:
@@ -624,7 +672,7 @@ class Bench:
         self.server.start()
         try:
             for name in ("start_latency", "startup_boost", "log_streaming", "datasets", "records", "concurrency",
-                         "resume", "swarm"):
+                         "resume", "engine_restart", "swarm"):
                 if only and name not in only:
                     continue
                 print(f"... {name}", file=sys.stderr, flush=True)
@@ -636,14 +684,15 @@ class Bench:
             if instance:
                 self.remove_instance(instance)
 
-    def remove_instance(self, instance: str) -> None:
-        """Containers and images a benchmark server made."""
+    def remove_instance(self, instance: str, client: docker.DockerClient | None = None) -> None:
+        """Containers and images a benchmark server made (on ``client``'s engine, default the main one)."""
+        api = (client or self.docker).api
         label = f"jupyter-actors.instance={instance}"
-        for container in self.docker.api.containers(all=True, filters={"label": label}):
-            self.docker.api.remove_container(container["Id"], force=True)
-        for image in self.docker.api.images(filters={"label": label}):
+        for container in api.containers(all=True, filters={"label": label}):
+            api.remove_container(container["Id"], force=True)
+        for image in api.images(filters={"label": label}):
             try:
-                self.docker.api.remove_image(image["Id"], force=True)
+                api.remove_image(image["Id"], force=True)
             except docker.errors.APIError:
                 pass
 
