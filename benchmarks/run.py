@@ -543,10 +543,7 @@ class Bench:
         (self.root / "engine-server").mkdir(parents=True)
         try:
             engine.start()
-            engine.load_image(self.docker, DEFAULT_BASE_IMAGE)
-            # The runs' network on a free subnet of its own (the platform reuses it by name), as the test does.
-            engine.create_network(NETWORK_NAME, options={"com.docker.network.bridge.enable_icc": "false"},
-                                  labels={"jupyter-actors": "network"})
+            engine.prepare_for_runs(self.docker, DEFAULT_BASE_IMAGE)
             server.env["DOCKER_HOST"] = engine.docker_host
             server.start()
 

@@ -14,7 +14,7 @@ As a guard, every (re)start checks that the host's ``docker0`` survived, restore
 
     engine = PrivateEngine()
     engine.start()
-    engine.load_image(main_client, "jupyter-actors/python:3.11")   # docker save | docker load
+    engine.prepare_for_runs(main_client, "jupyter-actors/python:3.11")   # docker save | load, runs' network
     env["DOCKER_HOST"] = engine.docker_host
     engine.restart()      # SIGTERM dockerd (its containers are stopped), start it again
     engine.cleanup()      # remove everything it made: containers, images, processes, mounts, bridges, files
@@ -254,6 +254,16 @@ class PrivateEngine:
         self.client.images.load(chunks)
         assert self.client.images.get(name).id == source.images.get(name).id, f"{name} was not loaded"
         self.timings["image_load_secs"] = time.monotonic() - started
+
+    def prepare_for_runs(self, source: docker.DockerClient, base_image: str) -> None:
+        """What the platform needs here: its base image (loaded from ``source``) and the runs' network
+        (made on a free subnet; the platform reuses it by name, so it never takes a range from the
+        address pools the main daemon uses)."""
+        from jupyter_actors.platform.core import NETWORK_NAME
+
+        self.load_image(source, base_image)
+        self.create_network(NETWORK_NAME, options={"com.docker.network.bridge.enable_icc": "false"},
+                            labels={"jupyter-actors": "network"})
 
     def create_network(self, name: str, **kwargs) -> str:
         """A user network on a free /24 of 172.31.0.0/16 (so it never collides with the main daemon's)."""

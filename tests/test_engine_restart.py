@@ -19,7 +19,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from jupyter_actors.platform.core import NETWORK_NAME
 
 from .conftest import cleanup_instance, wait_until
 from .private_engine import PrivateEngine, describe, link_snapshot
@@ -62,11 +61,7 @@ def private_engine(docker_client, base_image):
     engine = PrivateEngine()
     try:
         engine.start()
-        engine.load_image(docker_client, base_image)
-        # The platform's runs network, made here on a free subnet (the platform reuses it by name), so
-        # the private engine never takes an address range from the pools the main daemon uses.
-        engine.create_network(NETWORK_NAME, options={"com.docker.network.bridge.enable_icc": "false"},
-                              labels={"jupyter-actors": "network"})
+        engine.prepare_for_runs(docker_client, base_image)
         yield engine
     finally:
         left = engine.cleanup()

@@ -238,12 +238,10 @@ class DockerBackend:
         state = info["State"]
         # The web server is reached on the container's own address on the runs' bridge: the host is
         # on that bridge, so no port is published (publishing costs a docker-proxy per run: ~0.1 s).
-        web_host = web_port = None
         exposed = info["Config"].get("ExposedPorts") or {}
-        addresses = [n.get("IPAddress") for n in (info.get("NetworkSettings", {}).get("Networks") or {}).values()]
-        if state.get("Running") and exposed and any(addresses):
-            web_host = next(address for address in addresses if address)
-            web_port = int(next(iter(exposed)).split("/")[0])
+        networks = (info.get("NetworkSettings", {}).get("Networks") or {}).values()
+        web_host = next((n["IPAddress"] for n in networks if n.get("IPAddress")), None) if state.get("Running") else None
+        web_port = int(next(iter(exposed)).split("/")[0]) if exposed and web_host else None
         return ContainerState(
             id=info["Id"],
             name=info["Name"].lstrip("/"),

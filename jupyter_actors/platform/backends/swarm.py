@@ -34,7 +34,7 @@ TERMINAL_TASK_STATES = frozenset({"complete", "failed", "shutdown", "rejected", 
 SWARM_NETWORK_SUFFIX = "-swarm"
 LABEL_SERVICE_ID = "com.docker.swarm.service.id"
 POLL_SECS = 0.25
-#: How long the log watchdog blocks on a container's exit before checking whether its stream was closed.
+#: How long a wait blocks on a container's exit before checking whether it should give up (a closed log).
 WATCHDOG_WAIT_SECS = 5.0
 
 
@@ -219,11 +219,16 @@ class SwarmBackend(DockerBackend):
         return self._node_addresses[node_id]
 
     def wait(self, container_id: str) -> None:
-        while True:
-            local = self._local_container(container_id)
-            if local is not None:
-                super().wait(local)  # returns the moment it exits; the task state follows shortly
-            state = self.inspect(container_id)
+        self._await_task_end(container_id)
+
+    def _await_task_end(self, service_id: str, give_up=lambda: False) -> None:
+        """Return once the task is over (or ``give_up()``): blocked on its container's exit when that
+        container is on this engine, then (or otherwise) until the task state, which lags, says so."""
+        while not give_up():
+            local = self._local_container(service_id)
+            if local is not None and not self._exited_within(local, WATCHDOG_WAIT_SECS):
+                continue  # still running: look at give_up() again
+            state = self.inspect(service_id)
             if state is None or not state.running:
                 return
             time.sleep(POLL_SECS)
@@ -253,20 +258,10 @@ class SwarmBackend(DockerBackend):
         return stream
 
     def _close_when_finished(self, service_id: str, stream: DockerLogStream) -> None:
-        """Close ``stream`` once the task is over: the moment its container exits when that container is
-        on this engine (no polling delay), else when the task state says so."""
-        while not stream.closed:
-            local = self._local_container(service_id)
-            if local is not None:
-                if self._exited_within(local, WATCHDOG_WAIT_SECS):
-                    stream.close()
-                    return
-                continue
-            state = self.inspect(service_id)
-            if state is None or not state.running:
-                stream.close()
-                return
-            time.sleep(POLL_SECS)
+        """Close ``stream`` when the task is over by the same test as ``wait``: closed any earlier, the
+        watcher would find the task still running and reopen the log."""
+        self._await_task_end(service_id, give_up=lambda: stream.closed)
+        stream.close()
 
     def _exited_within(self, container_id: str, secs: float) -> bool:
         """Block until the container exits (True) or ``secs`` pass (False), so a closed stream frees the thread."""
