@@ -133,7 +133,8 @@ class Cluster:
              instance: str | None = None) -> ContainerSpec:
         run_id = new_id()
         instance = instance or self.instance
-        timeout_at = iso(utcnow() + dt.timedelta(seconds=timeout_secs)) if timeout_secs else ""
+        deadline = utcnow() + dt.timedelta(seconds=timeout_secs) if timeout_secs else None
+        timeout_at = iso(deadline) if deadline else ""
         return ContainerSpec(
             name=f"jupyter-actors-{instance}-{run_id}",
             image=self.image,
@@ -144,6 +145,7 @@ class Cluster:
             user="1000:1000",
             publish_port=publish_port,
             command=None if self.fake else shell_command(scenario),
+            timeout_at=deadline,
         )
 
     def started(self, scenario: str = "echo:3", **options) -> tuple[str, ContainerSpec]:
@@ -308,7 +310,7 @@ def test_images_are_built_by_the_image_backend_or_assumed_present(cluster):
     assert images.calls == [("build", "t:1"), ("push", "t:1"), ("exists", "missing:1")]
     assert backend.disk_usage("x") == 0 and backend.disk_quota_supported("x") is True
     assert backend.memory_usage("x") is None and backend.cpu_usage_ns("x") is None
-    assert not hasattr(backend, "ensure_network") and not hasattr(backend, "network_gateway")
+    assert not backend.has_network and backend.network_gateway("jupyter-actors") is None
 
 
 # -- the Job ---------------------------------------------------------------------------------------------

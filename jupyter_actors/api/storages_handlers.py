@@ -17,7 +17,6 @@ from ..platform.storages import (
     REQUEST_QUEUES,
     unique_key_to_request_id,
 )
-from ..platform.retention import tombstone_message
 from ..platform.storages.kinds import LABELS
 from .base import ApiHandlerMixin
 from .principals import require
@@ -74,7 +73,7 @@ class StorageAccess(ApiHandlerMixin):
         try:
             meta = self.storages.get(self.kind, name)
         except NotFound:
-            expired = tombstone_message(self.platform, name, LABELS[self.kind])
+            expired = self.platform.tombstone_message(name, LABELS[self.kind])
             if expired:  # deleted with its run (retention or on request): say so
                 raise NotFound(expired, type="record-not-found") from None
             raise

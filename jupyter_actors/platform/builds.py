@@ -10,22 +10,18 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from . import sources
 from .clock import now_iso
-from .errors import BuildFailed, NotFound, PlatformError
+from .backends.base import Backend
+from .errors import BuildFailed, PlatformError
 from .ids import new_id
-from .registry import Registry
+from .lifecycle import LABEL_BUILD, LABEL_INSTANCE
+from .models import Actor, Build, Version
+from .stores import BuildStore
 
 BUILD_STATUSES_ACTIVE = ("READY", "RUNNING")
-
-
-def next_build_number(registry: Registry, actor_id: str, version: str) -> str:
-    rows = registry.query(
-        "SELECT build_number FROM builds WHERE actor_id = ? AND version_number = ?", (actor_id, version)
-    )
-    highest = max((int(row["build_number"].rsplit(".", 1)[1]) for row in rows), default=0)
-    return f"{version}.{highest + 1}"
 
 
 def image_name(instance_id: str, actor_name: str, build_number: str) -> str:
@@ -35,10 +31,10 @@ def image_name(instance_id: str, actor_name: str, build_number: str) -> str:
 class Builder:
     """Runs one build at a time per call; the platform decides whether that happens in a thread."""
 
-    def __init__(self, registry: Registry, backend, instance_id: str, logs_dir: Path, *,
-                 base_image: str, build_memory_mb: int, download_wheels: Callable | None,
+    def __init__(self, store: BuildStore, backend: Backend, instance_id: str, logs_dir: Path, *,
+                 base_image: str, build_memory_mb: int, download_wheels: Callable[..., Any] | None,
                  push_to: str | None = None) -> None:
-        self.registry = registry
+        self.store = store
         self.backend = backend
         self.instance_id = instance_id
         self.logs_dir = logs_dir
@@ -51,39 +47,31 @@ class Builder:
     def log_path(self, build_id: str) -> Path:
         return self.logs_dir / f"build-{build_id}.log"
 
-    def find_reusable(self, actor_id: str, version: str, source_hash: str) -> dict | None:
-        for row in self.registry.query(
-            "SELECT * FROM builds WHERE actor_id = ? AND version_number = ? AND source_hash = ? "
-            "AND status = 'SUCCEEDED' ORDER BY started_at DESC",
-            (actor_id, version, source_hash),
-        ):
+    def find_reusable(self, actor_id: str, version: str, source_hash: str) -> Build | None:
+        for row in self.store.succeeded_with_source(actor_id, version, source_hash):
             if row["image"] and self.backend.image_exists(row["image"]):
                 return row
         return None
 
-    def source_hash_of(self, version_row: dict) -> str:
+    def source_hash_of(self, version_row: Version) -> str:
         base_id = self.backend.image_id(self.base_image) if self.backend.image_exists(self.base_image) else self.base_image
         return sources.source_hash(json.loads(version_row["source_files"]), version_row["dockerfile"], base_id)
 
-    def create_record(self, actor: dict, version_row: dict, source_hash: str) -> dict:
-        with self.registry.transaction() as db:
-            build = {
-                "id": new_id(),
-                "actor_id": actor["id"],
-                "version_number": version_row["version_number"],
-                "build_number": next_build_number(self.registry, actor["id"], version_row["version_number"]),
-                "status": "RUNNING",
-                "status_message": None,
-                "source_hash": source_hash,
-                "image": None,
-                "memory_mb": self.build_memory_mb,
-                "started_at": now_iso(),
-                "finished_at": None,
-            }
-            self.registry.insert("builds", build, db)
-        return build
+    def create_record(self, actor: Actor, version_row: Version, source_hash: str) -> Build:
+        return self.store.create({
+            "id": new_id(),
+            "actor_id": actor["id"],
+            "version_number": version_row["version_number"],
+            "status": "RUNNING",
+            "status_message": None,
+            "source_hash": source_hash,
+            "image": None,
+            "memory_mb": self.build_memory_mb,
+            "started_at": now_iso(),
+            "finished_at": None,
+        })
 
-    def run(self, actor: dict, version_row: dict, build: dict) -> dict:
+    def run(self, actor: Actor, version_row: Version, build: Build) -> Build:
         """Build the image for ``build`` (a RUNNING record); returns the finished record."""
         log_path = self.log_path(build["id"])
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +81,7 @@ class Builder:
                 log_file.write(f"{now_iso()} {line}\n")
                 log_file.flush()
 
+            values: dict[str, Any]
             try:
                 image_id = self._build(actor, version_row, build, on_log)
                 values = {"status": "SUCCEEDED", "image": image_id, "status_message": "Build finished"}
@@ -102,10 +91,10 @@ class Builder:
                 on_log(f"Build failed: {exc}")
                 values = {"status": "FAILED", "status_message": f"Build failed: {exc}"}
         values["finished_at"] = now_iso()
-        self.registry.update("builds", {"id": build["id"]}, values)
-        return {**build, **values}
+        self.store.update(build["id"], values)
+        return cast(Build, {**build, **values})
 
-    def _build(self, actor: dict, version_row: dict, build: dict, on_log: Callable[[str], None]) -> str:
+    def _build(self, actor: Actor, version_row: Version, build: Build, on_log: Callable[[str], None]) -> str:
         if not self.backend.image_exists(self.base_image):
             raise BuildFailed(
                 f"The base image {self.base_image} does not exist. Run `jupyter-actors setup` to build it "
@@ -131,7 +120,7 @@ class Builder:
                 dockerfile=dockerfile,
                 memory_mb=self.build_memory_mb,
                 buildargs={"BASE_IMAGE": self.base_image},
-                labels={"jupyter-actors.instance": self.instance_id, "jupyter-actors.build-id": build["id"]},
+                labels={LABEL_INSTANCE: self.instance_id, LABEL_BUILD: build["id"]},
                 on_log=on_log,
             )
             on_log(f"Built image {image_id}")
@@ -143,11 +132,3 @@ class Builder:
                     raise BuildFailed(f"The image was built but could not be pushed to {self.push_to}: {exc}") from None
                 on_log(f"Pushed {tag}")
             return tag
-
-
-def get_build(registry: Registry, build_id: str) -> dict:
-    row = registry.query_one("SELECT * FROM builds WHERE id = ?", (build_id,))
-    if row is None:
-        raise NotFound(f"Build {build_id} was not found.", type="record-not-found")
-    return row
-

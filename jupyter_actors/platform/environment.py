@@ -6,11 +6,14 @@ example, the events URL is set but unreachable.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .clock import iso, parse_iso
+from .models import Actor, Build, Run
 
 
-def run_environment(run: dict, actor: dict, build: dict, *, api_url: str | None, events_url: str | None,
-                    container_url: str | None, container_port: int, custom: list[dict],
+def run_environment(run: Run, actor: Actor, build: Build, *, api_url: str | None, events_url: str | None,
+                    container_url: str | None, container_port: int, custom: list[dict[str, Any]],
                     persist_state_interval_secs: float = 60.0) -> dict[str, str]:
     started_at = iso(parse_iso(run["started_at"])) or ""
     timeout_at = iso(parse_iso(run["timeout_at"])) if run["timeout_at"] else ""

@@ -1,4 +1,9 @@
-"""The run lifecycle of Apify's seed as one state machine: these transitions and no others."""
+"""The run lifecycle of Apify's seed as one state machine, with the words every part of it shares.
+
+Statuses and their allowed transitions, why the platform stops a container (stop intents, recorded
+before the stop so an exit is classified by intent, not exit code alone), and the labels that tie a
+container to its run.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,22 @@ class RunStatus(str, Enum):
 
 
 TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABORTED})
+#: Statuses in which a container may exist, as stored strings (for SQL ``IN`` clauses).
+ACTIVE_STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus if not s.is_terminal)
+TERMINAL_STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus if s.is_terminal)
+
+# Why the platform stops a run's container (the run's ``stop_intent``).
+STOP_TIMEOUT = "timeout"
+STOP_ABORT = "abort"
+STOP_DISK = "disk"
+STOP_MIGRATE = "migrate"
+
+# Labels on every run container: which platform instance, run and actor it belongs to.
+LABEL_INSTANCE = "jupyter-actors.instance"
+LABEL_RUN = "jupyter-actors.run-id"
+LABEL_ACTOR = "jupyter-actors.actor-id"
+LABEL_TIMEOUT_AT = "jupyter-actors.timeout-at"
+LABEL_BUILD = "jupyter-actors.build-id"
 
 _ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
     # READY -> FAILED when the container cannot be created or started; READY -> ABORTED before it starts.

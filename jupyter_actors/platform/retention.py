@@ -9,96 +9,111 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from .clock import iso, now_iso, utcnow
+from .backends.base import Backend
+from .clock import iso, utcnow
 from .errors import Conflict, NotFound
 from .lifecycle import RunStatus
-
-if TYPE_CHECKING:
-    from .core import Platform
+from .models import Actor, Run
+from .runlog import run_log_path
+from .storages import DATASETS, KEY_VALUE_STORES, REQUEST_QUEUES, StorageKind, Storages
+from .stores import Stores, Tombstones
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORAGES = (
-    ("key_value_stores", "default_key_value_store_id"),
-    ("datasets", "default_dataset_id"),
-    ("request_queues", "default_request_queue_id"),
-)
+
+def default_storages(run: Run) -> list[tuple[StorageKind, str]]:
+    """A run's default storages as ``(kind, id)``: they go with the run."""
+    return [
+        (KEY_VALUE_STORES, run["default_key_value_store_id"]),
+        (DATASETS, run["default_dataset_id"]),
+        (REQUEST_QUEUES, run["default_request_queue_id"]),
+    ]
 
 
-def tombstone_message(platform: Platform, id_: str, what: str) -> str | None:
-    row = platform.registry.query_one("SELECT * FROM tombstones WHERE id = ?", (id_,))
+def tombstone_message(tombstones: Tombstones, id_: str, what: str, retention_days: float) -> str | None:
+    """Why ``id_`` answers 404 (expired or deleted, and when), or None when it never existed."""
+    row = tombstones.get(id_)
     if row is None:
         return None
     if row["reason"] == "expired":
         return (f"{what} {id_} expired: it was deleted on {row['deleted_at']} after the data retention period "
-                f"of {platform.config.retention_days:g} days.")
+                f"of {retention_days:g} days.")
     return f"{what} {id_} was deleted on {row['deleted_at']}."
 
 
-def delete_run(platform: Platform, run_id: str, *, reason: str = "deleted") -> None:
-    """Delete a finished run, its default storages and its log; refused for an unfinished run."""
-    run = platform.get_run(run_id)
-    if not RunStatus(run["status"]).is_terminal:
-        raise Conflict(f"Run {run_id} is {run['status']}; abort it before deleting it.", type="run-not-finished")
-    now = now_iso()
-    for kind, column in DEFAULT_STORAGES:
-        storage_id = run[column]
-        try:
-            platform.storages.delete(kind, storage_id)
-        except NotFound:
-            pass
-    with platform.registry.transaction() as db:
-        for kind, column in DEFAULT_STORAGES:
-            db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", (run[column], kind, reason, now))
-        db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'run', ?, ?)", (run_id, reason, now))
-        db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-    platform.log_path(run_id).unlink(missing_ok=True)
+class Retention:
+    def __init__(self, stores: Stores, storages: Storages, backend: Backend, *,
+                 logs_dir: Path, retention_days: float) -> None:
+        self.stores = stores
+        self.storages = storages
+        self.backend = backend
+        self.logs_dir = logs_dir
+        self.retention_days = retention_days
 
+    def tombstone_message(self, id_: str, what: str) -> str | None:
+        return tombstone_message(self.stores.tombstones, id_, what, self.retention_days)
 
-def delete_build(platform: Platform, build_id: str) -> None:
-    """Delete a build (its tags too) and its image when no other build uses that image."""
-    build = platform.get_build(build_id)
-    in_use = platform.registry.query(
-        "SELECT id FROM runs WHERE build_id = ? AND status IN ('READY','RUNNING','TIMING-OUT','ABORTING')", (build_id,)
-    )
-    if in_use:
-        raise Conflict(f"Build {build['build_number']} is used by {len(in_use)} unfinished run(s).")
-    with platform.registry.transaction() as db:
-        db.execute("DELETE FROM build_tags WHERE build_id = ?", (build_id,))
-        db.execute("DELETE FROM builds WHERE id = ?", (build_id,))
-        db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'build', 'deleted', ?)", (build_id, now_iso()))
-    remove_unused_images(platform, [build["image"]] if build["image"] else [])
+    def delete_run(self, run: Run, *, reason: str = "deleted") -> None:
+        """Delete a finished run, its default storages and its log; refused for an unfinished run."""
+        run_id = run["id"]
+        if not RunStatus(run["status"]).is_terminal:
+            raise Conflict(f"Run {run_id} is {run['status']}; abort it before deleting it.", type="run-not-finished")
+        storages = default_storages(run)
+        for kind, storage_id in storages:
+            try:
+                self.storages.delete(kind, storage_id)
+            except NotFound:
+                pass
+        self.stores.runs.delete(run_id, [(str(kind), storage_id) for kind, storage_id in storages], reason)
+        run_log_path(self.logs_dir, run_id).unlink(missing_ok=True)
 
+    def delete_actor(self, actor: Actor) -> None:
+        """Delete an actor with its versions, builds, runs and their default storages; refused while it runs."""
+        active = self.stores.runs.active_ids(actor_id=actor["id"])
+        if active:
+            raise Conflict(f"Actor {actor['name']} has {len(active)} unfinished run(s); abort them first.")
+        for run in self.stores.runs.query(actor["id"]):
+            self.delete_run(run)
+        images = [b["image"] for b in self.stores.builds.of_actor(actor["id"]) if b["image"]]
+        self.stores.actors.delete(actor["id"])
+        self.remove_unused_images(images)
 
-def remove_unused_images(platform: Platform, images: list[str]) -> None:
-    for image in images:
-        if platform.registry.query_one("SELECT id FROM builds WHERE image = ?", (image,)):
-            continue
-        try:
-            platform.backend.remove_image(image)
-        except Exception:  # noqa: BLE001 - an image a container still uses stays; nothing refers to it
-            log.warning("could not remove image %s", image)
+    def delete_build(self, build_id: str) -> None:
+        """Delete a build (its tags too) and its image when no other build uses that image."""
+        build = self.stores.builds.get(build_id)
+        in_use = self.stores.runs.active_ids(build_id=build_id)
+        if in_use:
+            raise Conflict(f"Build {build['build_number']} is used by {len(in_use)} unfinished run(s).")
+        self.stores.builds.delete(build_id)
+        self.remove_unused_images([build["image"]] if build["image"] else [])
 
+    def remove_unused_images(self, images: list[str]) -> None:
+        for image in images:
+            if self.stores.builds.image_in_use(image):
+                continue
+            try:
+                self.backend.remove_image(image)
+            except Exception:  # noqa: BLE001 - an image a container still uses stays; nothing refers to it
+                log.warning("could not remove image %s", image)
 
-def expire_runs(platform: Platform) -> list[str]:
-    """Delete finished runs older than the retention period; returns their ids."""
-    days = platform.config.retention_days
-    if days <= 0:
-        return []
-    cutoff = iso(utcnow() - dt.timedelta(days=days))
-    rows = platform.registry.query(
-        "SELECT id FROM runs WHERE status IN ('SUCCEEDED','FAILED','TIMED-OUT','ABORTED') AND finished_at < ?",
-        (cutoff,),
-    )
-    expired = []
-    for row in rows:
-        try:
-            delete_run(platform, row["id"], reason="expired")
-            expired.append(row["id"])
-        except (Conflict, NotFound):
-            continue  # resurrected or deleted meanwhile
-    if expired:
-        log.info("retention: deleted %d run(s) older than %g days", len(expired), days)
-    return expired
+    def expire_runs(self) -> list[str]:
+        """Delete finished runs older than the retention period; returns their ids."""
+        days = self.retention_days
+        if days <= 0:
+            return []
+        cutoff = iso(utcnow() - dt.timedelta(days=days))
+        expired = []
+        for run_id in self.stores.runs.finished_before(cutoff):
+            run = self.stores.runs.find(run_id)
+            if run is None:
+                continue  # deleted meanwhile
+            try:
+                self.delete_run(run, reason="expired")
+                expired.append(run_id)
+            except (Conflict, NotFound):
+                continue  # resurrected or deleted meanwhile
+        if expired:
+            log.info("retention: deleted %d run(s) older than %g days", len(expired), days)
+        return expired

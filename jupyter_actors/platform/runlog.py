@@ -23,6 +23,11 @@ def _second_iso(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def run_log_path(logs_dir: Path, run_id: str) -> Path:
+    """Where a run's log is kept in the data dir's ``logs``."""
+    return logs_dir / f"run-{run_id}.log"
+
+
 def ms_iso(ts_ns: int) -> str:
     seconds, rest = divmod(ts_ns, 1_000_000_000)
     return f"{_second_iso(seconds)}.{rest // _MS:03d}Z"

@@ -1,11 +1,14 @@
-"""The engine interface: what the platform needs from anything that runs containers."""
+"""The engine interface: what the platform needs from anything that runs containers.
+
+``Backend`` is a base class, not a protocol: it declares every capability an engine may have, with
+a default for the optional ones, so the platform calls them and never probes with ``hasattr``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..limits import ContainerLimits
 
@@ -26,6 +29,9 @@ class ContainerSpec:
     #: CPU (in 1e-9 cores) for the first seconds of a run, before ``Backend.set_cpu`` lowers it to the
     #: run's share (the optional start-up boost); None: the run's share from the start.
     startup_nano_cpus: int | None = None
+    #: When the run must be over (its timeout); engines that can enforce a deadline themselves use it
+    #: as a backstop while the server is away. None: no timeout.
+    timeout_at: dt.datetime | None = None
 
 
 @dataclass
@@ -63,37 +69,76 @@ class LogLine:
     text: str
 
 
-class LogStream(Protocol):
-    def __iter__(self) -> Iterator[LogLine]: ...
+class LogStream:
+    """A container's log as lines; ``close()`` from another thread unblocks a reader."""
 
-    def close(self) -> None: ...
+    def __iter__(self) -> Iterator[LogLine]:
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[list[LogLine]]:
+        """Lines in the groups they arrived in (one write per group); by default one line each."""
+        for line in self:
+            yield [line]
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
-class Backend(Protocol):
+class Backend:
+    """What runs containers. Required methods raise NotImplementedError; optional capabilities have a
+    default that says "not available" and that callers handle."""
+
+    #: False when containers run on other machines (the host's boot time says nothing about them, and
+    #: a run's web address may move).
+    runs_on_this_host: bool = True
+    #: Whether ``set_cpu`` can change a live container's CPU (needed for the start-up boost).
+    can_set_cpu: bool = False
+    #: Whether runs get a network of their own on this machine (``ensure_network``/``network_gateway``).
+    has_network: bool = False
+
+    @property
+    def web_unavailable_reason(self) -> str | None:
+        """Why no run's web server can be reached on this engine at all (None: they can)."""
+        return None
+
+    # -- containers (required) ---------------------------------------------------------------------
+
     def create(self, spec: ContainerSpec) -> str:
         """Create (not start) a container; an existing one with the same name is returned, not duplicated."""
+        raise NotImplementedError
 
-    def start(self, container_id: str) -> None: ...
+    def start(self, container_id: str) -> None:
+        raise NotImplementedError
 
     def stop(self, container_id: str, grace_secs: float) -> None:
         """SIGTERM, then SIGKILL after ``grace_secs``."""
+        raise NotImplementedError
 
-    def kill(self, container_id: str) -> None: ...
+    def kill(self, container_id: str) -> None:
+        raise NotImplementedError
 
-    def remove(self, container_id: str) -> None: ...
+    def remove(self, container_id: str) -> None:
+        raise NotImplementedError
 
     def inspect(self, container_id: str) -> ContainerState | None:
         """None when the container no longer exists."""
+        raise NotImplementedError
 
     def wait(self, container_id: str) -> None:
         """Block until the container is not running."""
+        raise NotImplementedError
 
-    def logs(self, container_id: str, since_ns: int | None, follow: bool) -> LogStream: ...
+    def logs(self, container_id: str, since_ns: int | None, follow: bool) -> LogStream:
+        raise NotImplementedError
 
-    def list(self, labels: dict[str, str]) -> list[ContainerState]: ...
+    def list(self, labels: dict[str, str]) -> list[ContainerState]:
+        raise NotImplementedError
 
     def disk_usage(self, container_id: str) -> int:
         """Bytes in the container's writable layer."""
+        raise NotImplementedError
+
+    # -- images (required) -------------------------------------------------------------------------
 
     def build_image(
         self,
@@ -106,10 +151,43 @@ class Backend(Protocol):
         on_log: Callable[[str], None],
     ) -> str:
         """Build an image and return its id; raise BuildFailed with the engine's message."""
+        raise NotImplementedError
 
-    def image_exists(self, image: str) -> bool: ...
+    def image_exists(self, image: str) -> bool:
+        raise NotImplementedError
 
-    def remove_image(self, image: str) -> None: ...
+    def image_id(self, image: str) -> str:
+        raise NotImplementedError
+
+    def remove_image(self, image: str) -> None:
+        raise NotImplementedError
 
     def push_image(self, image: str, repository: str) -> str:
         """Tag ``image`` as ``repository`` and push it; returns the reference cluster nodes pull."""
+        raise NotImplementedError
+
+    # -- optional capabilities, with their defaults ------------------------------------------------
+
+    def set_cpu(self, container_id: str, nano_cpus: int) -> None:
+        """Change a running container's CPU (only called when ``can_set_cpu``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change a running container's CPU")
+
+    def disk_quota_supported(self, image: str) -> bool:
+        """Whether the engine enforces a run's disk limit itself (else the platform measures it)."""
+        return True
+
+    def memory_usage(self, container_id: str) -> int | None:
+        """Bytes of memory the container uses now; None when the engine cannot tell."""
+        return None
+
+    def cpu_usage_ns(self, container_id: str) -> int | None:
+        """CPU time the container used so far, in ns; None when the engine cannot tell."""
+        return None
+
+    def ensure_network(self, name: str) -> str | None:
+        """Create the runs' network if needed (only when ``has_network``); returns its id."""
+        return None
+
+    def network_gateway(self, name: str) -> str | None:
+        """The host's address on the runs' network; None when runs have no network on this machine."""
+        return None

@@ -13,7 +13,7 @@ from docker.errors import APIError, NotFound
 from docker.types import CancellableStream
 
 from ..errors import BuildFailed, EngineUnavailable
-from .base import ContainerSpec, ContainerState, LogLine
+from .base import Backend, ContainerSpec, ContainerState, LogLine, LogStream
 
 _SECONDS_CACHE: dict[str, int] = {}
 
@@ -100,7 +100,7 @@ def demultiplexed(blocks: Iterator[bytes]) -> Iterator[bytes]:
             yield b"".join(payload)
 
 
-class DockerLogStream:
+class DockerLogStream(LogStream):
     """Iterates LogLine objects (``batches()``: lists of them as they arrive); ``close()`` from another
     thread unblocks the reader."""
 
@@ -146,8 +146,11 @@ class DockerLogStream:
                 pass
 
 
-class DockerBackend:
+class DockerBackend(Backend):
     """Implements ``Backend`` on a Docker engine; all calls are blocking (run them off the event loop)."""
+
+    can_set_cpu = True
+    has_network = True
 
     def __init__(self, client: docker.DockerClient | None = None, base_url: str | None = None) -> None:
         try:

@@ -20,7 +20,7 @@ How it maps onto the ``Backend`` protocol (the Docker backend is the reference):
   enforces the disk limit, unlike overlay2 on ext4 under Docker) and, with ``cpu_mode`` "quota", CPU
   in millicores. With ``cpu_mode`` "shares" (a proportional weight, no hard cap) CPU is only
   requested, which is what the CPU weight of Docker's ``cpu_shares`` means on a node.
-* ``activeDeadlineSeconds`` is the run's timeout (label ``jupyter-actors.timeout-at``) plus a margin:
+* ``activeDeadlineSeconds`` is the run's timeout (``ContainerSpec.timeout_at``) plus a margin:
   a backstop for when the server is down; the platform's own timer normally stops the run first.
   Kubernetes counts it from the moment the Job is resumed.
 * ``stop`` deletes the Job (propagation Background, so nothing re-creates its pod) and then deletes
@@ -45,7 +45,7 @@ How it differs from Docker:
 * Networks: there is no per-run network. Pods can reach each other unless a NetworkPolicy forbids it;
   ``SAMPLE_NETWORK_POLICY`` below isolates the runs the way the Docker backend's bridge without
   inter-container traffic does (needs a CNI plugin that enforces NetworkPolicy, e.g. Calico, Cilium).
-  There is no ``ensure_network``/``network_gateway``: the platform checks for them with ``hasattr``.
+  The backend declares ``has_network = False``: ``network_gateway`` answers None.
 * Images: nodes pull them. ``build_image``/``push_image`` delegate to a local Docker backend
   (``images``); without one, every image is taken to exist (pre-distributed or pulled by nodes).
 * The server needs, in its namespace: jobs (create, get, list, watch, patch, delete), pods (get,
@@ -70,7 +70,7 @@ from typing import Any
 
 from ..clock import parse_iso
 from ..errors import EngineUnavailable, NotFound
-from .base import Backend, ContainerSpec, ContainerState, LogLine
+from .base import Backend, ContainerSpec, ContainerState, LogLine, LogStream
 from .docker import parse_timestamp_ns
 
 try:  # an optional dependency: pip install 'jupyter-actors[kubernetes]'
@@ -93,7 +93,6 @@ CONTAINER = "actor"
 ANNOTATION_NAME = "jupyter-actors/container-name"
 #: Annotation listing the label keys whose values were stored as annotations.
 ANNOTATION_MOVED = "jupyter-actors/annotated-labels"
-LABEL_TIMEOUT_AT = "jupyter-actors.timeout-at"
 #: Labels the Job controller puts on its pods (``job-name`` on every version, the other since 1.27).
 POD_JOB_LABELS = ("job-name", "batch.kubernetes.io/job-name")
 
@@ -372,7 +371,7 @@ def _container_port(pod_or_template: dict) -> int | None:
 # -- the log stream ------------------------------------------------------------------------------------
 
 
-class KubernetesLogStream:
+class KubernetesLogStream(LogStream):
     """LogLines of a Job's pods in order (a replaced pod's, then its replacement's).
 
     ``close()`` from another thread unblocks the reader (the response's socket is shut down).
@@ -531,7 +530,7 @@ class KubernetesLogStream:
 # -- the backend -----------------------------------------------------------------------------------------
 
 
-class KubernetesBackend:
+class KubernetesBackend(Backend):
     """Implements ``Backend`` with one Job per run in ``namespace``; all calls block (run them off the loop)."""
 
     #: Pods run on the cluster's nodes: this host's boot time says nothing about them.
@@ -728,7 +727,7 @@ class KubernetesBackend:
                 "spec": pod_spec,
             },
         }
-        deadline = self._active_deadline(spec.labels.get(LABEL_TIMEOUT_AT))
+        deadline = self._active_deadline(spec.timeout_at)
         if deadline is not None:
             job_spec["activeDeadlineSeconds"] = deadline
         return {
@@ -756,15 +755,10 @@ class KubernetesBackend:
                 context["runAsGroup"] = int(gid)
         return context
 
-    def _active_deadline(self, timeout_at: str | None) -> int | None:
-        if not timeout_at:
+    def _active_deadline(self, timeout_at: dt.datetime | None) -> int | None:
+        if timeout_at is None:
             return None
-        try:
-            when = parse_iso(timeout_at)
-        except ValueError:
-            log.warning("ignoring an unreadable %s %r", LABEL_TIMEOUT_AT, timeout_at)
-            return None
-        remaining = math.ceil((when - dt.datetime.now(dt.timezone.utc)).total_seconds())  # type: ignore[operator]
+        remaining = math.ceil((timeout_at - dt.datetime.now(dt.timezone.utc)).total_seconds())
         return max(1, remaining) + self.active_deadline_margin_secs
 
     def create(self, spec: ContainerSpec) -> str:

@@ -1,7 +1,7 @@
 """Supervision of one run's container: start it, copy its log, enforce its timeout, classify its end.
 
-One ``RunWatcher`` per live run owns a thread. Every status change goes through the platform's
-``transition`` (the lifecycle state machine, in one registry transaction), and the platform records
+One ``RunWatcher`` per live run owns a thread. Every status change goes through its supervisor's
+``transition`` (the lifecycle state machine, in one registry transaction), and the supervisor records
 *why* it stops a container before stopping it, so an exit is classified by intent, not exit code alone.
 """
 
@@ -10,27 +10,45 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
-from .backends.base import ContainerSpec
-from .clock import parse_iso, utcnow
-from .errors import Conflict
-from .lifecycle import RunStatus
-from .runlog import RunLog
-
-if TYPE_CHECKING:
-    from .core import Platform
+from ..backends.base import Backend, ContainerSpec, LogStream
+from ..clock import parse_iso, utcnow
+from ..config import PlatformConfig
+from ..errors import Conflict
+from ..lifecycle import STOP_ABORT, STOP_DISK, STOP_MIGRATE, STOP_TIMEOUT, RunStatus
+from ..models import Run
+from ..runlog import RunLog
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT = "timeout"
-STOP_ABORT = "abort"
-STOP_DISK = "disk"
-STOP_MIGRATE = "migrate"
+
+class Supervisor(Protocol):
+    """What a watcher needs from the service that owns it (``runs.service.RunService``)."""
+
+    backend: Backend
+    config: PlatformConfig
+
+    def log_path(self, run_id: str) -> Path: ...
+
+    def get_run(self, run_id: str) -> Run: ...
+
+    def transition(self, run_id: str, target: RunStatus, **values: Any) -> Run: ...
+
+    def update_run(self, run_id: str, **values: Any) -> Run: ...
+
+    def web_address(self, run_id: str) -> tuple[str, int] | None: ...
+
+    def send_event(self, run_id: str, name: str, data: dict[str, Any] | None = None) -> bool: ...
+
+    def restart_lost(self, run: Run, reason: str) -> None: ...
+
+    def forget_watcher(self, run_id: str, watcher: RunWatcher) -> None: ...
 
 
 class RunWatcher:
-    def __init__(self, platform: Platform, run_id: str) -> None:
+    def __init__(self, platform: Supervisor, run_id: str) -> None:
         self.platform = platform
         self.backend = platform.backend
         self.run_id = run_id
@@ -38,7 +56,7 @@ class RunWatcher:
         self.runlog = RunLog(platform.log_path(run_id), max_bytes=int(platform.config.log_cap_mb * 2**20))
         self._timer: threading.Timer | None = None
         self._boost_timer: threading.Timer | None = None
-        self._stream = None
+        self._stream: LogStream | None = None
         self._closed = threading.Event()
         self._exited = threading.Event()
         self._resurrected = False
@@ -68,7 +86,7 @@ class RunWatcher:
 
     def _end_boost(self) -> None:
         """Back to the run's own CPU share (memory/4096 cores) after the start-up boost."""
-        if self.container_id is None or not hasattr(self.backend, "set_cpu"):
+        if self.container_id is None or not self.backend.can_set_cpu:
             return
         run = self.platform.get_run(self.run_id)
         if run["cpu_mode"] != "quota":
@@ -128,12 +146,12 @@ class RunWatcher:
                 self._finish(error="The platform lost track of the container; see the server log.")
         finally:
             self.runlog.close()
-            self.platform._forget_watcher(self.run_id, self)
+            self.platform.forget_watcher(self.run_id, self)
 
     def _start_container(self) -> bool:
         try:
             self.container_id = self.backend.create(self._spec)
-            self.platform._update_run(self.run_id, container_id=self.container_id)
+            self.platform.update_run(self.run_id, container_id=self.container_id)
             if self._aborted_meanwhile():
                 return False
             self.backend.start(self.container_id)
@@ -223,10 +241,9 @@ class RunWatcher:
             return
         self._copy(drain)
 
-    def _copy(self, stream) -> None:
+    def _copy(self, stream: LogStream) -> None:
         # One write per batch that arrived together: lines reach readers as soon as they are printed.
-        batches = stream.batches() if hasattr(stream, "batches") else ([line] for line in stream)
-        for batch in batches:
+        for batch in stream.batches():
             self.runlog.append(batch)
 
     def _cancel_timers(self) -> None:

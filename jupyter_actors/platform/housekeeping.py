@@ -1,0 +1,93 @@
+"""The serving process's background thread: a heartbeat, the retention sweep and runs' disk limits.
+
+The heartbeat tells the next server what happened while none was alive (see ``runs.reconcile``).
+Disk limits are checked here only on engines that cannot enforce them (overlay2 on ext4).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .backends.base import Backend
+from .clock import now_iso
+from .config import PlatformConfig
+from .lifecycle import STOP_DISK, RunStatus
+from .models import Run
+from .retention import Retention
+from .runs.service import RunService
+from .runs.watcher import RunWatcher
+from .storages import Storages
+from .stores import Stores
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    def __init__(self, stores: Stores, runs: RunService, retention: Retention, storages: Storages,
+                 backend: Backend, config: PlatformConfig) -> None:
+        self.stores = stores
+        self.runs = runs
+        self.retention = retention
+        self.storages = storages
+        self.backend = backend
+        self.config = config
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def start(self) -> None:
+        """Start the thread (once); the serving process calls this."""
+        if self._thread is None:
+            self.beat()
+            self._thread = threading.Thread(target=self._loop, name="housekeeping", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._closing.set()
+
+    def beat(self) -> None:
+        self.stores.set_meta("heartbeat", now_iso())
+
+    def sweep(self) -> None:
+        try:
+            self.retention.expire_runs()
+        except Exception:  # noqa: BLE001 - retention must never stop the housekeeping loop
+            log.exception("retention sweep failed")
+
+    def _loop(self) -> None:
+        interval = min(self.config.disk_check_interval_secs, self.config.heartbeat_secs)
+        last_beat = last_sweep = time.monotonic()
+        self.sweep()
+        while not self._closing.wait(interval):
+            if time.monotonic() - last_beat >= self.config.heartbeat_secs:
+                self.beat()
+                last_beat = time.monotonic()
+            if time.monotonic() - last_sweep >= self.config.retention_sweep_secs:
+                self.sweep()
+                last_sweep = time.monotonic()
+            if not self.runs.disk_measured:
+                continue
+            for run_id, watcher in list(self.runs.watchers.items()):
+                try:
+                    self.check_disk(run_id, watcher)
+                except Exception:  # noqa: BLE001 - one failing check must not stop the loop
+                    log.exception("disk check of run %s failed", run_id)
+
+    def disk_usage(self, run: Run) -> int:
+        """Bytes a run uses on disk: its container's writable layer plus its default storages."""
+        used = self.backend.disk_usage(run["container_id"]) if run["container_id"] else 0
+        used += self.storages.size_bytes([run["default_key_value_store_id"], run["default_dataset_id"],
+                                          run["default_request_queue_id"]])
+        return used
+
+    def check_disk(self, run_id: str, watcher: RunWatcher) -> None:
+        run = self.runs.get_run(run_id)
+        if run["status"] != RunStatus.RUNNING or run["stop_intent"] or not run["container_id"]:
+            return
+        if self.disk_usage(run) <= run["disk_mb"] * 1024 * 1024:
+            return
+        message = f"Stopping: the run used more than its disk limit of {run['disk_mb']} MB"
+        if self.stores.runs.mark_stopping(run_id, STOP_DISK, message):
+            self.runs.changes.notify(self.runs.get_run(run_id))
+            watcher.stop_container(self.config.stop_grace_secs)

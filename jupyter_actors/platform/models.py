@@ -1,0 +1,98 @@
+"""Typed records of the registry: one per table, with the columns as they are stored.
+
+They are ``TypedDict``s so a record still is the plain ``dict`` every caller (API views, the CLI,
+tests) reads today, while the type checker knows each field. Stores (``stores.py``) return them.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+#: The only user of a local platform (Apify's ``username``).
+USERNAME = "local"
+
+
+class Actor(TypedDict):
+    id: str
+    name: str
+    username: str
+    title: str | None
+    description: str | None
+    created_at: str
+    modified_at: str
+    default_build: str
+    default_memory_mb: int
+    default_timeout_secs: int
+
+
+class Version(TypedDict):
+    actor_id: str
+    version_number: str
+    source_type: str
+    source_files: str  # JSON list of {name, format, content}
+    env_vars: str  # JSON list of {name, value, isSecret}
+    build_tag: str
+    dockerfile: str | None
+    input_schema: str | None
+    created_at: str
+    modified_at: str
+
+
+class Build(TypedDict):
+    id: str
+    actor_id: str
+    version_number: str
+    build_number: str
+    status: str
+    status_message: str | None
+    source_hash: str
+    image: str | None
+    memory_mb: int
+    started_at: str
+    finished_at: str | None
+
+
+class Run(TypedDict):
+    id: str
+    actor_id: str
+    build_id: str
+    build_number: str
+    status: str
+    status_message: str | None
+    status_message_terminal: int
+    exit_code: int | None
+    created_at: str
+    started_at: str
+    finished_at: str | None
+    timeout_secs: int
+    timeout_at: str | None
+    memory_mb: int
+    disk_mb: int
+    cpu_cores: float
+    cpu_mode: str
+    input_key: str
+    content_type: str | None
+    default_key_value_store_id: str
+    default_dataset_id: str
+    default_request_queue_id: str
+    token: str
+    container_name: str
+    container_id: str | None
+    stop_intent: str | None
+    origin: str
+    parent_run_id: str | None
+    restart_count: int
+    resurrect_count: int
+    options: str  # JSON object
+    web_id: str | None
+    web_public: int
+    container_port: int | None
+    host_port: int | None
+    web_host: str | None
+
+
+class Tombstone(TypedDict):
+    id: str
+    kind: str  # run, key_value_stores, datasets, request_queues, build, actor
+    reason: str  # expired, deleted
+    deleted_at: str

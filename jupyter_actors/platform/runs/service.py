@@ -1,0 +1,388 @@
+"""Runs: started (validated, admitted against the quota, recorded READY, handed to a watcher),
+resurrected, aborted, waited for, and restarted when the engine lost them.
+
+The service owns the watchers of live runs; every run change it makes is stored first, then told to
+listeners (``Changes``). Its methods block: async callers run them in a thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import limits as limits_mod
+from ..backends.base import Backend
+from ..actors import ActorService
+from ..build_service import BuildService
+from ..changes import Changes
+from ..clock import iso, utcnow
+from ..config import PlatformConfig
+from ..errors import Conflict, InvalidInput, NotFound
+from ..ids import new_id, new_token
+from ..lifecycle import STOP_ABORT, STOP_MIGRATE, RunStatus
+from ..limits import ContainerLimits
+from ..models import Actor, Build, Run, Version
+from ..quota import Admission
+from ..registry import dumps
+from ..retention import Retention
+from ..runlog import run_log_path
+from ..storages import Storages
+from ..stores import Stores
+from .container import NETWORK_NAME, Endpoints, container_port, container_spec
+from .reconcile import ReconcileReport, expired, reconcile
+from .watcher import RunWatcher
+
+log = logging.getLogger(__name__)
+
+#: Delivers an actor event (persistState, migrating, aborting...) to a run's websocket; set by the API.
+EventSink = Callable[[str, str, "dict[str, Any] | None"], bool]
+
+
+class RunService:
+    def __init__(self, stores: Stores, actors: ActorService, builds: BuildService, storages: Storages,
+                 backend: Backend, admission: Admission, changes: Changes, retention: Retention, *,
+                 config: PlatformConfig, instance_id: str, logs_dir: Path) -> None:
+        self.stores = stores
+        self.runs = stores.runs
+        self.actors = actors
+        self.builds = builds
+        self.storages = storages
+        self.backend = backend
+        self.admission = admission
+        self.changes = changes
+        self.retention = retention
+        self.config = config
+        self.instance_id = instance_id
+        self.logs_dir = logs_dir
+        self.endpoints = Endpoints(actor_api_url=config.actor_api_url, web_base_url=config.web_base_url)
+        self.event_sink: EventSink | None = None
+        self.watchers: dict[str, RunWatcher] = {}
+        #: True once a run's disk use must be measured by the platform (the engine cannot cap it).
+        self.disk_measured = False
+        self._network: str | None = None
+
+    def log_path(self, run_id: str) -> Path:
+        return run_log_path(self.logs_dir, run_id)
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        row = self.runs.find(run_id)
+        if row is None:
+            raise NotFound(self.retention.tombstone_message(run_id, "Run") or f"Run {run_id!r} was not found.",
+                           type="record-not-found")
+        return row
+
+    def transition(self, run_id: str, target: RunStatus, **values: Any) -> Run:
+        """Move a run to ``target`` if the lifecycle allows it (else Conflict), with other fields, atomically."""
+        values = {key: iso(value) if isinstance(value, dt.datetime) else value for key, value in values.items()}
+        self.runs.transition(run_id, target, values)
+        run = self.get_run(run_id)
+        self.changes.notify(run)
+        return run
+
+    def update_run(self, run_id: str, **values: Any) -> Run:
+        self.runs.update(run_id, values)
+        run = self.get_run(run_id)
+        self.changes.notify(run)
+        return run
+
+    # -- starting ---------------------------------------------------------------------------------
+
+    def start(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
+              timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
+              content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
+              web_public: bool = False) -> Run:
+        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
+        actor_row = self.actors.get(actor)
+        build_row = self.builds.resolve(actor_row, build)
+        version = self.actors.version(actor_row["id"], build_row["version_number"])
+        memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else actor_row["default_memory_mb"])
+        timeout = limits_mod.validate_timeout(
+            timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
+        )
+        body, content_type = input_body(input, content_type)
+        limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
+        port = container_port(version, self.config.container_port)
+        self.ensure_network()
+        with self.admission.lock:
+            self.admission.check(memory, what="run")
+            run_id = new_id()
+            kvs = self.storages.create_kvs(run_id=run_id, actor_id=actor_row["id"])
+            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"])
+            queue = self.storages.create_request_queue(run_id=run_id, actor_id=actor_row["id"])
+            if body is not None:
+                self.storages.set_record(kvs["id"], "INPUT", body, content_type)
+            started = utcnow()
+            self.runs.insert({
+                "id": run_id,
+                "actor_id": actor_row["id"],
+                "build_id": build_row["id"],
+                "build_number": build_row["build_number"],
+                "status": RunStatus.READY.value,
+                "status_message": "Starting",
+                "created_at": iso(started),
+                "started_at": iso(started),
+                "timeout_secs": timeout,
+                "timeout_at": iso(started + dt.timedelta(seconds=timeout)) if timeout else None,
+                "memory_mb": memory,
+                "disk_mb": limits.disk_mb,
+                "cpu_cores": limits.cpu_cores,
+                "cpu_mode": limits.cpu_mode,
+                "input_key": "INPUT",
+                "content_type": content_type,
+                "default_key_value_store_id": kvs["id"],
+                "default_dataset_id": dataset["id"],
+                "default_request_queue_id": queue["id"],
+                "token": new_token(),
+                "container_name": f"jupyter-actors-{self.instance_id}-{run_id}",
+                "origin": origin,
+                "parent_run_id": parent_run_id,
+                "options": dumps({"build": build or actor_row["default_build"]}),
+                "web_id": secrets.token_urlsafe(18),
+                "web_public": int(bool(web_public)),
+                "container_port": port,
+            })
+        return self._launch(self.get_run(run_id), actor_row, build_row, version, limits)
+
+    def _launch(self, run: Run, actor: Actor, build: Build, version: Version, limits: ContainerLimits, *,
+                mode: str = "new") -> Run:
+        spec = container_spec(run, actor, build, version, limits, instance_id=self.instance_id, config=self.config,
+                              backend=self.backend, network=self._network, endpoints=self.endpoints)
+        self.disk_measured = not self.backend.disk_quota_supported(spec.image)
+        watcher = RunWatcher(self, run["id"])
+        self.watchers[run["id"]] = watcher
+        self.changes.notify(run)
+        watcher.launch(spec, mode=mode)
+        return run
+
+    def resurrect(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
+                  timeout_secs: int | str | None = None) -> Run:
+        """A finished run goes back to RUNNING in a new container with the same storages.
+
+        The old log is discarded, the timeout counts from now, and the duration includes the pause.
+        """
+        run = self.get_run(run_id)
+        if not RunStatus(run["status"]).is_terminal:
+            raise Conflict(
+                f"Run {run_id} is {run['status']}; only a finished run (SUCCEEDED, FAILED, TIMED-OUT, ABORTED) "
+                "can be resurrected.", type="run-not-finished",
+            )
+        actor_row = self.actors.get(run["actor_id"])
+        build_row = self.builds.resolve(actor_row, build) if build else self.builds.get(run["build_id"])
+        version = self.actors.version(actor_row["id"], build_row["version_number"])
+        memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else run["memory_mb"])
+        timeout = limits_mod.validate_timeout(timeout_secs if timeout_secs is not None else run["timeout_secs"])
+        limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
+        self.ensure_network()
+        if run["container_id"]:
+            self.backend.remove(run["container_id"])
+        with self.admission.lock:
+            self.admission.check(memory, what="run")
+            now = utcnow()
+            run = self.transition(
+                run_id, RunStatus.RUNNING,
+                build_id=build_row["id"], build_number=build_row["build_number"],
+                memory_mb=memory, disk_mb=limits.disk_mb, cpu_cores=limits.cpu_cores, cpu_mode=limits.cpu_mode,
+                timeout_secs=timeout, timeout_at=iso(now + dt.timedelta(seconds=timeout)) if timeout else None,
+                finished_at=None, exit_code=None, stop_intent=None, container_id=None, host_port=None, web_host=None,
+                status_message="Resurrected", status_message_terminal=0,
+                resurrect_count=run["resurrect_count"] + 1,
+                # A new name: the old container may still be being removed by the engine.
+                container_name=f"jupyter-actors-{self.instance_id}-{run_id}-r{run['resurrect_count'] + 1}",
+            )
+        return self._launch(run, actor_row, build_row, version, limits, mode="resurrect")
+
+    def restart_lost(self, run: Run, reason: str) -> None:
+        """A lost run starts again in a new container: same id, storages and environment (migration)."""
+        run_id = run["id"]
+        if run["status"] == RunStatus.TIMING_OUT:
+            self.transition(run_id, RunStatus.TIMED_OUT, finished_at=utcnow(), status_message_terminal=1,
+                            status_message=f"The run timed out after {run['timeout_secs']} seconds")
+            return
+        if run["status"] == RunStatus.ABORTING:
+            self.transition(run_id, RunStatus.ABORTED, finished_at=utcnow(), status_message_terminal=1,
+                            status_message="The run was aborted")
+            return
+        if run["restart_count"] >= self.config.max_restarts:
+            self.transition(run_id, RunStatus.FAILED, finished_at=utcnow(), status_message_terminal=1,
+                            status_message=f"The run was lost {run['restart_count'] + 1} times ({reason}); "
+                                           f"not restarted again")
+            return
+        if expired(run) and run["status"] == RunStatus.RUNNING:
+            self.transition(run_id, RunStatus.TIMING_OUT, stop_intent="timeout")
+            self.transition(run_id, RunStatus.TIMED_OUT, finished_at=utcnow(), status_message_terminal=1,
+                            status_message=f"The run timed out after {run['timeout_secs']} seconds "
+                                           f"(it was lost: {reason})")
+            return
+        count = run["restart_count"] + 1
+        restarted = self.update_run(
+            run_id, restart_count=count, stop_intent=None, container_id=None, host_port=None, web_host=None,
+            container_name=f"jupyter-actors-{self.instance_id}-{run_id}-l{count}",
+            status_message=f"Restarted: {reason}",
+        )
+        actor_row = self.actors.get(run["actor_id"])
+        build_row = self.builds.get(run["build_id"])
+        version = self.actors.version(actor_row["id"], build_row["version_number"])
+        limits = limits_mod.limits_for(run["memory_mb"], cpu_mode=run["cpu_mode"], pids=self.config.pids_limit)
+        self.ensure_network()
+        self._launch(restarted, actor_row, build_row, version, limits,
+                     mode="restart" if run["status"] == RunStatus.RUNNING else "new")
+
+    # -- while it runs ----------------------------------------------------------------------------
+
+    def set_status_message(self, run_id: str, message: str, *, terminal: bool = False) -> Run:
+        if not isinstance(message, str) or len(message) > 1000:
+            raise InvalidInput("statusMessage must be a string of at most 1000 characters.")
+        run = self.get_run(run_id)
+        if RunStatus(run["status"]).is_terminal:
+            raise Conflict(f"Run {run_id} has finished ({run['status']}); its status message is final.")
+        return self.update_run(run_id, status_message=message, status_message_terminal=int(bool(terminal)))
+
+    def abort(self, run_id: str, *, gracefully: bool = False) -> Run:
+        """READY -> ABORTED at once; RUNNING -> ABORTING, then ABORTED when the container is gone."""
+        run = self.get_run(run_id)
+        if run["status"] == RunStatus.READY:
+            try:
+                return self.transition(run_id, RunStatus.ABORTED, stop_intent=STOP_ABORT, finished_at=utcnow(),
+                                       status_message="The run was aborted before it started",
+                                       status_message_terminal=1)
+            except Conflict:
+                run = self.get_run(run_id)  # it started meanwhile: abort the running container below
+        run = self.transition(run_id, RunStatus.ABORTING, stop_intent=STOP_ABORT, status_message="Aborting")
+        watcher = self.watchers.get(run_id)
+        if watcher is not None:
+            if gracefully:
+                watcher.stop_container(self.config.stop_grace_secs, event="aborting")
+            else:
+                watcher.stop_container(0)
+        elif run["container_id"]:
+            self.backend.kill(run["container_id"])
+        return run
+
+    def wait(self, run_id: str, timeout: float | None = None) -> Run:
+        """Block until the run is in a terminal status or ``timeout`` seconds passed; returns the run."""
+        return self.changes.wait_for(lambda: self.get_run(run_id), lambda r: RunStatus(r["status"]).is_terminal,
+                                     timeout)
+
+    def log(self, run_id: str) -> bytes:
+        self.get_run(run_id)
+        path = self.log_path(run_id)
+        return path.read_bytes() if path.exists() else b""
+
+    def send_event(self, run_id: str, name: str, data: dict[str, Any] | None = None) -> bool:
+        """Send an actor event to the run's websocket; False when no socket of the run is connected."""
+        sink = self.event_sink
+        return bool(sink and sink(run_id, name, data))
+
+    # -- web servers and the network ----------------------------------------------------------------
+
+    def web_address(self, run_id: str) -> tuple[str, int] | None:
+        """Where the server reaches the run's web server (host, port); found once, then stored.
+
+        On one engine it is the container's address on the runs' bridge; on a cluster the task's node
+        or pod, known only once the engine placed it. None while unknown.
+        """
+        run = self.get_run(run_id)
+        if run["host_port"]:
+            return run["web_host"] or "127.0.0.1", run["host_port"]
+        if not run["container_id"] or RunStatus(run["status"]).is_terminal:
+            return None
+        state = self.backend.inspect(run["container_id"])
+        if state is None or not state.host_port:
+            return None
+        self.update_run(run_id, host_port=state.host_port, web_host=state.web_host)
+        return state.web_host or "127.0.0.1", state.host_port
+
+    def forget_web_address(self, run_id: str) -> None:
+        """A cluster may move the run (a pod replaced after a disruption): look it up again next time."""
+        if not self.backend.runs_on_this_host:
+            self.update_run(run_id, host_port=None, web_host=None)
+
+    def network_gateway(self) -> str:
+        """The host's address on the runs' network: where the actor-facing API listens."""
+        if not self.backend.has_network:
+            raise InvalidInput(
+                f"The {self.config.backend} backend has no network on this machine: set actor_api_host (the "
+                "address the actor API listens on) and actor_api_url (the address the cluster's pods reach it at)."
+            )
+        self.ensure_network()
+        gateway = self.backend.network_gateway(NETWORK_NAME)
+        assert gateway is not None, "a backend with a network has a gateway on it"
+        return gateway
+
+    def ensure_network(self) -> None:
+        if self._network is None and self.backend.has_network:
+            self.backend.ensure_network(NETWORK_NAME)
+            self._network = NETWORK_NAME
+
+    # -- watchers, adoption, shutdown -------------------------------------------------------------
+
+    def is_watched(self, run_id: str) -> bool:
+        return run_id in self.watchers
+
+    def forget_watcher(self, run_id: str, watcher: RunWatcher) -> None:
+        if self.watchers.get(run_id) is watcher:
+            del self.watchers[run_id]
+
+    def adopt(self, run: Run, container_id: str) -> None:
+        """Watch an existing container again: the log continues from its stored tail, the timeout is re-armed."""
+        self.disk_measured = self.disk_measured or not self.backend.disk_quota_supported(self.config.base_image)
+        watcher = RunWatcher(self, run["id"])
+        self.watchers[run["id"]] = watcher
+        watcher.adopt(container_id)
+        if run["status"] in (RunStatus.TIMING_OUT, RunStatus.ABORTING):
+            watcher.stop_container(self.config.stop_grace_secs)  # finish the stop the last server began
+
+    def reconcile(self, last_seen: dt.datetime | None) -> ReconcileReport:
+        """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
+        self.ensure_network()
+        return reconcile(self.runs, self.backend, self, instance_id=self.instance_id, last_seen=last_seen,
+                         orphan_grace_secs=self.config.orphan_grace_secs, log_path=self.log_path)
+
+    def migrate_all(self) -> None:
+        """Tell running actors ``migrating``, give them ``migrate_grace_secs`` to persist, and stop them:
+        they are restarted at the next start."""
+        stopping = []
+        for run_id, watcher in list(self.watchers.items()):
+            if self.runs.mark_stopping(run_id, STOP_MIGRATE, "Migrating: the server is stopping"):
+                watcher.stop_container(self.config.migrate_grace_secs, event="migrating")
+                stopping.append(watcher)
+        deadline = time.monotonic() + self.config.migrate_grace_secs + 10
+        for watcher in stopping:
+            watcher.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """Stop watching; containers keep running (they belong to the engine, not to this process)."""
+        for watcher in list(self.watchers.values()):
+            watcher.close()
+        for watcher in list(self.watchers.values()):
+            watcher.thread.join(timeout=5)
+
+
+def input_body(value: bytes | str | dict[str, Any] | list[Any] | None,
+               content_type: str | None) -> tuple[bytes | None, str | None]:
+    """The INPUT record as bytes with its content type; JSON input is checked to be JSON."""
+    if value is None:
+        return None, None
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+        content_type = content_type or "application/json; charset=utf-8"
+    content_type = content_type or "application/json; charset=utf-8"
+    limits_mod.validate_input(value)
+    body = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise InvalidInput(f"Input is not valid JSON ({exc}); fix it or pass another content type.") from None
+    return body, content_type
+
+
+__all__ = ["EventSink", "RunService", "input_body"]

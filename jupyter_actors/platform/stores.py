@@ -1,0 +1,256 @@
+"""All SQL of the registry, one store per table family, returning typed records (``models.py``).
+
+Services above never write SQL: they ask a store. Each method that reads, checks and writes does so
+in one registry transaction, so a crash or a concurrent caller never sees half of a change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from .clock import now_iso
+from .errors import NotFound
+from .lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, check_transition
+from .models import Actor, Build, Run, Tombstone, Version
+from .registry import Registry
+
+
+def _marks(values: tuple[Any, ...] | list[Any]) -> str:
+    return ",".join("?" for _ in values)
+
+
+class ActorStore:
+    """Actors, their versions (source and settings) and their build tags."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def find(self, ref: str) -> Actor | None:
+        """By id, name, or ``username/name`` / ``username~name``."""
+        name = ref.replace("~", "/").split("/")[-1]
+        row = self.registry.query_one("SELECT * FROM actors WHERE id = ? OR name = ?", (ref, name))
+        return cast("Actor | None", row)
+
+    def all(self) -> list[Actor]:
+        return cast("list[Actor]", self.registry.query("SELECT * FROM actors ORDER BY created_at"))
+
+    def save(self, name: str, values: dict[str, Any], new_actor: dict[str, Any], version: dict[str, Any]) -> str:
+        """Update the actor ``name`` with ``values`` (or create it with ``new_actor`` too) and replace the
+        version ``version["version_number"]``; returns the actor's id."""
+        with self.registry.transaction() as db:
+            existing = db.execute("SELECT id FROM actors WHERE name = ?", (name,)).fetchone()
+            if existing is None:
+                actor_id = str(new_actor["id"])
+                self.registry.insert("actors", {**new_actor, "name": name, **values}, db)
+            else:
+                actor_id = existing["id"]
+                self.registry.update("actors", {"id": actor_id}, values, db)
+            db.execute("DELETE FROM versions WHERE actor_id = ? AND version_number = ?",
+                       (actor_id, version["version_number"]))
+            self.registry.insert("versions", {"actor_id": actor_id, **version}, db)
+        return actor_id
+
+    def update(self, actor_id: str, values: dict[str, Any]) -> None:
+        self.registry.update("actors", {"id": actor_id}, values)
+
+    def delete(self, actor_id: str) -> None:
+        """Delete the actor (versions, builds and tags cascade) and leave a tombstone."""
+        with self.registry.transaction() as db:
+            db.execute("DELETE FROM actors WHERE id = ?", (actor_id,))
+            db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'actor', 'deleted', ?)", (actor_id, now_iso()))
+
+    def versions(self, actor_id: str, *, newest_first: bool = False) -> list[Version]:
+        order = "DESC" if newest_first else "ASC"
+        return cast("list[Version]", self.registry.query(
+            f"SELECT * FROM versions WHERE actor_id = ? ORDER BY version_number {order}", (actor_id,)
+        ))
+
+    def build_tags(self, actor_id: str) -> dict[str, str]:
+        rows = self.registry.query("SELECT tag, build_id FROM build_tags WHERE actor_id = ?", (actor_id,))
+        return {row["tag"]: row["build_id"] for row in rows}
+
+    def tag(self, actor_id: str, tag: str, build_id: str) -> None:
+        with self.registry.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO build_tags (actor_id, tag, build_id) VALUES (?, ?, ?)",
+                       (actor_id, tag, build_id))
+
+
+class BuildStore:
+    """Build records: numbered per version, finished once, deleted with their tags."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def get(self, build_id: str) -> Build:
+        row = self.registry.query_one("SELECT * FROM builds WHERE id = ?", (build_id,))
+        if row is None:
+            raise NotFound(f"Build {build_id} was not found.", type="record-not-found")
+        return cast(Build, row)
+
+    def of_actor(self, actor_id: str) -> list[Build]:
+        return cast("list[Build]", self.registry.query(
+            "SELECT * FROM builds WHERE actor_id = ? ORDER BY started_at", (actor_id,)
+        ))
+
+    def by_number_or_id(self, actor_id: str, wanted: str) -> Build | None:
+        return cast("Build | None", self.registry.query_one(
+            "SELECT * FROM builds WHERE actor_id = ? AND (build_number = ? OR id = ?)", (actor_id, wanted, wanted),
+        ))
+
+    def succeeded_with_source(self, actor_id: str, version: str, source_hash: str) -> list[Build]:
+        """Finished builds of the same source, newest first (candidates for reuse)."""
+        return cast("list[Build]", self.registry.query(
+            "SELECT * FROM builds WHERE actor_id = ? AND version_number = ? AND source_hash = ? "
+            "AND status = 'SUCCEEDED' ORDER BY started_at DESC",
+            (actor_id, version, source_hash),
+        ))
+
+    def create(self, build: dict[str, Any]) -> Build:
+        """Insert ``build`` with the next build number of its version (``<version>.<n>``)."""
+        with self.registry.transaction() as db:
+            rows = db.execute(
+                "SELECT build_number FROM builds WHERE actor_id = ? AND version_number = ?",
+                (build["actor_id"], build["version_number"]),
+            ).fetchall()
+            highest = max((int(row["build_number"].rsplit(".", 1)[1]) for row in rows), default=0)
+            record = {**build, "build_number": f"{build['version_number']}.{highest + 1}"}
+            self.registry.insert("builds", record, db)
+        return cast(Build, record)
+
+    def update(self, build_id: str, values: dict[str, Any]) -> None:
+        self.registry.update("builds", {"id": build_id}, values)
+
+    def delete(self, build_id: str) -> None:
+        with self.registry.transaction() as db:
+            db.execute("DELETE FROM build_tags WHERE build_id = ?", (build_id,))
+            db.execute("DELETE FROM builds WHERE id = ?", (build_id,))
+            db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'build', 'deleted', ?)", (build_id, now_iso()))
+
+    def image_in_use(self, image: str) -> bool:
+        return self.registry.query_one("SELECT id FROM builds WHERE image = ?", (image,)) is not None
+
+
+class RunStore:
+    """Run records: created READY, moved only along the lifecycle, deleted with tombstones."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def find(self, run_id: str) -> Run | None:
+        return cast("Run | None", self.registry.query_one("SELECT * FROM runs WHERE id = ?", (run_id,)))
+
+    def by_token(self, token: str) -> Run | None:
+        return cast("Run | None", self.registry.query_one("SELECT * FROM runs WHERE token = ?", (token,)))
+
+    def by_web_id(self, web_id: str) -> Run | None:
+        return cast("Run | None", self.registry.query_one("SELECT * FROM runs WHERE web_id = ?", (web_id,)))
+
+    def insert(self, run: dict[str, Any]) -> None:
+        self.registry.insert("runs", run)
+
+    def update(self, run_id: str, values: dict[str, Any]) -> None:
+        self.registry.update("runs", {"id": run_id}, values)
+
+    def transition(self, run_id: str, target: RunStatus, values: dict[str, Any]) -> None:
+        """Set ``status`` to ``target`` with ``values`` if the lifecycle allows it (else Conflict), atomically."""
+        with self.registry.transaction() as db:
+            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Run {run_id!r} was not found.")
+            check_transition(row["status"], target)
+            self.registry.update("runs", {"id": run_id}, {"status": RunStatus(target).value, **values}, db)
+
+    def mark_stopping(self, run_id: str, intent: str, message: str) -> bool:
+        """Record why a RUNNING run is being stopped, unless a stop is under way already."""
+        with self.registry.transaction() as db:
+            changed = db.execute(
+                "UPDATE runs SET stop_intent = ?, status_message = ? WHERE id = ? AND status = 'RUNNING' "
+                "AND stop_intent IS NULL", (intent, message, run_id),
+            ).rowcount
+        return bool(changed)
+
+    def memory_in_use(self) -> int:
+        """Memory (MB) held by runs that may have a container."""
+        row = self.registry.query_one(
+            f"SELECT COALESCE(SUM(memory_mb), 0) AS used FROM runs WHERE status IN ({_marks(ACTIVE_STATUSES)})",
+            ACTIVE_STATUSES,
+        )
+        return int(row["used"]) if row else 0
+
+    def in_statuses(self, statuses: tuple[str, ...]) -> list[Run]:
+        return cast("list[Run]", self.registry.query(
+            f"SELECT * FROM runs WHERE status IN ({_marks(statuses)}) ORDER BY created_at", statuses
+        ))
+
+    def active_ids(self, *, actor_id: str | None = None, build_id: str | None = None) -> list[str]:
+        """Unfinished runs of an actor or of a build."""
+        column, value = ("actor_id", actor_id) if actor_id is not None else ("build_id", build_id)
+        rows = self.registry.query(
+            f"SELECT id FROM runs WHERE {column} = ? AND status IN ({_marks(ACTIVE_STATUSES)})",
+            (value, *ACTIVE_STATUSES),
+        )
+        return [row["id"] for row in rows]
+
+    def query(self, actor_id: str | None = None, *, status: str | None = None, desc: bool = True,
+             offset: int = 0, limit: int | None = None) -> list[Run]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if actor_id is not None:
+            clauses.append("actor_id = ?")
+            params.append(actor_id)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if desc else "ASC"
+        return cast("list[Run]", self.registry.query(
+            f"SELECT * FROM runs {where} ORDER BY created_at {order}, rowid {order} LIMIT ? OFFSET ?",
+            [*params, limit if limit is not None else -1, offset],
+        ))
+
+    def child_ids(self, run_id: str) -> set[str]:
+        rows = self.registry.query("SELECT id FROM runs WHERE parent_run_id = ?", (run_id,))
+        return {row["id"] for row in rows}
+
+    def finished_before(self, cutoff: str) -> list[str]:
+        rows = self.registry.query(
+            f"SELECT id FROM runs WHERE status IN ({_marks(TERMINAL_STATUSES)}) AND finished_at < ?",
+            (*TERMINAL_STATUSES, cutoff),
+        )
+        return [row["id"] for row in rows]
+
+    def delete(self, run_id: str, storages: list[tuple[str, str]], reason: str) -> None:
+        """Delete the run and leave tombstones for it and its default ``(kind, id)`` storages."""
+        now = now_iso()
+        with self.registry.transaction() as db:
+            for kind, storage_id in storages:
+                db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", (storage_id, kind, reason, now))
+            db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'run', ?, ?)", (run_id, reason, now))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+
+class Tombstones:
+    """What was deleted, by retention or by the user, so it answers 404 saying why."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def get(self, id_: str) -> Tombstone | None:
+        return cast("Tombstone | None", self.registry.query_one("SELECT * FROM tombstones WHERE id = ?", (id_,)))
+
+
+class Stores:
+    """The registry and its stores, opened once per data directory."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.actors = ActorStore(registry)
+        self.builds = BuildStore(registry)
+        self.runs = RunStore(registry)
+        self.tombstones = Tombstones(registry)
+
+    def get_meta(self, key: str) -> str | None:
+        return self.registry.get_meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.registry.set_meta(key, value)
