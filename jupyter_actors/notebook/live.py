@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import ActorsError
-from .runs import TERMINAL
+from .status import TERMINAL
 
 if TYPE_CHECKING:
     from .runs import Run

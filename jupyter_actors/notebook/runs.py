@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from .client import Client, resolve
 from .errors import NotFoundError
+from .live import TAIL_LINES, LiveView
+from .status import TERMINAL
 from .storages import Dataset, KeyValueStore
 
 if TYPE_CHECKING:
     import pandas
 
-    from .live import LiveView
 
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"})
 MAX_WAIT_SECS = 60  # the server's cap on one waitForFinish long-poll
 
 
@@ -83,8 +83,6 @@ class Run:
 
     def show(self, *, tail: int | None = None) -> LiveView:
         """Display the live view of this run (re-attaches to a run started in an earlier kernel)."""
-        from .live import TAIL_LINES, LiveView
-
         view = LiveView(self, tail=tail or TAIL_LINES)
         view.display()
         view.start()
