@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from .platform.config import PlatformConfig
+from .platform.config import CLI, PlatformConfig, settings
 from .platform.errors import PlatformError
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -22,16 +22,15 @@ REPO_NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
 
 def _config(args: argparse.Namespace) -> PlatformConfig:
-    config = PlatformConfig()
-    if getattr(args, "data_dir", None):
-        config.data_dir = Path(args.data_dir)
-    if getattr(args, "cpu_mode", None):
-        config.cpu_mode = args.cpu_mode
-    if getattr(args, "backend", None):
-        config.backend = args.backend
-    if getattr(args, "registry", None):
-        config.registry = args.registry
-    return config
+    """The platform settings given as global options; the rest keep their defaults."""
+    given = {item.name: getattr(args, item.name, None) for item in settings(CLI)}
+    return PlatformConfig(**{item.name: item.convert(given[item.name]) for item in settings(CLI) if given[item.name]})
+
+
+def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+    """One option per platform setting the CLI exposes (``data_dir`` -> ``--data-dir``), from its declaration."""
+    for item in settings(CLI):
+        parser.add_argument(f"--{item.name.replace('_', '-')}", choices=item.choices, help=item.help)
 
 
 @contextmanager
@@ -162,14 +161,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     argv = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.ip={args.ip}",
             f"--ServerApp.port={args.port}", "--ServerApp.jpserver_extensions={'jupyter_actors': True}"]
-    if args.data_dir:
-        argv.append(f"--ActorsExtension.data_dir={args.data_dir}")
-    if args.cpu_mode:
-        argv.append(f"--ActorsExtension.cpu_mode={args.cpu_mode}")
-    if args.backend:
-        argv.append(f"--ActorsExtension.backend={args.backend}")
-    if args.registry:
-        argv.append(f"--ActorsExtension.registry={args.registry}")
+    for item in settings(CLI):
+        value = getattr(args, item.name, None)
+        if value:
+            argv.append(f"--ActorsExtension.{item.name}={value}")
     if os.geteuid() == 0:
         argv.append("--allow-root")
     os.execv(sys.executable, argv + list(args.jupyter_args))
@@ -194,7 +189,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
     notebook = Path(args.notebook)
     if not notebook.is_file():
-        raise PlatformError(f"{notebook} does not exist; pass --notebook PATH (the repository has notebooks/quickstart.ipynb).")
+        raise PlatformError(
+            f"{notebook} does not exist; pass --notebook PATH (the repository has notebooks/quickstart.ipynb)."
+        )
     cmd_setup(argparse.Namespace(**{**vars(args), "rebuild": False}))
     output = Path(args.output) if args.output else notebook.with_name(notebook.stem + ".executed.ipynb")
     print(f"Executing {notebook} against a headless Jupyter server with the extension ...", flush=True)
@@ -213,11 +210,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jupyter-actors", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="platform data directory (default: under Jupyter's data dir)")
-    parser.add_argument("--cpu-mode", choices=["quota", "shares"], help="hard CPU quota (default) or weights")
-    parser.add_argument("--backend", choices=["docker", "swarm", "kubernetes"],
-                        help="where runs go: this machine's Docker engine (default), a swarm, or Kubernetes")
-    parser.add_argument("--registry", help="push built images to this registry (host:port[/path]) for cluster nodes")
+    _add_setting_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     setup = commands.add_parser("setup", help="make sure a Docker engine answers and the base image exists")

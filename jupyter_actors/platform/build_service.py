@@ -75,7 +75,8 @@ class BuildService:
         wanted = build or actor_row["default_build"] or "latest"
         tags = self.tags(actor_row["id"])
         build_id = tags.get(wanted)
-        row = self.get(build_id) if build_id is not None else self.stores.builds.by_number_or_id(actor_row["id"], wanted)
+        row = (self.get(build_id) if build_id is not None
+               else self.stores.builds.by_number_or_id(actor_row["id"], wanted))
         if row is None:
             raise NotFound(
                 f"Actor {actor_row['name']} has no build {wanted!r}; build it first "

@@ -54,7 +54,8 @@ class Builder:
         return None
 
     def source_hash_of(self, version_row: Version) -> str:
-        base_id = self.backend.image_id(self.base_image) if self.backend.image_exists(self.base_image) else self.base_image
+        base = self.base_image
+        base_id = self.backend.image_id(base) if self.backend.image_exists(base) else base
         return sources.source_hash(json.loads(version_row["source_files"]), version_row["dockerfile"], base_id)
 
     def create_record(self, actor: Actor, version_row: Version, source_hash: str) -> Build:

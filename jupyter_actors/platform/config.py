@@ -1,10 +1,16 @@
-"""Settings of one platform instance. Plain data: the server extension maps its traitlets onto it."""
+"""Settings of one platform instance, each declared once: type, default and help.
+
+The server extension's traitlets and the CLI's global options are made from these declarations
+(``settings(SERVER)``, ``settings(CLI)``), so a setting is never copied by hand.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 DEFAULT_BASE_IMAGE = "jupyter-actors/python:3.11"
 BACKENDS = ("docker", "swarm", "kubernetes")
@@ -27,70 +33,103 @@ def machine_memory_mb() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1024 * 1024))
 
 
+# Where a setting can be given besides code: as an ``ActorsExtension`` traitlet of the server
+# (``--ActorsExtension.<name>=...`` or jupyter_server_config), and as a global option of the CLI.
+SERVER = "server"
+CLI = "cli"
+
+
+def setting(default: Any = MISSING, *, help: str, factory: Callable[[], Any] | None = None,
+            choices: tuple[str, ...] | None = None, exposed: tuple[str, ...] = ()) -> Any:
+    """A field of ``PlatformConfig``: its type is the annotation, and ``help`` is shown by the server's
+    ``--help-all`` and the CLI's ``--help``; ``exposed`` says where else it can be set."""
+    metadata = {"help": help, "choices": choices, "exposed": exposed}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class PlatformConfig:
-    data_dir: Path = field(default_factory=default_data_dir)
-    #: Image every generated Dockerfile starts FROM. Users with a registry may name any image here.
-    base_image: str = DEFAULT_BASE_IMAGE
-    #: "quota" = hard CPU quota of memory/4096 cores (Apify's rule); "shares" = proportional weight.
-    cpu_mode: str = "quota"
-    #: Sum of memory of running runs and builds may not exceed this (MB). Default: machine memory.
-    memory_limit_mb: int = field(default_factory=machine_memory_mb)
-    #: Memory each build gets; it counts towards ``memory_limit_mb`` while the build runs.
-    build_memory_mb: int = 2048
-    pids_limit: int = 1024
-    #: Containers run as this non-root uid:gid (the base image's ``actor`` user).
-    container_user: str = "1000:1000"
-    #: Optional start-up boost (0: off): a run gets up to one core for this many seconds after its
-    #: container starts, then its share of memory/4096 cores. Python starts in seconds at 128 MB
-    #: (1/32 core) otherwise. Only with cpu_mode "quota" and engines that can change a live quota.
-    startup_boost_secs: float = 0.0
-    #: Seconds between SIGTERM and SIGKILL when a run times out or is aborted gracefully.
-    stop_grace_secs: float = 10.0
-    default_memory_mb: int = 1024
-    default_timeout_secs: int = 3600
-    #: Base URL actors use for the API (set when the actor-facing API is being served).
-    actor_api_url: str | None = None
-    #: Base URL the user reaches the API at; used for public/console URLs in API objects.
-    public_api_url: str = "http://127.0.0.1:8888/actors/api"
-    #: Port the actor's web server listens on inside the container (an actor's APIFY_CONTAINER_PORT wins).
-    container_port: int = 4321
-    #: Base URL of the Jupyter server as users reach it; run web servers are proxied under it at
-    #: ``actors/web/<unguessable id>/``. None: derived from ``public_api_url``.
-    public_base_url: str | None = None
-    #: Seconds between disk-usage checks of a running container.
-    disk_check_interval_secs: float = 5.0
-    docker_base_url: str | None = None
-    #: Where runs go: "docker" (this machine's engine), "swarm" (services on an existing swarm, through
-    #: a manager at ``docker_base_url``) or "kubernetes" (Jobs in ``kubernetes_namespace``).
-    backend: str = "docker"
-    #: Registry built images are pushed to (``host:port[/path]``) so cluster nodes can pull them;
-    #: None: images stay on the building engine (one machine, or images distributed another way).
-    registry: str | None = None
-    #: Swarm only: publish run web servers in host mode on the task's node (open on all its interfaces).
-    swarm_publish_web_servers: bool = False
-    kubernetes_namespace: str = "default"
-    kubeconfig: str | None = None
-    kubernetes_context: str | None = None
-    #: Lost runs (engine or host went down) are restarted at most this many times, then FAILED.
-    max_restarts: int = 3
-    #: On a planned server stop, actors get this long after ``migrating`` to persist their state.
-    migrate_grace_secs: float = 10.0
-    #: "migrate": stop runs on server shutdown and restart them at the next start (outage-proof);
-    #: "detach": leave them running to be adopted (an outage over ~2 min makes SDK actors exit 91).
-    on_shutdown: str = "migrate"
-    persist_state_interval_secs: float = 60.0
-    system_info_interval_secs: float = 5.0
-    #: How often the platform records that it is alive (to tell what happened while it was down).
-    heartbeat_secs: float = 5.0
-    #: Finished runs are deleted with their default storages and logs after this many days (0: never).
-    retention_days: float = 7.0
-    #: How often the retention period is applied (also once at start).
-    retention_sweep_secs: float = 3600.0
-    #: A run log larger than this keeps its tail and says so.
-    log_cap_mb: float = 64.0
-    #: Labelled containers without a run record are removed after this many seconds.
-    orphan_grace_secs: float = 60.0
+    data_dir: Path = setting(
+        factory=default_data_dir, exposed=(SERVER, CLI),
+        help="Where runs, builds, storages and logs live (default: <jupyter data dir>/actors).")
+    base_image: str = setting(
+        DEFAULT_BASE_IMAGE, exposed=(SERVER,),
+        help="Image every generated Dockerfile starts FROM. Users with a registry may name any image here.")
+    cpu_mode: str = setting(
+        "quota", choices=("quota", "shares"), exposed=(SERVER, CLI),
+        help="'quota': a hard CPU quota of memory/4096 cores (Apify's rule); 'shares': a proportional weight.")
+    memory_limit_mb: int = setting(
+        factory=machine_memory_mb, exposed=(SERVER,),
+        help="Total memory of running runs and builds (MB); default: the machine's memory.")
+    build_memory_mb: int = setting(
+        2048, help="Memory each build gets; it counts towards memory_limit_mb while the build runs.")
+    pids_limit: int = setting(1024, help="Processes a run's container may have.")
+    container_user: str = setting("1000:1000", help="Containers run as this non-root uid:gid (the base image's "
+                                                     "``actor`` user).")
+    startup_boost_secs: float = setting(
+        0.0, exposed=(SERVER,),
+        help="Start-up CPU boost (0: off): runs get up to one core for this many seconds, then their share of "
+             "memory/4096 cores (Python starts in seconds at 128 MB, 1/32 core, otherwise). Only with cpu_mode "
+             "'quota' and engines that can change a live quota.")
+    stop_grace_secs: float = setting(
+        10.0, exposed=(SERVER,), help="Seconds between SIGTERM and SIGKILL on timeout or graceful abort.")
+    default_memory_mb: int = setting(1024, help="Memory of a new actor's runs unless the run says otherwise.")
+    default_timeout_secs: int = setting(3600, help="Timeout of a new actor's runs unless the run says otherwise.")
+    actor_api_url: str | None = setting(
+        None, help="Base URL actors use for the API (set when the actor-facing API is being served).")
+    public_api_url: str = setting(
+        "http://127.0.0.1:8888/actors/api",
+        help="Base URL the user reaches the API at; used for public/console URLs in API objects.")
+    container_port: int = setting(
+        4321, help="Port the actor's web server listens on inside the container (an actor's "
+                   "APIFY_CONTAINER_PORT wins).")
+    public_base_url: str | None = setting(
+        None, help="Base URL of the Jupyter server as users reach it; run web servers are proxied under it at "
+                   "``actors/web/<unguessable id>/``. None: derived from public_api_url.")
+    disk_check_interval_secs: float = setting(5.0, help="Seconds between disk-usage checks of a running container.")
+    docker_base_url: str | None = setting(
+        None, exposed=(SERVER,),
+        help="Docker engine (or swarm manager) URL; default: DOCKER_HOST or the local socket.")
+    backend: str = setting(
+        "docker", choices=BACKENDS, exposed=(SERVER, CLI),
+        help="Where runs go: 'docker' (this machine's engine), 'swarm' (job services on an existing swarm, "
+             "through the manager at docker_base_url) or 'kubernetes' (Jobs in kubernetes_namespace).")
+    registry: str | None = setting(
+        None, exposed=(SERVER, CLI),
+        help="Registry (host:port[/path]) built images are pushed to, for cluster nodes to pull; unset: images "
+             "stay on the building engine.")
+    swarm_publish_web_servers: bool = setting(
+        False, exposed=(SERVER,),
+        help="Swarm: publish run web servers in host mode on the task's node (open on all of its interfaces); "
+             "off: the proxy explains that they are not reachable.")
+    kubernetes_namespace: str = setting("default", exposed=(SERVER,), help="Namespace runs are created in.")
+    kubeconfig: str | None = setting(
+        None, exposed=(SERVER,), help="kubeconfig file (default: in-cluster config, then ~/.kube/config).")
+    kubernetes_context: str | None = setting(
+        None, exposed=(SERVER,), help="kubeconfig context (default: the current one).")
+    max_restarts: int = setting(
+        3, help="Lost runs (engine or host went down) are restarted at most this many times, then FAILED.")
+    migrate_grace_secs: float = setting(
+        10.0, exposed=(SERVER,), help="Seconds actors get to persist state after `migrating`.")
+    on_shutdown: str = setting(
+        "migrate", choices=("migrate", "detach"), exposed=(SERVER,),
+        help="On server stop: 'migrate' tells actors, waits migrate_grace_secs, stops them and restarts them at "
+             "the next start (outage-proof); 'detach' leaves them running to be adopted (an outage over ~2 min "
+             "makes SDK actors exit 91).")
+    persist_state_interval_secs: float = setting(60.0, exposed=(SERVER,), help="Period of the persistState event.")
+    system_info_interval_secs: float = setting(5.0, help="Period of the systemInfo event.")
+    heartbeat_secs: float = setting(
+        5.0, help="How often the platform records that it is alive (to tell what happened while it was down).")
+    retention_days: float = setting(
+        7.0, exposed=(SERVER,),
+        help="Finished runs are deleted with their default storages after this many days; 0 keeps them "
+             "forever. Named storages are kept.")
+    retention_sweep_secs: float = setting(3600.0, help="How often the retention period is applied (also at start).")
+    log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
+    orphan_grace_secs: float = setting(
+        60.0, help="Labelled containers without a run record are removed after this many seconds.")
 
     @property
     def web_base_url(self) -> str:
@@ -99,9 +138,46 @@ class PlatformConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
-        if self.on_shutdown not in ("migrate", "detach"):
-            raise ValueError(f"on_shutdown must be 'migrate' or 'detach', not {self.on_shutdown!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
-        if self.cpu_mode not in ("quota", "shares"):
-            raise ValueError(f"cpu_mode must be 'quota' or 'shares', not {self.cpu_mode!r}")
+        for item in fields(self):
+            choices = item.metadata["choices"]
+            value = getattr(self, item.name)
+            if choices and value not in choices:
+                raise ValueError(f"{item.name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``PlatformConfig`` field as the server and CLI see it."""
+
+    name: str
+    kind: type  # str, int, float, bool or Path
+    optional: bool  # None is a value (unset)
+    default: Any  # MISSING when ``factory`` makes it
+    factory: Callable[[], Any] | None
+    help: str
+    choices: tuple[str, ...] | None
+
+    def convert(self, value: Any) -> Any:
+        """A traitlet's or option's value as the config takes it ("" is unset for optional settings)."""
+        if self.optional and value in ("", None):
+            return None
+        return Path(value) if self.kind is Path else value
+
+
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
+
+
+def settings(exposed: str) -> list[Setting]:
+    """The settings that can be given ``exposed`` (SERVER or CLI), in declaration order."""
+    found = []
+    for item in fields(PlatformConfig):
+        if exposed not in item.metadata["exposed"]:
+            continue
+        annotation = str(item.type)
+        optional = annotation.endswith(" | None")
+        found.append(Setting(
+            name=item.name, kind=_KINDS[annotation.removesuffix(" | None")], optional=optional,
+            default=item.default, factory=None if item.default_factory is MISSING else item.default_factory,
+            help=item.metadata["help"], choices=item.metadata["choices"],
+        ))
+    return found

@@ -7,6 +7,7 @@ Images that no build refers to any more are removed from the engine.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from pathlib import Path
@@ -62,10 +63,8 @@ class Retention:
             raise Conflict(f"Run {run_id} is {run['status']}; abort it before deleting it.", type="run-not-finished")
         storages = default_storages(run)
         for kind, storage_id in storages:
-            try:
+            with contextlib.suppress(NotFound):
                 self.storages.delete(kind, storage_id)
-            except NotFound:
-                pass
         self.stores.runs.delete(run_id, [(str(kind), storage_id) for kind, storage_id in storages], reason)
         run_log_path(self.logs_dir, run_id).unlink(missing_ok=True)
 
@@ -103,7 +102,7 @@ class Retention:
         days = self.retention_days
         if days <= 0:
             return []
-        cutoff = iso(utcnow() - dt.timedelta(days=days))
+        cutoff = iso(utcnow() - dt.timedelta(days=days)) or ""
         expired = []
         for run_id in self.stores.runs.finished_before(cutoff):
             run = self.stores.runs.find(run_id)

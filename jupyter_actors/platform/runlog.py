@@ -52,18 +52,19 @@ class RunLog:
         self._lock = threading.Lock()
         # The last instant written ([start, end) in ns) and the texts written within it.
         self._last_start, self._last_end, self._stored = self._load_boundary()
-        self._skip: Counter = Counter()
+        self._skip: Counter[str] = Counter()
         self._skip_start = self._skip_end = 0
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for the life of the capture
 
-    def _load_boundary(self) -> tuple[int, int, Counter]:
+    def _load_boundary(self) -> tuple[int, int, Counter[str]]:
         """From the file's tail: the last millisecond written and the texts written within it."""
         tail = _read_tail_lines(self.path)
         if not tail:
             return 0, 0, Counter()
         last_stamp = tail[-1].split(" ", 1)[0]
         start = _parse_ms(last_stamp)
-        texts = Counter(line.split(" ", 1)[1] if " " in line else "" for line in tail if line.startswith(last_stamp + " "))
+        texts = Counter(line.split(" ", 1)[1] if " " in line else ""
+                        for line in tail if line.startswith(last_stamp + " "))
         return start, start + _MS, texts
 
     def resume(self) -> int | None:
@@ -103,7 +104,7 @@ class RunLog:
     def _remember_last_instant(self, kept: list[LogLine]) -> None:
         """The texts written at the newest instant: a re-read from there must skip exactly these."""
         last = kept[-1].ts_ns
-        texts: Counter = Counter()
+        texts: Counter[str] = Counter()
         for line in reversed(kept):
             if line.ts_ns != last:
                 break

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Enum, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, TraitType, Undefined, Unicode
 
 from ..api.actor_server import ActorApiServer, api_settings
 from ..api.routes import make_handlers
-from ..platform.config import BACKENDS, DEFAULT_BASE_IMAGE, PlatformConfig, machine_memory_mb
+from ..platform.config import SERVER, PlatformConfig, Setting, settings
 from ..platform.core import Platform
 from .auth import JupyterAuthBase
 from .web_proxy import RunWebProxyHandler
@@ -24,75 +25,69 @@ from .runs_stream import stream_handlers
 
 API_PATH = "actors/api"
 
+_TRAITS: dict[type, type[TraitType[Any, Any]]] = {str: Unicode, Path: Unicode, int: Int, float: Float, bool: Bool}
+
+
+def platform_trait(name: str) -> TraitType[Any, Any]:
+    """The configurable traitlet of the platform setting ``name`` (an unset optional setting is "")."""
+    item: Setting = next(s for s in settings(SERVER) if s.name == name)
+    if item.choices:
+        trait: TraitType[Any, Any] = Enum(list(item.choices), item.default, help=item.help)
+    else:
+        trait = _TRAITS[item.kind](help=item.help)
+        if item.factory is None:
+            trait.default_value = "" if item.optional and item.default is None else item.default
+        else:
+            factory = item.factory
+            trait.default_value = Undefined  # made when first read: the data dir honours the environment then
+            trait.make_dynamic_default = (  # type: ignore[attr-defined]
+                (lambda: str(factory())) if item.kind is Path else factory
+            )
+    return trait.tag(config=True)
+
 
 class ActorsExtension(ExtensionApp):
     name = "jupyter_actors"
     load_other_extensions = True
 
-    data_dir = Unicode(help="Where runs, builds, storages and logs live (default: <jupyter data dir>/actors).").tag(config=True)
-    base_image = Unicode(DEFAULT_BASE_IMAGE, help="Image generated Dockerfiles start FROM.").tag(config=True)
-    cpu_mode = Enum(["quota", "shares"], "quota", help="Hard CPU quota of memory/4096 cores, or a proportional weight.").tag(config=True)
-    memory_limit_mb = Int(help="Total memory of running runs and builds (MB); default: the machine's memory.").tag(config=True)
-    startup_boost_secs = Float(0.0, help=(
-        "Start-up CPU boost (0: off): runs get up to one core for this many seconds, then their share of "
-        "memory/4096 cores.")).tag(config=True)
-    stop_grace_secs = Float(10.0, help="Seconds between SIGTERM and SIGKILL on timeout or graceful abort.").tag(config=True)
-    actor_api_host = Unicode("", help="Address the actor-facing API listens on (default: the runs' network gateway).").tag(config=True)
-    actor_api_port = Int(0, help="Port of the actor-facing API (0: the last start's port, else a free one).").tag(config=True)
-    on_shutdown = Enum(["migrate", "detach"], "migrate", help=(
-        "On server stop: 'migrate' tells actors, waits migrate_grace_secs, stops them and restarts them at the "
-        "next start; 'detach' leaves them running to be adopted.")).tag(config=True)
-    migrate_grace_secs = Float(10.0, help="Seconds actors get to persist state after `migrating`.").tag(config=True)
-    persist_state_interval_secs = Float(60.0, help="Period of the persistState event.").tag(config=True)
-    retention_days = Float(7.0, help="Finished runs are deleted with their default storages after this many "
-                                     "days; 0 keeps them forever. Named storages are kept.").tag(config=True)
-    log_cap_mb = Float(64.0, help="A run log over this size keeps its tail and says so.").tag(config=True)
-    backend = Enum(list(BACKENDS), "docker", help=(
-        "Where runs go: 'docker' (this machine's engine), 'swarm' (job services on an existing swarm, through "
-        "the manager at docker_base_url) or 'kubernetes' (Jobs in kubernetes_namespace).")).tag(config=True)
-    docker_base_url = Unicode("", help="Docker engine (or swarm manager) URL; default: DOCKER_HOST or the local socket.").tag(config=True)
-    registry = Unicode("", help="Registry (host:port[/path]) built images are pushed to, for cluster nodes to pull.").tag(config=True)
+    # The platform's settings: type, default and help come from their one declaration (platform/config.py).
+    data_dir = platform_trait("data_dir")
+    base_image = platform_trait("base_image")
+    cpu_mode = platform_trait("cpu_mode")
+    memory_limit_mb = platform_trait("memory_limit_mb")
+    startup_boost_secs = platform_trait("startup_boost_secs")
+    stop_grace_secs = platform_trait("stop_grace_secs")
+    on_shutdown = platform_trait("on_shutdown")
+    migrate_grace_secs = platform_trait("migrate_grace_secs")
+    persist_state_interval_secs = platform_trait("persist_state_interval_secs")
+    retention_days = platform_trait("retention_days")
+    log_cap_mb = platform_trait("log_cap_mb")
+    backend = platform_trait("backend")
+    docker_base_url = platform_trait("docker_base_url")
+    registry = platform_trait("registry")
+    swarm_publish_web_servers = platform_trait("swarm_publish_web_servers")
+    kubernetes_namespace = platform_trait("kubernetes_namespace")
+    kubeconfig = platform_trait("kubeconfig")
+    kubernetes_context = platform_trait("kubernetes_context")
+
+    # The server's own settings (the actor-facing listener).
+    actor_api_host = Unicode(
+        "", help="Address the actor-facing API listens on (default: the runs' network gateway).").tag(config=True)
+    actor_api_port = Int(
+        0, help="Port of the actor-facing API (0: the last start's port, else a free one).").tag(config=True)
     actor_api_url = Unicode("", help=(
         "URL actors reach the actor-facing API at, when it differs from http://<actor_api_host>:<port> "
         "(a cluster: the address nodes route to this server).")).tag(config=True)
-    swarm_publish_web_servers = Bool(False, help=(
-        "Swarm: publish run web servers in host mode on the task's node (open on all of its interfaces); "
-        "off: the proxy explains that they are not reachable.")).tag(config=True)
-    kubernetes_namespace = Unicode("default", help="Namespace runs are created in.").tag(config=True)
-    kubeconfig = Unicode("", help="kubeconfig file (default: in-cluster config, then ~/.kube/config).").tag(config=True)
-    kubernetes_context = Unicode("", help="kubeconfig context (default: the current one).").tag(config=True)
-
-    @default("data_dir")
-    def _default_data_dir(self) -> str:
-        return os.environ.get("JUPYTER_ACTORS_DATA_DIR") or str(Path(self.data_dir_default()))
-
-    @staticmethod
-    def data_dir_default() -> str:
-        from jupyter_core.paths import jupyter_data_dir
-
-        return os.path.join(jupyter_data_dir(), "actors")
-
-    @default("memory_limit_mb")
-    def _default_memory_limit(self) -> int:
-        return machine_memory_mb()
 
     def public_api_url(self) -> str:
         server = self.serverapp
+        assert server is not None, "an extension is initialised by its server"
         return f"http://127.0.0.1:{server.port}{url_path_join(server.base_url, API_PATH)}"
 
     def initialize_settings(self) -> None:
         config = PlatformConfig(
-            data_dir=Path(self.data_dir), base_image=self.base_image, cpu_mode=self.cpu_mode,
-            memory_limit_mb=self.memory_limit_mb, stop_grace_secs=self.stop_grace_secs,
-            startup_boost_secs=self.startup_boost_secs,
-            on_shutdown=self.on_shutdown, migrate_grace_secs=self.migrate_grace_secs,
-            persist_state_interval_secs=self.persist_state_interval_secs,
-            retention_days=self.retention_days, log_cap_mb=self.log_cap_mb,
-            public_api_url=self.public_api_url(), backend=self.backend,
-            docker_base_url=self.docker_base_url or None, registry=self.registry or None,
-            swarm_publish_web_servers=self.swarm_publish_web_servers,
-            kubernetes_namespace=self.kubernetes_namespace, kubeconfig=self.kubeconfig or None,
-            kubernetes_context=self.kubernetes_context or None,
+            **{item.name: item.convert(getattr(self, item.name)) for item in settings(SERVER)},
+            public_api_url=self.public_api_url(),
         )
         self.platform = Platform(config)
         self.settings.update(api_settings(self.platform, config.public_api_url, asyncio.get_event_loop()))
@@ -105,6 +100,7 @@ class ActorsExtension(ExtensionApp):
         self.platform.reconcile()
         # Kernels this server starts inherit these, so `%load_ext jupyter_actors` finds the API by itself.
         os.environ["JUPYTER_ACTORS_API_URL"] = config.public_api_url
+        assert self.serverapp is not None
         os.environ["JUPYTER_ACTORS_TOKEN"] = self.serverapp.identity_provider.token
         self.log.info("jupyter-actors: data in %s; actors reach the API at %s", config.data_dir, self.actor_server.url)
 

@@ -7,6 +7,7 @@ One ``RunWatcher`` per live run owns a thread. Every status change goes through 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -149,26 +150,26 @@ class RunWatcher:
             self.platform.forget_watcher(self.run_id, self)
 
     def _start_container(self) -> bool:
+        spec = self._spec
+        assert spec is not None, "only launched watchers start a container"
         try:
-            self.container_id = self.backend.create(self._spec)
-            self.platform.update_run(self.run_id, container_id=self.container_id)
-            if self._aborted_meanwhile():
+            self.container_id = container_id = self.backend.create(spec)
+            self.platform.update_run(self.run_id, container_id=container_id)
+            if self._aborted_meanwhile(container_id):
                 return False
-            self.backend.start(self.container_id)
+            self.backend.start(container_id)
         except Exception as exc:  # noqa: BLE001 - any engine error means the run failed to start
             log.warning("run %s could not start: %s", self.run_id, exc)
             if self.container_id:
                 self.backend.remove(self.container_id)
-            try:
+            with contextlib.suppress(Conflict):
                 self.platform.transition(
                     self.run_id, RunStatus.FAILED, finished_at=utcnow(), status_message_terminal=1,
                     status_message=f"The container could not be started: {exc}",
                 )
-            except Conflict:
-                pass
             return False
         self.platform.web_address(self.run_id)
-        if self._spec.startup_nano_cpus:
+        if spec.startup_nano_cpus:
             self._boost_timer = threading.Timer(self.platform.config.startup_boost_secs, self._end_boost)
             self._boost_timer.daemon = True
             self._boost_timer.start()
@@ -184,18 +185,16 @@ class RunWatcher:
             return False
         return True
 
-    def _aborted_meanwhile(self) -> bool:
+    def _aborted_meanwhile(self, container_id: str) -> bool:
         """An abort that came while the container was being created: remove it and finish the abort."""
         run = self.platform.get_run(self.run_id)
         if run["stop_intent"] != STOP_ABORT:
             return False
-        self.backend.remove(self.container_id)
+        self.backend.remove(container_id)
         if run["status"] == RunStatus.ABORTING:
-            try:
+            with contextlib.suppress(Conflict):
                 self.platform.transition(self.run_id, RunStatus.ABORTED, finished_at=utcnow(),
                                          status_message="The run was aborted", status_message_terminal=1)
-            except Conflict:
-                pass
         return True
 
     def _arm_timeout(self) -> None:
@@ -260,7 +259,7 @@ class RunWatcher:
         message = run["status_message"] if run["status_message_terminal"] else None
         if intent == STOP_MIGRATE:
             return  # stopped for a server shutdown: restarted with the same storages at the next start
-        if intent is None and state is not None and state.lost:
+        if intent is None and state is not None and state.lost and self.container_id:
             # The cluster lost it (a node went away): same id, storages and log, in a new container.
             self.backend.remove(self.container_id)
             self.platform.restart_lost(run, state.lost)
@@ -283,7 +282,7 @@ class RunWatcher:
             )
             message = None
         elif error or (state is not None and state.error and exit_code != 0):
-            target, default = RunStatus.FAILED, error or state.error
+            target, default = RunStatus.FAILED, error or (state.error if state is not None else None) or ""
         elif state is not None and state.oom_killed:
             target, default = RunStatus.FAILED, (
                 f"The run exceeded its memory limit of {run['memory_mb']} MB and was killed"
