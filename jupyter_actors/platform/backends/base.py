@@ -6,7 +6,9 @@ a default for the optional ones, so the platform calls them and never probes wit
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -59,6 +61,26 @@ class ContainerState:
     error: str | None = None
     #: Times the engine replaced the run's container after a node disruption (the log continues).
     disruptions: int = 0
+
+
+_SECONDS_CACHE: dict[str, int] = {}
+
+
+def parse_timestamp_ns(text: str) -> int:
+    """RFC3339Nano (``2024-01-02T03:04:05.123456789Z``) to integer nanoseconds; never compare strings."""
+    base, _, rest = text.partition(".")
+    if not rest:  # no fraction
+        base, rest = text.rstrip("Z"), "Z"
+    seconds = _SECONDS_CACHE.get(base)
+    if seconds is None:
+        seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+        if len(_SECONDS_CACHE) > 4096:
+            _SECONDS_CACHE.clear()
+        _SECONDS_CACHE[base] = seconds
+    fraction = rest.rstrip("Z")
+    if "+" in fraction or "-" in fraction:  # a zone offset instead of Z (not produced by dockerd)
+        raise ValueError(f"unexpected timestamp {text!r}")
+    return seconds * 1_000_000_000 + int((fraction + "000000000")[:9])
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import threading
 import time
@@ -13,27 +12,7 @@ from docker.errors import APIError, NotFound
 from docker.types import CancellableStream
 
 from ..errors import BuildFailed, EngineUnavailable
-from .base import Backend, ContainerSpec, ContainerState, LogLine, LogStream
-
-_SECONDS_CACHE: dict[str, int] = {}
-
-
-def parse_timestamp_ns(text: str) -> int:
-    """RFC3339Nano (``2024-01-02T03:04:05.123456789Z``) to integer nanoseconds; never compare strings."""
-    base, _, rest = text.partition(".")
-    if not rest:  # no fraction
-        base, rest = text.rstrip("Z"), "Z"
-    seconds = _SECONDS_CACHE.get(base)
-    if seconds is None:
-        seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-        if len(_SECONDS_CACHE) > 4096:
-            _SECONDS_CACHE.clear()
-        _SECONDS_CACHE[base] = seconds
-    fraction = rest.rstrip("Z")
-    if "+" in fraction or "-" in fraction:  # a zone offset instead of Z (not produced by dockerd)
-        raise ValueError(f"unexpected timestamp {text!r}")
-    return seconds * 1_000_000_000 + int((fraction + "000000000")[:9])
-
+from .base import Backend, ContainerSpec, ContainerState, LogLine, LogStream, parse_timestamp_ns
 
 def format_since(ts_ns: int) -> str:
     """The exact ``sec.nanos`` form of the Engine API: docker-py's float can round past a line."""
