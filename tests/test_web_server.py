@@ -12,7 +12,7 @@ from tornado.websocket import websocket_connect
 from jupyter_actors.cli import EXAMPLES_DIR
 from jupyter_actors.platform.sources import load_actor_dir
 
-from .conftest import define_actor, wait_until
+from .conftest import define_actor, off, wait_until
 
 SERVER = r'''
 import asyncio, json, os
@@ -185,3 +185,97 @@ async def test_a_public_web_server_needs_no_login(api_url, api_token, actors_app
     assert hello.status_code == 200 and hello.text == "Hello World!"
     assert hello.headers["Content-Security-Policy"].startswith("sandbox")
     platform.abort_run(run["id"])
+
+
+# -- what an actor must not reach through the proxy: the user's credentials, Jupyter's origin ------------
+
+#: A run that stores records a browser would run (HTML whose script goes for the user's Jupyter, SVG),
+#: and inert ones, then serves raw HTTP it fully controls (stdlib only: the bytes are exactly these).
+MISCHIEF = r'''
+import asyncio, json, os, urllib.request
+from urllib.parse import parse_qs
+
+API = os.environ["APIFY_API_BASE_URL"] + "/v2"
+STORE = os.environ["APIFY_DEFAULT_KEY_VALUE_STORE_ID"]
+HEADERS = {"Authorization": "Bearer " + os.environ["APIFY_TOKEN"]}
+ATTACK = """<!doctype html><html><head><title>attack</title></head><body><pre id="out">pending</pre><script>
+(async () => {
+  const out = {};
+  const base = location.pathname.split("actors/")[0];
+  try { await fetch(base + "no-such-page", {credentials: "include"}); } catch (e) {}  // Jupyter sets _xsrf
+  try { out.cookie = document.cookie; } catch (e) { out.cookie = "blocked: " + e.name; }
+  const xsrf = ((out.cookie || "").match(/_xsrf=([^;]+)/) || [])[1] || "";
+  try {
+    const r = await fetch(base + "api/kernels", {method: "POST", credentials: "include", body: "{}",
+                          headers: {"X-XSRFToken": decodeURIComponent(xsrf), "Content-Type": "application/json"}});
+    out.kernels = r.status;
+  } catch (e) { out.kernels = "error: " + e.name; }
+  document.getElementById("out").textContent = JSON.stringify(out);
+})();
+</script></body></html>"""
+SVG = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5dd2f6b0000000049454e44ae426082")
+
+def call(method, path, body, content_type):
+    request = urllib.request.Request(API + path, data=body, method=method,
+                                     headers={**HEADERS, "Content-Type": content_type})
+    urllib.request.urlopen(request).close()
+
+for key, body, content_type in [("attack", ATTACK.encode(), "text/html; charset=utf-8"),
+                                ("drawing", SVG.encode(), "image/svg+xml"),
+                                ("data", b'{"a": 1}', "application/json; charset=utf-8"),
+                                ("pixel", PNG, "image/png")]:
+    call("PUT", f"/key-value-stores/{STORE}/records/{key}", body, content_type)
+call("POST", f"/datasets/{os.environ['APIFY_DEFAULT_DATASET_ID']}/items", b'[{"html": "<script>1</script>"}]',
+     "application/json")
+
+def response(status, headers, body=b""):
+    head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: close", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+async def answer(reader, writer):
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    target = head.split(" ", 2)[1]
+    path, _, query = target.partition("?")
+    if path == "/garbage":
+        writer.write(b"this is not HTTP at all\r\n\r\n")
+    elif path == "/go":
+        writer.write(response(302, ["Location: " + parse_qs(query)["to"][0]]))
+    elif path == "/page":
+        writer.write(response(200, ["Content-Type: text/html; charset=utf-8"], ATTACK.encode()))
+    elif path == "/loud-headers":
+        writer.write(response(200, ["Content-Type: text/plain", "ETag: \"v1\"", "Cache-Control: no-store",
+                                    "Set-Cookie: _xsrf=evil; Path=/", "Refresh: 0; url=/api/kernels",
+                                    "Link: </api/kernels>; rel=preload", "Access-Control-Allow-Origin: *",
+                                    "Clear-Site-Data: \"cookies\"", "X-Accel-Redirect: /api/kernels"], b"loud"))
+    else:
+        headers = dict(line.lower().split(": ", 1) for line in head.split("\r\n")[1:] if line)
+        body = json.dumps({"target": target, "headers": headers}).encode()
+        writer.write(response(200, ["Content-Type: application/json"], body))
+    await writer.drain()
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(answer, "0.0.0.0", int(os.environ["APIFY_CONTAINER_PORT"]))
+    print("listening at", os.environ["APIFY_CONTAINER_URL"], flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+'''
+
+
+async def start_mischief(platform) -> dict:
+    """The MISCHIEF run, up and serving: its records are stored before it listens.
+
+    Off the event loop: the run writes through the actor API, which this loop serves.
+    """
+
+    def start() -> dict:
+        define_actor(platform, "mischief", MISCHIEF)
+        run = platform.start_run("mischief", memory_mb=1024, timeout_secs=300)
+        wait_until(lambda: b"listening at" in platform.run_log(run["id"]), 120, message="mischief up")
+        return platform.get_run(run["id"])
+
+    return await off(start)

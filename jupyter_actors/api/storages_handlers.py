@@ -31,6 +31,10 @@ RUN_FIELD = {
     DATASETS: "default_dataset_id",
     REQUEST_QUEUES: "default_request_queue_id",
 }
+#: Record types a browser shows without running anything; every other type (text/html, image/svg+xml,
+#: application/xml...) is sent as a download, besides the sandbox every API response has (base.py).
+INERT_RECORD_TYPES = {"application/json", "text/plain", "text/csv", "image/png", "image/jpeg", "image/gif",
+                      "image/webp", "application/octet-stream"}
 ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8",
                 "csv": "text/csv; charset=utf-8"}
 
@@ -157,16 +161,20 @@ class RecordHandler(StorageAccess):
 
     async def get(self, ref: str, key: str) -> None:
         value, content_type = await self.use(ref, self.storages.get_record, key)
-        self.set_header("Content-Type", content_type)
-        if self.query_bool("attachment"):
-            self.set_header("Content-Disposition", f'attachment; filename="{key}"')
+        self.record_headers(key, content_type)
         self.finish(value)
 
     async def head(self, ref: str, key: str) -> None:
         value, content_type = await self.use(ref, self.storages.get_record, key)
-        self.set_header("Content-Type", content_type)
+        self.record_headers(key, content_type)
         self.set_header("Content-Length", str(len(value)))
         self.finish()
+
+    def record_headers(self, key: str, content_type: str) -> None:
+        """The stored type goes back unchanged (clients read it); a type a browser could run is a download."""
+        self.set_header("Content-Type", content_type)
+        if self.query_bool("attachment") or not is_inert(content_type):
+            self.set_header("Content-Disposition", f'attachment; filename="{key}"')  # keys never hold quotes
 
     async def put(self, ref: str, key: str) -> None:
         content_type = self.content_type_header(self.request.headers.get("Content-Type"))
@@ -230,6 +238,12 @@ class ItemsHandler(StorageAccess):
         await self.use(ref, self.storages.push_items, self.raw_body())
         self.set_status(201)
         self.finish()
+
+
+def is_inert(content_type: str) -> bool:
+    """Whether a browser shows this type without running it. A comma makes browsers pick the last of
+    several types, so such a value is never inert."""
+    return "," not in content_type and content_type.partition(";")[0].strip().lower() in INERT_RECORD_TYPES
 
 
 def _take(iterator, size: int) -> bytes:
