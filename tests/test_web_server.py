@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -279,3 +280,138 @@ async def start_mischief(platform) -> dict:
         return platform.get_run(run["id"])
 
     return await off(start)
+
+
+async def test_proxy_passes_no_credentials_and_the_path_exactly(api_url, api_token, actors_app, jp_serverapp):
+    from jupyter_server.auth.authorizer import Authorizer
+
+    run = await start_mischief(actors_app.platform)
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Jupyter accepts ?token=: the user is logged in by it, and the actor never sees it (nor _xsrf).
+        seen = await client.get(web_url(api_url, run, f"echo?a=1&%74oken=x&b=%20x&_xsrf=2%7Cab&token={api_token}&c"))
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["target"] == "/echo?a=1&b=%20x&c"
+        assert api_token not in seen.text and "cookie" not in seen.json()["headers"]
+
+        # Escaped slashes, question marks and spaces reach the actor as they were sent.
+        auth = {"Authorization": f"Bearer {api_token}"}
+        raw = web_url(api_url, run, "echo/a%2Fb%3Fc%20d/e?q=%2F%3F")
+        seen = await client.get(httpx.URL(raw), headers=auth)
+        assert seen.json()["target"] == "/echo/a%2Fb%3Fc%20d/e?q=%2F%3F"
+
+        # Only headers about the body pass: none that could act on Jupyter's origin or a proxy before it.
+        loud = await client.get(web_url(api_url, run, "loud-headers"), headers=auth)
+        assert loud.text == "loud" and loud.headers["etag"] == '"v1"' and loud.headers["cache-control"] == "no-store"
+        for name in ("refresh", "link", "clear-site-data", "x-accel-redirect"):
+            assert name not in loud.headers, name
+        assert loud.headers.get("access-control-allow-origin") != "*"  # Jupyter's own CORS answer only
+        assert not any("evil" in cookie for cookie in loud.headers.get_list("set-cookie"))
+
+        garbage = await client.get(web_url(api_url, run, "garbage"), headers=auth)
+        assert garbage.status_code == 502 and "not valid HTTP" in garbage.text
+
+        # The proxy asks Jupyter's authorizer, like every other handler.
+        class NoActors(Authorizer):
+            def is_authorized(self, handler, user, action, resource):
+                return resource != "actors"
+
+        settings = jp_serverapp.web_app.settings
+        allowed, settings["authorizer"] = settings["authorizer"], NoActors(parent=jp_serverapp)
+        try:
+            denied = await client.get(web_url(api_url, run, "echo"), headers=auth)
+        finally:
+            settings["authorizer"] = allowed
+        assert denied.status_code == 403 and "may not read actors" in denied.text
+
+
+async def test_redirects_stay_inside_the_run(api_url, api_token, actors_app):
+    run = await start_mischief(actors_app.platform)
+    base = api_url.removesuffix("actors/api")
+    path_base = httpx.URL(base).raw_path.decode()
+    record = f"{path_base}actors/api/v2/key-value-stores/{run['default_key_value_store_id']}/records/attack"
+    own = f"{path_base}actors/web/{run['web_id']}/echo"
+    auth = {"Authorization": f"Bearer {api_token}"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def go(to: str) -> httpx.Response:
+            return await client.get(web_url(api_url, run, "go"), params={"to": to}, headers=auth)
+
+        for outside in (record, base + record.removeprefix(path_base), f"{own}/../../../api/kernels",
+                        f"//127.0.0.1:{httpx.URL(base).port}{path_base}api/kernels", f"{own}/%2e%2e/%2e%2e/x"):
+            refused = await go(outside)
+            assert refused.status_code == 502, (outside, refused.status_code)
+            assert "location" not in refused.headers and "outside this run" in refused.text
+        for inside in (own, "echo?x=1", "https://example.com/elsewhere"):
+            followed = await go(inside)
+            assert followed.status_code == 302 and followed.headers["location"] == inside
+
+
+async def test_websockets_from_another_origin_are_refused(api_url, api_token, web_run):
+    base = api_url.removesuffix("actors/api")
+    async with httpx.AsyncClient(timeout=30) as client:  # a browser's login: Jupyter's cookie, no token
+        await client.get(f"{base}api/status", params={"token": api_token})
+        cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    assert "username-" in cookie
+    url = web_url(api_url, web_run).replace("http://", "ws://")
+    host = httpx.URL(base).netloc.decode()
+    same = await websocket_connect(HTTPRequest(url, headers={"Cookie": cookie, "Origin": f"http://{host}"}))
+    await same.write_message("hi")
+    assert await same.read_message() == "echo: hi"
+    same.close()
+    for origin in ("http://evil.example", "null"):
+        with pytest.raises(HTTPClientError) as info:
+            await websocket_connect(HTTPRequest(url, headers={"Cookie": cookie, "Origin": origin}))
+        assert info.value.code == 403, origin
+
+
+async def test_an_actor_written_html_record_cannot_act_as_the_user_in_a_browser(api_url, api_token, actors_app, tmp_path):
+    """The hole of issue 14: a record the run wrote, opened directly or through its web server's redirect."""
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import async_playwright
+
+    run = await start_mischief(actors_app.platform)
+    base = api_url.removesuffix("actors/api")
+    path_base = httpx.URL(base).raw_path.decode()
+    record = f"{api_url}/v2/key-value-stores/{run['default_key_value_store_id']}/records/attack"
+    redirecting = web_url(api_url, run, "go?to=" + quote(record.removeprefix(base.removesuffix(path_base)), safe=""))
+
+    async def kernels() -> list:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return (await client.get(f"{base}api/kernels", headers={"Authorization": f"Bearer {api_token}"})).json()
+
+    assert await kernels() == []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = await browser.new_page(accept_downloads=True)
+            await page.goto(f"{base}api/status?token={api_token}")  # logs the browser in: Jupyter sets a cookie
+            await page.goto(f"{base}no-such-page")  # any page Jupyter renders sets the _xsrf cookie too
+            names = {cookie["name"] for cookie in await page.context.cookies()}
+            assert "_xsrf" in names and any(name.startswith("username-") for name in names)
+
+            # Opened directly (a recordPublicUrl link), the record is a download, never a page.
+            async with page.expect_download(timeout=30_000) as download_info:
+                try:
+                    await page.goto(record)
+                except PlaywrightError:  # "Download is starting": the navigation ends in a download
+                    pass
+            await (await download_info.value).save_as(tmp_path / "attack.html")
+            assert "<script>" in (tmp_path / "attack.html").read_text()
+
+            # Through the run's web-server link, the redirect to the record is not followed.
+            answer = await page.goto(redirecting)
+            assert answer is not None and answer.status == 502
+            assert "outside this run" in await page.text_content("body")
+            assert page.url == redirecting
+
+            # The same script served by the actor's own web server does run, sandboxed: no cookie, no kernel.
+            await page.goto(web_url(api_url, run, "page"))
+            await page.wait_for_function("document.getElementById('out').textContent !== 'pending'", timeout=30_000)
+            result = json.loads(await page.text_content("#out"))
+            await page.screenshot(path=str(tmp_path / "actor-page.png"))
+        finally:
+            await browser.close()
+    assert result["cookie"].startswith("blocked") and result["kernels"] != 201, result
+    assert await kernels() == []  # no kernel was started by any of it
