@@ -8,9 +8,12 @@ server) is in test_web_server.py.
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from apify_client import ApifyClientAsync
 
+from .test_api_sdk import create_and_build, status
 from .test_web_server import start_mischief
 
 
@@ -52,3 +55,48 @@ async def test_actor_written_bytes_come_sandboxed_and_runnable_types_as_download
     assert attack["content_type"] == "text/html; charset=utf-8" and "<script>" in attack["value"]
     data = await records.get_record("data")
     assert data["content_type"] == "application/json; charset=utf-8" and data["value"] == {"a": 1}
+
+
+EVENTS_ACTOR = """
+import asyncio, os
+from apify import Actor
+
+async def main():
+    async with Actor:
+        await Actor.set_value("TOKEN", os.environ["APIFY_TOKEN"], content_type="text/plain")
+
+asyncio.run(main())
+"""
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage() + (self.format(record) if record.exc_info else ""))
+
+
+async def test_no_run_token_in_the_server_log(api_url, api_token, jp_serverapp):
+    capture = Lines()
+    loggers = [logging.getLogger(), logging.getLogger("tornado"), logging.getLogger("tornado.access"), jp_serverapp.log]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(capture)
+        logger.setLevel(logging.DEBUG)
+    try:
+        client = ApifyClientAsync(token=api_token, api_url=api_url)
+        await create_and_build(client, "events-user", EVENTS_ACTOR)
+        run = await client.actor("local/events-user").call(memory_mbytes=1024, logger=None)
+        assert status(run) == "SUCCEEDED", await client.run(run.id).log().get()
+        token = (await client.key_value_store(run.default_key_value_store_id).get_record("TOKEN"))["value"]
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(capture)
+            logger.setLevel(level)
+    assert len(token) >= 20
+    events = [line for line in capture.lines if f"/v2/actor-runs/{run.id}/events" in line]
+    assert events, "the SDK's events socket was not logged at all (the capture misses the access log)"
+    leaks = [line for line in capture.lines if token in line]
+    assert not leaks, leaks[:3]

@@ -11,6 +11,7 @@ import socket
 import threading
 
 from tornado import httpserver, web
+from tornado.log import access_log
 
 from ..platform.core import Platform
 from .auth import RunTokenAuthBase
@@ -52,7 +53,7 @@ class ActorApiServer:
         self.events = ActorEvents(self.platform, loop)
         settings["jupyter_actors_events"] = self.events
         handlers = [(r"/v2/actor-runs/([^/]+)/events", EventsSocketHandler), *make_handlers("", RunTokenAuthBase, "Actor")]
-        app = web.Application(handlers, **settings)
+        app = web.Application(handlers, log_function=log_request, **settings)
         sockets = self._bind_stable_port()
         self.port = sockets[0].getsockname()[1]
         self.platform.registry.set_meta("actor_api_port", str(self.port))
@@ -79,6 +80,16 @@ class ActorApiServer:
             self._server.stop()
             self._server = None
             self.events.close()
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Tornado's access log without the query string (the events socket's URL carries the run's token),
+    and successes at debug: the SDK calls this API many times a second."""
+    status = handler.get_status()
+    log = access_log.debug if status < 400 else access_log.warning if status < 500 else access_log.error
+    request = handler.request
+    log("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip,
+        1000.0 * request.request_time())
 
 
 def _bind(host: str, port: int) -> list[socket.socket]:

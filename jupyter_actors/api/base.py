@@ -93,7 +93,9 @@ class ApiHandlerMixin:
             if status >= 500:
                 app_log.warning("%s %s: %s", self.request.method, self.request.path, value)  # type: ignore[attr-defined]
             return
-        super().log_exception(typ, value, tb)  # type: ignore[misc]
+        # Not tornado's message: it prints the full URI, and ``?token=`` may be a credential.
+        app_log.error("Uncaught exception in %s %s", self.request.method, self.request.path,  # type: ignore[attr-defined]
+                      exc_info=(typ, value, tb))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
