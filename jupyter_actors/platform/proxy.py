@@ -33,7 +33,9 @@ import hmac
 import json
 import logging
 import re
+import secrets
 import socket
+import threading
 import time
 import ipaddress
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ CONNECT_TIMEOUT_SECS = 30.0
 REALM = "jupyter-actors"
 _PIPE_CHUNK = 64 * 1024
 _USERNAME_PART = re.compile(r"^(groups|session|country)-([A-Za-z0-9._~+]{1,100})$")
+_USER_PASSWORD_LOCK = threading.Lock()
 _HOP_BY_HOP = {"proxy-authorization", "proxy-connection", "connection", "keep-alive"}
 
 
@@ -150,12 +153,11 @@ class Credentials:
     def user_password(self) -> str:
         """The user's proxy password (``users/me`` on the user API), made once per data directory."""
         registry = self.platform.registry
-        value = registry.get_meta("proxy_user_password")
-        if value is None:
-            import secrets
-
-            value = "user_" + secrets.token_hex(16)
-            registry.set_meta("proxy_user_password", value)
+        with _USER_PASSWORD_LOCK:
+            value = registry.get_meta("proxy_user_password")
+            if value is None:
+                value = "user_" + secrets.token_hex(16)
+                registry.set_meta("proxy_user_password", value)
         return value
 
     def check(self, password: str) -> Client | None:
