@@ -180,3 +180,19 @@ def test_two_sdk_runs_in_shared_mode_handle_each_request_once(platform):
     assert handled == sorted(urls), "a request was handled twice or never"
     meta = platform.storages.get(REQUEST_QUEUES, queue["id"])
     assert meta["handledRequestCount"] == 40 and meta["hadMultipleClients"]
+
+
+async def test_requests_are_served_without_nulls_for_javascript_crawlee(api_url, api_token):
+    """crawlee's JavaScript Request refuses ``handledAt: null`` (and other nulls) when it hydrates a
+    request from GET .../requests/{id}; absent fields are what it expects."""
+    import httpx
+
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    queue_id = await new_queue(client, "no-nulls", ["https://example.com/n"])
+    request_id = (await client.request_queue(queue_id).list_head()).items[0].id
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_token}"}) as http:
+        data = (await http.get(f"{api_url}/v2/request-queues/{queue_id}/requests/{request_id}")).json()["data"]
+        listed = (await http.get(f"{api_url}/v2/request-queues/{queue_id}/requests")).json()["data"]["items"]
+    for request in (data, *listed):
+        assert None not in request.values(), request
+        assert "handledAt" not in request and request["userData"] == {} and request["retryCount"] == 0
