@@ -202,7 +202,7 @@ class ProxyServer:
         self.endpoint: ProxyEndpoint | None = None
         self._server: asyncio.base_events.Server | None = None
         self._auth_cache: dict[str, tuple[float, Client]] = {}
-        self._noted: set[tuple[str | None, ProxyOptions]] = set()
+        self._noted: set[tuple[str | None, tuple[str, ...], str | None]] = set()
         self._self_addresses: set[tuple[str, int]] = set()
         self._starting: asyncio.Task | None = None
         self._sock: socket.socket | None = None
@@ -318,9 +318,13 @@ class ProxyServer:
             if client is None:
                 self._auth_cache.pop(password, None)
                 return None, "Wrong proxy password: use the run's APIFY_PROXY_PASSWORD (valid while the run is live)."
+            if len(self._auth_cache) > 1000:  # one entry per live run: drop the stale ones now and then
+                self._auth_cache = {key: value for key, value in self._auth_cache.items()
+                                    if now - value[0] < AUTH_CACHE_SECS}
             self._auth_cache[password] = (now, client)
-        if (options.groups or options.country) and (client.run_id, options) not in self._noted:
-            self._noted.add((client.run_id, options))
+        noted = (client.run_id, options.groups, options.country)  # sessions vary per request: not in the key
+        if (options.groups or options.country) and noted not in self._noted:
+            self._noted.add(noted)
             asked = ", ".join(filter(None, [f"groups {'+'.join(options.groups)}" if options.groups else "",
                                             f"country {options.country}" if options.country else ""]))
             route = "the upstream proxy" if self.upstream else "this machine's own connection"
