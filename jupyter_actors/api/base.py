@@ -39,6 +39,10 @@ MAX_WAIT_SECS = 60
 MAX_CONTENT_TYPE_CHARS = 255
 _JSON_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", float: "a number",
                     dict: "an object", list: "an array", type(None): "null"}
+#: Put before Jupyter's policy on every API response: records, items, logs and listings hold bytes an
+#: actor wrote, so a browser that opens one on Jupyter's origin must give it an opaque origin and no
+#: scripts (never ``allow-same-origin``). The first ``sandbox`` directive wins over any later one.
+SANDBOX_POLICY = "sandbox"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -72,6 +76,14 @@ class ApiHandlerMixin:
             return set()
         return await self.call(self.platform.child_run_ids, self.principal.run_id)
 
+    def set_default_headers(self) -> None:
+        """Every response, errors included (tornado re-applies these on ``clear``): sandboxed and unsniffed."""
+        super().set_default_headers()  # type: ignore[misc]
+        jupyter_policy = getattr(self, "content_security_policy", None)  # the user API's; none on the actor API
+        self.set_header(  # type: ignore[attr-defined]
+            "Content-Security-Policy", f"{SANDBOX_POLICY}; {jupyter_policy}" if jupyter_policy else SANDBOX_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")  # type: ignore[attr-defined]
+
     # -- errors -----------------------------------------------------------------------------------
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +93,9 @@ class ApiHandlerMixin:
             if status >= 500:
                 app_log.warning("%s %s: %s", self.request.method, self.request.path, value)  # type: ignore[attr-defined]
             return
-        super().log_exception(typ, value, tb)  # type: ignore[misc]
+        # Not tornado's message: it prints the full URI, and ``?token=`` may be a credential.
+        app_log.error("Uncaught exception in %s %s", self.request.method, self.request.path,  # type: ignore[attr-defined]
+                      exc_info=(typ, value, tb))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

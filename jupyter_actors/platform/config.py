@@ -12,6 +12,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .proxy import Upstream
+
 DEFAULT_BASE_IMAGE = "jupyter-actors/python:3.11"
 BACKENDS = ("docker", "swarm", "kubernetes")
 
@@ -79,6 +81,14 @@ class PlatformConfig:
     default_timeout_secs: int = setting(3600, help="Timeout of a new actor's runs unless the run says otherwise.")
     actor_api_url: str | None = setting(
         None, help="Base URL actors use for the API (set when the actor-facing API is being served).")
+    proxy_port: int = setting(
+        0, exposed=(SERVER,),
+        help="Port of the runs' forward proxy (APIFY_PROXY_PORT) on actor_api_host (0: the last start's port, "
+             "else a free one).")
+    upstream_proxy: str | None = setting(
+        None, exposed=(SERVER,),
+        help="HTTP proxy the runs' proxy sends all traffic through, e.g. a company proxy "
+             "(http://user:password@host:port); unset: it connects directly.")
     public_api_url: str = setting(
         "http://127.0.0.1:8888/actors/api",
         help="Base URL the user reaches the API at; used for public/console URLs in API objects.")
@@ -143,6 +153,8 @@ class PlatformConfig:
             value = getattr(self, item.name)
             if choices and value not in choices:
                 raise ValueError(f"{item.name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+        if self.upstream_proxy:
+            Upstream.parse(self.upstream_proxy)  # a wrong URL fails at start, with what to write
 
 
 @dataclass(frozen=True)

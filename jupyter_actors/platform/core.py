@@ -27,6 +27,7 @@ from .housekeeping import Housekeeping
 from .images import download_wheels
 from .lifecycle import ACTIVE_STATUSES, LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT, RunStatus
 from .models import USERNAME, Actor, Build, Run, Version
+from .proxy import ProxyEndpoint
 from .quota import Admission
 from .registry import Registry
 from .retention import Retention
@@ -103,6 +104,15 @@ class Platform:
     @events_url_template.setter
     def events_url_template(self, value: str | None) -> None:
         self.runs.endpoints.events_url_template = value
+
+    @property
+    def proxy_endpoint(self) -> ProxyEndpoint | None:
+        """Where runs reach the forward proxy; set by the actor API while it serves the proxy."""
+        return self.runs.endpoints.proxy_endpoint
+
+    @proxy_endpoint.setter
+    def proxy_endpoint(self, value: ProxyEndpoint | None) -> None:
+        self.runs.endpoints.proxy_endpoint = value
 
     @property
     def event_sink(self) -> EventSink | None:

@@ -69,6 +69,8 @@ class ActorsExtension(ExtensionApp):
     kubernetes_namespace = platform_trait("kubernetes_namespace")
     kubeconfig = platform_trait("kubeconfig")
     kubernetes_context = platform_trait("kubernetes_context")
+    proxy_port = platform_trait("proxy_port")
+    upstream_proxy = platform_trait("upstream_proxy")
 
     # The server's own settings (the actor-facing listener).
     actor_api_host = Unicode(

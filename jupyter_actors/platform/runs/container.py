@@ -14,6 +14,7 @@ from ..errors import InvalidInput
 from ..lifecycle import LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT
 from ..limits import ContainerLimits
 from ..models import Actor, Build, Run, Version
+from ..proxy import ProxyEndpoint, proxy_environment
 
 #: The runs' bridge network on engines that have one (no traffic between containers).
 NETWORK_NAME = "jupyter-actors"
@@ -29,6 +30,8 @@ class Endpoints:
     web_base_url: str
     #: The events websocket URL, with ``{run_id}`` and ``{token}`` placeholders.
     events_url_template: str | None = None
+    #: The runs' forward proxy (APIFY_PROXY_*), while the actor API serves it.
+    proxy_endpoint: ProxyEndpoint | None = None
 
     def web_url(self, run: Run) -> str | None:
         return f"{self.web_base_url}{run['web_id']}/" if run.get("web_id") else None
@@ -62,6 +65,7 @@ def container_spec(run: Run, actor: Actor, build: Build, version: Version, limit
         events_url=template.format(run_id=run["id"], token=run["token"]) if template else None,
         persist_state_interval_secs=config.persist_state_interval_secs,
         container_port=run["container_port"] or config.container_port, custom=json.loads(version["env_vars"]),
+        proxy=proxy_environment(endpoints.proxy_endpoint, dict(run)),
     )
     labels = {
         LABEL_INSTANCE: instance_id,
