@@ -15,15 +15,31 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import ActorsError
 from .status import TERMINAL
 
-if TYPE_CHECKING:
-    from .runs import Run
+
+class Run(Protocol):
+    """What the view reads of a run (``runs.Run``); declared here so the two modules do not import each other."""
+
+    id: str
+    data: dict[str, Any]
+
+    @property
+    def output(self) -> Any: ...
+
+    @property
+    def dataset(self) -> Any: ...
+
+    def refresh(self, wait: float = 0) -> dict[str, Any]: ...
+
+    def follow_log(self, stop: Any = None) -> Iterator[str]: ...
+
+    def abort(self, gracefully: bool = False) -> Any: ...
 
 TAIL_LINES = 200
 TEXT_TAIL_LINES = 20
