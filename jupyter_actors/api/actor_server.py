@@ -16,6 +16,7 @@ from tornado.log import access_log
 
 from ..platform.core import Platform
 from ..platform.proxy import Credentials, ProxyServer, Upstream
+from .calls import ActorCalls
 from .auth import RunTokenAuthBase
 from .base import MAX_DRAINED_BODY_BYTES
 from .events import ActorEvents, EventsSocketHandler
@@ -55,6 +56,8 @@ class ActorApiServer:
         settings = api_settings(self.platform, self.platform.config.public_api_url, loop)
         self.events = ActorEvents(self.platform, loop)
         settings["jupyter_actors_events"] = self.events
+        self.calls = ActorCalls()
+        settings["jupyter_actors_actor_calls"] = self.calls
         handlers = [(r"/v2/actor-runs/([^/]+)/events", EventsSocketHandler), *make_handlers("", RunTokenAuthBase, "Actor")]
         app = web.Application(handlers, log_function=log_request, **settings)
         sockets = self._bind_stable_port()
@@ -96,6 +99,7 @@ class ActorApiServer:
             self._server.stop()
             self._server = None
             self.events.close()
+            self.calls.close()
         if self.proxy is not None:
             self.platform.proxy_endpoint = None
             self.proxy.close()

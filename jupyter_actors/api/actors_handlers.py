@@ -84,8 +84,10 @@ def definition_from_body(name: str, body: dict, existing_version: dict | None = 
 
 class ActorAccess(ApiHandlerMixin):
     def actor_view(self, actor: dict) -> dict:
-        versions = self.platform.registry.query("SELECT * FROM versions WHERE actor_id = ?", (actor["id"],))
-        return self.views.actor(actor, versions, self.platform.build_tags(actor["id"]))
+        """Blocking (the registry): call it through ``self.call``."""
+        builds = {build["id"]: build for build in self.platform.list_builds(actor["id"])}
+        return self.views.actor(actor, self.platform.versions(actor["id"]), self.platform.build_tags(actor["id"]),
+                                builds)
 
 
 class ActorListHandler(ActorAccess):
@@ -95,19 +97,20 @@ class ActorListHandler(ActorAccess):
         if desc:
             actors.reverse()
         page = actors[offset: offset + limit if limit is not None else None]
-        self.send_list([self.actor_view(a) for a in page], total=len(actors), offset=offset, limit=limit, desc=desc)
+        views = await self.call(lambda: [self.actor_view(a) for a in page])
+        self.send_list(views, total=len(actors), offset=offset, limit=limit, desc=desc)
 
     async def post(self) -> None:
         require(self.principal.may_manage_actors, "create actors")
         body = checked_actor_body(self.json_body(default={}), require_name=True)
         actor = await self.call(self.platform.create_actor, definition_from_body(body["name"], body))
-        self.send_data(self.actor_view(actor), 201)
+        self.send_data(await self.call(self.actor_view, actor), 201)
 
 
 class ActorHandler(ActorAccess):
     async def get(self, actor_id: str) -> None:
         actor = await self.call(self.platform.get_actor, actor_id)
-        self.send_data(self.actor_view(actor))
+        self.send_data(await self.call(self.actor_view, actor))
 
     async def put(self, actor_id: str) -> None:
         """Update; new versions and the run defaults are validated before either is written."""
@@ -124,7 +127,7 @@ class ActorHandler(ActorAccess):
             changes = {key: value for key, value in changes.items() if key == "default_build"}
         if changes:
             actor = await self.call(self.platform.update_actor, actor["id"], **changes)
-        self.send_data(self.actor_view(actor))
+        self.send_data(await self.call(self.actor_view, actor))
 
     async def delete(self, actor_id: str) -> None:
         require(self.principal.may_manage_actors, "delete actors")
@@ -157,7 +160,7 @@ class ActorRunsHandler(RunListing):
             web_public=web_public,
         )
         run = await self.wait_for_finish(run, wait)
-        self.send_data(self.views.run(run), 201)
+        self.send_data(await self.call(self.views.run, run), 201)
 
     async def get(self, actor_id: str) -> None:
         await self.send_runs(actor_id)
@@ -169,7 +172,7 @@ class ActorLastRunHandler(RunAccess):
         if not runs:
             raise NotFound(f"Actor {actor_id} has no runs yet.", type="record-not-found")
         run = await self.load_run(runs[0]["id"])
-        self.send_data(self.views.run(run))
+        self.send_data(await self.call(self.views.run, run))
 
 
 class ActorBuildsHandler(ApiHandlerMixin):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tornado import web
 
 from ..platform.errors import Unauthorized
@@ -28,7 +30,7 @@ class RunTokenAuthBase(web.RequestHandler):
         if not token:
             raise Unauthorized("Authentication required: send the run's APIFY_TOKEN as 'Authorization: Bearer <token>'.")
         platform = self.settings["jupyter_actors_platform"]
-        run = platform.run_for_token(token)
+        run = await asyncio.to_thread(platform.run_for_token, token)  # SQLite: not on the event loop
         if run is None or RunStatus(run["status"]).is_terminal:
             raise Unauthorized("The token is not valid (unknown, or its run has finished).", type="user-or-token-not-found")
         self.principal = RunPrincipal(run_id=run["id"])

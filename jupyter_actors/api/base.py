@@ -20,6 +20,7 @@ from tornado.log import app_log
 from ..platform.core import Platform
 from ..platform.errors import InvalidInput, NotFound, PlatformError
 from ..platform.storages import MAX_RECORD_BYTES
+from . import calls
 from .principals import Principal
 from .views import Views
 
@@ -66,9 +67,10 @@ class ApiHandlerMixin:
     def run_events(self):
         return self.settings["jupyter_actors_run_events"]  # type: ignore[attr-defined]
 
-    async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking platform call off the event loop."""
-        return await asyncio.to_thread(function, *args, **kwargs)
+    async def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking platform call off the event loop (an actor's in the actors' pool, within its run's share)."""
+        actor_calls = self.settings.get("jupyter_actors_actor_calls")  # type: ignore[attr-defined]
+        return await calls.call(self.principal.run_id, actor_calls, function, *args, **kwargs)
 
     async def children(self) -> set[str]:
         """Runs the calling run started (it may read them and their storages); none for the user."""

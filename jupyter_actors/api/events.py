@@ -58,9 +58,11 @@ class ActorEvents:
         for run_id in list(self.sockets):
             self._write(run_id, json.dumps({"name": "persistState", "data": {"isMigrating": False}}))
 
-    def _system_info(self) -> None:
-        for run_id in list(self.sockets):
-            info = self.system_info(run_id)
+    async def _system_info(self) -> None:
+        """Every connected run's systemInfo; the registry and the engine are read in a thread."""
+        run_ids = list(self.sockets)
+        infos = await asyncio.to_thread(lambda: [(run_id, self.system_info(run_id)) for run_id in run_ids])
+        for run_id, info in infos:
             if info is not None:
                 self._write(run_id, json.dumps({"name": "systemInfo", "data": info}))
 
@@ -70,13 +72,12 @@ class ActorEvents:
         CPU usage is in percent of one core (the SDK divides by APIFY_DEDICATED_CPUS), from the
         container's cgroup CPU time between two samples.
         """
-        run = self.platform.registry.query_one(
-            "SELECT container_id, memory_mb, cpu_cores FROM runs WHERE id = ?", (run_id,))
+        run = self.platform.stores.runs.find(run_id)
         if run is None or not run["container_id"]:
             return None
         backend = self.platform.backend
-        used = getattr(backend, "memory_usage", lambda _: None)(run["container_id"]) or 0
-        cpu_ns = getattr(backend, "cpu_usage_ns", lambda _: None)(run["container_id"])
+        used = backend.memory_usage(run["container_id"]) or 0
+        cpu_ns = backend.cpu_usage_ns(run["container_id"])
         now = time.monotonic_ns()
         previous = self._cpu_samples.get(run_id)
         percent = 0.0
@@ -122,7 +123,8 @@ class EventsSocketHandler(websocket.WebSocketHandler):
 
     async def get(self, run_id: str) -> None:  # type: ignore[override]
         platform: Platform = self.settings["jupyter_actors_platform"]
-        run = platform.run_for_token(self.get_query_argument("token", "") or "")
+        token = self.get_query_argument("token", "") or ""
+        run = await asyncio.to_thread(platform.run_for_token, token)  # SQLite: not on the event loop
         if run is None or run["id"] != run_id or RunStatus(run["status"]).is_terminal:
             self.set_status(401)
             self.finish(json.dumps({"error": {"type": "token-not-valid",

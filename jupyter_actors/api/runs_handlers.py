@@ -46,7 +46,8 @@ class RunListing(RunAccess):
             children = await self.children()
             runs = [run for run in runs if self.principal.may_read_run(run, children)]
         page = runs[offset: offset + limit if limit is not None else None]
-        self.send_list([self.views.run(run) for run in page], total=len(runs), offset=offset, limit=limit, desc=desc)
+        views = await self.call(lambda: [self.views.run(run) for run in page])
+        self.send_list(views, total=len(runs), offset=offset, limit=limit, desc=desc)
 
 
 class RunListHandler(RunListing):
@@ -58,7 +59,7 @@ class RunHandler(RunAccess):
     async def get(self, run_id: str) -> None:
         wait = self.wait_secs()
         run = await self.wait_for_finish(await self.load_run(run_id), wait)
-        self.send_data(self.views.run(run))
+        self.send_data(await self.call(self.views.run, run))
 
     async def delete(self, run_id: str) -> None:
         """Delete a finished run with its default storages and log (409 while it runs)."""
@@ -75,7 +76,7 @@ class RunHandler(RunAccess):
                 self.platform.set_status_message, run_id, body["statusMessage"],
                 terminal=bool(body.get("isStatusMessageTerminal")),
             )
-        self.send_data(self.views.run(run))
+        self.send_data(await self.call(self.views.run, run))
 
 
 class RunAbortHandler(RunAccess):
@@ -84,7 +85,7 @@ class RunAbortHandler(RunAccess):
         gracefully = self.query_bool("gracefully")
         await self.load_run(run_id, control=True)
         run = await self.call(self.platform.abort_run, run_id, gracefully=gracefully)
-        self.send_data(self.views.run(run))
+        self.send_data(await self.call(self.views.run, run))
 
 
 class RunResurrectHandler(RunAccess):
@@ -95,7 +96,7 @@ class RunResurrectHandler(RunAccess):
             self.platform.resurrect_run, run_id, build=self.query("build"),
             memory_mb=self.query("memory"), timeout_secs=self.query("timeout"),
         )
-        self.send_data(self.views.run(run))
+        self.send_data(await self.call(self.views.run, run))
 
 
 class RunLogHandler(RunAccess):

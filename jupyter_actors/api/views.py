@@ -74,7 +74,7 @@ class Views:
         """Memory in use while the container runs, read from its cgroup (about 0.1 ms)."""
         if row["status"] != "RUNNING" or not row.get("container_id"):
             return {}
-        used = getattr(self.platform.backend, "memory_usage", lambda _: None)(row["container_id"])
+        used = self.platform.backend.memory_usage(row["container_id"])
         return {} if used is None else {"memCurrentBytes": used, "memMaxBytes": row["memory_mb"] * 1024 * 1024}
 
     def build(self, row: dict) -> dict:
@@ -115,10 +115,11 @@ class Views:
             view["inputSchema"] = json.loads(row["input_schema"])
         return view
 
-    def actor(self, row: dict, versions: list[dict], tags: dict[str, str]) -> dict:
+    def actor(self, row: dict, versions: list[dict], tags: dict[str, str], builds: dict[str, dict]) -> dict:
+        """``builds``: the actor's builds by id (for its tagged builds)."""
         tagged = {}
         for tag, build_id in tags.items():
-            build = self.platform.registry.query_one("SELECT build_number, finished_at FROM builds WHERE id = ?", (build_id,))
+            build = builds.get(build_id)
             if build:
                 tagged[tag] = {"buildId": build_id, "buildNumber": build["build_number"], "finishedAt": build["finished_at"]}
         return {
