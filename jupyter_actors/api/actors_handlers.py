@@ -196,6 +196,8 @@ class ActorBuildsHandler(ActorAccess):
     async def post(self, actor_id: str) -> None:
         require(self.principal.may_manage_actors, "build actors")
         wait = self.wait_secs()
+        for option in ("useCache", "betaPackages"):  # Apify's options: identical sources always reuse a build
+            self.query_bool(option)
         build = await self.call(
             self.platform.build, actor_id, version=self.query("version"), tag=self.query("tag"), wait=False,
         )

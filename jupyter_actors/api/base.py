@@ -42,7 +42,7 @@ _JSON_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number
 #: The largest integer a query parameter may carry: SQLite's and orjson's 64-bit signed range.
 MAX_QUERY_INT = 2**63 - 1
 TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
+FALSE_WORDS = {"0", "false", "no", "off"}  # not "": "?attachment=" is a typo, not a choice
 
 
 class ApiHandlerMixin:
@@ -171,12 +171,14 @@ class ApiHandlerMixin:
         except orjson.JSONDecodeError as exc:
             raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
 
-    def json_object(self, fields: dict[str, type | tuple[type, ...]]) -> dict:
+    def json_object(self, fields: dict[str, type | tuple[type, ...]], *, required: bool = False) -> dict:
         """A JSON object body whose keys are all in ``fields``, each of the type listed there.
 
         Checked before anything is changed, so a body with one wrong field changes nothing.
         """
-        body = self.json_body(default={})
+        body = self.json_body(default=None if required else {})
+        if body is None and required:
+            raise InvalidInput(f"The body is required: a JSON object with some of: {', '.join(fields)}.")
         if not isinstance(body, dict):
             raise InvalidInput(f"The body must be a JSON object with some of: {', '.join(fields)}.")
         unknown = set(body) - set(fields)

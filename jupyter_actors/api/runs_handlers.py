@@ -117,6 +117,7 @@ class RunLogHandler(RunAccess):
     """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
 
     async def get(self, run_id: str) -> None:
+        self.query_bool("raw")  # Apify's option; the log is always raw here, but a bad value is still refused
         run = await self.load_run(run_id)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         path = self.platform.log_path(run_id)
