@@ -636,3 +636,15 @@ def test_a_run_token_reads_and_aborts_its_children_but_changes_nothing_else(pare
         assert_error(client.post(f"/actor-runs/{child['id']}/resurrect"), 403, "insufficient-permissions")
     assert platform.get_run(child["id"])["status"] == "ABORTED"
     assert platform.storages.get(KEY_VALUE_STORES, child["defaultKeyValueStoreId"]) is not None
+
+
+async def test_a_refused_start_creates_no_storage(user, actors_app):
+    """Everything is checked before the run's three default storages exist (a late refusal leaked them)."""
+    define_actor(actors_app.platform, "bad-port", SLEEPER,
+                 env_vars=[{"name": "APIFY_CONTAINER_PORT", "value": "not-a-port", "isSecret": False}])
+    async with user:
+        before = snapshot(actors_app.platform)
+        for query in (f"memory={TEST_MEMORY_MB}", f"memory={TEST_MEMORY_MB}&timeout=300000000000"):
+            assert_error(await user.post(f"/actors/local~bad-port/runs?{query}", json={"n": 1}), 400)
+        assert snapshot(actors_app.platform) == before
+        assert actors_app.platform.list_runs() == []
