@@ -261,10 +261,14 @@ def test_build_failure_is_recorded_with_a_readable_error(platform):
 
 def test_resurrection_of_a_finished_run(platform):
     define_actor(platform, "counter", "import os\nprint('run', os.environ['ACTOR_RUN_ID'])\n")
-    run = platform.wait_run(platform.start_run("counter", memory_mb=TEST_MEMORY_MB)["id"], 120)
+    started = platform.start_run("counter", memory_mb=TEST_MEMORY_MB)
+    run = platform.wait_run(started["id"], 120)
     assert run["status"] == "SUCCEEDED"
     again = platform.resurrect_run(run["id"])
     assert again["status"] == "RUNNING" and again["resurrect_count"] == 1
+    # Only the hash of the first token was kept, so the new container gets a new token; the old one is dead.
+    assert again["token"] != started["token"] and platform.run_for_token(started["token"]) is None
+    assert platform.run_for_token(again["token"])["id"] == run["id"]
     final = platform.wait_run(run["id"], 120)
     assert final["status"] == "SUCCEEDED", final
     assert final["default_key_value_store_id"] == run["default_key_value_store_id"]
