@@ -62,7 +62,7 @@ class ActorApiServer:
         app = web.Application(handlers, log_function=log_request, **settings)
         sockets = self._bind_stable_port()
         self.port = sockets[0].getsockname()[1]
-        self.platform.registry.set_meta("actor_api_port", str(self.port))
+        self.platform.stores.set_meta("actor_api_port", str(self.port))
         # Handlers stream bodies and set their own size limit per request (base.MAX_DRAINED_BODY_BYTES).
         self._server = httpserver.HTTPServer(app, max_body_size=MAX_DRAINED_BODY_BYTES, decompress_request=False)
         self._server.add_sockets(sockets)
@@ -78,15 +78,15 @@ class ActorApiServer:
         config = self.platform.config
         upstream = Upstream.parse(config.upstream_proxy) if config.upstream_proxy else None
         self.proxy = ProxyServer(Credentials(self.platform), upstream=upstream)
-        previous = self.platform.registry.get_meta("proxy_port")
+        previous = self.platform.stores.get_meta("proxy_port")
         port = config.proxy_port or (int(previous) if previous else 0)
         endpoint = self.proxy.start(self.host, port, advertise_host=urlsplit(self.url).hostname, loop=loop)
-        self.platform.registry.set_meta("proxy_port", str(endpoint.port))
+        self.platform.stores.set_meta("proxy_port", str(endpoint.port))
         self.platform.proxy_endpoint = endpoint
 
     def _bind_stable_port(self) -> list[socket.socket]:
         """Reuse the port of the last start: adopted containers know the API only by that address."""
-        previous = self.platform.registry.get_meta("actor_api_port")
+        previous = self.platform.stores.get_meta("actor_api_port")
         if not self.port and previous:
             try:
                 return _bind(self.host, int(previous))

@@ -33,4 +33,4 @@ class RunTokenAuthBase(web.RequestHandler):
         run = await asyncio.to_thread(platform.run_for_token, token)  # SQLite: not on the event loop
         if run is None or RunStatus(run["status"]).is_terminal:
             raise Unauthorized("The token is not valid (unknown, or its run has finished).", type="user-or-token-not-found")
-        self.principal = RunPrincipal(run_id=run["id"])
+        self.principal = RunPrincipal(run_id=run["id"], actor_id=run["actor_id"])

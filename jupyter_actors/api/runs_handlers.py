@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..platform.errors import InvalidInput
 from ..platform.lifecycle import RunStatus
 from .base import ApiHandlerMixin
 from .principals import require
@@ -16,14 +17,28 @@ RESURRECT_OPTIONS = {"build", "memory", "timeout", "restartOnError"}
 
 
 class RunAccess(ApiHandlerMixin):
-    async def load_run(self, run_id: str, *, control: bool = False) -> dict:
+    async def load_run(self, run_id: str, *, access: str = "read") -> dict:
+        """The run, if the caller may ``access`` it: read, abort, update (status) or manage (delete, resurrect)."""
         run = await self.call(self.platform.get_run, run_id)
         children = await self.children()
-        if control:
-            require(self.principal.may_control_run(run, children), f"control run {run_id}")
-        else:
-            require(self.principal.may_read_run(run, children), f"read run {run_id}")
+        require(self.principal.may_read_run(run, children), f"read run {run_id}")
+        allowed = {
+            "read": True,
+            "abort": self.principal.may_abort_run(run, children),
+            "update": self.principal.may_update_run(run),
+            "manage": self.principal.may_manage_runs,
+        }[access]
+        require(allowed, f"{'delete or resurrect' if access == 'manage' else access} run {run_id}")
         return run
+
+    def run_status_filter(self) -> str | None:
+        """The ``status`` query of run lists: one of the run statuses (an unknown one is a typo, not "none")."""
+        status = self.query("status")
+        if status is None:
+            return None
+        if status not in {s.value for s in RunStatus}:
+            raise InvalidInput(f"status must be one of {', '.join(s.value for s in RunStatus)}, not {status!r}.")
+        return status
 
     async def wait_for_finish(self, run: dict, wait: int) -> dict:
         """Hold the request until the run is terminal or ``wait`` seconds passed (see ``wait_secs``)."""
@@ -41,7 +56,7 @@ class RunListing(RunAccess):
     async def send_runs(self, actor_id: str | None) -> None:
         """One page of runs (all, or one actor's), newest first with ``desc``; a run token sees only its own."""
         offset, limit, desc = self.paging()
-        runs = await self.call(self.platform.list_runs, actor_id, status=self.query("status"), desc=desc)
+        runs = await self.call(self.platform.list_runs, actor_id, status=self.run_status_filter(), desc=desc)
         if self.principal.run_id:
             children = await self.children()
             runs = [run for run in runs if self.principal.may_read_run(run, children)]
@@ -63,13 +78,13 @@ class RunHandler(RunAccess):
 
     async def delete(self, run_id: str) -> None:
         """Delete a finished run with its default storages and log (409 while it runs)."""
-        await self.load_run(run_id, control=True)
+        await self.load_run(run_id, access="manage")
         await self.call(self.platform.delete_run, run_id)
         self.set_status(204)
         self.finish()
 
     async def put(self, run_id: str) -> None:
-        run = await self.load_run(run_id, control=True)
+        run = await self.load_run(run_id, access="update")
         body = self.json_object(RUN_UPDATE_FIELDS)
         if "statusMessage" in body:
             run = await self.call(
@@ -83,7 +98,7 @@ class RunAbortHandler(RunAccess):
     async def post(self, run_id: str) -> None:
         self.reject_unknown_query({"gracefully"})
         gracefully = self.query_bool("gracefully")
-        await self.load_run(run_id, control=True)
+        await self.load_run(run_id, access="abort")
         run = await self.call(self.platform.abort_run, run_id, gracefully=gracefully)
         self.send_data(await self.call(self.views.run, run))
 
@@ -91,7 +106,7 @@ class RunAbortHandler(RunAccess):
 class RunResurrectHandler(RunAccess):
     async def post(self, run_id: str) -> None:
         self.reject_unknown_query(RESURRECT_OPTIONS)
-        await self.load_run(run_id, control=True)
+        await self.load_run(run_id, access="manage")
         run = await self.call(
             self.platform.resurrect_run, run_id, build=self.query("build"),
             memory_mb=self.query("memory"), timeout_secs=self.query("timeout"),
@@ -103,6 +118,7 @@ class RunLogHandler(RunAccess):
     """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
 
     async def get(self, run_id: str) -> None:
+        self.query_bool("raw")  # Apify's option; the log is always raw here, but a bad value is still refused
         run = await self.load_run(run_id)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         path = self.platform.log_path(run_id)

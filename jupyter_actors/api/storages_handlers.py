@@ -133,7 +133,7 @@ class StorageHandler(StorageAccess):
 
     async def put(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_object({"name": (str, type(None)), "generalAccess": (str, type(None))})
+        body = self.json_object({"name": (str, type(None)), "generalAccess": (str, type(None))}, required=True)
         if "name" in body:
             self.require_owner(meta, "rename")
             meta = await self.call(self.storages.rename, self.kind, meta["id"], body["name"])
@@ -213,7 +213,7 @@ class ItemsHandler(StorageAccess):
         if fmt not in ITEM_FORMATS:
             raise InvalidInput(f"format {fmt!r} is not supported; use json, jsonl or csv.")
         # Every option is checked before the first byte goes out: after that, an error cannot be reported.
-        delimiter = self.query("delimiter") or ","
+        delimiter = self.query("delimiter", ",")
         if len(delimiter) != 1 or delimiter in '"\r\n':
             raise InvalidInput(f"delimiter must be one character other than a quote or a newline, not {delimiter!r}.")
         bom, skip_header_row = self.query_bool("bom"), self.query_bool("skipHeaderRow")

@@ -12,7 +12,7 @@ from .clock import iso, parse_iso
 from .models import Actor, Build, Run
 
 
-def run_environment(run: Run, actor: Actor, build: Build, *, api_url: str | None, events_url: str | None,
+def run_environment(run: Run, actor: Actor, build: Build, token: str, *, api_url: str | None, events_url: str | None,
                     container_url: str | None, container_port: int, custom: list[dict[str, Any]],
                     persist_state_interval_secs: float = 60.0, proxy: dict[str, str] | None = None) -> dict[str, str]:
     """``proxy``: the APIFY_PROXY_* variables of the runs' proxy (none when it is not served)."""
@@ -35,7 +35,7 @@ def run_environment(run: Run, actor: Actor, build: Build, *, api_url: str | None
         ("APIFY_DEDICATED_CPUS",): f"{run['cpu_cores']:g}",
         ("APIFY_STARTED_AT", "ACTOR_STARTED_AT"): started_at,
         ("APIFY_TIMEOUT_AT", "ACTOR_TIMEOUT_AT"): timeout_at,
-        ("APIFY_TOKEN",): run["token"],
+        ("APIFY_TOKEN",): token,
         ("APIFY_USER_ID",): actor["username"],
         ("APIFY_CONTAINER_PORT", "ACTOR_WEB_SERVER_PORT"): str(container_port),
         ("APIFY_CONTAINER_URL", "ACTOR_WEB_SERVER_URL"): container_url,

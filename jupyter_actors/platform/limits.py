@@ -12,6 +12,8 @@ MAX_MEMORY_MB = 32768
 ALLOWED_MEMORY_MB = tuple(2**i for i in range(7, 16))  # 128 .. 32768
 MAX_INPUT_CHARS = 1_000_000
 MB_PER_CORE = 4096
+#: The longest timeout: about 68 years, effectively none, yet its deadline is still a valid date.
+MAX_TIMEOUT_SECS = 2**31 - 1
 
 
 def _whole_number(value: object) -> int | None:
@@ -20,8 +22,8 @@ def _whole_number(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 20:
+        return int(value.strip())  # ASCII only: "²".isdigit() is True, but int("²") raises
     return None
 
 
@@ -31,16 +33,17 @@ def validate_memory(memory_mb: object) -> int:
         allowed = ", ".join(str(v) for v in ALLOWED_MEMORY_MB)
         raise InvalidInput(
             f"Memory must be a power of two between {MIN_MEMORY_MB} and {MAX_MEMORY_MB} MB "
-            f"(one of {allowed}); got {memory_mb!r}."
+            f"(one of {allowed}); got {str(memory_mb)[:50]!r}."
         )
     return value  # type: ignore[return-value]
 
 
 def validate_timeout(timeout_secs: object) -> int:
     value = _whole_number(timeout_secs)
-    if value is None or value < 0:
+    if value is None or value < 0 or value > MAX_TIMEOUT_SECS:
         raise InvalidInput(
-            f"Timeout must be a whole number of seconds (0 for no timeout); got {timeout_secs!r}."
+            f"Timeout must be a whole number of seconds from 0 (no timeout) to {MAX_TIMEOUT_SECS}; "
+            f"got {str(timeout_secs)[:50]!r}."
         )
     return value
 

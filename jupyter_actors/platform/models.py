@@ -75,7 +75,7 @@ class Run(TypedDict):
     default_key_value_store_id: str
     default_dataset_id: str
     default_request_queue_id: str
-    token: str
+    token_hash: str  # sha256 of the run's API token (ids.token_hash); the token itself is never stored
     container_name: str
     container_id: str | None
     stop_intent: str | None

@@ -71,11 +71,11 @@ class ProxyEndpoint:
 
 
 def run_proxy_password(run: dict) -> str:
-    """The run's proxy password: its id and a MAC of it under the run's own API token.
+    """The run's proxy password: its id and a MAC of it under the hash of the run's API token.
 
     Derived, not stored: a restarted server recomputes it, and it never reveals the token.
     """
-    mac = hmac.new(run["token"].encode(), f"proxy:{run['id']}".encode(), hashlib.sha256).hexdigest()[:32]
+    mac = hmac.new(run["token_hash"].encode(), f"proxy:{run['id']}".encode(), hashlib.sha256).hexdigest()[:32]
     return f"{run['id']}_{mac}"
 
 

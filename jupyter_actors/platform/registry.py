@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .ids import token_hash
+
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
     """
@@ -122,6 +124,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN web_host TEXT;
     """,
+    # 5: run tokens are kept only as their sha256 (ids.token_hash); containers of running runs still
+    # hold the plain token, which hashes to the stored value, so they keep working across the upgrade.
+    """
+    ALTER TABLE runs RENAME COLUMN token TO token_hash;
+    UPDATE runs SET token_hash = sha256_hex(token_hash);
+    """,
 ]
 
 
@@ -137,6 +145,8 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA secure_delete=ON")  # a replaced row (a plain token of schema 4) is zeroed
+        self._db.create_function("sha256_hex", 1, token_hash, deterministic=True)  # for migration 5
         self._migrate()
 
     def _migrate(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from .clock import now_iso
 from .errors import NotFound
+from .ids import token_hash
 from .lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, check_transition
 from .models import Actor, Build, Run, Tombstone, Version
 from .registry import Registry
@@ -140,7 +141,8 @@ class RunStore:
         return cast("Run | None", self.registry.query_one("SELECT * FROM runs WHERE id = ?", (run_id,)))
 
     def by_token(self, token: str) -> Run | None:
-        return cast("Run | None", self.registry.query_one("SELECT * FROM runs WHERE token = ?", (token,)))
+        return cast("Run | None", self.registry.query_one(
+            "SELECT * FROM runs WHERE token_hash = ?", (token_hash(token),)))
 
     def by_web_id(self, web_id: str) -> Run | None:
         return cast("Run | None", self.registry.query_one("SELECT * FROM runs WHERE web_id = ?", (web_id,)))

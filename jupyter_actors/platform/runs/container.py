@@ -56,16 +56,17 @@ def startup_nano_cpus(limits: ContainerLimits, config: PlatformConfig, backend: 
     return boosted if boosted > limits.nano_cpus else None
 
 
-def container_spec(run: Run, actor: Actor, build: Build, version: Version, limits: ContainerLimits, *,
+def container_spec(run: Run, actor: Actor, build: Build, version: Version, limits: ContainerLimits, token: str, *,
                    instance_id: str, config: PlatformConfig, backend: Backend, network: str | None,
                    endpoints: Endpoints) -> ContainerSpec:
+    """``token``: the run's API token in plain (the registry has only its hash)."""
     template = endpoints.events_url_template
     env = run_environment(
-        run, actor, build, api_url=endpoints.actor_api_url, container_url=endpoints.web_url(run),
-        events_url=template.format(run_id=run["id"], token=run["token"]) if template else None,
+        run, actor, build, token, api_url=endpoints.actor_api_url, container_url=endpoints.web_url(run),
+        events_url=template.format(run_id=run["id"], token=token) if template else None,
         persist_state_interval_secs=config.persist_state_interval_secs,
         container_port=run["container_port"] or config.container_port, custom=json.loads(version["env_vars"]),
-        proxy=proxy_environment(endpoints.proxy_endpoint, dict(run)),
+        proxy=proxy_environment(endpoints.proxy_endpoint, dict(run)),  # its MAC is under the token's hash
     )
     labels = {
         LABEL_INSTANCE: instance_id,

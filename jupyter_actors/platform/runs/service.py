@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .. import limits as limits_mod
 from ..backends.base import Backend
@@ -24,7 +24,7 @@ from ..changes import Changes
 from ..clock import iso, utcnow
 from ..config import PlatformConfig
 from ..errors import Conflict, InvalidInput, NotFound
-from ..ids import new_id, new_token
+from ..ids import new_id, new_token, token_hash
 from ..lifecycle import STOP_ABORT, STOP_MIGRATE, RunStatus
 from ..limits import ContainerLimits
 from ..models import Actor, Build, Run, Version
@@ -109,7 +109,8 @@ class RunService:
         )
         body, content_type = input_body(input, content_type)
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
-        port = container_port(version, self.config.container_port)
+        port = container_port(version, self.config.container_port)  # may refuse: before anything is stored
+        token = new_token()
         self.ensure_network()
         with self.admission.lock:
             self.admission.check(memory, what="run")
@@ -140,7 +141,7 @@ class RunService:
                 "default_key_value_store_id": kvs["id"],
                 "default_dataset_id": dataset["id"],
                 "default_request_queue_id": queue["id"],
-                "token": new_token(),
+                "token_hash": token_hash(token),
                 "container_name": f"jupyter-actors-{self.instance_id}-{run_id}",
                 "origin": origin,
                 "parent_run_id": parent_run_id,
@@ -149,18 +150,23 @@ class RunService:
                 "web_public": int(bool(web_public)),
                 "container_port": port,
             })
-        return self._launch(self.get_run(run_id), actor_row, build_row, version, limits)
+        return self._launch(self.get_run(run_id), actor_row, build_row, version, limits, token=token)
 
     def _launch(self, run: Run, actor: Actor, build: Build, version: Version, limits: ContainerLimits, *,
-                mode: str = "new") -> Run:
-        spec = container_spec(run, actor, build, version, limits, instance_id=self.instance_id, config=self.config,
-                              backend=self.backend, network=self._network, endpoints=self.endpoints)
+                token: str, mode: str = "new") -> Run:
+        """Start the run's container; ``token`` is the run's API token in plain (the registry has only its hash).
+
+        The returned run carries ``token``: the caller that started the run may hand it on.
+        """
+        spec = container_spec(run, actor, build, version, limits, token, instance_id=self.instance_id,
+                              config=self.config, backend=self.backend, network=self._network,
+                              endpoints=self.endpoints)
         self.disk_measured = not self.backend.disk_quota_supported(spec.image)
         watcher = RunWatcher(self, run["id"])
         self.watchers[run["id"]] = watcher
         self.changes.notify(run)
         watcher.launch(spec, mode=mode)
-        return run
+        return cast(Run, {**run, "token": token})
 
     def resurrect(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
                   timeout_secs: int | str | None = None) -> Run:
@@ -183,6 +189,7 @@ class RunService:
         self.ensure_network()
         if run["container_id"]:
             self.backend.remove(run["container_id"])
+        token = new_token()  # only the hash of the old one is kept; a new container gets a new token
         with self.admission.lock:
             self.admission.check(memory, what="run")
             now = utcnow()
@@ -193,11 +200,11 @@ class RunService:
                 timeout_secs=timeout, timeout_at=iso(now + dt.timedelta(seconds=timeout)) if timeout else None,
                 finished_at=None, exit_code=None, stop_intent=None, container_id=None, host_port=None, web_host=None,
                 status_message="Resurrected", status_message_terminal=0,
-                resurrect_count=run["resurrect_count"] + 1,
+                resurrect_count=run["resurrect_count"] + 1, token_hash=token_hash(token),
                 # A new name: the old container may still be being removed by the engine.
                 container_name=f"jupyter-actors-{self.instance_id}-{run_id}-r{run['resurrect_count'] + 1}",
             )
-        return self._launch(run, actor_row, build_row, version, limits, mode="resurrect")
+        return self._launch(run, actor_row, build_row, version, limits, token=token, mode="resurrect")
 
     def restart_lost(self, run: Run, reason: str) -> None:
         """A lost run starts again in a new container: same id, storages and environment (migration)."""
@@ -222,8 +229,10 @@ class RunService:
                                            f"(it was lost: {reason})")
             return
         count = run["restart_count"] + 1
+        token = new_token()  # only the hash of the old one is kept; the lost container took the plain one
         restarted = self.update_run(
-            run_id, restart_count=count, stop_intent=None, container_id=None, host_port=None, web_host=None,
+            run_id, restart_count=count, token_hash=token_hash(token), stop_intent=None, container_id=None,
+            host_port=None, web_host=None,
             container_name=f"jupyter-actors-{self.instance_id}-{run_id}-l{count}",
             status_message=f"Restarted: {reason}",
         )
@@ -232,7 +241,7 @@ class RunService:
         version = self.actors.version(actor_row["id"], build_row["version_number"])
         limits = limits_mod.limits_for(run["memory_mb"], cpu_mode=run["cpu_mode"], pids=self.config.pids_limit)
         self.ensure_network()
-        self._launch(restarted, actor_row, build_row, version, limits,
+        self._launch(restarted, actor_row, build_row, version, limits, token=token,
                      mode="restart" if run["status"] == RunStatus.RUNNING else "new")
 
     # -- while it runs ----------------------------------------------------------------------------
@@ -382,6 +391,8 @@ def input_body(value: bytes | str | dict[str, Any] | list[Any] | None,
             json.loads(body)
         except ValueError as exc:
             raise InvalidInput(f"Input is not valid JSON ({exc}); fix it or pass another content type.") from None
+        except RecursionError:
+            raise InvalidInput("Input is nested too deeply to be read as JSON; flatten it.") from None
     return body, content_type
 
 

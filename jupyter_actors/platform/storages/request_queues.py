@@ -40,6 +40,13 @@ MAX_LOCK_SECS = 24 * 3600
 MAX_CLIENT_KEY_LENGTH = 32
 
 _HEAD_COLUMNS = ("id", "uniqueKey", "url", "method", "retryCount")
+#: The optional request fields clients send (crawlee's Request), with their JSON types: a request is
+#: stored as sent, so a wrong type here would come back on every read and break the client.
+OPTIONAL_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "userData": (dict, type(None)), "headers": (dict, type(None)), "payload": (str, type(None)),
+    "noRetry": (bool, type(None)), "errorMessages": (list, type(None)), "loadedUrl": (str, type(None)),
+}
+MAX_RETRY_COUNT = 2**63 - 1  # SQLite's INTEGER
 
 
 def unique_key_to_request_id(unique_key: str) -> str:
@@ -116,9 +123,15 @@ class QueuedRequest:
         method = raw.get("method") or "GET"
         if not isinstance(method, str):
             raise InvalidInput(f"{where}: 'method' must be a string such as 'GET' or 'POST'.")
-        retry_count = raw.get("retryCount") or 0
-        if isinstance(retry_count, bool) or not isinstance(retry_count, int) or retry_count < 0:
+        retry_count = raw.get("retryCount", 0)
+        if isinstance(retry_count, bool) or not isinstance(retry_count, int) or not 0 <= retry_count <= MAX_RETRY_COUNT:
             raise InvalidInput(f"{where}: 'retryCount' must be a whole number of at least 0.")
+        for field, types in OPTIONAL_FIELD_TYPES.items():
+            value = raw.get(field)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                names = " or ".join("null" if t is type(None) else {dict: "an object", list: "an array",
+                                    str: "a string", bool: "true or false"}[t] for t in types)
+                raise InvalidInput(f"{where}: '{field}' must be {names}.")
         computed_id = unique_key_to_request_id(unique_key)
         if request_id is not None and request_id != computed_id:
             raise InvalidInput(
@@ -126,7 +139,8 @@ class QueuedRequest:
                 f"(its ID is '{computed_id}'); IDs are derived from the unique key."
             )
         handled_at = _handled_at(raw.get("handledAt"), where)
-        body = {**raw, "id": computed_id, "uniqueKey": unique_key, "method": method, "handledAt": handled_at}
+        body = {**raw, "id": computed_id, "uniqueKey": unique_key, "method": method, "retryCount": retry_count,
+                "handledAt": handled_at}
         try:
             encoded = orjson.dumps(body)
         except orjson.JSONEncodeError as error:
