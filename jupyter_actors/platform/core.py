@@ -66,6 +66,7 @@ class Platform:
             self.registry, backend, self.instance_id, self.data_dir / "logs",
             base_image=self.config.base_image, build_memory_mb=self.config.build_memory_mb,
             download_wheels=_wheel_downloader(), push_to=self.config.registry,
+            network=self.config.build_network, base_image_map=self.config.base_image_map,
         )
         self._admission = threading.Lock()  # quota check + run/build record are one step
         self._changed = threading.Condition()

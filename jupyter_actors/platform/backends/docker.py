@@ -375,6 +375,7 @@ class DockerBackend:
         buildargs: dict[str, str],
         labels: dict[str, str],
         on_log: Callable[[str], None],
+        network: bool = True,
     ) -> str:
         memory = memory_mb * 1024 * 1024
         image_id = None
@@ -390,7 +391,8 @@ class DockerBackend:
                 buildargs=buildargs,
                 labels=labels,
                 container_limits={"memory": memory, "memswap": memory},
-                network_mode="none",  # builds never reach a registry: packages come from the host
+                # The engine's default network, as `docker build`; "none" on air-gapped hosts (build_network off).
+                network_mode=None if network else "none",
             ):
                 if "stream" in event:
                     for line in event["stream"].splitlines():
@@ -417,6 +419,22 @@ class DockerBackend:
 
     def image_id(self, image: str) -> str:
         return self.api.inspect_image(image)["Id"]
+
+    def image_labels(self, image: str) -> dict[str, str]:
+        return (self.api.inspect_image(image).get("Config") or {}).get("Labels") or {}
+
+    def pull_image(self, image: str) -> str | None:
+        """Try to pull ``image``; None with the engine's reason when it cannot (no registry reachable)."""
+        name, _, tag = image.rpartition(":")
+        if "/" in tag or not name:
+            name, tag = image, "latest"
+        try:
+            for event in self.api.pull(name, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    return event["error"].strip()
+        except APIError as exc:
+            return str(exc.explanation or exc)
+        return None
 
     def push_image(self, image: str, repository: str) -> str:
         """Tag ``image`` as ``repository`` (``registry/name:tag``) and push it; returns that reference."""
