@@ -219,6 +219,14 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         request_id = added["processedRequests"][0]["requestId"]
         await call("GET", f"{queue}/requests?limit=10", 200)
         await call("GET", f"{queue}/head?limit=5", 200)
+        locked = (await call("POST", f"{queue}/head/lock?lockSecs=60&limit=2&clientKey=doc", 200)).json()["data"]
+        locked_id = locked["items"][0]["id"]
+        await call("POST", f"{queue}/head/lock?limit=2", 400)
+        await call("PUT", f"{queue}/requests/{locked_id}/lock?lockSecs=30&clientKey=doc", 200)
+        await call("PUT", f"{queue}/requests/{locked_id}/lock?lockSecs=30&clientKey=other", 403)
+        await call("GET", f"{queue}/requests?filter=locked", 200)
+        await call("DELETE", f"{queue}/requests/{locked_id}/lock?clientKey=doc&forefront=true", 204)
+        await call("POST", f"{queue}/requests/unlock?clientKey=doc", 200)
         request = (await call("GET", f"{queue}/requests/{request_id}", 200)).json()["data"]
         await call("PUT", f"{queue}/requests/{request_id}", 200,
                    json={**request, "handledAt": "2024-01-01T00:00:00.000Z"})

@@ -23,7 +23,7 @@ from .datasets import DatasetFile, encode_items
 from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, StorageKind, check_kind
 from .kvs import KeyValueStoreFile, Record
-from .request_queues import QueuedRequest, RequestQueueFile
+from .request_queues import Locker, QueuedRequest, RequestQueueFile
 from .sqlite import StorageFile, StorageGone
 from .validation import validate_limit, validate_name, validate_offset
 
@@ -241,16 +241,51 @@ class Storages:
             return file.get_request(request_id)
 
     def update_request(
-        self, queue: str, request_id: str, request: dict, *, forefront: bool = False, client_key: str | None = None
+        self, queue: str, request_id: str, request: dict, *, forefront: bool = False, client_key: str | None = None,
+        run_id: str | None = None,
     ) -> dict:
-        """Upsert: ``{requestId, wasAlreadyPresent, wasAlreadyHandled}``; ``handledAt`` marks it handled."""
+        """Upsert: ``{requestId, wasAlreadyPresent, wasAlreadyHandled}``; ``handledAt`` marks it handled.
+        ``run_id`` is the calling run, which owns the locks it took whatever its clientKey."""
         checked = QueuedRequest.from_api(request, where="The request", request_id=request_id)
         with self._use(RequestQueueFile, queue) as file:
-            return file.update_request(checked, forefront=forefront, client_key=client_key)
+            return file.update_request(checked, forefront=forefront, client_key=client_key,
+                                       locker=Locker(client_key, run_id))
 
-    def delete_request(self, queue: str, request_id: str) -> None:
+    def delete_request(
+        self, queue: str, request_id: str, *, client_key: str | None = None, run_id: str | None = None
+    ) -> None:
         with self._use(RequestQueueFile, queue) as file:
-            file.delete_request(request_id)
+            file.delete_request(request_id, Locker(client_key, run_id))
+
+    def lock_head(
+        self, queue: str, *, lock_secs: float, limit: int | None = None, client_key: str | None = None,
+        run_id: str | None = None,
+    ) -> dict:
+        """Lock and return the first available requests: ``{limit, lockSecs, clientKey, queueModifiedAt,
+        hadMultipleClients, queueHasLockedRequests, items: [{..., lockExpiresAt}]}``."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.lock_head(limit=limit, lock_secs=lock_secs, locker=Locker(client_key, run_id))
+
+    def prolong_request_lock(
+        self, queue: str, request_id: str, *, lock_secs: float, forefront: bool = False,
+        client_key: str | None = None, run_id: str | None = None,
+    ) -> dict:
+        """``{lockExpiresAt}``; only the lock's holder may prolong it."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.prolong_lock(request_id, lock_secs=lock_secs, locker=Locker(client_key, run_id),
+                                     forefront=forefront)
+
+    def delete_request_lock(
+        self, queue: str, request_id: str, *, forefront: bool = False, client_key: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        with self._use(RequestQueueFile, queue) as file:
+            file.delete_lock(request_id, locker=Locker(client_key, run_id), forefront=forefront)
+
+    def unlock_requests(self, queue: str, *, client_key: str | None = None, run_id: str | None = None) -> dict:
+        """Release every lock of this clientKey (and of this run): ``{unlockedCount}``."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.unlock_all(Locker(client_key, run_id))
 
     def list_head(self, queue: str, *, limit: int | None = 100, client_key: str | None = None) -> dict:
         """``{limit, queueModifiedAt, hadMultipleClients, items: [{id, uniqueKey, url, method, retryCount}]}``."""
