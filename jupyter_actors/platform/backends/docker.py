@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -380,6 +381,8 @@ class DockerBackend:
         memory = memory_mb * 1024 * 1024
         image_id = None
         error = None
+        last_layer = None
+        stage_results: list[str] = []  # what earlier stages of a multi-stage build left (untagged images)
         try:
             for event in self.api.build(
                 path=context_dir,
@@ -398,6 +401,11 @@ class DockerBackend:
                     for line in event["stream"].splitlines():
                         if line.strip():
                             on_log(line)
+                        layer = re.match(r"\s*---> ([0-9a-f]{12,})\s*$", line)
+                        if layer:
+                            last_layer = layer.group(1)
+                        elif re.match(r"Step \d+/\d+ : FROM ", line, re.IGNORECASE) and last_layer:
+                            stage_results.append(last_layer)
                 if "error" in event:
                     error = event["error"].strip()
                     on_log(error)
@@ -406,6 +414,12 @@ class DockerBackend:
         except APIError as exc:
             error = str(exc.explanation or exc)
             on_log(error)
+        for stage_image in stage_results:  # no dangling images left behind (the final image's parents stay)
+            try:
+                if not self.api.inspect_image(stage_image).get("RepoTags"):  # never a tagged (base) image
+                    self.api.remove_image(stage_image)
+            except APIError:
+                pass
         if error or not image_id:
             raise BuildFailed(f"The Docker build failed: {error or 'no image was produced'}")
         return image_id

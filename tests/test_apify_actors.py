@@ -1,0 +1,174 @@
+"""Actors as Apify publishes them, built through the API from their files, unmodified.
+
+Each fixture under tests/fixtures/ is in Apify's layout (``.actor/actor.json``, a Dockerfile that
+starts FROM apify/actor-python or apify/actor-node and installs its packages from the registries).
+The engine cannot pull Apify's images here, so the builds use the local equivalents and say so.
+Each crawler crawls a small site served on the runs' Docker network and leaves its dataset items.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from jupyter_actors.platform.images import ensure_actor_python_image
+from jupyter_actors.platform.node_image import ensure_node_image
+
+from .conftest import off
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SITE = {
+    "/": '<html><head><title>Home</title></head><body><a href="/a">A</a> <a href="/b">B</a> '
+         '<a href="http://elsewhere.invalid/x">out</a></body></html>',
+    "/a": '<html><head><title>Page A</title></head><body><a href="/b">B</a> <a href="/">home</a></body></html>',
+    "/b": '<html><head><title>Page B</title></head><body><a href="/a">A</a></body></html>',
+}
+TITLES = {"Home", "Page A", "Page B"}
+BUILD_TIMEOUT_SECS = 900
+
+
+@pytest.fixture(scope="module")
+def apify_images(docker_client, tmp_path_factory) -> None:
+    """The local equivalents of Apify's images (built once per engine, reused after)."""
+    import os
+
+    work_dir = Path(os.environ.get("JUPYTER_ACTORS_IMAGE_WORK_DIR") or tmp_path_factory.mktemp("images"))
+    ensure_actor_python_image(docker_client, work_dir=work_dir)
+    ensure_node_image(docker_client, work_dir=work_dir)
+
+
+@pytest.fixture
+def site(actors_app):
+    """A three-page site on the runs' network gateway, where containers reach the host."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = SITE.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write((body or "not found").encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer((actors_app.platform.network_gateway(), 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{server.server_address[0]}:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def source_files(directory: Path) -> list[dict]:
+    """The directory's files as Apify's sourceFiles, byte for byte."""
+    files = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            try:
+                files.append({"name": path.relative_to(directory).as_posix(), "format": "TEXT", "content": data.decode()})
+            except UnicodeDecodeError:
+                files.append({"name": path.relative_to(directory).as_posix(), "format": "BASE64",
+                              "content": base64.b64encode(data).decode()})
+    return files
+
+
+def create_and_build(client, name: str, fixture: str, version: str = "0.0") -> tuple[dict, dict, str]:
+    """Create the actor from the fixture's files through the API and build it; returns actor, build, log."""
+    actor = client.post("/acts", {"name": name, "versions": [
+        {"versionNumber": version, "sourceType": "SOURCE_FILES", "sourceFiles": source_files(FIXTURES / fixture)}]})
+    build = client.post(f"/acts/{actor['id']}/builds", None, version=version)
+    deadline = time.monotonic() + BUILD_TIMEOUT_SECS
+    while build["status"] in ("READY", "RUNNING"):
+        assert time.monotonic() < deadline, f"build {build['id']} did not finish"
+        build = client.get(f"/actor-builds/{build['id']}", waitForFinish=60)
+    log = client.request("GET", f"/actor-builds/{build['id']}/log").text
+    assert build["status"] == "SUCCEEDED", log[-4000:]
+    return actor, build, log
+
+
+def run_actor(client, actor: dict, run_input: dict | None = None, build: str = "latest") -> dict:
+    run = client.post(f"/acts/{actor['id']}/runs", run_input or {}, memory=1024, build=build)
+    deadline = time.monotonic() + 300
+    while run["status"] in ("READY", "RUNNING"):
+        assert time.monotonic() < deadline, f"run {run['id']} did not finish"
+        run = client.get(f"/actor-runs/{run['id']}", waitForFinish=60)
+    return run
+
+
+def run_log(client, run: dict) -> str:
+    return client.request("GET", f"/actor-runs/{run['id']}/log").text
+
+
+def dataset_items(client, run: dict) -> list[dict]:
+    return client.request("GET", f"/datasets/{run['defaultDatasetId']}/items").json()
+
+
+async def test_python_actor_installs_requirements_from_the_index_and_crawls(apify_images, client, site):
+    actor, build, log = await off(create_and_build, client, "py-links", "apify-python", "0.1")
+    # The real image cannot be pulled here: the log says which image was used instead, and what it has.
+    assert "FROM apify/actor-python:3.13: not on this engine" in log
+    assert "using the local equivalent jupyter-actors/actor-python:3.11 (Python 3.11" in log
+    assert re.search(r"Successfully installed .*beautifulsoup4", log)  # from the index, through the host CAs
+    assert re.search(r"Step 4/\d+ : COPY --chown=myuser:myuser \. \./", log)  # every Dockerfile step is logged
+    # .actor/actor.json sent as a source file counts: build tag, input schema, memory, environment variables.
+    assert build["buildNumber"] == "0.1.1"
+    assert (await off(client.get, f"/acts/{actor['id']}"))["taggedBuilds"]["beta"]["buildId"] == build["id"]
+    version = await off(client.get, f"/acts/{actor['id']}/versions/0.1")
+    assert version["envVars"] == [{"name": "CRAWLER_LABEL", "value": "from-actor-json", "isSecret": False}]
+    run = await off(run_actor, client, actor, {"startUrl": site}, "beta")
+    assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
+    items = await off(dataset_items, client, run)
+    assert {item["title"] for item in items} == TITLES
+    assert {item["label"] for item in items} == {"from-actor-json"}
+
+
+async def test_javascript_actor_with_npm_install_crawls_with_cheerio(apify_images, client, site):
+    actor, _, log = await off(create_and_build, client, "js-links", "apify-js")
+    assert "using the local equivalent jupyter-actors/actor-node:24 (Node.js 24." in log
+    assert "cheerio@" in log  # npm installed it (the dependency tree is printed)
+    run = await off(run_actor, client, actor, {"startUrl": site})
+    assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
+    items = await off(dataset_items, client, run)
+    assert {item["title"] for item in items} == TITLES
+    assert all(item["node"].startswith("v24.") for item in items)
+
+
+async def test_typescript_crawlee_actor_builds_in_two_stages_and_crawls(apify_images, client, site):
+    actor, _, log = await off(create_and_build, client, "ts-crawlee-links", "apify-ts")
+    assert re.search(r"Step \d+/\d+ : RUN npm run build", log) and re.search(r"Step \d+/\d+ : FROM apify/actor-node:24\n", log) is None
+    assert len(re.findall(r"Step \d+/\d+ : FROM jupyter-actors/actor-node:24", log)) == 2  # both stages mapped
+    run = await off(run_actor, client, actor, {"startUrl": site})
+    assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
+    items = await off(dataset_items, client, run)
+    assert {item["title"] for item in items} == TITLES
+
+
+async def test_state_persistence_example_counts_across_runs(apify_images, client):
+    actor, _, _ = await off(create_and_build, client, "example-counter", "apify-js-counter")
+    printed = []
+    for _ in range(3):
+        run = await off(run_actor, client, actor)
+        log = await off(run_log, client, run)
+        assert run["status"] == "SUCCEEDED", log
+        printed += [line.split("Counter: ")[1].strip() for line in log.splitlines() if "Counter: " in line]
+    assert printed == ["1", "2", "3"]
+
+
+async def test_browser_images_fail_with_what_to_do(apify_images, client):
+    files = [{"name": "Dockerfile", "format": "TEXT", "content": "FROM apify/actor-node-playwright-chrome:22\nCMD [\"node\"]\n"},
+             {"name": "main.js", "format": "TEXT", "content": ""}]
+    actor = await off(client.post, "/acts", {"name": "browser", "versions": [
+        {"versionNumber": "0.0", "sourceType": "SOURCE_FILES", "sourceFiles": files}]})
+    build = await off(client.post, f"/acts/{actor['id']}/builds", None, version="0.0", waitForFinish=60)
+    assert build["status"] == "FAILED"
+    message = build["statusMessage"]
+    assert "apify/actor-node-playwright-chrome:22" in message and "no local equivalent" in message
+    assert "base_image_map" in message and "docker load" in message
