@@ -17,9 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_actors.platform.images import ensure_actor_python_image
-from jupyter_actors.platform.node_image import ensure_node_image
-
 from .conftest import off
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,16 +28,6 @@ SITE = {
 }
 TITLES = {"Home", "Page A", "Page B"}
 BUILD_TIMEOUT_SECS = 900
-
-
-@pytest.fixture(scope="module")
-def apify_images(docker_client, tmp_path_factory) -> None:
-    """The local equivalents of Apify's images (built once per engine, reused after)."""
-    import os
-
-    work_dir = Path(os.environ.get("JUPYTER_ACTORS_IMAGE_WORK_DIR") or tmp_path_factory.mktemp("images"))
-    ensure_actor_python_image(docker_client, work_dir=work_dir)
-    ensure_node_image(docker_client, work_dir=work_dir)
 
 
 @pytest.fixture
