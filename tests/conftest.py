@@ -50,7 +50,7 @@ def base_image(docker_client, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def apify_images(docker_client, base_image, tmp_path_factory) -> dict[str, str]:
+def apify_images(docker_client, tmp_path_factory) -> dict[str, str]:
     """The local equivalents of Apify's base images (built once per engine, reused after)."""
     from jupyter_actors.platform.images import ensure_actor_python_image
     from jupyter_actors.platform.node_image import ensure_node_image

@@ -159,3 +159,20 @@ async def test_browser_images_fail_with_what_to_do(apify_images, client):
     message = build["statusMessage"]
     assert "apify/actor-node-playwright-chrome:22" in message and "no local equivalent" in message
     assert "base_image_map" in message and "docker load" in message
+
+
+def test_build_network_off_keeps_offline_builds_working_and_says_why_installs_fail(apify_images, platform_factory):
+    from jupyter_actors.platform.sources import ActorDefinition, text_file
+
+    platform = platform_factory(serve_api=False, build_network=False)
+    offline = "FROM apify/actor-python:3.13\nCOPY . ./\nRUN python -c 'import apify'\n"
+    installs = "FROM apify/actor-python:3.13\nRUN pip install --retries 0 --timeout 5 six\n"
+    for name, dockerfile, expected in (("offline", offline, "SUCCEEDED"), ("installs", installs, "FAILED")):
+        actor = platform.create_actor(ActorDefinition(
+            name=name, files=[text_file("Dockerfile", dockerfile), text_file("main.py", "")], dockerfile="Dockerfile"))
+        build = platform.build(actor["id"])
+        log = platform.build_log(build["id"]).decode()
+        assert build["status"] == expected, log
+        assert "Building without network (build_network is off)" in log
+    assert "six" in log and ("Network is unreachable" in log or "Temporary failure in name resolution" in log
+                             or "Could not find a version" in log), log
