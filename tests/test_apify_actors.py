@@ -136,6 +136,8 @@ async def test_typescript_crawlee_actor_builds_in_two_stages_and_crawls(apify_im
     assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
     items = await off(dataset_items, client, run)
     assert {item["title"] for item in items} == TITLES
+    # crawlee's final status message (sent with the JS SDK's `level` field) is the run's.
+    assert run["statusMessage"].startswith("Finished! Total 3 requests: 3 succeeded"), run["statusMessage"]
 
 
 async def test_state_persistence_example_counts_across_runs(apify_images, client):
