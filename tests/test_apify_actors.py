@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_actors.notebook.errors import InvalidInputError
+
 from .conftest import off
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -110,6 +112,8 @@ async def test_python_actor_installs_requirements_from_the_index_and_crawls(apif
     assert (await off(client.get, f"/acts/{actor['id']}"))["taggedBuilds"]["beta"]["buildId"] == build["id"]
     version = await off(client.get, f"/acts/{actor['id']}/versions/0.1")
     assert version["envVars"] == [{"name": "CRAWLER_LABEL", "value": "from-actor-json", "isSecret": False}]
+    with pytest.raises(InvalidInputError, match="512 to 4096 MB"):  # minMemoryMbytes/maxMemoryMbytes
+        await off(client.post, f"/acts/{actor['id']}/runs", {"startUrl": site}, memory=256, build="beta")
     run = await off(run_actor, client, actor, {"startUrl": site}, "beta")
     assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
     items = await off(dataset_items, client, run)

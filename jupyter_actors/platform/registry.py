@@ -122,6 +122,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN web_host TEXT;
     """,
+    # 5: the memory range an actor may run with (.actor/actor.json minMemoryMbytes/maxMemoryMbytes).
+    """
+    ALTER TABLE actors ADD COLUMN min_memory_mb INTEGER;
+    ALTER TABLE actors ADD COLUMN max_memory_mb INTEGER;
+    """,
 ]
 
 

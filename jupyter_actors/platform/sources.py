@@ -37,6 +37,8 @@ class ActorDefinition:
     env_vars: list[dict] = field(default_factory=list)
     default_memory_mb: int | None = None
     default_timeout_secs: int | None = None
+    min_memory_mb: int | None = None  # the memory range runs may ask for (None: no bound)
+    max_memory_mb: int | None = None
 
     def __post_init__(self) -> None:
         validate_actor_name(self.name)
@@ -139,6 +141,8 @@ def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dic
         "env_vars": [{"name": key, "value": str(value), "isSecret": False} for key, value in variables.items()],
         "default_memory_mb": spec.get("defaultMemoryMbytes"),
         "default_timeout_secs": spec.get("defaultTimeoutSecs"),
+        "min_memory_mb": spec.get("minMemoryMbytes"),
+        "max_memory_mb": spec.get("maxMemoryMbytes"),
     }
     return fields
 
