@@ -68,7 +68,9 @@ class Builder:
         return None
 
     def source_hash_of(self, version_row: dict) -> str:
-        base_id = self.backend.image_id(self.base_image) if self.backend.image_exists(self.base_image) else self.base_image
+        # The images a build may start FROM: a new one of them means a new build, not a reused one.
+        bases = [self.base_image, *sorted(set(self.base_image_map.values()))]
+        base_id = ",".join(self.backend.image_id(b) if self.backend.image_exists(b) else b for b in bases)
         return sources.source_hash(json.loads(version_row["source_files"]), version_row["dockerfile"], base_id)
 
     def create_record(self, actor: dict, version_row: dict, source_hash: str) -> dict:
