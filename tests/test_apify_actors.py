@@ -182,3 +182,15 @@ def test_build_network_off_keeps_offline_builds_working_and_says_why_installs_fa
         assert "Building without network (build_network is off)" in log
     assert "six" in log and ("Network is unreachable" in log or "Temporary failure in name resolution" in log
                              or "Could not find a version" in log), log
+
+
+async def test_python_crawlee_crawler_in_shared_request_queue_mode(apify_images, client, site):
+    actor, _, log = await off(create_and_build, client, "py-crawlee-shared", "apify-python-crawlee")
+    assert "using the local equivalent jupyter-actors/actor-python:3.11" in log
+    run = await off(run_actor, client, actor, {"startUrl": site})
+    assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
+    items = await off(dataset_items, client, run)
+    assert {item["title"] for item in items} == TITLES
+    # The shared mode took its requests with locks, and left none locked.
+    queue = await off(client.get, f"/request-queues/{run['defaultRequestQueueId']}")
+    assert queue["handledRequestCount"] == 3 and queue["pendingRequestCount"] == 0
