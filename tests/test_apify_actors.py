@@ -194,3 +194,16 @@ async def test_python_crawlee_crawler_in_shared_request_queue_mode(apify_images,
     # The shared mode took its requests with locks, and left none locked.
     queue = await off(client.get, f"/request-queues/{run['defaultRequestQueueId']}")
     assert queue["handledRequestCount"] == 3 and queue["pendingRequestCount"] == 0
+
+
+def test_builds_get_the_hosts_proxy_settings_as_docker_does(platform_factory, monkeypatch):
+    from jupyter_actors.platform.sources import ActorDefinition, text_file
+
+    monkeypatch.setenv("NO_PROXY", "intranet.example")  # harmless here: nothing is proxied by it
+    platform = platform_factory(serve_api=False)
+    dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo \"build sees NO_PROXY=$NO_PROXY\"\n"
+    actor = platform.create_actor(ActorDefinition(
+        name="proxy-args", files=[text_file("Dockerfile", dockerfile), text_file("main.py", "")], dockerfile="Dockerfile"))
+    build = platform.build(actor["id"])
+    log = platform.build_log(build["id"]).decode()
+    assert build["status"] == "SUCCEEDED" and "build sees NO_PROXY=intranet.example" in log, log

@@ -7,6 +7,7 @@ reuses the existing image instead of building again.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from .ids import new_id
 from .registry import Registry
 
 BUILD_STATUSES_ACTIVE = ("READY", "RUNNING")
+#: Host proxy settings passed to builds, as the docker CLI does from its config.
+PROXY_BUILD_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 def next_build_number(registry: Registry, actor_id: str, version: str) -> str:
@@ -125,6 +128,8 @@ class Builder:
                 dockerfile = ".jupyter-actors.Dockerfile"
                 (context / dockerfile).write_text(sources.generated_dockerfile(names))
             buildargs = {"BASE_IMAGE": self.base_image}
+            if self.network:  # a company proxy the host uses: Docker's predefined args, kept out of the image
+                buildargs.update({key: os.environ[key] for key in PROXY_BUILD_ARGS if os.environ.get(key)})
             text = (context / dockerfile).read_text(errors="replace")
             uses_base = generated or "BASE_IMAGE" in text
             if uses_base and not self.backend.image_exists(self.base_image):
