@@ -502,7 +502,7 @@ def test_add_requests_deduplicates_by_unique_key(storages: Storages) -> None:
     assert not any(p["wasAlreadyHandled"] for p in processed)
     request = storages.get_request(queue, sdk_request_id("custom"))
     assert request["id"] == sdk_request_id("custom") and request["userData"] == {"label": "B"}
-    assert request["method"] == "POST" and request["url"] == "https://b.com" and request["handledAt"] is None
+    assert request["method"] == "POST" and request["url"] == "https://b.com" and "handledAt" not in request
     meta = storages.get(REQUEST_QUEUES, queue)
     assert (meta["totalRequestCount"], meta["handledRequestCount"], meta["pendingRequestCount"]) == (2, 0, 2)
     with pytest.raises(NotFound):
@@ -603,7 +603,7 @@ def test_list_requests_pages_with_cursor_and_filter(storages: Storages) -> None:
             break
     assert sorted(seen) == seen and set(seen) == {sdk_request_id(url) for url in urls}
     pending = storages.list_requests(queue, filter=["pending"])["items"]
-    assert {item["url"] for item in pending} == set(urls[5:]) and all(i["handledAt"] is None for i in pending)
+    assert {item["url"] for item in pending} == set(urls[5:]) and all("handledAt" not in i for i in pending)
     assert storages.list_requests(queue, filter=["locked"])["items"] == []
     assert storages.list_requests(queue, limit=50_000)["limit"] == 10_000
     with pytest.raises(InvalidInput, match="cursor"):

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_BASE_IMAGE = "jupyter-actors/python:3.11"
+#: Where Debian/Ubuntu keep the CAs the host trusts; images built here trust the same ones.
+DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+#: Local equivalents of Apify's base images (any tag), used when the engine cannot pull the real one.
+DEFAULT_BASE_IMAGE_MAP = {
+    "apify/actor-python": "jupyter-actors/actor-python:3.11",
+    "apify/actor-node": "jupyter-actors/actor-node:24",
+}
 BACKENDS = ("docker", "swarm", "kubernetes")
 
 
@@ -32,6 +39,14 @@ class PlatformConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     #: Image every generated Dockerfile starts FROM. Users with a registry may name any image here.
     base_image: str = DEFAULT_BASE_IMAGE
+    #: Builds reach the network (as ``docker build`` does), so Dockerfiles can ``pip``/``npm install``.
+    #: Off for air-gapped hosts: builds that need nothing from outside still work.
+    build_network: bool = True
+    #: The host's CA bundle, copied into the images the platform builds so that TLS through an
+    #: intercepting proxy verifies; None or a missing file: images trust Debian's CAs only.
+    ca_bundle: str | None = DEFAULT_CA_BUNDLE
+    #: ``FROM`` image (repository, any tag) -> local image used when the engine neither has nor can pull it.
+    base_image_map: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGE_MAP))
     #: "quota" = hard CPU quota of memory/4096 cores (Apify's rule); "shares" = proportional weight.
     cpu_mode: str = "quota"
     #: Sum of memory of running runs and builds may not exceed this (MB). Default: machine memory.

@@ -67,6 +67,7 @@ class Platform:
             self.registry, backend, self.instance_id, self.data_dir / "logs",
             base_image=self.config.base_image, build_memory_mb=self.config.build_memory_mb,
             download_wheels=_wheel_downloader(), push_to=self.config.registry,
+            network=self.config.build_network, base_image_map=self.config.base_image_map,
         )
         self._admission = threading.Lock()  # quota check + run/build record are one step
         self._changed = threading.Condition()
@@ -123,6 +124,8 @@ class Platform:
             }
             if definition.default_memory_mb is not None:
                 values["default_memory_mb"] = limits_mod.validate_memory(definition.default_memory_mb)
+            values["min_memory_mb"], values["max_memory_mb"] = limits_mod.memory_range(
+                values.get("default_memory_mb"), definition.min_memory_mb, definition.max_memory_mb)
             if definition.default_timeout_secs is not None:
                 values["default_timeout_secs"] = limits_mod.validate_timeout(definition.default_timeout_secs)
             if existing is None:
@@ -298,6 +301,7 @@ class Platform:
         actor_row = self.get_actor(actor)
         build_row = self.resolve_build(actor_row, build)
         memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else actor_row["default_memory_mb"])
+        limits_mod.check_memory_in_range(memory, actor_row.get("min_memory_mb"), actor_row.get("max_memory_mb"))
         timeout = limits_mod.validate_timeout(
             timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
         )

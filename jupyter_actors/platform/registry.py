@@ -130,6 +130,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs RENAME COLUMN token TO token_hash;
     UPDATE runs SET token_hash = sha256_hex(token_hash);
     """,
+    # 6: the memory range an actor may run with (.actor/actor.json minMemoryMbytes/maxMemoryMbytes).
+    """
+    ALTER TABLE actors ADD COLUMN min_memory_mb INTEGER;
+    ALTER TABLE actors ADD COLUMN max_memory_mb INTEGER;
+    """,
 ]
 
 
