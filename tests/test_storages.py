@@ -170,6 +170,20 @@ def test_orphan_files_are_removed_at_start(tmp_path: Path) -> None:
     assert list((root / DATASETS).iterdir()) == []
 
 
+def test_orphan_files_are_kept_while_another_holder_has_the_storages_open(tmp_path: Path) -> None:
+    """Only a holder that has the directory alone cleans (flock is per open file, so two here act as two processes)."""
+    root = tmp_path / "s"
+    first = Storages(root)
+    orphan = root / DATASETS / "AAAAAAAAAAAAAAAAA.sqlite"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"")
+    Storages(root).close()
+    assert orphan.exists()  # the first holder may be mid-write: the second skips the clean-up
+    first.close()
+    Storages(root).close()
+    assert not orphan.exists()  # alone now: cleaned
+
+
 def test_size_bytes_counts_files(storages: Storages) -> None:
     store = storages.create_kvs()
     storages.set_record(store["id"], "big", b"x" * 200_000)
