@@ -184,6 +184,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", f"/actor-runs/{run_id}/log?stream=true", 200)
     await call("GET", f"/logs/{run_id}", 200)
     await call("GET", "/actor-runs/nope", 404)
+    assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
+    await call("GET", "/users/someone-else", 404)
 
     # Storages: by id under /{collection}/..., and as the run's default under /actor-runs/{id}/...
     collections = {"key-value-stores": "key-value-store", "datasets": "dataset", "request-queues": "request-queue"}

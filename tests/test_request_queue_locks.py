@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 import pytest
 from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
 
-from jupyter_actors.platform.storages import Storages
+from jupyter_actors.platform.storages import REQUEST_QUEUES, Storages
 from jupyter_actors.platform.errors import Forbidden
+
+from .conftest import TEST_MEMORY_MB, define_actor
 
 LOCK = dt.timedelta(seconds=60)
 
@@ -135,3 +138,61 @@ def test_locks_belong_to_the_run_as_well_as_the_client_key(tmp_path):
     assert storages.unlock_requests(queue, client_key="after-restart", run_id="run-a") == {"unlockedCount": 1}
     assert [i["id"] for i in storages.list_head(queue)["items"]][0] == request_id
     storages.close()
+
+
+SHARED_CONSUMER = r"""
+import asyncio, os
+from crawlee import service_locator
+from apify import Actor
+from apify.storage_clients import ApifyStorageClient, SmartApifyStorageClient
+
+async def main():
+    service_locator.set_storage_client(
+        SmartApifyStorageClient(cloud_storage_client=ApifyStorageClient(request_queue_access='shared')))
+    async with Actor:
+        queue = await Actor.open_request_queue(name='shared-crawl')
+        while not await queue.is_finished():
+            request = await queue.fetch_next_request()
+            if request is None:
+                await asyncio.sleep(0.2)
+                continue
+            await asyncio.sleep(0.05)  # some work, so that both consumers overlap
+            await Actor.push_data({'url': request.url, 'run': os.environ['ACTOR_RUN_ID']})
+            await queue.mark_request_as_handled(request)
+
+asyncio.run(main())
+"""
+
+
+def test_two_sdk_runs_in_shared_mode_handle_each_request_once(platform):
+    """The Python SDK's shared request-queue mode (head/lock, prolong, handled) from two concurrent runs."""
+    urls = [f"https://example.com/page/{index}" for index in range(40)]
+    queue = platform.storages.create_request_queue("shared-crawl")
+    platform.storages.add_requests(queue["id"], [{"url": url, "uniqueKey": url} for url in urls])
+    define_actor(platform, "shared-consumer", SHARED_CONSUMER)
+    runs = [platform.start_run("shared-consumer", memory_mb=TEST_MEMORY_MB, timeout_secs=240) for _ in range(2)]
+    runs = [platform.wait_run(run["id"], timeout=270) for run in runs]
+    for run in runs:
+        assert run["status"] == "SUCCEEDED", platform.run_log(run["id"]).decode()[-3000:]
+    items = [item for run in runs
+             for item in json.loads(b"".join(platform.storages.list_items(run["default_dataset_id"]).iter_json_array()))]
+    handled = sorted(item["url"] for item in items)
+    assert handled == sorted(urls), "a request was handled twice or never"
+    meta = platform.storages.get(REQUEST_QUEUES, queue["id"])
+    assert meta["handledRequestCount"] == 40 and meta["hadMultipleClients"]
+
+
+async def test_requests_are_served_without_nulls_for_javascript_crawlee(api_url, api_token):
+    """crawlee's JavaScript Request refuses ``handledAt: null`` (and other nulls) when it hydrates a
+    request from GET .../requests/{id}; absent fields are what it expects."""
+    import httpx
+
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    queue_id = await new_queue(client, "no-nulls", ["https://example.com/n"])
+    request_id = (await client.request_queue(queue_id).list_head()).items[0].id
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_token}"}) as http:
+        data = (await http.get(f"{api_url}/v2/request-queues/{queue_id}/requests/{request_id}")).json()["data"]
+        listed = (await http.get(f"{api_url}/v2/request-queues/{queue_id}/requests")).json()["data"]["items"]
+    for request in (data, *listed):
+        assert None not in request.values(), request
+        assert "handledAt" not in request and request["userData"] == {} and request["retryCount"] == 0

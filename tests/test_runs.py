@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from jupyter_actors.platform.errors import Conflict, InvalidInput, MemoryLimitExceeded, NotFound
+from jupyter_actors.platform.proxy import run_proxy_password
 
 from .conftest import TEST_MEMORY_MB, define_actor, wait_until
 
@@ -79,7 +80,10 @@ def test_environment_variables_inside_the_container(platform):
         "APIFY_INPUT_KEY": "INPUT", "ACTOR_INPUT_KEY": "INPUT",
         "APIFY_HEADLESS": "1", "APIFY_IS_AT_HOME": "1",
         "APIFY_MEMORY_MBYTES": str(TEST_MEMORY_MB), "ACTOR_MEMORY_MBYTES": str(TEST_MEMORY_MB),
-        "APIFY_PROXY_PASSWORD": "",
+        "APIFY_PROXY_PASSWORD": run_proxy_password(run),
+        "APIFY_PROXY_HOSTNAME": platform.proxy_endpoint.hostname,
+        "APIFY_PROXY_PORT": str(platform.proxy_endpoint.port),
+        "APIFY_PROXY_STATUS_URL": platform.proxy_endpoint.status_url,
         "APIFY_TOKEN": run["token"], "APIFY_USER_ID": "local",
         "APIFY_CONTAINER_PORT": "4321", "ACTOR_WEB_SERVER_PORT": "4321",
         "ACTOR_BUILD_NUMBER": build["build_number"],

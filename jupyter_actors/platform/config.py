@@ -66,6 +66,11 @@ class PlatformConfig:
     default_timeout_secs: int = 3600
     #: Base URL actors use for the API (set when the actor-facing API is being served).
     actor_api_url: str | None = None
+    #: Port of the runs' forward proxy (APIFY_PROXY_PORT), beside the actor API (0: the last start's, else free).
+    proxy_port: int = 0
+    #: An HTTP proxy the runs' proxy sends everything through (``http://user:pass@host:port``, e.g. a
+    #: company proxy); None: it connects directly.
+    upstream_proxy: str | None = None
     #: Base URL the user reaches the API at; used for public/console URLs in API objects.
     public_api_url: str = "http://127.0.0.1:8888/actors/api"
     #: Port the actor's web server listens on inside the container (an actor's APIFY_CONTAINER_PORT wins).
@@ -118,5 +123,9 @@ class PlatformConfig:
             raise ValueError(f"on_shutdown must be 'migrate' or 'detach', not {self.on_shutdown!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.upstream_proxy:
+            from .proxy import Upstream
+
+            Upstream.parse(self.upstream_proxy)  # a wrong URL fails at start, with what to write
         if self.cpu_mode not in ("quota", "shares"):
             raise ValueError(f"cpu_mode must be 'quota' or 'shares', not {self.cpu_mode!r}")

@@ -28,6 +28,7 @@ from .registry import Registry, dumps
 from .runs import STOP_ABORT, STOP_DISK, STOP_MIGRATE, RunWatcher
 from .sources import ActorDefinition
 from .environment import run_environment
+from .proxy import proxy_environment
 
 log = logging.getLogger(__name__)
 
@@ -444,6 +445,7 @@ class Platform:
             if self.events_url_template else None,
             persist_state_interval_secs=self.config.persist_state_interval_secs,
             container_port=run["container_port"] or self.config.container_port, custom=json.loads(version["env_vars"]),
+            proxy=proxy_environment(self, run),
         )
         labels = {
             LABEL_INSTANCE: self.instance_id,

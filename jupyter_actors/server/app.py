@@ -54,6 +54,11 @@ class ActorsExtension(ExtensionApp):
     stop_grace_secs = Float(10.0, help="Seconds between SIGTERM and SIGKILL on timeout or graceful abort.").tag(config=True)
     actor_api_host = Unicode("", help="Address the actor-facing API listens on (default: the runs' network gateway).").tag(config=True)
     actor_api_port = Int(0, help="Port of the actor-facing API (0: the last start's port, else a free one).").tag(config=True)
+    proxy_port = Int(0, help="Port of the runs' forward proxy (APIFY_PROXY_PORT) on actor_api_host (0: the last "
+                               "start's port, else a free one).").tag(config=True)
+    upstream_proxy = Unicode("", help=(
+        "HTTP proxy the runs' proxy sends all traffic through, e.g. a company proxy "
+        "(http://user:password@host:port); empty: it connects directly.")).tag(config=True)
     on_shutdown = Enum(["migrate", "detach"], "migrate", help=(
         "On server stop: 'migrate' tells actors, waits migrate_grace_secs, stops them and restarts them at the "
         "next start; 'detach' leaves them running to be adopted.")).tag(config=True)
@@ -110,6 +115,7 @@ class ActorsExtension(ExtensionApp):
             swarm_publish_web_servers=self.swarm_publish_web_servers,
             kubernetes_namespace=self.kubernetes_namespace, kubeconfig=self.kubeconfig or None,
             kubernetes_context=self.kubernetes_context or None,
+            proxy_port=self.proxy_port, upstream_proxy=self.upstream_proxy or None,
         )
         self.platform = Platform(config)
         self.settings.update(api_settings(self.platform, config.public_api_url, asyncio.get_event_loop()))
