@@ -37,7 +37,7 @@ def site(actors_app):
     """A three-page site on the runs' network gateway, where containers reach the host."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             body = SITE.get(self.path)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html")

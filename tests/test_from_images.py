@@ -6,7 +6,12 @@ import pytest
 
 from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE_MAP
 from jupyter_actors.platform.errors import BuildFailed
-from jupyter_actors.platform.from_images import FromResolver, from_lines, repository_of, tag_of
+from jupyter_actors.platform.from_images import (
+    FromResolver,
+    from_lines,
+    repository_of,
+    tag_of,
+)
 
 
 class FakeEngine:
@@ -60,9 +65,9 @@ def test_unpullable_apify_images_use_the_local_equivalent_and_say_which() -> Non
     resolved, log = resolve(text, engine)
     assert resolved == text.replace("apify/actor-node:24", "jupyter-actors/actor-node:24")
     assert engine.pulls == ["apify/actor-node:24"]  # tried once per build, not per line
-    assert log == ["FROM apify/actor-node:24: not on this engine and not pullable (dial tcp: lookup "
-                   "registry-1.docker.io: no such host); using the local equivalent jupyter-actors/actor-node:24 "
-                   "(Node.js 24.19.0, npm 11.17.0; requested tag 24)"]
+    assert log == [("FROM apify/actor-node:24: not on this engine and not pullable (dial tcp: lookup "
+                    "registry-1.docker.io: no such host); using the local equivalent jupyter-actors/actor-node:24 "
+                    "(Node.js 24.19.0, npm 11.17.0; requested tag 24)")]
 
 
 def test_images_the_engine_has_or_can_pull_are_used_as_they_are() -> None:
