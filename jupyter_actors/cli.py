@@ -23,14 +23,37 @@ REPO_NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
 def _config(args: argparse.Namespace) -> PlatformConfig:
     """The platform settings given as global options; the rest keep their defaults."""
-    given = {item.name: getattr(args, item.name, None) for item in settings(CLI)}
-    return PlatformConfig(**{item.name: item.convert(given[item.name]) for item in settings(CLI) if given[item.name]})
+    values = {}
+    for item in settings(CLI):
+        given = getattr(args, item.name, None)
+        if given is None:
+            continue
+        if item.kind is dict:
+            given = {**(item.factory() if item.factory else item.default), **dict(map(_mapping, given))}
+        values[item.name] = item.convert(given)
+    return PlatformConfig(**values)
+
+
+def _mapping(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of a repeatable mapping option, e.g. ``--base-image-map apify/actor-node=my/node:24``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise PlatformError(f"Expected KEY=VALUE (e.g. apify/actor-node=my/node:24), not {text!r}.")
+    return key, value
 
 
 def _add_setting_options(parser: argparse.ArgumentParser) -> None:
-    """One option per platform setting the CLI exposes (``data_dir`` -> ``--data-dir``), from its declaration."""
+    """One option per platform setting the CLI exposes (``data_dir`` -> ``--data-dir``), from its declaration:
+    a setting that is on by default is turned off with ``--no-<name>``, a mapping is given as repeated KEY=VALUE."""
     for item in settings(CLI):
-        parser.add_argument(f"--{item.name.replace('_', '-')}", choices=item.choices, help=item.help)
+        option = f"--{item.name.replace('_', '-')}"
+        if item.kind is bool:
+            flag = f"--no-{item.name.replace('_', '-')}" if item.default else option
+            parser.add_argument(flag, dest=item.name, action="store_const", const=not item.default, help=item.help)
+        elif item.kind is dict:
+            parser.add_argument(option, dest=item.name, action="append", metavar="KEY=VALUE", help=item.help)
+        else:
+            parser.add_argument(option, dest=item.name, choices=item.choices, help=item.help)
 
 
 @contextmanager
@@ -58,13 +81,20 @@ def local_platform(args: argparse.Namespace, *, serve_api: bool = True) -> Itera
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from .platform.engine_setup import ensure_engine
-    from .platform.images import ensure_base_image
+    from .platform.images import ensure_actor_python_image, ensure_base_image
+    from .platform.node_image import ensure_node_image
 
     config = _config(args)
     started = time.monotonic()
     client = ensure_engine(config.docker_base_url)
-    image = ensure_base_image(client, config.base_image, work_dir=config.data_dir / "images", rebuild=args.rebuild)
-    print(f"Docker engine answers; base image {config.base_image} is {image[:19]} ({time.monotonic() - started:.1f} s)")
+    work_dir = config.data_dir / "images"
+    options = {"work_dir": work_dir, "rebuild": args.rebuild, "ca_bundle": config.ca_bundle}
+    # The Apify-style Python image first: the default image's build then reuses its cached venv stage.
+    python = ensure_actor_python_image(client, **options)
+    image = ensure_base_image(client, config.base_image, **options)
+    node = ensure_node_image(client, **options)
+    print(f"Docker engine answers; base image {config.base_image} is {image[:19]}, Apify-style images "
+          f"{python[:19]} (Python) and {node[:19]} (Node.js) ({time.monotonic() - started:.1f} s)")
     return 0
 
 
@@ -213,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    setup = commands.add_parser("setup", help="make sure a Docker engine answers and the base image exists")
+    setup = commands.add_parser("setup", help="make sure a Docker engine answers and the base images exist")
     setup.add_argument("--rebuild", action="store_true", help="rebuild the base image even if it exists")
     setup.set_defaults(func=cmd_setup)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
 from ..platform.errors import InvalidInput, NotFound
-from ..platform.sources import ActorDefinition
+from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
 from .runs_handlers import RunAccess, RunListing
@@ -67,20 +67,18 @@ def definition_from_body(name: str, body: dict, existing_version: dict | None = 
             raise InvalidInput("Each of envVars needs a name: {\"name\": ..., \"value\": ..., \"isSecret\": false}.")
         _check_types(var, ENV_VAR_TYPES, "envVars.")
     defaults = body.get("defaultRunOptions") or {}
-    names = {entry["name"] for entry in files}
-    return ActorDefinition(
-        name=name,
-        files=files,
-        version=str(version.get("versionNumber", "0.0")),
-        build_tag=version.get("buildTag") or "latest",
-        title=body.get("title"),
-        description=body.get("description"),
-        dockerfile=next((c for c in (".actor/Dockerfile", "Dockerfile") if c in names), None),
-        input_schema=version.get("inputSchema"),
-        env_vars=version.get("envVars") or [],
-        default_memory_mb=defaults.get("memoryMbytes"),
-        default_timeout_secs=defaults.get("timeoutSecs"),
-    )
+    # .actor/actor.json among the files counts as for a directory; what the body says explicitly wins.
+    fields = actor_spec_fields(files, name)
+    fields["name"] = name
+    explicit = {
+        "version": version.get("versionNumber"), "build_tag": version.get("buildTag"),
+        "title": body.get("title"), "description": body.get("description"),
+        "input_schema": version.get("inputSchema"), "env_vars": version.get("envVars"),
+        "default_memory_mb": defaults.get("memoryMbytes"), "default_timeout_secs": defaults.get("timeoutSecs"),
+    }
+    fields.update({key: value for key, value in explicit.items() if value is not None})
+    fields["version"] = str(fields["version"])
+    return ActorDefinition(**fields)
 
 
 class ActorAccess(ApiHandlerMixin):

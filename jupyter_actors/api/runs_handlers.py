@@ -12,7 +12,9 @@ from .principals import require
 
 LOG_POLL_SECS = 0.05
 #: PUT /actor-runs/{id}: what the SDK sends (set_status_message, fail, exit) and nothing else.
-RUN_UPDATE_FIELDS = {"statusMessage": str, "isStatusMessageTerminal": bool, "generalAccess": (str, type(None))}
+#: ``level`` is sent by the JavaScript SDK's setStatusMessage (its log level there); accepted and not stored.
+RUN_UPDATE_FIELDS = {"statusMessage": str, "isStatusMessageTerminal": bool, "generalAccess": (str, type(None)),
+                     "level": (str, type(None))}
 RESURRECT_OPTIONS = {"build", "memory", "timeout", "restartOnError"}
 
 

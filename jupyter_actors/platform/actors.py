@@ -33,6 +33,8 @@ class ActorService:
         }
         if definition.default_memory_mb is not None:
             values["default_memory_mb"] = limits_mod.validate_memory(definition.default_memory_mb)
+        values["min_memory_mb"], values["max_memory_mb"] = limits_mod.memory_range(
+            values.get("default_memory_mb"), definition.min_memory_mb, definition.max_memory_mb)
         if definition.default_timeout_secs is not None:
             values["default_timeout_secs"] = limits_mod.validate_timeout(definition.default_timeout_secs)
         new_actor = {

@@ -15,6 +15,13 @@ from typing import Any
 from .proxy import Upstream
 
 DEFAULT_BASE_IMAGE = "jupyter-actors/python:3.11"
+#: Where Debian/Ubuntu keep the CAs the host trusts; images built here trust the same ones.
+DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+#: Local equivalents of Apify's base images (any tag), used when the engine cannot pull the real one.
+DEFAULT_BASE_IMAGE_MAP = {
+    "apify/actor-python": "jupyter-actors/actor-python:3.11",
+    "apify/actor-node": "jupyter-actors/actor-node:24",
+}
 BACKENDS = ("docker", "swarm", "kubernetes")
 
 
@@ -59,6 +66,18 @@ class PlatformConfig:
     base_image: str = setting(
         DEFAULT_BASE_IMAGE, exposed=(SERVER,),
         help="Image every generated Dockerfile starts FROM. Users with a registry may name any image here.")
+    build_network: bool = setting(
+        True, exposed=(SERVER, CLI),
+        help="Builds reach the network, as `docker build` does (Dockerfiles can pip/npm install); off for "
+             "air-gapped hosts, where builds that need nothing from outside still work.")
+    ca_bundle: str | None = setting(
+        DEFAULT_CA_BUNDLE, exposed=(SERVER, CLI),
+        help="Host CA bundle copied into the images the platform builds, so TLS through an intercepting proxy "
+             "verifies; empty: images trust Debian's CAs only.")
+    base_image_map: dict[str, str] = setting(
+        factory=lambda: dict(DEFAULT_BASE_IMAGE_MAP), exposed=(SERVER, CLI),
+        help="FROM repository (any tag) -> local image used when the engine neither has nor can pull it "
+             "(CLI: REPOSITORY=IMAGE, repeatable; defaults map apify/actor-python and apify/actor-node).")
     cpu_mode: str = setting(
         "quota", choices=("quota", "shares"), exposed=(SERVER, CLI),
         help="'quota': a hard CPU quota of memory/4096 cores (Apify's rule); 'shares': a proportional weight.")
@@ -162,7 +181,7 @@ class Setting:
     """One ``PlatformConfig`` field as the server and CLI see it."""
 
     name: str
-    kind: type  # str, int, float, bool or Path
+    kind: type  # str, int, float, bool, Path or dict (of str to str)
     optional: bool  # None is a value (unset)
     default: Any  # MISSING when ``factory`` makes it
     factory: Callable[[], Any] | None
@@ -173,10 +192,12 @@ class Setting:
         """A traitlet's or option's value as the config takes it ("" is unset for optional settings)."""
         if self.optional and value in ("", None):
             return None
+        if self.kind is dict:
+            return dict(value)
         return Path(value) if self.kind is Path else value
 
 
-_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path, "dict[str, str]": dict}
 
 
 def settings(exposed: str) -> list[Setting]:

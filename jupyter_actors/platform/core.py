@@ -68,6 +68,7 @@ class Platform:
             self.stores.builds, self.backend, self.instance_id, logs_dir,
             base_image=self.config.base_image, build_memory_mb=self.config.build_memory_mb,
             download_wheels=download_wheels, push_to=self.config.registry,
+            network=self.config.build_network, base_image_map=self.config.base_image_map,
         )
         self.builds = BuildService(self.stores, self.actors, self.builder, self.admission, self.changes)
         self.retention = Retention(self.stores, self.storages, self.backend, logs_dir=logs_dir,

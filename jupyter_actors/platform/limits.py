@@ -38,6 +38,28 @@ def validate_memory(memory_mb: object) -> int:
     return value  # type: ignore[return-value]
 
 
+def memory_range(default_mb: int | None, min_mb: object, max_mb: object) -> tuple[int | None, int | None]:
+    """An actor's allowed memory (actor.json ``minMemoryMbytes``/``maxMemoryMbytes``), checked with its default."""
+    low = validate_memory(min_mb) if min_mb is not None else None
+    high = validate_memory(max_mb) if max_mb is not None else None
+    if low is not None and high is not None and low > high:
+        raise InvalidInput(f"minMemoryMbytes ({low}) is above maxMemoryMbytes ({high}).")
+    if default_mb is not None and not check_memory_in_range(default_mb, low, high, raise_error=False):
+        raise InvalidInput(f"defaultMemoryMbytes ({default_mb}) is outside minMemoryMbytes/maxMemoryMbytes "
+                           f"({low or MIN_MEMORY_MB}-{high or MAX_MEMORY_MB} MB).")
+    return low, high
+
+
+def check_memory_in_range(memory_mb: int, min_mb: int | None, max_mb: int | None, *, raise_error: bool = True) -> bool:
+    """A run's memory against its actor's range; InvalidInput saying the range when outside."""
+    if (min_mb is None or memory_mb >= min_mb) and (max_mb is None or memory_mb <= max_mb):
+        return True
+    if raise_error:
+        raise InvalidInput(f"This actor runs with {min_mb or MIN_MEMORY_MB} to {max_mb or MAX_MEMORY_MB} MB "
+                           f"(minMemoryMbytes/maxMemoryMbytes of its actor.json); {memory_mb} MB was asked for.")
+    return False
+
+
 def validate_timeout(timeout_secs: object) -> int:
     value = _whole_number(timeout_secs)
     if value is None or value < 0 or value > MAX_TIMEOUT_SECS:

@@ -23,6 +23,8 @@ class Actor(TypedDict):
     default_build: str
     default_memory_mb: int
     default_timeout_secs: int
+    min_memory_mb: int | None  # the memory range runs may ask for (actor.json minMemoryMbytes/maxMemoryMbytes)
+    max_memory_mb: int | None
 
 
 class Version(TypedDict):

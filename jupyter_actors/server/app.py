@@ -13,7 +13,7 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Enum, Float, Int, TraitType, Undefined, Unicode
+from traitlets import Bool, Dict, Enum, Float, Int, TraitType, Undefined, Unicode
 
 from ..api.actor_server import ActorApiServer, api_settings
 from ..api.routes import make_handlers
@@ -25,7 +25,9 @@ from .runs_stream import stream_handlers
 
 API_PATH = "actors/api"
 
-_TRAITS: dict[type, type[TraitType[Any, Any]]] = {str: Unicode, Path: Unicode, int: Int, float: Float, bool: Bool}
+_TRAITS: dict[type, type[TraitType[Any, Any]]] = {
+    str: Unicode, Path: Unicode, int: Int, float: Float, bool: Bool, dict: Dict,
+}
 
 
 def platform_trait(name: str) -> TraitType[Any, Any]:
@@ -53,6 +55,9 @@ class ActorsExtension(ExtensionApp):
     # The platform's settings: type, default and help come from their one declaration (platform/config.py).
     data_dir = platform_trait("data_dir")
     base_image = platform_trait("base_image")
+    build_network = platform_trait("build_network")
+    ca_bundle = platform_trait("ca_bundle")
+    base_image_map = platform_trait("base_image_map")
     cpu_mode = platform_trait("cpu_mode")
     memory_limit_mb = platform_trait("memory_limit_mb")
     startup_boost_secs = platform_trait("startup_boost_secs")

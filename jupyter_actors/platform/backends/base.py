@@ -171,8 +171,11 @@ class Backend:
         buildargs: dict[str, str],
         labels: dict[str, str],
         on_log: Callable[[str], None],
+        network: bool = True,
     ) -> str:
-        """Build an image and return its id; raise BuildFailed with the engine's message."""
+        """Build an image and return its id; raise BuildFailed with the engine's message.
+
+        ``network``: the build's RUN steps reach the network (False: none, for air-gapped hosts)."""
         raise NotImplementedError
 
     def image_exists(self, image: str) -> bool:
@@ -189,6 +192,14 @@ class Backend:
         raise NotImplementedError
 
     # -- optional capabilities, with their defaults ------------------------------------------------
+
+    def pull_image(self, image: str) -> str | None:
+        """Pull ``image``; None when it arrived, else why not (a FROM then falls back to a local image)."""
+        return f"{type(self).__name__} cannot pull images"
+
+    def image_labels(self, image: str) -> dict[str, str]:
+        """The labels of a local image ({} when unknown): they say what a local equivalent really has."""
+        return {}
 
     def set_cpu(self, container_id: str, nano_cpus: int) -> None:
         """Change a running container's CPU (only called when ``can_set_cpu``)."""

@@ -104,6 +104,7 @@ class RunService:
         build_row = self.builds.resolve(actor_row, build)
         version = self.actors.version(actor_row["id"], build_row["version_number"])
         memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else actor_row["default_memory_mb"])
+        limits_mod.check_memory_in_range(memory, actor_row.get("min_memory_mb"), actor_row.get("max_memory_mb"))
         timeout = limits_mod.validate_timeout(
             timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
         )

@@ -8,6 +8,8 @@ sharing one root. Metadata comes back as plain dicts with Apify's camelCase keys
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +40,9 @@ _KIND_OF: dict[type[StorageFile], StorageKind] = {cls: kind for kind, cls in FIL
 
 #: The API's ceiling for one page of a storage list.
 MAX_LIST_LIMIT = 1000
+#: Every process with the storages open holds a shared ``flock`` on this file in the root; only a
+#: process that can lock it exclusively (no one else has the storages open) removes orphaned files.
+LOCK_FILE = "storages.lock"
 
 
 class Storages:
@@ -57,7 +62,7 @@ class Storages:
         self._files_lock = threading.Lock()
         self._deleted: set[str] = set()
         self._touched: dict[str, float] = {}
-        self._remove_orphans()
+        self._lock_fd: int | None = self._hold_directory()
 
     # -- storages as a whole -------------------------------------------------------------------------
 
@@ -161,6 +166,9 @@ class Storages:
         for handle in handles:
             handle.close()
         self._catalog.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the shared lock
+            self._lock_fd = None
 
     # -- key-value stores ----------------------------------------------------------------------------
 
@@ -372,6 +380,27 @@ class Storages:
 
     def _path(self, kind: str, storage_id: str) -> Path:
         return self.root / kind / f"{storage_id}.sqlite"
+
+    def _hold_directory(self) -> int:
+        """Take the shared lock on the root, first removing orphans if no other process holds it.
+
+        The exclusive attempt does not wait: a process that finds the directory in use just skips the
+        clean-up (the process that has it alone will do it). The shared lock only ever waits for another
+        process's clean-up, which is short and bounded by SQLite's busy timeout.
+        """
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                self._remove_orphans()
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _remove_orphans(self) -> None:
         """Delete files whose storage is gone (a crash between the catalog delete and the unlink).

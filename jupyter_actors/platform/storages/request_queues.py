@@ -141,6 +141,8 @@ class QueuedRequest:
         handled_at = _handled_at(raw.get("handledAt"), where)
         body = {**raw, "id": computed_id, "uniqueKey": unique_key, "method": method, "retryCount": retry_count,
                 "handledAt": handled_at}
+        if handled_at is None:  # absent, as Apify serves it: crawlee (JS) rejects a null handledAt
+            del body["handledAt"]
         try:
             encoded = orjson.dumps(body)
         except orjson.JSONEncodeError as error:
