@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
+import socket
+import socketserver
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import pytest
 from jupyter_actors.notebook.errors import InvalidInputError
 
 from .conftest import off
+from .test_proxy import _CountingUpstream, serving
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SITE = {
@@ -32,27 +36,44 @@ TITLES = {"Home", "Page A", "Page B"}
 BUILD_TIMEOUT_SECS = 900
 
 
+class _Site(BaseHTTPRequestHandler):
+    """Serves SITE and records who asked for what, with which headers."""
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.client_address[0], self.path, dict(self.headers)))  # type: ignore[attr-defined]
+        body = SITE.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write((body or "not found").encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def site_server(host: str) -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer((host, 0), _Site)
+    server.seen = []  # type: ignore[attr-defined]
+    with serving(server):
+        yield server
+
+
 @pytest.fixture
 def site(actors_app):
     """A three-page site on the runs' network gateway, where containers reach the host."""
+    with site_server(actors_app.platform.network_gateway()) as server:
+        yield f"http://{server.server_address[0]}:{server.server_address[1]}/"
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = SITE.get(self.path)
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write((body or "not found").encode())
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer((actors_app.platform.network_gateway(), 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{server.server_address[0]}:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+def is_this_hosts_address(address: str) -> bool:
+    """Whether a socket can bind to the address here: true for the host's own, false for a container's."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True
 
 
 def source_files(directory: Path) -> list[dict]:
@@ -130,6 +151,41 @@ async def test_javascript_actor_with_npm_install_crawls_with_cheerio(apify_image
     items = await off(dataset_items, client, run)
     assert {item["title"] for item in items} == TITLES
     assert all(item["node"].startswith("v24.") for item in items)
+
+
+async def test_javascript_actor_fetches_through_the_platform_proxy_or_its_own(apify_images, client, actors_app):
+    actor, _, _ = await off(create_and_build, client, "js-proxy", "apify-js-proxy")
+    gateway = actors_app.platform.network_gateway()
+    with site_server(gateway) as site:
+        url = f"http://{gateway}:{site.server_address[1]}/"
+        run = await off(run_actor, client, actor, {"url": url})
+        assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
+        (item,) = await off(dataset_items, client, run)
+        # createProxyConfiguration() passed its access check, and newUrl() is the platform's proxy ...
+        assert item["proxyUrl"].startswith("http://auto:") and item["statusCode"] == 200
+        assert "<title>Home</title>" in item["body"]
+        # ... which fetched the page from this host (a direct fetch would come from the container's address)
+        # and kept the run's proxy credentials to itself.
+        ((address, path, headers),) = site.seen
+        assert path == "/" and is_this_hosts_address(address), address
+        assert "proxy-authorization" not in {name.lower() for name in headers}
+
+        # An actor that brings its own proxy URLs uses them, credentials and all, not the platform's.
+        own = socketserver.ThreadingTCPServer((gateway, 0), _CountingUpstream)
+        own.daemon_threads = True
+        own.heads = []  # type: ignore[attr-defined]
+        with serving(own):
+            own_url = f"http://mine:s3cret@{gateway}:{own.server_address[1]}"
+            run = await off(run_actor, client, actor, {"url": url, "proxyUrls": [own_url]})
+            assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
+        (item,) = await off(dataset_items, client, run)
+        assert item["proxyUrl"] == own_url and item["body"] == "answered by the upstream proxy"
+        (head,) = own.heads  # type: ignore[attr-defined]
+        assert head.startswith(f"GET {url} HTTP/1.1")
+        fields = dict(line.split(": ", 1) for line in head.splitlines()[1:] if ": " in line)
+        assert {name.lower(): value for name, value in fields.items()}["proxy-authorization"] == (
+            "Basic " + base64.b64encode(b"mine:s3cret").decode())
+        assert len(site.seen) == 1  # the site itself was not asked again
 
 
 async def test_typescript_crawlee_actor_builds_in_two_stages_and_crawls(apify_images, client, site):
