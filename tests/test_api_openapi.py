@@ -184,6 +184,28 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", f"/actor-runs/{run_id}/log?stream=true", 200)
     await call("GET", f"/logs/{run_id}", 200)
     await call("GET", "/actor-runs/nope", 404)
+    await call("GET", f"/actor-runs?status=ABORTED,SUCCEEDED&startedAfter=2020-01-01T00:00:00Z"
+                      f"&startedBefore=2100-01-01T00:00:00.000Z", 200)
+
+    # The last run of each actor: doc's (other_id) still runs, doc-acts's (run_id) is aborted.
+    for spelling, name in (("actors", "doc"), ("acts", "doc-acts")):
+        last = f"/{spelling}/{name}/runs/last"
+        await call("GET", f"{last}?status=RUNNING,ABORTED&origin=API&waitForFinish=1", 200)
+        await call("GET", f"{last}?status=SUCCEEDED", 404)
+        await call("PUT", last, 200 if spelling == "actors" else 409, json={"statusMessage": "last"})
+        await call("GET", f"{last}/log", 200)
+        for action in ("metamorph", "reboot"):
+            await call("POST", f"{last}/{action}", 501)
+            await call("POST", f"/{spelling}/nope/runs/last/{action}", 404)
+    for action in ("metamorph", "reboot"):
+        await call("POST", f"/actor-runs/{run_id}/{action}", 501)
+        await call("POST", f"/actor-runs/nope/{action}", 404)
+    await call("POST", "/actors/doc/runs/last/resurrect", 409)
+    await call("POST", "/actors/doc/runs/last/abort?status=ABORTED", 404)
+    await call("POST", f"/acts/doc-acts/runs/last/resurrect?memory={TEST_MEMORY_MB}", 200)
+    wait_until(logged, 60)
+    await call("POST", "/acts/doc-acts/runs/last/abort?gracefully=false", 200)
+    await call("GET", "/acts/doc-acts/runs/last?waitForFinish=30", 200)
 
     # Storages: by id under /{collection}/..., and as the run's default under /actor-runs/{id}/...
     collections = {"key-value-stores": "key-value-store", "datasets": "dataset", "request-queues": "request-queue"}
@@ -195,7 +217,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("POST", f"/{collection}?name=bad..name", 400)
     prefixes = [(f"/key-value-stores/{created['key-value-stores']}", f"/datasets/{created['datasets']}",
                  f"/request-queues/{created['request-queues']}"),
-                tuple(f"/actor-runs/{run_id}/{single}" for single in collections.values())]
+                tuple(f"/actor-runs/{run_id}/{single}" for single in collections.values()),
+                tuple(f"/actors/doc/runs/last/{single}" for single in collections.values()),
+                tuple(f"/acts/doc-acts/runs/last/{single}" for single in collections.values())]
     for kvs, dataset, queue in prefixes:
         for prefix in (kvs, dataset, queue):
             await call("GET", prefix, 200)
@@ -229,6 +253,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     for collection, single in collections.items():
         await call("DELETE", f"/{collection}/{created[collection]}", 204)
         await call("DELETE", f"/actor-runs/{run_id}/{single}", 204)
+        await call("DELETE", f"/actors/doc/runs/last/{single}", 204)
+        await call("DELETE", f"/acts/doc-acts/runs/last/{single}", 404)  # deleted by run id just above
         await call("GET", f"/{collection}/{created[collection]}", 404)
 
     wait_until(lambda: platform.get_run(other_id)["status"] == "RUNNING", 60)
@@ -236,6 +262,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     wait_until(lambda: platform.get_run(other_id)["status"] == "ABORTED", 60)
     await call("DELETE", f"/actor-runs/{other_id}", 204)
     await call("GET", f"/actor-runs/{other_id}", 404)
+    await call("DELETE", "/actors/doc/runs/last", 404)  # its only run is gone
+    await call("DELETE", "/acts/doc-acts/runs/last", 204)
+    await call("GET", "/acts/doc-acts/runs/last", 404)
     doc_build = platform.list_builds("doc")[0]["id"]
     await call("DELETE", f"/actor-builds/{doc_build}", 204)
     await call("DELETE", "/actors/doc", 204)

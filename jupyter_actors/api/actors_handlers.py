@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
-from ..platform.errors import InvalidInput, NotFound
+from ..platform.errors import InvalidInput
 from ..platform.sources import ActorDefinition
 from .base import ApiHandlerMixin
 from .principals import require
-from .runs_handlers import RunAccess, RunListing
+from .runs_handlers import RunListing
 
 RUN_START_OPTIONS = {
     "webServerPublic",  # ours: the run's container web server is reachable without Jupyter login
@@ -161,15 +161,6 @@ class ActorRunsHandler(RunListing):
 
     async def get(self, actor_id: str) -> None:
         await self.send_runs(actor_id)
-
-
-class ActorLastRunHandler(RunAccess):
-    async def get(self, actor_id: str) -> None:
-        runs = await self.call(self.platform.list_runs, actor_id, status=self.query("status"), desc=True, limit=1)
-        if not runs:
-            raise NotFound(f"Actor {actor_id} has no runs yet.", type="record-not-found")
-        run = await self.load_run(runs[0]["id"])
-        self.send_data(self.views.run(run))
 
 
 class ActorBuildsHandler(ApiHandlerMixin):

@@ -19,8 +19,8 @@ from ..platform.storages import (
 )
 from ..platform.retention import tombstone_message
 from ..platform.storages.kinds import LABELS
-from .base import ApiHandlerMixin
 from .principals import require
+from .run_refs import RunAddressing
 
 ID = r"([^/]+)"
 T = TypeVar("T")
@@ -39,20 +39,17 @@ ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application
                 "csv": "text/csv; charset=utf-8"}
 
 
-class StorageAccess(ApiHandlerMixin):
+class StorageAccess(RunAddressing):
     """Resolves the storage a request addresses and checks that the caller may use it."""
 
     kind: str
-
-    def initialize(self, via_run: bool = False) -> None:
-        self.via_run = via_run
 
     @property
     def storages(self):
         return self.platform.storages
 
     async def storage(self, ref: str) -> dict:
-        """The storage's metadata by id, name or ``username~name`` (or the run's default, ``via_run``)."""
+        """The storage's metadata by id, name or ``username~name`` (or a run's default, on run routes)."""
         return await self.call(self._resolve, ref)
 
     async def use(self, ref: str, operation: Callable[..., T], *args: Any) -> T:
@@ -68,9 +65,9 @@ class StorageAccess(ApiHandlerMixin):
     def _resolve(self, ref: str) -> dict:
         """Runs in a worker thread: blocking platform calls only, no tornado."""
         children = self.platform.child_run_ids(self.principal.run_id)
-        if self.via_run:
-            run = self.platform.get_run(ref)
-            require(self.principal.may_read_run(run, children), f"read run {ref}")
+        if self.run_ref is not None:
+            run = self.find_run(ref)
+            require(self.principal.may_read_run(run, children), f"read run {run['id']}")
             ref = run[RUN_FIELD[self.kind]]
         username, _, name = ref.rpartition("~")
         if username and username != USERNAME:  # one user here: another user's storages do not exist
@@ -382,9 +379,14 @@ _SUBPATHS = [
 ]
 for _kind, _sub, _handler in _SUBPATHS:
     ROUTES.append((rf"/{PATH_OF_KIND[_kind]}/{ID}{_sub}", _handler, {}))
-# A run's default storages: /actor-runs/{runId}/key-value-store/..., /dataset/..., /request-queue/...
 _SINGULAR = {KEY_VALUE_STORES: "key-value-store", DATASETS: "dataset", REQUEST_QUEUES: "request-queue"}
-for _kind, _name in _SINGULAR.items():
-    ROUTES.append((rf"/actor-runs/{ID}/{_name}", _per_kind(StorageHandler, _kind), {"via_run": True}))
-for _kind, _sub, _handler in _SUBPATHS:
-    ROUTES.append((rf"/actor-runs/{ID}/{_SINGULAR[_kind]}{_sub}", _handler, {"via_run": True}))
+_RUN_STORAGE_HANDLERS = {kind: _per_kind(StorageHandler, kind) for kind in _SINGULAR}
+
+
+def run_storage_routes(run_prefix: str, run_ref: str) -> list[tuple[str, type, dict]]:
+    """A run's default storages under ``run_prefix`` (``/actor-runs/{runId}`` or ``/acts/{actorId}/runs/last``):
+    ``.../key-value-store/...``, ``.../dataset/...``, ``.../request-queue/...``."""
+    kwargs = {"run_ref": run_ref}
+    routes = [(f"{run_prefix}/{name}", _RUN_STORAGE_HANDLERS[kind], kwargs) for kind, name in _SINGULAR.items()]
+    routes += [(f"{run_prefix}/{_SINGULAR[kind]}{sub}", handler, kwargs) for kind, sub, handler in _SUBPATHS]
+    return routes

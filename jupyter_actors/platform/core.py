@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -505,21 +505,38 @@ class Platform:
     def run_for_token(self, token: str) -> dict | None:
         return self.registry.query_one("SELECT * FROM runs WHERE token = ?", (token,))
 
-    def list_runs(self, actor: str | None = None, *, status: str | None = None, desc: bool = True,
-                  offset: int = 0, limit: int | None = None) -> list[dict]:
+    def list_runs(self, actor: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
+                  offset: int = 0, limit: int | None = None, origin: str | None = None,
+                  started_before: str | None = None, started_after: str | None = None) -> list[dict]:
+        """Runs, oldest first unless ``desc``; ``status`` is one status or several (any of them),
+        ``started_before``/``started_after`` are ISO timestamps (inclusive bounds)."""
         clauses, params = [], []
         if actor is not None:
             clauses.append("actor_id = ?")
             params.append(self.get_actor(actor)["id"])
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        for column, value in (("origin = ?", origin), ("started_at <= ?", started_before),
+                              ("started_at >= ?", started_after)):
+            if value is not None:
+                clauses.append(column)
+                params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if desc else "ASC"
         return self.registry.query(
             f"SELECT * FROM runs {where} ORDER BY created_at {order}, rowid {order} LIMIT ? OFFSET ?",
             [*params, limit if limit is not None else -1, offset],
         )
+
+    def last_run(self, actor: str, *, status: Sequence[str] | None = None, origin: str | None = None) -> dict:
+        """The actor's most recently started run (of these statuses and origin); NotFound if none."""
+        runs = self.list_runs(actor, status=status, origin=origin, desc=True, limit=1)
+        if not runs:
+            which = f" with status {', '.join(status)}" if status else ""
+            raise NotFound(f"Actor {actor} has no run{which}{f' of origin {origin}' if origin else ''} yet.")
+        return runs[0]
 
     def transition(self, run_id: str, target: RunStatus, **values: Any) -> dict:
         """Move a run to ``target`` if the lifecycle allows it (else Conflict), with other fields, atomically."""
