@@ -11,14 +11,22 @@ from typing import Any, TypeVar
 
 from ..platform.core import USERNAME
 from ..platform.errors import InvalidInput, NotFound
+from ..platform.retention import tombstone_message
 from ..platform.storages import (
     DATASETS,
     KEY_VALUE_STORES,
     REQUEST_QUEUES,
     unique_key_to_request_id,
 )
-from ..platform.retention import tombstone_message
+from ..platform.storages.item_formats import (
+    check_xml_name,
+    iter_html,
+    iter_rss,
+    iter_xml,
+    write_xlsx,
+)
 from ..platform.storages.kinds import LABELS
+from ..platform.storages.statistics import field_statistics
 from .principals import require
 from .run_refs import RunAddressing
 
@@ -36,7 +44,20 @@ RUN_FIELD = {
 INERT_RECORD_TYPES = {"application/json", "text/plain", "text/csv", "image/png", "image/jpeg", "image/gif",
                       "image/webp", "application/octet-stream"}
 ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8",
-                "csv": "text/csv; charset=utf-8"}
+                "csv": "text/csv; charset=utf-8", "xml": "application/xml; charset=utf-8",
+                "rss": "application/rss+xml; charset=utf-8", "html": "text/html; charset=utf-8",
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+#: Every option of GET .../items that works here; anything else is refused, never ignored.
+ITEMS_OPTIONS = {"format", "offset", "limit", "desc", "fields", "omit", "clean", "skipEmpty", "skipHidden", "unwind",
+                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment"}
+#: Options of Apify's that are not supported here yet, with what to do instead.
+ITEMS_UNSUPPORTED = {
+    "view": "dataset views (.actor/dataset_schema.json) are not supported here yet; use fields, omit, unwind and "
+            "flatten instead",
+    "signature": "signed public URLs are not supported here yet; authenticate with a token",
+    "simplified": "simplified is a legacy option that is not supported; use clean, unwind and flatten",
+    "skipFailedPages": "skipFailedPages is a legacy option that is not supported; use clean",
+}
 
 
 class StorageAccess(RunAddressing):
@@ -196,31 +217,50 @@ class ItemsHandler(StorageAccess):
     kind = DATASETS
 
     async def get(self, ref: str) -> None:
-        meta = await self.storage(ref)
+        # Every option is checked before the first byte goes out: after that, an error cannot be reported.
+        for option, why in ITEMS_UNSUPPORTED.items():
+            if self.query(option) is not None:
+                raise InvalidInput(f"Option {option}: {why}.")
+        self.reject_unknown_query(self.query_options(ITEMS_OPTIONS))
         fmt = (self.query("format") or "json").lower()
         if fmt not in ITEM_FORMATS:
-            raise InvalidInput(f"format {fmt!r} is not supported; use json, jsonl or csv.")
-        # Every option is checked before the first byte goes out: after that, an error cannot be reported.
+            raise InvalidInput(f"format {fmt!r} is not supported; use one of {', '.join(ITEM_FORMATS)}.")
         delimiter = self.query("delimiter") or ","
         if len(delimiter) != 1 or delimiter in '"\r\n':
             raise InvalidInput(f"delimiter must be one character other than a quote or a newline, not {delimiter!r}.")
-        bom, skip_header_row = self.query_bool("bom"), self.query_bool("skipHeaderRow")
+        xml_root = check_xml_name("xmlRoot", self.query("xmlRoot") or "items")
+        xml_row = check_xml_name("xmlRow", self.query("xmlRow") or "item")
+        bom = self.query_bool("bom", default=fmt == "csv")  # as in Apify: on for CSV, off for the rest
+        skip_header_row, attachment = self.query_bool("skipHeaderRow"), self.query_bool("attachment")
+        meta = await self.storage(ref)
         page = await self.call(
             self.storages.list_items, meta["id"], offset=self.query_int("offset", 0) or 0,
             limit=self.query_int("limit"), desc=self.query_bool("desc"), fields=self.query_list("fields"),
             omit=self.query_list("omit"), clean=self.query_bool("clean"),
             skip_empty=self.query_bool("skipEmpty"), skip_hidden=self.query_bool("skipHidden"),
+            unwind=self.query_list("unwind"), flatten=self.query_list("flatten"),
         )
+        title = meta.get("name") or meta["id"]
+        if fmt == "xlsx":  # a zip: built whole (in constant memory, spooled to disk) before it is sent
+            pieces = _file_pieces(await self.call(write_xlsx, page, skip_header_row=skip_header_row))
+        elif fmt == "csv":
+            pieces = page.iter_csv(delimiter=delimiter, bom=bom, skip_header_row=skip_header_row)
+        elif fmt == "xml":
+            pieces = iter_xml(page, root=xml_root, row=xml_row, bom=bom)
+        elif fmt == "rss":
+            pieces = iter_rss(page, title=title, bom=bom)
+        elif fmt == "html":
+            pieces = iter_html(page, title=title, bom=bom, skip_header_row=skip_header_row)
+        else:
+            pieces = _with_bom(page.iter_json_array() if fmt == "json" else page.iter_jsonl(), bom)
         self.set_header("X-Apify-Pagination-Total", str(page.total))
         self.set_header("X-Apify-Pagination-Offset", str(page.offset))
         self.set_header("X-Apify-Pagination-Count", str(page.count))
         self.set_header("X-Apify-Pagination-Limit", str(page.limit if page.limit is not None else UNLIMITED))
         self.set_header("X-Apify-Pagination-Desc", "true" if page.desc else "false")
         self.set_header("Content-Type", ITEM_FORMATS[fmt])
-        if fmt == "csv":
-            pieces = page.iter_csv(delimiter=delimiter, bom=bom, skip_header_row=skip_header_row)
-        else:
-            pieces = page.iter_json_array() if fmt == "json" else page.iter_jsonl()
+        if attachment:  # names are letters, digits and hyphens, ids alphanumeric: nothing to quote
+            self.set_header("Content-Disposition", f'attachment; filename="dataset_{title}.{fmt}"')
         # Stream from a thread: a million items never sit in memory at once, nor block the loop.
         iterator = iter(pieces)
         while True:
@@ -237,10 +277,33 @@ class ItemsHandler(StorageAccess):
         self.finish()
 
 
+class StatisticsHandler(StorageAccess):
+    kind = DATASETS
+
+    async def get(self, ref: str) -> None:
+        def measure(dataset_id: str) -> dict:
+            return field_statistics(self.storages.list_items(dataset_id))
+
+        self.send_data(await self.use(ref, measure))
+
+
 def is_inert(content_type: str) -> bool:
     """Whether a browser shows this type without running it. A comma makes browsers pick the last of
     several types, so such a value is never inert."""
     return "," not in content_type and content_type.partition(";")[0].strip().lower() in INERT_RECORD_TYPES
+
+
+def _with_bom(pieces, bom: bool):
+    if bom:
+        yield b"\xef\xbb\xbf"
+    yield from pieces
+
+
+def _file_pieces(file, size: int = 1 << 20):
+    """A file's bytes in pieces, closing (and so deleting) it at the end."""
+    with file:
+        while piece := file.read(size):
+            yield piece
 
 
 def _take(iterator, size: int) -> bytes:
@@ -372,6 +435,7 @@ _SUBPATHS = [
     (KEY_VALUE_STORES, r"/keys", KeysHandler),
     (KEY_VALUE_STORES, rf"/records/{ID}", RecordHandler),
     (DATASETS, r"/items", ItemsHandler),
+    (DATASETS, r"/statistics", StatisticsHandler),
     (REQUEST_QUEUES, r"/requests", RequestsHandler),
     (REQUEST_QUEUES, r"/requests/batch", RequestsBatchHandler),
     (REQUEST_QUEUES, rf"/requests/{ID}", RequestHandler),

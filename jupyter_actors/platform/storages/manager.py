@@ -215,10 +215,14 @@ class Storages:
         clean: bool = False,
         skip_empty: bool = False,
         skip_hidden: bool = False,
+        unwind: Sequence[str] | None = None,
+        flatten: Sequence[str] | None = None,
     ) -> ItemsPage:
-        """A page of items; see ``ItemsPage`` for the pagination numbers and the JSON/JSONL/CSV encodings."""
+        """A page of items; see ``ItemsPage`` for the pagination numbers and the JSON/JSONL/CSV encodings
+        and ``ItemFilter`` for the item options."""
         item_filter = ItemFilter.build(
-            fields=fields, omit=omit, clean=clean, skip_hidden=skip_hidden, skip_empty=skip_empty
+            fields=fields, omit=omit, clean=clean, skip_hidden=skip_hidden, skip_empty=skip_empty,
+            unwind=unwind, flatten=flatten,
         )
         with self._use(DatasetFile, dataset) as file:
             return file.page(
