@@ -106,3 +106,28 @@ async def test_item_options_exports_and_statistics(api_url, api_token):
     assert stats["name"] == {"min": 2, "max": len(ITEMS[0]["name"]), "nullCount": 0, "emptyCount": 0}
     assert stats["tags"]["min"] == 0 and stats["ok"] == {"min": None, "max": None, "nullCount": 0, "emptyCount": 3}
     assert json.loads(json.dumps(stats))  # plain JSON
+
+
+async def test_storage_titles_on_create_update_and_get(api_url, api_token):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        for collection in ("datasets", "key-value-stores", "request-queues"):
+            made = await http.post(f"/{collection}?name=titled-{collection}", json={"title": "My results"})
+            assert made.status_code == 201 and made.json()["data"]["title"] == "My results"
+            again = await http.post(f"/{collection}?name=titled-{collection}", json={"title": "Other"})
+            assert again.status_code == 200 and again.json()["data"]["title"] == "My results"  # existing kept
+            refused = await http.post(f"/{collection}?name=schema-{collection}", json={"schema": {"views": {}}})
+            assert refused.status_code == 400 and "schema" in refused.json()["error"]["message"]
+            assert (await http.get(f"/{collection}/schema-{collection}")).status_code == 404  # nothing created
+            bad = await http.put(f"/{collection}/titled-{collection}", json={"name": "renamed", "title": "a\nb"})
+            assert bad.status_code == 400 and "title" in bad.json()["error"]["message"]
+            assert (await http.get(f"/{collection}/titled-{collection}")).json()["data"]["title"] == "My results"
+    dataset = client.dataset("titled-datasets")
+    updated = await dataset.update(title="Shop results")
+    assert updated.title == "Shop results" and updated.name == "titled-datasets"
+    assert (await dataset.get()).title == "Shop results"
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        cleared = await http.put("/key-value-stores/titled-key-value-stores", json={"title": None})
+        assert cleared.json()["data"]["title"] is None  # (apify-client drops None fields, so plain HTTP)
+    plain = await client.request_queues().get_or_create(name="untitled")
+    assert plain.title is None

@@ -212,7 +212,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     created = {}
     for collection in collections:
         await call("GET", f"/{collection}?unnamed=true", 200)
-        created[collection] = (await call("POST", f"/{collection}?name=doc-{collection}", 201)).json()["data"]["id"]
+        created[collection] = (await call("POST", f"/{collection}?name=doc-{collection}", 201,
+                                          json={"title": "Doc"})).json()["data"]["id"]
         await call("POST", f"/{collection}?name=doc-{collection}", 200)
         await call("POST", f"/{collection}?name=bad..name", 400)
     prefixes = [(f"/key-value-stores/{created['key-value-stores']}", f"/datasets/{created['datasets']}",
@@ -223,7 +224,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     for kvs, dataset, queue in prefixes:
         for prefix in (kvs, dataset, queue):
             await call("GET", prefix, 200)
-            await call("PUT", prefix, 200, json={"generalAccess": None})
+            await call("PUT", prefix, 200, json={"generalAccess": None, "title": "Documented"})
         await call("PUT", f"{kvs}/records/doc", 201, content=b'{"a": 1}', headers={"Content-Type": "application/json"})
         await call("POST", f"{kvs}/records/text", 201, content=b"hello", headers={"Content-Type": "text/plain"})
         await call("GET", f"{kvs}/records/doc?attachment=true", 200)

@@ -27,6 +27,7 @@ from ..platform.storages.item_formats import (
 )
 from ..platform.storages.kinds import LABELS
 from ..platform.storages.statistics import field_statistics
+from ..platform.storages.validation import validate_title
 from .principals import require
 from .run_refs import RunAddressing
 
@@ -130,9 +131,14 @@ class CollectionHandler(StorageAccess):
 
     async def post(self) -> None:
         name = self.query("name") or None
+        body = self.json_object({"title": (str, type(None)), "schema": (dict, type(None))})
+        if body.get("schema") is not None:
+            raise InvalidInput("Storage schemas (dataset views, key-value store collections) are not supported "
+                               "here yet; create the storage without a schema.")
         run_id = self.principal.run_id
         actor_id = (await self.call(self.platform.get_run, run_id))["actor_id"] if run_id else None
-        meta, created = await self.call(self.storages.get_or_create, self.kind, name, run_id=run_id, actor_id=actor_id)
+        meta, created = await self.call(self.storages.get_or_create, self.kind, name, run_id=run_id,
+                                        actor_id=actor_id, title=body.get("title"))
         self.send_data(self.view(meta), 201 if created else 200)
 
 
@@ -142,10 +148,15 @@ class StorageHandler(StorageAccess):
 
     async def put(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_object({"name": (str, type(None)), "generalAccess": (str, type(None))})
-        if "name" in body:
+        body = self.json_object({"name": (str, type(None)), "title": (str, type(None)),
+                                 "generalAccess": (str, type(None))})
+        if "name" in body or "title" in body:
             self.require_owner(meta, "rename")
+            validate_title(body.get("title"))  # before anything changes: a bad title renames nothing
+        if "name" in body:
             meta = await self.call(self.storages.rename, self.kind, meta["id"], body["name"])
+        if "title" in body:
+            meta = await self.call(self.storages.retitle, self.kind, meta["id"], body["title"])
         self.send_data(self.view(meta))
 
     async def delete(self, ref: str) -> None:
