@@ -238,7 +238,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("POST", f"{dataset}/items", 400, json=[1])
         for fmt in ("json", "jsonl", "csv", "xlsx", "xml", "rss", "html"):
             await call("GET", f"{dataset}/items?format={fmt}&limit=5&desc=true&attachment=true", 200)
-        await call("GET", f"{dataset}/items?unwind=a&flatten=b&skipHidden=1&xmlRoot=r&xmlRow=i&bom=0", 200)
+        await call("GET", f"{dataset}/items?format=xml&unwind=a&flatten=b&skipHidden=1&xmlRoot=r&xmlRow=i&bom=0", 200)
         await call("GET", f"{dataset}/items?view=overview", 400)
         await call("GET", f"{dataset}/statistics", 200)
         await call("POST", f"{queue}/requests?forefront=true", 201, json={"url": "https://example.com/a"})

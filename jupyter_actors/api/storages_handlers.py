@@ -51,6 +51,9 @@ ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application
 #: Every option of GET .../items that works here; anything else is refused, never ignored.
 ITEMS_OPTIONS = {"format", "offset", "limit", "desc", "fields", "omit", "clean", "skipEmpty", "skipHidden", "unwind",
                  "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment"}
+#: Options that shape one format only: given with another format they would do nothing, so they are refused.
+ITEMS_FORMAT_OPTIONS = {"delimiter": ("csv",), "xmlRoot": ("xml",), "xmlRow": ("xml",),
+                        "skipHeaderRow": ("csv", "html", "xlsx")}
 #: Options of Apify's that are not supported here yet, with what to do instead.
 ITEMS_UNSUPPORTED = {
     "view": "dataset views (.actor/dataset_schema.json) are not supported here yet; use fields, omit, unwind and "
@@ -236,6 +239,11 @@ class ItemsHandler(StorageAccess):
         fmt = (self.query("format") or "json").lower()
         if fmt not in ITEM_FORMATS:
             raise InvalidInput(f"format {fmt!r} is not supported; use one of {', '.join(ITEM_FORMATS)}.")
+        for option, formats in ITEMS_FORMAT_OPTIONS.items():
+            if self.query(option) and fmt not in formats:
+                raise InvalidInput(f"Option {option} applies to format {' or '.join(formats)} only, not {fmt}.")
+        if fmt == "xlsx" and self.query_bool("bom"):
+            raise InvalidInput("bom does not apply to format xlsx (a binary file).")
         delimiter = self.query("delimiter") or ","
         if len(delimiter) != 1 or delimiter in '"\r\n':
             raise InvalidInput(f"delimiter must be one character other than a quote or a newline, not {delimiter!r}.")
