@@ -31,6 +31,15 @@ def _config(args: argparse.Namespace) -> PlatformConfig:
         config.backend = args.backend
     if getattr(args, "registry", None):
         config.registry = args.registry
+    if getattr(args, "no_build_network", False):
+        config.build_network = False
+    if getattr(args, "ca_bundle", None) is not None:
+        config.ca_bundle = args.ca_bundle or None
+    for mapping in getattr(args, "base_image_map", None) or []:
+        source, sep, local = mapping.partition("=")
+        if not sep or not source or not local:
+            raise PlatformError(f"--base-image-map takes REPOSITORY=IMAGE (e.g. apify/actor-node=my/node:24), not {mapping!r}")
+        config.base_image_map[source] = local
     return config
 
 
@@ -59,13 +68,20 @@ def local_platform(args: argparse.Namespace, *, serve_api: bool = True) -> Itera
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from .platform.engine_setup import ensure_engine
-    from .platform.images import ensure_base_image
+    from .platform.images import ensure_actor_python_image, ensure_base_image
+    from .platform.node_image import ensure_node_image
 
     config = _config(args)
     started = time.monotonic()
     client = ensure_engine(config.docker_base_url)
-    image = ensure_base_image(client, config.base_image, work_dir=config.data_dir / "images", rebuild=args.rebuild)
-    print(f"Docker engine answers; base image {config.base_image} is {image[:19]} ({time.monotonic() - started:.1f} s)")
+    work_dir = config.data_dir / "images"
+    options = {"work_dir": work_dir, "rebuild": args.rebuild, "ca_bundle": config.ca_bundle}
+    # The Apify-style Python image first: the default image's build then reuses its cached venv stage.
+    python = ensure_actor_python_image(client, **options)
+    image = ensure_base_image(client, config.base_image, **options)
+    node = ensure_node_image(client, **options)
+    print(f"Docker engine answers; base image {config.base_image} is {image[:19]}, Apify-style images "
+          f"{python[:19]} (Python) and {node[:19]} (Node.js) ({time.monotonic() - started:.1f} s)")
     return 0
 
 
@@ -218,9 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=["docker", "swarm", "kubernetes"],
                         help="where runs go: this machine's Docker engine (default), a swarm, or Kubernetes")
     parser.add_argument("--registry", help="push built images to this registry (host:port[/path]) for cluster nodes")
+    parser.add_argument("--no-build-network", action="store_true",
+                        help="builds get no network (air-gapped hosts); default: as `docker build`")
+    parser.add_argument("--ca-bundle", help="host CA bundle copied into the images built here "
+                        "(default /etc/ssl/certs/ca-certificates.crt; empty: none)")
+    parser.add_argument("--base-image-map", action="append", metavar="REPOSITORY=IMAGE",
+                        help="local image used for FROM REPOSITORY:<any tag> when the engine cannot pull it "
+                        "(repeatable; defaults map apify/actor-python and apify/actor-node)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    setup = commands.add_parser("setup", help="make sure a Docker engine answers and the base image exists")
+    setup = commands.add_parser("setup", help="make sure a Docker engine answers and the base images exist")
     setup.add_argument("--rebuild", action="store_true", help="rebuild the base image even if it exists")
     setup.set_defaults(func=cmd_setup)
 

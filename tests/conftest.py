@@ -49,6 +49,17 @@ def base_image(docker_client, tmp_path_factory) -> str:
     return DEFAULT_BASE_IMAGE
 
 
+@pytest.fixture(scope="session")
+def apify_images(docker_client, tmp_path_factory) -> dict[str, str]:
+    """The local equivalents of Apify's base images (built once per engine, reused after)."""
+    from jupyter_actors.platform.images import ensure_actor_python_image
+    from jupyter_actors.platform.node_image import ensure_node_image
+
+    work_dir = Path(os.environ.get("JUPYTER_ACTORS_IMAGE_WORK_DIR") or tmp_path_factory.mktemp("apify-images"))
+    return {"python": ensure_actor_python_image(docker_client, work_dir=work_dir),
+            "node": ensure_node_image(docker_client, work_dir=work_dir)}
+
+
 def cleanup_instance(client: docker.DockerClient, instance_id: str) -> None:
     label = f"jupyter-actors.instance={instance_id}"
     if client.info()["Swarm"].get("ControlAvailable"):  # runs on a swarm are services

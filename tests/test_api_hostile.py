@@ -196,10 +196,10 @@ async def test_auth_is_required_on_every_route(api_url):
                              ("PUT", "/key-value-stores/x/records/y"), ("DELETE", "/actors/x"),
                              ("GET", "/datasets/x/items"), ("GET", "/no-such-route")):
             response = await anonymous.request(method, path, content=b"x" if method in ("PUT", "POST") else None)
-            assert_error(response, 401 if response.status_code == 401 else 403)
-        wrong = await anonymous.get("/actors", headers={"Authorization": "Bearer not-the-token"})
-        assert_error(wrong, wrong.status_code)
-        assert wrong.status_code in (401, 403)
+            assert_error(response, 401, "token-not-provided")  # writes too: not Jupyter's "'_xsrf' missing"
+            for verb in ("GET", "POST", "PUT", "DELETE"):
+                wrong = await anonymous.request(verb, path, headers={"Authorization": "Bearer not-the-token"})
+                assert_error(wrong, 401)
 
 
 async def test_oversized_bodies_get_413_in_apify_shape(user, actors_app, stores):
@@ -317,6 +317,16 @@ async def test_bad_run_starts_are_400_and_store_nothing(user, actors_app, sleepe
              {**json_ct, "Content-Encoding": "gzip"}),
             ("memory=1024&contentType=text%2Fplain%0D%0AX-Evil%3A%201", b"hello", {}),
             ("memory=1024&build=9.9.9", b"{}", json_ct),
+            # Unicode digits: "²".isdigit() is True but int("²") raises.
+            ("memory=%C2%B2", b"{}", json_ct),
+            ("memory=1024&timeout=%C2%B2", b"{}", json_ct),
+            ("memory=1024&timeout=%EF%BC%91", b"{}", json_ct),  # a fullwidth 1: int() reads it, we do not
+            ("memory=" + "9" * 5000, b"{}", json_ct),
+            # Timeouts whose deadline no date can hold: refused before the default storages exist.
+            ("memory=1024&timeout=18446744073709551616", b"{}", json_ct),
+            ("memory=1024&timeout=300000000000", b"{}", json_ct),
+            ("memory=1024&waitForFinish=18446744073709551616", b"{}", json_ct),
+            ("memory=1024", b"[" * 100_000 + b"]" * 100_000, json_ct),  # json.loads: RecursionError
         ):
             response = await user.post(f"/actors/{sleeper}/runs?{query}", content=body, headers=headers)
             assert_error(response, 404 if "build=" in query else 400)
@@ -355,7 +365,8 @@ def two_runs(platform_factory):
     runs = [platform.start_run("sleeper", memory_mb=TEST_MEMORY_MB) for _ in range(2)]
     for run in runs:
         wait_until(lambda run=run: platform.get_run(run["id"])["status"] == "RUNNING", 60)
-    return platform, [platform.get_run(run["id"]) for run in runs]
+    # The registry keeps only the tokens' hashes: the plain token is what start_run handed back.
+    return platform, [{**platform.get_run(run["id"]), "token": run["token"]} for run in runs]
 
 
 def actor_client(platform, token: str | None) -> httpx.Client:
@@ -440,3 +451,200 @@ def test_memory_quota_refusal_from_inside_a_run(two_runs):
         error = assert_error(refused, 402, "actor-memory-limit-exceeded")
         assert f"{2 * TEST_MEMORY_MB} MB" in error["message"]
     assert snapshot(platform) == before
+
+
+# -- bad numbers and deep nesting: 400, never 500 -----------------------------------------------------
+
+HUGE = str(2**64)
+
+
+async def test_bad_numbers_are_400_never_500(user, actors_app, stores, sleeper):
+    async with user:
+        kvs, ds, rq = stores[KEY_VALUE_STORES], stores[DATASETS], stores[REQUEST_QUEUES]
+        before = snapshot(actors_app.platform)
+        lists = ["/actors", "/acts", "/actor-runs", f"/actors/{sleeper}/runs", f"/acts/{sleeper}/builds",
+                 "/key-value-stores", "/datasets", "/request-queues", f"/datasets/{ds}/items",
+                 f"/key-value-stores/{kvs}/keys", f"/request-queues/{rq}/head", f"/request-queues/{rq}/requests"]
+        for path in lists:
+            for query in (f"offset={HUGE}", f"limit={HUGE}", f"offset={2**63}", "offset=%C2%B2", "limit=%C2%B2",
+                          "limit=1_0", "offset=1e3"):
+                if "offset" in query and path.endswith(("/keys", "/head", "/requests")):
+                    continue  # these page by cursor, not by offset
+                assert_error(await user.get(f"{path}?{query}"), 400)
+        # The largest accepted values are answered as empty pages, not by an overflow in SQLite or orjson.
+        top = 2**63 - 1
+        for path in ("/actors", "/actor-runs", "/key-value-stores", f"/datasets/{ds}/items"):
+            page = await user.get(f"{path}?offset={top}&limit={top}")
+            assert page.status_code == 200, (path, page.text[:300])
+        stream = await user.get(f"{str(user.base_url).split('/v2')[0]}/stream/runs?limit={HUGE}")
+        assert_error(stream, 400)
+        assert_error(await user.get("/actor-runs?status=AAA"), 400)
+        assert_error(await user.get(f"/actors/{sleeper}/runs/last?status=done"), 400)
+        status, error = await raw_request(user, "PUT", f"/key-value-stores/{kvs}/records/k", "Content-Length: \u00b2")
+        assert status == 400 and error["type"] == "invalid-input"
+        assert snapshot(actors_app.platform) == before
+        assert actors_app.platform.list_runs() == []
+
+
+async def raw_request(user: httpx.AsyncClient, method: str, path: str, header: str) -> tuple[int, dict]:
+    """A request with a header no HTTP client library would send, and the server's answer."""
+    url = httpx.URL(str(user.base_url).rstrip("/") + path)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    head = (f"{method} {url.raw_path.decode()} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+            f"Authorization: {user.headers['Authorization']}\r\n{header}\r\nConnection: close\r\n\r\n")
+    writer.write(head.encode())
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+async def test_deep_nesting_is_400_or_stored_whole(user, actors_app, stores):
+    """orjson reads 1024 levels and writes 254; Python's json recurses: none of them may become a 500."""
+    async with user:
+        kvs, ds, rq = stores[KEY_VALUE_STORES], stores[DATASETS], stores[REQUEST_QUEUES]
+        before = snapshot(actors_app.platform)
+        for depth in (300, 1500, 100_000):
+            assert_error(await user.post(f"/datasets/{ds}/items", content=b"[" + nested(depth) + b"]"), 400)
+            deep_request = b'{"url": "https://a.example", "userData": ' + nested(depth) + b"}"
+            assert_error(await user.post(f"/request-queues/{rq}/requests/batch", content=b"[" + deep_request + b"]"), 400)
+            assert_error(await user.post(f"/request-queues/{rq}/requests", content=deep_request), 400)
+        assert snapshot(actors_app.platform) == before
+        # A JSON record is stored as its bytes and served back unchanged, however deep.
+        deep = nested(100_000)
+        put = await user.put(f"/key-value-stores/{kvs}/records/deep", content=deep,
+                             headers={"Content-Type": "application/json"})
+        assert put.status_code == 201
+        assert (await user.get(f"/key-value-stores/{kvs}/records/deep")).content == deep
+
+
+async def test_request_fields_of_the_wrong_type_are_refused(user, actors_app, stores):
+    """A request is stored as sent and served back to crawlee: a field of the wrong type would break every read."""
+    async with user:
+        rq = stores[REQUEST_QUEUES]
+        before = snapshot(actors_app.platform)
+        for field, value in (("retryCount", {}), ("retryCount", None), ("retryCount", "1"), ("retryCount", 2**64),
+                             ("userData", "x"), ("headers", []), ("noRetry", "yes"), ("errorMessages", {}),
+                             ("payload", 5)):
+            request = {"url": "https://a.example/typed", field: value}
+            assert_error(await user.post(f"/request-queues/{rq}/requests", json=request), 400)
+            assert_error(await user.post(f"/request-queues/{rq}/requests/batch", json=[request]), 400)
+        assert snapshot(actors_app.platform) == before
+        added = await user.post(f"/request-queues/{rq}/requests", json={
+            "url": "https://a.example/ok", "userData": {"label": "x"}, "headers": {}, "noRetry": False})
+        assert added.status_code == 201
+        stored = await user.get(f"/request-queues/{rq}/requests/{added.json()['data']['requestId']}")
+        assert stored.json()["data"]["retryCount"] == 0
+
+
+async def test_env_vars_with_is_secret_are_accepted(user, actors_app):
+    """The documented envVars shape ({name, value, isSecret: bool}) on every actor write (it was a 500)."""
+    files = [{"name": "main.py", "format": "TEXT", "content": "print(1)"}]
+    env = [{"name": "PLAIN", "value": "p", "isSecret": False}, {"name": "HIDDEN", "value": "h", "isSecret": True}]
+    async with user:
+        created = await user.post("/actors", json={"name": "with-env", "versions": [
+            {"versionNumber": "0.0", "sourceFiles": files, "envVars": env}]})
+        assert created.status_code == 201, created.text
+        updated = await user.put("/actors/with-env", json={"versions": [
+            {"versionNumber": "0.1", "sourceFiles": files, "envVars": env}]})
+        assert updated.status_code == 200, updated.text
+        version = await user.post("/actors/with-env/versions", json={
+            "versionNumber": "0.2", "sourceFiles": files, "envVars": env})
+        assert version.status_code == 201, version.text
+        assert version.json()["data"]["envVars"] == [{"name": "PLAIN", "isSecret": False, "value": "p"},
+                                                     {"name": "HIDDEN", "isSecret": True}]
+        assert_error(await user.post("/actors/with-env/versions", json={
+            "versionNumber": "0.3", "sourceFiles": files, "envVars": [{"name": "X", "isSecret": "no"}]}), 400)
+
+
+async def test_405_names_the_allowed_methods(user, stores):
+    async with user:
+        ds = stores[DATASETS]
+        for method, path, allowed in (("PATCH", f"/datasets/{ds}", {"GET", "PUT", "DELETE"}),
+                                      ("DELETE", "/actor-runs", {"GET"}),
+                                      ("TRACE", "/actors", {"GET", "POST"})):
+            response = await user.request(method, path)
+            assert_error(response, 405, "method-not-allowed")
+            assert set(response.headers["Allow"].replace(" ", "").split(",")) == allowed, response.headers.get("Allow")
+
+
+# -- what a run token reaches: its own run, the runs it started, nothing of other actors ----------------
+
+
+@pytest.fixture
+def parent_and_child(platform_factory):
+    """A running parent run that started a child through the API with its own token, beside another actor."""
+    platform = platform_factory(memory_limit_mb=3 * TEST_MEMORY_MB)
+    define_actor(platform, "sleeper", SLEEPER)
+    other_build = define_actor(platform, "other", "print('other')\n",
+                               env_vars=[{"name": "OTHER_SETTING", "value": "not-for-you", "isSecret": False}],
+                               input_schema={"title": "Other", "type": "object", "schemaVersion": 1, "properties": {}})
+    parent = platform.start_run("sleeper", memory_mb=TEST_MEMORY_MB)
+    wait_until(lambda: platform.get_run(parent["id"])["status"] == "RUNNING", 60)
+    with actor_client(platform, parent["token"]) as client:
+        started = client.post(f"/actors/local~sleeper/runs?memory={TEST_MEMORY_MB}")
+        assert started.status_code == 201, started.text
+    child = started.json()["data"]
+    wait_until(lambda: platform.get_run(child["id"])["status"] == "RUNNING", 60)
+    return platform, parent, child, other_build
+
+
+def test_a_run_token_reads_nothing_of_other_actors(parent_and_child):
+    platform, parent, child, other_build = parent_and_child
+    other = platform.get_actor("other")
+    before = snapshot(platform)
+    with actor_client(platform, parent["token"]) as client:
+        for path in ("/actors", "/acts", "/actors/local~other", f"/acts/{other['id']}",
+                     "/actors/local~other/versions", "/actors/local~other/versions/0.0",
+                     "/actors/local~other/builds", f"/actor-builds/{other_build['id']}",
+                     f"/actor-builds/{other_build['id']}/log"):
+            error = assert_error(client.get(path), 403, "insufficient-permissions")
+            assert "not-for-you" not in error["message"]
+        # A public web server is the user's decision, not a run's.
+        refused = client.post(f"/actors/local~sleeper/runs?memory={TEST_MEMORY_MB}&webServerPublic=true")
+        assert_error(refused, 403, "insufficient-permissions")
+        # Its own actor and build it may read (the SDK and the actor's own code may ask).
+        assert client.get("/actors/local~sleeper").status_code == 200
+        assert client.get(f"/actor-builds/{parent['build_id']}").status_code == 200
+        # runs/last answers the newest run it may read (its child), without revealing any other.
+        last = client.get("/actors/local~sleeper/runs/last")
+        assert last.status_code == 200 and last.json()["data"]["id"] == child["id"]
+    assert snapshot(platform) == before
+
+
+def test_a_run_token_reads_and_aborts_its_children_but_changes_nothing_else(parent_and_child):
+    platform, parent, child, _ = parent_and_child
+    with actor_client(platform, parent["token"]) as client:
+        assert client.get(f"/actor-runs/{child['id']}").status_code == 200
+        for method, path, body in (
+            ("PUT", f"/actor-runs/{child['id']}", b'{"statusMessage": "hijacked"}'),
+            ("POST", f"/actor-runs/{child['id']}/resurrect", None),
+            ("DELETE", f"/actor-runs/{child['id']}", None),
+        ):
+            assert_error(client.request(method, path, content=body), 403, "insufficient-permissions")
+        assert platform.get_run(child["id"])["status_message"] != "hijacked"
+        aborted = client.post(f"/actor-runs/{child['id']}/abort")
+        assert aborted.status_code == 200, aborted.text
+        wait_until(lambda: platform.get_run(child["id"])["status"] == "ABORTED", 30)
+        # Finished now, and still not the parent's to delete or bring back.
+        assert_error(client.delete(f"/actor-runs/{child['id']}"), 403, "insufficient-permissions")
+        assert_error(client.post(f"/actor-runs/{child['id']}/resurrect"), 403, "insufficient-permissions")
+    assert platform.get_run(child["id"])["status"] == "ABORTED"
+    assert platform.storages.get(KEY_VALUE_STORES, child["defaultKeyValueStoreId"]) is not None
+
+
+async def test_a_refused_start_creates_no_storage(user, actors_app):
+    """Everything is checked before the run's three default storages exist (a late refusal leaked them)."""
+    define_actor(actors_app.platform, "bad-port", SLEEPER,
+                 env_vars=[{"name": "APIFY_CONTAINER_PORT", "value": "not-a-port", "isSecret": False}])
+    async with user:
+        before = snapshot(actors_app.platform)
+        for query in (f"memory={TEST_MEMORY_MB}", f"memory={TEST_MEMORY_MB}&timeout=300000000000"):
+            assert_error(await user.post(f"/actors/local~bad-port/runs?{query}", json={"n": 1}), 400)
+        assert snapshot(actors_app.platform) == before
+        assert actors_app.platform.list_runs() == []

@@ -184,6 +184,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", f"/actor-runs/{run_id}/log?stream=true", 200)
     await call("GET", f"/logs/{run_id}", 200)
     await call("GET", "/actor-runs/nope", 404)
+    assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
+    await call("GET", "/users/someone-else", 404)
+
     await call("GET", f"/actor-runs?status=ABORTED,SUCCEEDED&startedAfter=2020-01-01T00:00:00Z"
                       f"&startedBefore=2100-01-01T00:00:00.000Z", 200)
 
@@ -247,6 +250,14 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         request_id = added["processedRequests"][0]["requestId"]
         await call("GET", f"{queue}/requests?limit=10", 200)
         await call("GET", f"{queue}/head?limit=5", 200)
+        locked = (await call("POST", f"{queue}/head/lock?lockSecs=60&limit=2&clientKey=doc", 200)).json()["data"]
+        locked_id = locked["items"][0]["id"]
+        await call("POST", f"{queue}/head/lock?limit=2", 400)
+        await call("PUT", f"{queue}/requests/{locked_id}/lock?lockSecs=30&clientKey=doc", 200)
+        await call("PUT", f"{queue}/requests/{locked_id}/lock?lockSecs=30&clientKey=other", 403)
+        await call("GET", f"{queue}/requests?filter=locked", 200)
+        await call("DELETE", f"{queue}/requests/{locked_id}/lock?clientKey=doc&forefront=true", 204)
+        await call("POST", f"{queue}/requests/unlock?clientKey=doc", 200)
         request = (await call("GET", f"{queue}/requests/{request_id}", 200)).json()["data"]
         await call("PUT", f"{queue}/requests/{request_id}", 200,
                    json={**request, "handledAt": "2024-01-01T00:00:00.000Z"})
@@ -275,3 +286,75 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("DELETE", "/acts/local~doc-acts", 204)
     await call("GET", "/acts/doc", 404)
     assert json.loads((await call("GET", "/actors", 200)).text)["data"]["items"] == []
+
+
+async def test_what_the_document_forbids_the_api_refuses_and_the_other_way_round(api_url, api_token, actors_app):
+    """Each request here breaks a rule the API enforces: the document states the rule (openapi-core
+    rejects the request) and the real server answers 400. Found apart by fuzzing the API against the
+    document (schemathesis checks ST201 and ST202)."""
+    from .conftest import define_actor
+
+    platform = actors_app.platform
+    define_actor(platform, "strict", SLEEPER)
+    storages = platform.storages
+    kvs = storages.get_or_create("key_value_stores", "strict-kvs")[0]["id"]
+    ds = storages.get_or_create("datasets", "strict-ds")[0]["id"]
+    rq = storages.get_or_create("request_queues", "strict-rq")[0]["id"]
+    storages.set_record(kvs, "r", b"x", "text/plain")
+    document = load_document()
+    document["servers"] = [{"url": f"{api_url}/v2"}]
+    openapi = OpenAPI.from_dict(document)
+    files = [{"name": "main.py", "format": "TEXT", "content": "print(1)"}]
+    cases = [
+        ("POST", "/key-value-stores?name=bad..name", None),
+        ("POST", "/datasets?name=" + "n" * 300, None),
+        ("GET", f"/key-value-stores/{kvs}/keys?limit=0", None),
+        ("GET", f"/request-queues/{rq}/head?limit=0", None),
+        ("GET", f"/request-queues/{rq}/requests?limit=0", None),
+        ("GET", f"/actors?offset={2**64}", None),
+        ("GET", f"/key-value-stores?limit={2**63}", None),
+        ("POST", f"/actors/strict/runs?memory=1000", None),
+        ("POST", f"/actors/strict/runs?memory={TEST_MEMORY_MB}&timeout={2**31}", None),
+        ("POST", f"/request-queues/{rq}/requests", {"url": "https://a.example", "handledAt": "2024-13-45T99:00:00Z"}),
+        ("POST", f"/request-queues/{rq}/requests", {"url": "https://a.example", "retryCount": {}}),
+        ("POST", f"/request-queues/{rq}/requests", {"url": "https://a.example", "userData": "x"}),
+        ("DELETE", f"/request-queues/{rq}/requests/batch", [{"url": "https://a.example"}]),
+        ("POST", "/actors/strict/versions", {"versionNumber": "0.1"}),
+        ("POST", "/actors", {"name": "no-versions"}),
+        ("PUT", "/actors/strict", {"versions": [{"versionNumber": "0.2", "sourceFiles": []}]}),
+        ("PUT", f"/key-value-stores/{kvs}", None),
+        ("GET", "/actor-runs?status=AAA", None),
+        ("GET", "/actors/strict/runs?status=done", None),
+        ("GET", f"/datasets/{ds}/items?format=csv&delimiter=", None),
+        ("GET", f"/datasets/{ds}/items?format=csv&delimiter=%22", None),
+        ("GET", f"/key-value-stores/{kvs}/records/r?attachment=", None),
+        ("GET", "/actor-runs/nope/log?raw=null", None),
+        ("POST", "/actors/strict/builds?useCache=null", None),
+        ("POST", "/actors", {"name": "env", "versions": [{"versionNumber": "0.0", "sourceFiles": files,
+                                                          "envVars": [{"name": "A", "isSecret": "no"}]}]}),
+    ]
+    before = (platform.list_actors(), platform.list_runs(), [storages.list_keys(kvs)["items"]])
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"},
+                                 timeout=60) as client:
+        for method, path, body in cases:
+            response = await client.request(method, path, **({} if body is None else {"json": body}))
+            assert response.status_code == 400, (method, path, response.status_code, response.text[:300])
+            try:
+                openapi.validate_request(_Request(response.request))
+            except Exception:  # noqa: BLE001 - any validation error: the document forbids it too
+                continue
+            raise AssertionError(f"openapi.yaml allows {method} {path} {body!r}, which the API refuses")
+        # The control: a request within the rules passes the same validation.
+        fine = await client.get(f"/actor-runs?status=SUCCEEDED&offset={2**63 - 1}&limit=1")
+        assert fine.status_code == 200
+        openapi.validate_request(_Request(fine.request))
+        fine = await client.post(f"/request-queues/{rq}/requests", json={
+            "url": "https://a.example/ok", "handledAt": "2024-01-31T12:00:00.000Z", "userData": {}})
+        assert fine.status_code == 201
+        openapi.validate_request(_Request(fine.request))
+        # The HEAD of a record without a token is 401, and documented.
+        async with httpx.AsyncClient(timeout=60) as anonymous:
+            head = await anonymous.head(f"{api_url}/v2/key-value-stores/{kvs}/records/r")
+        assert head.status_code == 401
+        openapi.validate_response(_Request(head.request), _Response(head))
+    assert (platform.list_actors(), platform.list_runs(), [storages.list_keys(kvs)["items"]]) == before

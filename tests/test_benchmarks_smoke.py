@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.timeout(1200)  # above the 900 s the benchmark run itself may take
 def test_benchmarks_smoke_mode_prints_a_table_and_writes_json(tmp_path, docker_client, base_image):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--json", str(out)],

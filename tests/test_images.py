@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -194,3 +195,43 @@ def test_configured_local_image_is_used_as_is(client: docker.DockerClient, base_
         assert ensure_base_image(client, tag, work_dir=tmp_path) == base_image
     finally:
         client.images.remove(tag)  # removes the tag only; the base image stays
+
+
+# --- the local equivalents of Apify's images ---------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_apify_style_images_follow_apifys_conventions_and_trust_the_host_cas(
+        client: docker.DockerClient, apify_images: dict[str, str]) -> None:
+    check = ('id -u myuser; id -g myuser; pwd; command -v {tool}; echo "no_index=${{PIP_NO_INDEX:-unset}}"; '
+             'for v in SSL_CERT_FILE REQUESTS_CA_BUNDLE PIP_CERT NODE_EXTRA_CA_CERTS NPM_CONFIG_CAFILE; do '
+             'eval echo \\$$v; done')
+    python = _run(client, apify_images["python"], check.format(tool="pip"))
+    node = _run(client, apify_images["node"], check.format(tool="npm"))
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    assert python.splitlines() == ["1000", "1000", "/usr/src/app", "/opt/venv/bin/pip", "no_index=unset", *[bundle] * 5]
+    assert node.splitlines() == ["1000", "1000", "/usr/src/app", "/usr/local/bin/npm", "no_index=unset", *[bundle] * 5]
+    # The host's CAs are in the images' system store (the proxy here signs with one of them).
+    host = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
+    last_host_cert = host.strip().split("-----BEGIN CERTIFICATE-----")[-1].split("-----END")[0].strip()
+    for image in apify_images.values():
+        assert last_host_cert in _run(client, image, f"cat {bundle}")
+    # Python with the SDK; Node.js 20 or newer with npm and the SDK preinstalled where Apify's templates check it.
+    assert _run(client, apify_images["python"], "python -c 'import apify, sys; print(sys.version_info >= (3, 10))'") == "True"
+    versions = _run(client, apify_images["node"], "node --version; npm --version; npm ls apify >/dev/null && echo sdk")
+    node_version, npm_version, sdk = versions.splitlines()
+    assert int(node_version.lstrip("v").split(".")[0]) >= 20 and npm_version[0].isdigit() and sdk == "sdk"
+    labels = client.images.get(apify_images["node"]).labels
+    assert labels["jupyter-actors.provides"].startswith(f"Node.js {node_version.lstrip('v')}, npm {npm_version}")
+
+
+@pytest.mark.docker
+def test_apify_style_images_are_reused(client: docker.DockerClient, apify_images: dict[str, str], tmp_path: Path) -> None:
+    from jupyter_actors.platform.images import ensure_actor_python_image
+    from jupyter_actors.platform.node_image import ensure_node_image
+
+    work_dir = Path(os.environ.get("JUPYTER_ACTORS_IMAGE_WORK_DIR") or tmp_path)
+    assert ensure_actor_python_image(client, work_dir=work_dir, log=pytest.fail) == apify_images["python"]
+    logged: list[str] = []
+    assert ensure_node_image(client, work_dir=work_dir, log=logged.append) == apify_images["node"]
+    assert not any("Building" in line for line in logged)

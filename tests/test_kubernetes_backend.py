@@ -645,7 +645,7 @@ class StubImages:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    def build_image(self, context_dir, tag, dockerfile, memory_mb, buildargs, labels, on_log) -> str:
+    def build_image(self, context_dir, tag, dockerfile, memory_mb, buildargs, labels, on_log, network=True) -> str:
         self.calls.append(("build", tag))
         on_log(f"(stub) built {tag}")
         return "sha256:built"

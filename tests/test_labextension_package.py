@@ -54,6 +54,7 @@ def test_the_installed_extension_is_the_current_build():
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for the TypeScript unit tests")
+@pytest.mark.timeout(700)  # two jlpm commands of up to 300 s each (install may download)
 def test_typescript_unit_tests_pass():
     run(str(BIN / "jlpm"), "install", "--immutable", cwd=SOURCE)
     output = run(str(BIN / "jlpm"), "test", cwd=SOURCE)

@@ -356,3 +356,36 @@ async def test_dockerfile_and_requirements_options(kernel, api_url, api_token, t
     reply, messages = await off(kernel.run, "print(c.status)\nprint(c.log())")
     text = stream_text(messages)
     assert text.startswith("SUCCEEDED") and "greeting from-my-dockerfile six 1.16.0" in text, text
+
+
+JS_CELL = """\
+import { Actor } from 'apify';
+import * as cheerio from 'cheerio';
+
+await Actor.init();
+const $ = cheerio.load('<html><head><title>From a cell</title></head></html>');
+console.log(`title: ${$('title').text()} on Node.js ${process.version}`);
+await Actor.setValue('OUTPUT', { title: $('title').text(), node: process.version });
+await Actor.exit();
+"""
+
+
+async def test_javascript_cell_runs_on_the_node_image_with_its_packages(kernel, apify_images, api_url, api_token):
+    await off(kernel.run, "%load_ext jupyter_actors")
+    reply, messages = await off(kernel.run, define_cell("js-cell", JS_CELL, "--node --package cheerio@^1 --out js_run"),
+                                600)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    reply, messages = await off(kernel.run, "print(js_run.status, js_run.output['title'], js_run.output['node'][:4])")
+    assert stream_text(messages).split() == ["SUCCEEDED", "From", "a", "cell", "v24."]
+    reply, messages = await off(kernel.run, "print('title: From a cell' in js_run.log())")
+    assert stream_text(messages).strip() == "True"
+    # The actor's source is Apify's Node.js layout: main.js, a package.json with the packages, a Dockerfile.
+    actor = await api_get(api_url, api_token, "/acts/js-cell")
+    version = await api_get(api_url, api_token, f"/acts/{actor['id']}/versions/0.0")
+    files = {entry["name"]: entry["content"] for entry in version["sourceFiles"]}
+    assert files["main.js"].rstrip("\n") == JS_CELL.rstrip("\n")
+    assert '"cheerio": "^1"' in files["package.json"] and '"apify": "^3"' in files["package.json"]
+    assert files["Dockerfile"].startswith("FROM apify/actor-node:24\n")
+    # Python-only options are refused with what to use instead.
+    reply, messages = await off(kernel.run, define_cell("js-cell", JS_CELL, "--node --requirements r.txt"))
+    assert reply["content"]["ename"] == "UsageError" and "--package" in stream_text(messages, "stderr")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -9,6 +10,7 @@ import threading
 import pytest
 
 from jupyter_actors.platform.errors import Conflict, InvalidInput, MemoryLimitExceeded, NotFound
+from jupyter_actors.platform.proxy import run_proxy_password
 
 from .conftest import TEST_MEMORY_MB, define_actor, wait_until
 
@@ -62,8 +64,12 @@ def test_nonzero_exit_fails_with_its_code(platform):
 
 def test_environment_variables_inside_the_container(platform):
     build = define_actor(platform, "env-printer", PRINT_ENV)
-    run = platform.start_run("env-printer", memory_mb=TEST_MEMORY_MB, timeout_secs=100, input={"a": 1})
-    run = platform.wait_run(run["id"], timeout=120)
+    started = platform.start_run("env-printer", memory_mb=TEST_MEMORY_MB, timeout_secs=100, input={"a": 1})
+    run = platform.wait_run(started["id"], timeout=120)
+    token = started["token"]  # handed back to the starter only: the registry keeps its sha256
+    assert "token" not in run and run["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    path = platform.registry.path
+    assert all(token.encode() not in f.read_bytes() for f in path.parent.glob(path.name + "*"))  # with the WAL
     assert run["status"] == "SUCCEEDED", platform.run_log(run["id"])
     line = next(l for l in platform.run_log(run["id"]).decode().splitlines() if " ENV " in l)
     env = json.loads(line.split(" ENV ", 1)[1])
@@ -79,8 +85,11 @@ def test_environment_variables_inside_the_container(platform):
         "APIFY_INPUT_KEY": "INPUT", "ACTOR_INPUT_KEY": "INPUT",
         "APIFY_HEADLESS": "1", "APIFY_IS_AT_HOME": "1",
         "APIFY_MEMORY_MBYTES": str(TEST_MEMORY_MB), "ACTOR_MEMORY_MBYTES": str(TEST_MEMORY_MB),
-        "APIFY_PROXY_PASSWORD": "",
-        "APIFY_TOKEN": run["token"], "APIFY_USER_ID": "local",
+        "APIFY_PROXY_PASSWORD": run_proxy_password(run),
+        "APIFY_PROXY_HOSTNAME": platform.proxy_endpoint.hostname,
+        "APIFY_PROXY_PORT": str(platform.proxy_endpoint.port),
+        "APIFY_PROXY_STATUS_URL": platform.proxy_endpoint.status_url,
+        "APIFY_TOKEN": token, "APIFY_USER_ID": "local",
         "APIFY_CONTAINER_PORT": "4321", "ACTOR_WEB_SERVER_PORT": "4321",
         "ACTOR_BUILD_NUMBER": build["build_number"],
         "APIFY_API_BASE_URL": platform.actor_api_url,
@@ -92,7 +101,7 @@ def test_environment_variables_inside_the_container(platform):
     assert env["APIFY_STARTED_AT"] == env["ACTOR_STARTED_AT"] == run["started_at"]
     events = env["APIFY_ACTOR_EVENTS_WS_URL"]
     assert events == env["ACTOR_EVENTS_WEBSOCKET_URL"]
-    assert events.startswith("ws://") and f"/v2/actor-runs/{run['id']}/events?token={run['token']}" in events
+    assert events.startswith("ws://") and f"/v2/actor-runs/{run['id']}/events?token={token}" in events
     assert env["APIFY_PERSIST_STATE_INTERVAL_MILLIS"] == str(int(platform.config.persist_state_interval_secs * 1000))
 
 
@@ -256,10 +265,14 @@ def test_build_failure_is_recorded_with_a_readable_error(platform):
 
 def test_resurrection_of_a_finished_run(platform):
     define_actor(platform, "counter", "import os\nprint('run', os.environ['ACTOR_RUN_ID'])\n")
-    run = platform.wait_run(platform.start_run("counter", memory_mb=TEST_MEMORY_MB)["id"], 120)
+    started = platform.start_run("counter", memory_mb=TEST_MEMORY_MB)
+    run = platform.wait_run(started["id"], 120)
     assert run["status"] == "SUCCEEDED"
     again = platform.resurrect_run(run["id"])
     assert again["status"] == "RUNNING" and again["resurrect_count"] == 1
+    # Only the hash of the first token was kept, so the new container gets a new token; the old one is dead.
+    assert again["token"] != started["token"] and platform.run_for_token(started["token"]) is None
+    assert platform.run_for_token(again["token"])["id"] == run["id"]
     final = platform.wait_run(run["id"], 120)
     assert final["status"] == "SUCCEEDED", final
     assert final["default_key_value_store_id"] == run["default_key_value_store_id"]
@@ -379,3 +392,37 @@ def test_optional_startup_boost_gives_one_core_then_the_runs_share(platform_fact
     assert float(values["START"]) == pytest.approx(1.0)
     assert float(values["LATER"]) == pytest.approx(128 / 4096)
     assert run["cpu_cores"] == pytest.approx(128 / 4096)  # the run's share is what is recorded and counted
+
+
+def test_plain_tokens_of_an_older_registry_are_hashed_and_still_authenticate(platform_factory, tmp_path):
+    """Schema 4 kept run tokens in plain. After the upgrade only the hash is on disk, and the token a
+    container was started with before the upgrade still finds its run."""
+    import sqlite3
+
+    from jupyter_actors.platform.registry import MIGRATIONS
+
+    data_dir = tmp_path / "upgraded"
+    data_dir.mkdir()
+    old = sqlite3.connect(data_dir / "registry.sqlite")
+    for script in MIGRATIONS[:4]:
+        old.executescript(script)
+    old.execute("PRAGMA user_version = 4")
+    old.execute("INSERT INTO actors (id, name, username, created_at, modified_at, default_memory_mb, "
+                "default_timeout_secs) VALUES ('a1', 'old', 'local', 'x', 'x', 1024, 0)")
+    plain = "run_plain-token-of-schema-4"
+    old.execute(
+        "INSERT INTO runs (id, actor_id, build_id, build_number, status, created_at, started_at, timeout_secs, "
+        "memory_mb, disk_mb, cpu_cores, cpu_mode, default_key_value_store_id, default_dataset_id, "
+        "default_request_queue_id, token, container_name) VALUES ('r1', 'a1', 'b1', '0.0.1', 'SUCCEEDED', 'x', 'x', "
+        "0, 1024, 2048, 0.25, 'quota', 'k', 'd', 'q', ?, 'c')", (plain,))
+    old.commit()
+    old.close()
+    platform = platform_factory(data_dir=data_dir, serve_api=False)
+    assert platform.registry.schema_version == len(MIGRATIONS)
+    assert platform.run_for_token(plain)["id"] == "r1"
+    assert platform.run_for_token("run_another") is None
+    row = platform.registry.query_one("SELECT * FROM runs WHERE id = 'r1'")
+    assert "token" not in row and row["token_hash"] == hashlib.sha256(plain.encode()).hexdigest()
+    platform.registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = platform.registry.path
+    assert all(plain.encode() not in f.read_bytes() for f in path.parent.glob(path.name + "*"))

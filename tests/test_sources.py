@@ -62,3 +62,37 @@ def test_generated_dockerfile_entry_points():
     assert "--no-index" in sources.generated_dockerfile({"main.py", "requirements.txt"})
     with pytest.raises(InvalidInput):
         sources.generated_dockerfile({"README.md"})
+
+
+def test_actor_json_among_source_files_counts_as_for_a_directory() -> None:
+    from jupyter_actors.platform.sources import actor_spec_fields, text_file
+
+    files = [text_file(".actor/actor.json", json.dumps({
+                 "name": "from-json", "version": "1.2", "buildTag": "beta", "dockerfile": "./Dockerfile",
+                 "inputSchema": "../schemas/input.json", "defaultMemoryMbytes": 512, "minMemoryMbytes": 256,
+                 "maxMemoryMbytes": 1024, "environmentVariables": {"A": 1}})),
+             text_file(".actor/Dockerfile", "FROM apify/actor-node:24\n"),
+             text_file("schemas/input.json", '{"title": "In", "type": "object"}')]
+    fields = actor_spec_fields(files, "fallback")
+    assert fields["name"] == "from-json" and fields["version"] == "1.2" and fields["build_tag"] == "beta"
+    assert fields["dockerfile"] == ".actor/Dockerfile" and fields["input_schema"] == {"title": "In", "type": "object"}
+    assert fields["env_vars"] == [{"name": "A", "value": "1", "isSecret": False}]
+    assert (fields["default_memory_mb"], fields["min_memory_mb"], fields["max_memory_mb"]) == (512, 256, 1024)
+    with pytest.raises(InvalidInput, match="input schema"):
+        actor_spec_fields([text_file(".actor/actor.json", '{"input": "./missing.json"}')])
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        actor_spec_fields([text_file(".actor/actor.json", "{")])
+
+
+def test_memory_range_is_checked_with_the_default() -> None:
+    from jupyter_actors.platform.limits import check_memory_in_range, memory_range
+
+    assert memory_range(1024, 512, 4096) == (512, 4096) and memory_range(None, None, None) == (None, None)
+    with pytest.raises(InvalidInput, match="outside"):
+        memory_range(256, 512, None)
+    with pytest.raises(InvalidInput, match="above"):
+        memory_range(None, 2048, 1024)
+    with pytest.raises(InvalidInput, match="power of two"):
+        memory_range(None, 500, None)
+    with pytest.raises(InvalidInput, match="512 to 32768 MB"):
+        check_memory_in_range(256, 512, None)

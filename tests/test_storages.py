@@ -170,6 +170,20 @@ def test_orphan_files_are_removed_at_start(tmp_path: Path) -> None:
     assert list((root / DATASETS).iterdir()) == []
 
 
+def test_orphan_files_are_kept_while_another_holder_has_the_storages_open(tmp_path: Path) -> None:
+    """Only a holder that has the directory alone cleans (flock is per open file, so two here act as two processes)."""
+    root = tmp_path / "s"
+    first = Storages(root)
+    orphan = root / DATASETS / "AAAAAAAAAAAAAAAAA.sqlite"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"")
+    Storages(root).close()
+    assert orphan.exists()  # the first holder may be mid-write: the second skips the clean-up
+    first.close()
+    Storages(root).close()
+    assert not orphan.exists()  # alone now: cleaned
+
+
 def test_size_bytes_counts_files(storages: Storages) -> None:
     store = storages.create_kvs()
     storages.set_record(store["id"], "big", b"x" * 200_000)
@@ -502,7 +516,7 @@ def test_add_requests_deduplicates_by_unique_key(storages: Storages) -> None:
     assert not any(p["wasAlreadyHandled"] for p in processed)
     request = storages.get_request(queue, sdk_request_id("custom"))
     assert request["id"] == sdk_request_id("custom") and request["userData"] == {"label": "B"}
-    assert request["method"] == "POST" and request["url"] == "https://b.com" and request["handledAt"] is None
+    assert request["method"] == "POST" and request["url"] == "https://b.com" and "handledAt" not in request
     meta = storages.get(REQUEST_QUEUES, queue)
     assert (meta["totalRequestCount"], meta["handledRequestCount"], meta["pendingRequestCount"]) == (2, 0, 2)
     with pytest.raises(NotFound):
@@ -603,7 +617,7 @@ def test_list_requests_pages_with_cursor_and_filter(storages: Storages) -> None:
             break
     assert sorted(seen) == seen and set(seen) == {sdk_request_id(url) for url in urls}
     pending = storages.list_requests(queue, filter=["pending"])["items"]
-    assert {item["url"] for item in pending} == set(urls[5:]) and all(i["handledAt"] is None for i in pending)
+    assert {item["url"] for item in pending} == set(urls[5:]) and all("handledAt" not in i for i in pending)
     assert storages.list_requests(queue, filter=["locked"])["items"] == []
     assert storages.list_requests(queue, limit=50_000)["limit"] == 10_000
     with pytest.raises(InvalidInput, match="cursor"):

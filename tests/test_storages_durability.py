@@ -9,15 +9,19 @@ import subprocess
 import sys
 import textwrap
 import threading
+import traceback
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 
+from jupyter_actors.platform.registry import MIGRATIONS, Registry
 from jupyter_actors.platform.storages import DATASETS, KEY_VALUE_STORES, REQUEST_QUEUES, Storages
 
 THREADS = 8
+#: Deadline for the threads' start barrier and for each thread to finish.
+THREAD_WAIT_SECS = 120.0
 
 
 def run_threads(target, count: int = THREADS) -> None:  # type: ignore[no-untyped-def]
@@ -26,17 +30,19 @@ def run_threads(target, count: int = THREADS) -> None:  # type: ignore[no-untype
 
     def wrapped(index: int) -> None:
         try:
-            barrier.wait()
+            barrier.wait(THREAD_WAIT_SECS)
             target(index)
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
+            barrier.abort()
 
-    threads = [threading.Thread(target=wrapped, args=(index,)) for index in range(count)]
+    threads = [threading.Thread(target=wrapped, args=(index,), daemon=True) for index in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=THREAD_WAIT_SECS)
     assert not errors, errors
+    assert not any(thread.is_alive() for thread in threads), f"writers still busy after {THREAD_WAIT_SECS}s"
 
 
 def all_keys(storages: Storages, store: str) -> list[str]:
@@ -117,16 +123,61 @@ def test_threads_adding_overlapping_requests_count_each_once(tmp_path: Path) -> 
 
 # -- processes -------------------------------------------------------------------------------------
 
-PROCESS_PUSHES, PROCESS_PER_PUSH, PROCESS_RECORDS = 500, 4, 100
+#: Writer processes and rounds: every round all writers open the files at the same instant (the moment
+#: SQLite switches a new file to WAL and another process's last close checkpoints), so opens race
+#: opens, closes and writes dozens of times. Before the fix it failed 10 runs out of 10, in round 1 to 40.
+PROCESS_WRITERS, PROCESS_ROUNDS = 4, 80
+PROCESS_PUSHES, PROCESS_PER_PUSH, PROCESS_RECORDS = 20, 4, 5
+#: Deadline for any cross-process wait: a writer that died must fail the test, not hang it.
+PROCESS_WAIT_SECS = 60.0
 
 
-def process_writer(root: str, writer: str, ready: multiprocessing.synchronize.Barrier) -> None:  # type: ignore[name-defined]
-    """Runs in a separate process: opens the shared storages by name (get-or-create races too)."""
-    storages = Storages(Path(root))
-    ready.wait()  # both processes are up: from here on they write at the same time
-    dataset = storages.get_or_create(DATASETS, "shared-data")[0]["id"]
-    store = storages.get_or_create(KEY_VALUE_STORES, "shared-store")[0]["id"]
-    queue = storages.get_or_create(REQUEST_QUEUES, "shared-queue")[0]["id"]
+def race_rounds(root: str, writer: str, start: multiprocessing.synchronize.Barrier, body) -> None:  # type: ignore[name-defined,no-untyped-def]
+    """Runs in a separate process: ``body`` once per round, all writers released together.
+
+    A failure is written to ``<writer>.error`` and breaks the barrier so the others stop at once.
+    """
+    round_ = -1
+    try:
+        for round_ in range(PROCESS_ROUNDS):
+            start.wait(PROCESS_WAIT_SECS)
+            body(Path(root), writer, round_)
+    except threading.BrokenBarrierError:
+        sys.exit(1)  # another writer failed and said why
+    except BaseException:  # noqa: BLE001 - written for the parent, then exit 1
+        Path(root, f"{writer}.error").write_text(f"{writer} failed in round {round_}:\n{traceback.format_exc()}")
+        start.abort()
+        sys.exit(1)
+
+
+def run_racing_writers(root: Path, body) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run ``body`` in ``PROCESS_WRITERS`` processes for ``PROCESS_ROUNDS`` rounds; their names."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(PROCESS_WRITERS)
+    names = [f"p{i}" for i in range(PROCESS_WRITERS)]
+    writers = [context.Process(target=race_rounds, args=(str(root), name, start, body)) for name in names]
+    try:
+        for process in writers:
+            process.start()
+        for process in writers:
+            process.join(timeout=PROCESS_WAIT_SECS * PROCESS_ROUNDS)
+        errors = sorted(path.read_text() for path in root.glob("*.error"))
+        assert not errors, "\n".join(errors)
+        assert [process.exitcode for process in writers] == [0] * PROCESS_WRITERS
+    finally:
+        for process in writers:
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
+    return names
+
+
+def write_storages_round(root: Path, writer: str, round_: int) -> None:
+    """Open the storages, create this round's by name (get-or-create races too), write, close."""
+    storages = Storages(root)
+    dataset = storages.get_or_create(DATASETS, f"data-{round_}")[0]["id"]
+    store = storages.get_or_create(KEY_VALUE_STORES, f"store-{round_}")[0]["id"]
+    queue = storages.get_or_create(REQUEST_QUEUES, f"queue-{round_}")[0]["id"]
     for n in range(PROCESS_PUSHES):
         storages.push_items(dataset, [{"w": writer, "push": n, "i": i} for i in range(PROCESS_PER_PUSH)])
         if n < PROCESS_RECORDS:
@@ -136,23 +187,33 @@ def process_writer(root: str, writer: str, ready: multiprocessing.synchronize.Ba
     storages.close()
 
 
-def test_two_processes_writing_the_same_storages_lose_nothing(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("spawn")
-    ready = context.Barrier(2)
-    writers = [context.Process(target=process_writer, args=(str(tmp_path), f"p{i}", ready)) for i in range(2)]
-    for process in writers:
-        process.start()
-    for process in writers:
-        process.join(timeout=120)
-        assert process.exitcode == 0
+def test_processes_opening_and_writing_the_same_storages_lose_nothing(tmp_path: Path) -> None:
+    names = run_racing_writers(tmp_path, write_storages_round)
     storages = Storages(tmp_path)
-    assert storages.list_storages(DATASETS, unnamed=True)["total"] == 1  # one get-or-create won
-    check_dataset_items(storages, "shared-data", {"p0": PROCESS_PUSHES, "p1": PROCESS_PUSHES}, PROCESS_PER_PUSH)
-    for writer in ("p0", "p1"):
-        for n in range(PROCESS_RECORDS):
-            assert storages.get_record("shared-store", f"{writer}-{n}").value == f"{writer}{n}".encode()
-    queue = storages.get(REQUEST_QUEUES, "shared-queue")
-    assert queue["totalRequestCount"] == PROCESS_PUSHES and queue["hadMultipleClients"] is True
+    assert storages.list_storages(DATASETS, unnamed=True)["total"] == PROCESS_ROUNDS  # one get-or-create won
+    for round_ in range(PROCESS_ROUNDS):
+        check_dataset_items(storages, f"data-{round_}", dict.fromkeys(names, PROCESS_PUSHES), PROCESS_PER_PUSH)
+        for name in names:
+            for n in range(PROCESS_RECORDS):
+                assert storages.get_record(f"store-{round_}", f"{name}-{n}").value == f"{name}{n}".encode()
+        queue = storages.get(REQUEST_QUEUES, f"queue-{round_}")
+        assert queue["totalRequestCount"] == PROCESS_PUSHES and queue["hadMultipleClients"] is True
+
+
+def open_registry_round(root: Path, writer: str, round_: int) -> None:
+    registry = Registry(root / f"registry-{round_}.sqlite")  # a new file: every writer switches it to WAL
+    for n in range(PROCESS_PUSHES):  # writes while the others are still opening
+        registry.set_meta(writer, f"{round_}-{n}")
+    registry.close()
+
+
+def test_processes_opening_one_new_registry_all_succeed(tmp_path: Path) -> None:
+    names = run_racing_writers(tmp_path, open_registry_round)
+    for round_ in range(PROCESS_ROUNDS):
+        registry = Registry(tmp_path / f"registry-{round_}.sqlite")
+        assert registry.schema_version == len(MIGRATIONS)
+        assert [registry.get_meta(name) for name in names] == [f"{round_}-{PROCESS_PUSHES - 1}"] * PROCESS_WRITERS
+        registry.close()
 
 
 # -- kill -9 in the middle of a tight write loop ---------------------------------------------------

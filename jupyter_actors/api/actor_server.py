@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from urllib.parse import urlsplit
 
 from tornado import httpserver, web
 from tornado.log import access_log
 
 from ..platform.core import Platform
+from ..platform.proxy import Credentials, ProxyServer, Upstream
 from .auth import RunTokenAuthBase
 from .base import MAX_DRAINED_BODY_BYTES
 from .events import ActorEvents, EventsSocketHandler
@@ -41,6 +43,7 @@ class ActorApiServer:
         #: The address containers use, when it is not where we listen (a cluster's route to this server).
         self.advertise_url = advertise_url.rstrip("/") if advertise_url else None
         self._server: httpserver.HTTPServer | None = None
+        self.proxy: ProxyServer | None = None
 
     @property
     def url(self) -> str:
@@ -63,7 +66,20 @@ class ActorApiServer:
         self.platform.actor_api_url = self.url
         ws_base = "ws" + self.url.removeprefix("http")  # http -> ws, https -> wss
         self.platform.events_url_template = f"{ws_base}/v2/actor-runs/{{run_id}}/events?token={{token}}"
+        self._start_proxy(loop)
         return self.url
+
+    def _start_proxy(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The runs' forward proxy (APIFY_PROXY_*): beside this API, on the same address, its own port
+        (the last start's when free, as adopted containers know only that one)."""
+        config = self.platform.config
+        upstream = Upstream.parse(config.upstream_proxy) if config.upstream_proxy else None
+        self.proxy = ProxyServer(Credentials(self.platform), upstream=upstream)
+        previous = self.platform.registry.get_meta("proxy_port")
+        port = config.proxy_port or (int(previous) if previous else 0)
+        endpoint = self.proxy.start(self.host, port, advertise_host=urlsplit(self.url).hostname, loop=loop)
+        self.platform.registry.set_meta("proxy_port", str(endpoint.port))
+        self.platform.proxy_endpoint = endpoint
 
     def _bind_stable_port(self) -> list[socket.socket]:
         """Reuse the port of the last start: adopted containers know the API only by that address."""
@@ -80,6 +96,10 @@ class ActorApiServer:
             self._server.stop()
             self._server = None
             self.events.close()
+        if self.proxy is not None:
+            self.platform.proxy_endpoint = None
+            self.proxy.close()
+            self.proxy = None
 
 
 def log_request(handler: web.RequestHandler) -> None:

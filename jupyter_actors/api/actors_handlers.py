@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
 from ..platform.errors import InvalidInput
-from ..platform.sources import ActorDefinition
+from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
 from .runs_handlers import RunListing
@@ -40,6 +40,7 @@ def checked_actor_body(body: object, *, require_name: bool = False) -> dict:
 def _check_types(values: dict, types: dict, prefix: str) -> None:
     for field, expected in types.items():
         value = values.get(field)
+        expected = expected if isinstance(expected, tuple) else (expected,)  # ``bool in bool`` would raise
         if field in values and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
             raise InvalidInput(f"{prefix}{field} has the wrong type ({type(value).__name__}).")
 
@@ -66,23 +67,32 @@ def definition_from_body(name: str, body: dict, existing_version: dict | None = 
             raise InvalidInput("Each of envVars needs a name: {\"name\": ..., \"value\": ..., \"isSecret\": false}.")
         _check_types(var, ENV_VAR_TYPES, "envVars.")
     defaults = body.get("defaultRunOptions") or {}
-    names = {entry["name"] for entry in files}
-    return ActorDefinition(
-        name=name,
-        files=files,
-        version=str(version.get("versionNumber", "0.0")),
-        build_tag=version.get("buildTag") or "latest",
-        title=body.get("title"),
-        description=body.get("description"),
-        dockerfile=next((c for c in (".actor/Dockerfile", "Dockerfile") if c in names), None),
-        input_schema=version.get("inputSchema"),
-        env_vars=version.get("envVars") or [],
-        default_memory_mb=defaults.get("memoryMbytes"),
-        default_timeout_secs=defaults.get("timeoutSecs"),
-    )
+    # .actor/actor.json among the files counts as for a directory; what the body says explicitly wins.
+    fields = actor_spec_fields(files, name)
+    fields["name"] = name
+    explicit = {
+        "version": version.get("versionNumber"), "build_tag": version.get("buildTag"),
+        "title": body.get("title"), "description": body.get("description"),
+        "input_schema": version.get("inputSchema"), "env_vars": version.get("envVars"),
+        "default_memory_mb": defaults.get("memoryMbytes"), "default_timeout_secs": defaults.get("timeoutSecs"),
+    }
+    fields.update({key: value for key, value in explicit.items() if value is not None})
+    fields["version"] = str(fields["version"])
+    return ActorDefinition(**fields)
 
 
 class ActorAccess(ApiHandlerMixin):
+    async def readable_actor(self, actor_id: str) -> dict:
+        """The actor, if the caller may read it (a run token: only its own actor)."""
+        actor = await self.call(self.platform.get_actor, actor_id)
+        require(self.principal.may_read_actor(actor["id"]), f"read actor {actor_id}")
+        return actor
+
+    async def readable_build(self, build_id: str) -> dict:
+        build = await self.call(self.platform.get_build, build_id)
+        require(self.principal.may_read_actor(build["actor_id"]), f"read build {build_id}")
+        return build
+
     def actor_view(self, actor: dict) -> dict:
         versions = self.platform.registry.query("SELECT * FROM versions WHERE actor_id = ?", (actor["id"],))
         return self.views.actor(actor, versions, self.platform.build_tags(actor["id"]))
@@ -90,6 +100,7 @@ class ActorAccess(ApiHandlerMixin):
 
 class ActorListHandler(ActorAccess):
     async def get(self) -> None:
+        require(self.principal.may_manage_actors, "list actors")
         offset, limit, desc = self.paging()
         actors = await self.call(self.platform.list_actors)
         if desc:
@@ -106,8 +117,7 @@ class ActorListHandler(ActorAccess):
 
 class ActorHandler(ActorAccess):
     async def get(self, actor_id: str) -> None:
-        actor = await self.call(self.platform.get_actor, actor_id)
-        self.send_data(self.actor_view(actor))
+        self.send_data(self.actor_view(await self.readable_actor(actor_id)))
 
     async def put(self, actor_id: str) -> None:
         """Update; new versions and the run defaults are validated before either is written."""
@@ -142,6 +152,7 @@ class ActorRunsHandler(RunListing):
         self.query_bool("restartOnError")
         self.query_float("maxTotalChargeUsd")
         web_public = self.query_bool("webServerPublic")
+        require(self.principal.may_publish_web or not web_public, "start a run with a public web server")
         body = self.raw_body()
         run_input = None if body.strip() in (b"", b"null") else body
         content_type = None
@@ -163,10 +174,12 @@ class ActorRunsHandler(RunListing):
         await self.send_runs(actor_id)
 
 
-class ActorBuildsHandler(ApiHandlerMixin):
+class ActorBuildsHandler(ActorAccess):
     async def post(self, actor_id: str) -> None:
         require(self.principal.may_manage_actors, "build actors")
         wait = self.wait_secs()
+        for option in ("useCache", "betaPackages"):  # Apify's options: identical sources always reuse a build
+            self.query_bool(option)
         build = await self.call(
             self.platform.build, actor_id, version=self.query("version"), tag=self.query("tag"), wait=False,
         )
@@ -176,17 +189,17 @@ class ActorBuildsHandler(ApiHandlerMixin):
 
     async def get(self, actor_id: str) -> None:
         offset, limit, desc = self.paging()
-        builds = await self.call(self.platform.list_builds, actor_id)
+        builds = await self.call(self.platform.list_builds, (await self.readable_actor(actor_id))["id"])
         if desc:
             builds.reverse()
         page = builds[offset: offset + limit if limit is not None else None]
         self.send_list([self.views.build(b) for b in page], total=len(builds), offset=offset, limit=limit, desc=desc)
 
 
-class BuildHandler(ApiHandlerMixin):
+class BuildHandler(ActorAccess):
     async def get(self, build_id: str) -> None:
         wait = self.wait_secs()
-        build = await self.call(self.platform.get_build, build_id)
+        build = await self.readable_build(build_id)
         if wait and build["status"] in BUILD_STATUSES_ACTIVE:
             build = await self.call(self.platform.wait_build, build_id, wait)
         self.send_data(self.views.build(build))
@@ -198,15 +211,16 @@ class BuildHandler(ApiHandlerMixin):
         self.finish()
 
 
-class BuildLogHandler(ApiHandlerMixin):
+class BuildLogHandler(ActorAccess):
     async def get(self, build_id: str) -> None:
+        await self.readable_build(build_id)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(await self.call(self.platform.build_log, build_id))
 
 
 class ActorVersionsHandler(ActorAccess):
     async def get(self, actor_id: str) -> None:
-        versions = await self.call(self.platform.versions, actor_id)
+        versions = await self.call(self.platform.versions, (await self.readable_actor(actor_id))["id"])
         items = [self.views.version(v) for v in versions]
         self.send_data({"total": len(items), "items": items})
 
@@ -224,6 +238,6 @@ class ActorVersionsHandler(ActorAccess):
 
 class ActorVersionHandler(ActorAccess):
     async def get(self, actor_id: str, version_number: str) -> None:
-        actor = await self.call(self.platform.get_actor, actor_id)
+        actor = await self.readable_actor(actor_id)
         version = await self.call(self.platform.get_version, actor["id"], version_number)
         self.send_data(self.views.version(version))

@@ -31,4 +31,4 @@ class RunTokenAuthBase(web.RequestHandler):
         run = platform.run_for_token(token)
         if run is None or RunStatus(run["status"]).is_terminal:
             raise Unauthorized("The token is not valid (unknown, or its run has finished).", type="user-or-token-not-found")
-        self.principal = RunPrincipal(run_id=run["id"])
+        self.principal = RunPrincipal(run_id=run["id"], actor_id=run["actor_id"])

@@ -43,8 +43,10 @@ _JSON_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number
 #: actor wrote, so a browser that opens one on Jupyter's origin must give it an opaque origin and no
 #: scripts (never ``allow-same-origin``). The first ``sandbox`` directive wins over any later one.
 SANDBOX_POLICY = "sandbox"
+#: The largest integer a query parameter may carry: SQLite's and orjson's 64-bit signed range.
+MAX_QUERY_INT = 2**63 - 1
 TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
+FALSE_WORDS = {"0", "false", "no", "off"}  # not "": "?attachment=" is a typo, not a choice
 
 
 class ApiHandlerMixin:
@@ -109,6 +111,8 @@ class ApiHandlerMixin:
         else:
             error_type, message = "internal-server-error", "The server failed to process the request; see its log."
         self.set_status(status_code)  # type: ignore[attr-defined]
+        if status_code == 405:  # RFC 9110: a 405 names the methods the resource has
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))  # type: ignore[attr-defined]
         if getattr(self, "_refused_unread", False):
             # Refused in prepare, before the body was read: tornado will close the connection after
             # this answer, so say so, or a keep-alive client races its next request into the close.
@@ -138,7 +142,7 @@ class ApiHandlerMixin:
         self._body_overflow = False
         declared = self.request.headers.get("Content-Length")  # type: ignore[attr-defined]
         if declared is not None:
-            if not declared.strip().isdigit():
+            if not is_ascii_digits(declared.strip()):
                 raise InvalidInput(f"Content-Length {declared!r} is not a number of bytes.")
             if int(declared) > MAX_DRAINED_BODY_BYTES:
                 raise body_too_large(int(declared))
@@ -181,12 +185,14 @@ class ApiHandlerMixin:
         except orjson.JSONDecodeError as exc:
             raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
 
-    def json_object(self, fields: dict[str, type | tuple[type, ...]]) -> dict:
+    def json_object(self, fields: dict[str, type | tuple[type, ...]], *, required: bool = False) -> dict:
         """A JSON object body whose keys are all in ``fields``, each of the type listed there.
 
         Checked before anything is changed, so a body with one wrong field changes nothing.
         """
-        body = self.json_body(default={})
+        body = self.json_body(default=None if required else {})
+        if body is None and required:
+            raise InvalidInput(f"The body is required: a JSON object with some of: {', '.join(fields)}.")
         if not isinstance(body, dict):
             raise InvalidInput(f"The body must be a JSON object with some of: {', '.join(fields)}.")
         unknown = set(body) - set(fields)
@@ -216,14 +222,17 @@ class ApiHandlerMixin:
     def query(self, name: str, default: str | None = None) -> str | None:
         return self.get_query_argument(name, default)  # type: ignore[attr-defined]
 
-    def query_int(self, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+    def query_int(self, name: str, default: int | None = None, *, minimum: int = 0,
+                  maximum: int = MAX_QUERY_INT) -> int | None:
+        """ASCII digits only (``int`` also takes ``²``-like Unicode digits, spaces and ``_``), within bounds."""
         text = self.query(name)
         if text is None or text == "":
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise InvalidInput(f"Query parameter {name} must be a whole number, not {text!r}.") from None
+        if not is_ascii_digits(text.removeprefix("-")):
+            raise InvalidInput(f"Query parameter {name} must be a whole number, not {text[:50]!r}.")
+        if len(text) > len(str(MAX_QUERY_INT)) + 1 or int(text) > maximum:
+            raise InvalidInput(f"Query parameter {name} must be at most {maximum}, not {text[:50]}.")
+        value = int(text)
         if value < minimum:
             raise InvalidInput(f"Query parameter {name} must be at least {minimum}, not {value}.")
         return value
@@ -285,6 +294,17 @@ class ApiHandlerMixin:
         offset = self.query_int("offset", 0) or 0
         limit = self.query_int("limit", default_limit)
         return offset, limit, self.query_bool("desc")
+
+
+def allowed_methods(handler: type) -> list[str]:
+    """The HTTP methods a handler class implements (tornado's defaults answer 405)."""
+    return [method for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+            if getattr(handler, method.lower(), None) is not getattr(web.RequestHandler, method.lower())]
+
+
+def is_ascii_digits(text: str) -> bool:
+    """``str.isdigit`` is True for ``²`` and other Unicode digits that ``int`` refuses or misreads."""
+    return text.isascii() and text.isdigit()
 
 
 def not_found(what: str) -> NotFound:

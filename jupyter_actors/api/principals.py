@@ -14,31 +14,46 @@ class UserPrincipal:
     def may_read_run(self, run: dict, children: set[str]) -> bool:
         return True
 
-    def may_control_run(self, run: dict, children: set[str]) -> bool:
+    def may_abort_run(self, run: dict, children: set[str]) -> bool:
+        return True
+
+    def may_update_run(self, run: dict) -> bool:
         return True
 
     def may_access_storage(self, meta: dict, children: set[str]) -> bool:
         return True
 
+    def may_read_actor(self, actor_id: str) -> bool:
+        return True
+
     may_manage_actors = True
+    may_manage_runs = True
+    may_publish_web = True
     run_id: str | None = None
 
 
 @dataclass(frozen=True)
 class RunPrincipal:
-    """An actor authenticated with its run's token.
+    """An actor authenticated with its run's token (the README's security model).
 
-    It may read and update its own run, use its own storages, named storages and storages it
-    created, start other actors and read the runs it started (and their storages). Nothing else.
+    It may read and update its own run, read its own actor and builds, use its own storages, named
+    storages and storages it created, start other actors (never with a public web server), and read
+    and abort the runs it started (and use their storages). Nothing else: no listing or reading
+    other actors, their sources, env vars or builds; no deleting, resurrecting or changing runs.
     """
 
     run_id: str
+    actor_id: str | None = None
 
     def may_read_run(self, run: dict, children: set[str]) -> bool:
         return run["id"] == self.run_id or run["id"] in children
 
-    def may_control_run(self, run: dict, children: set[str]) -> bool:
+    def may_abort_run(self, run: dict, children: set[str]) -> bool:
         return self.may_read_run(run, children)
+
+    def may_update_run(self, run: dict) -> bool:
+        """Only its own status message (what the SDK's set_status_message, fail and exit send)."""
+        return run["id"] == self.run_id
 
     def may_access_storage(self, meta: dict, children: set[str]) -> bool:
         if meta.get("name"):
@@ -46,7 +61,12 @@ class RunPrincipal:
         owner = meta.get("actRunId")
         return owner is not None and (owner == self.run_id or owner in children)
 
+    def may_read_actor(self, actor_id: str) -> bool:
+        return actor_id == self.actor_id
+
     may_manage_actors = False
+    may_manage_runs = False
+    may_publish_web = False
 
 
 Principal = UserPrincipal | RunPrincipal

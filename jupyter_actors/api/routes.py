@@ -7,6 +7,7 @@ from tornado import web
 from . import actors_handlers as actors
 from . import runs_handlers as runs
 from . import storages_handlers as storages
+from . import users_handlers as users
 from .base import ApiHandlerMixin
 from .run_refs import BY_ID, LAST_OF_ACTOR
 
@@ -36,6 +37,7 @@ ROUTES: list[tuple[str, type, dict]] = [
     (rf"/logs/{ID}", runs.RunLogHandler, {}),
     (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
     (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
+    (rf"/users/{ID}", users.UserHandler, {}),
 ]
 for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients and docs say acts
     ROUTES += [

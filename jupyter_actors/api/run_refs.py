@@ -4,7 +4,7 @@ sub-path of a run works the same under both addressings."""
 
 from __future__ import annotations
 
-from ..platform.errors import InvalidInput
+from ..platform.errors import InvalidInput, NotFound
 from ..platform.lifecycle import RunStatus
 from .base import ApiHandlerMixin
 
@@ -39,6 +39,14 @@ class RunAddressing(ApiHandlerMixin):
 
     def find_run(self, ref: str) -> dict:
         """Blocking (call it in a worker thread): the run row the path names; NotFound if none."""
-        if self.run_ref == LAST_OF_ACTOR:
-            return self.platform.last_run(ref, status=self.run_statuses(), origin=self.query("origin") or None)
-        return self.platform.get_run(ref)
+        if self.run_ref != LAST_OF_ACTOR:
+            return self.platform.get_run(ref)
+        statuses, origin = self.run_statuses(), self.query("origin") or None
+        if self.principal.run_id is None:
+            return self.platform.last_run(ref, status=statuses, origin=origin)
+        # A run token: the newest run it may read, so it learns nothing of runs it did not start.
+        children = self.platform.child_run_ids(self.principal.run_id)
+        for run in self.platform.list_runs(ref, status=statuses, origin=origin, desc=True):
+            if self.principal.may_read_run(run, children):
+                return run
+        raise NotFound(f"Actor {ref} has no run this token may read yet.")

@@ -13,19 +13,27 @@ from .run_refs import RunAddressing
 
 LOG_POLL_SECS = 0.05
 #: PUT /actor-runs/{id}: what the SDK sends (set_status_message, fail, exit) and nothing else.
-RUN_UPDATE_FIELDS = {"statusMessage": str, "isStatusMessageTerminal": bool, "generalAccess": (str, type(None))}
+#: ``level`` is sent by the JavaScript SDK's setStatusMessage (its log level there); accepted and not stored.
+RUN_UPDATE_FIELDS = {"statusMessage": str, "isStatusMessageTerminal": bool, "generalAccess": (str, type(None)),
+                     "level": (str, type(None))}
 RESURRECT_OPTIONS = {"build", "memory", "timeout", "restartOnError"}
 
 
 class RunAccess(RunAddressing):
-    async def load_run(self, ref: str, *, control: bool = False) -> dict:
-        """The run the path names (by id, or an actor's last run), if the caller may read or control it."""
+    async def load_run(self, ref: str, *, access: str = "read") -> dict:
+        """The run the path names (by id, or an actor's last run), if the caller may ``access`` it: read,
+        abort, update (status) or manage (delete, resurrect)."""
         run = await self.call(self.find_run, ref)
+        run_id = run["id"]
         children = await self.children()
-        if control:
-            require(self.principal.may_control_run(run, children), f"control run {run['id']}")
-        else:
-            require(self.principal.may_read_run(run, children), f"read run {run['id']}")
+        require(self.principal.may_read_run(run, children), f"read run {run_id}")
+        allowed = {
+            "read": True,
+            "abort": self.principal.may_abort_run(run, children),
+            "update": self.principal.may_update_run(run),
+            "manage": self.principal.may_manage_runs,
+        }[access]
+        require(allowed, f"{'delete or resurrect' if access == 'manage' else access} run {run_id}")
         return run
 
     async def wait_for_finish(self, run: dict, wait: int) -> dict:
@@ -80,13 +88,13 @@ class RunHandler(RunAccess):
 
     async def delete(self, ref: str) -> None:
         """Delete a finished run with its default storages and log (409 while it runs)."""
-        run = await self.load_run(ref, control=True)
+        run = await self.load_run(ref, access="manage")
         await self.call(self.platform.delete_run, run["id"])
         self.set_status(204)
         self.finish()
 
     async def put(self, ref: str) -> None:
-        run = await self.load_run(ref, control=True)
+        run = await self.load_run(ref, access="update")
         body = self.json_object(RUN_UPDATE_FIELDS)
         if "statusMessage" in body:
             run = await self.call(
@@ -100,7 +108,7 @@ class RunAbortHandler(RunAccess):
     async def post(self, ref: str) -> None:
         self.reject_unknown_query(self.query_options({"gracefully"}))
         gracefully = self.query_bool("gracefully")
-        run = await self.load_run(ref, control=True)
+        run = await self.load_run(ref, access="abort")
         run = await self.call(self.platform.abort_run, run["id"], gracefully=gracefully)
         self.send_data(self.views.run(run))
 
@@ -108,7 +116,7 @@ class RunAbortHandler(RunAccess):
 class RunResurrectHandler(RunAccess):
     async def post(self, ref: str) -> None:
         self.reject_unknown_query(self.query_options(RESURRECT_OPTIONS))
-        run = await self.load_run(ref, control=True)
+        run = await self.load_run(ref, access="manage")
         run = await self.call(
             self.platform.resurrect_run, run["id"], build=self.query("build"),
             memory_mb=self.query("memory"), timeout_secs=self.query("timeout"),
@@ -120,7 +128,7 @@ class RunNotSupportedHandler(RunAccess):
     """Metamorph and reboot: routed so that callers get a clear 501, not a 404 that reads as "no such run"."""
 
     async def post(self, ref: str) -> None:
-        await self.load_run(ref, control=True)
+        await self.load_run(ref, access="update")
         action = self.request.path.rstrip("/").rsplit("/", 1)[-1]
         raise PlatformError(f"Run {action} is not supported here yet; start a new run of the target actor instead.",
                             type="not-implemented", status=501)
@@ -130,6 +138,7 @@ class RunLogHandler(RunAccess):
     """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
 
     async def get(self, ref: str) -> None:
+        self.query_bool("raw")  # Apify's option; the log is always raw here, but a bad value is still refused
         run = await self.load_run(ref)
         run_id = run["id"]
         self.set_header("Content-Type", "text/plain; charset=utf-8")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..platform.core import USERNAME
-from ..platform.errors import InvalidInput, NotFound
+from ..platform.errors import Forbidden, InvalidInput, NotFound
 from ..platform.retention import tombstone_message
 from ..platform.storages import (
     DATASETS,
@@ -110,6 +110,16 @@ class StorageAccess(RunAddressing):
     def view(self, meta: dict) -> dict:
         return self.views.storage(PATH_OF_KIND[self.kind], meta)
 
+    def lock_owner(self) -> dict:
+        """Who takes or holds request locks: the ``clientKey`` and, for a run's token, the run."""
+        return {"client_key": self.query("clientKey") or None, "run_id": self.principal.run_id}
+
+    def required_lock_secs(self) -> float:
+        lock_secs = self.query_float("lockSecs")
+        if lock_secs is None:
+            raise InvalidInput("lockSecs is required: how many seconds the lock lasts, for example lockSecs=60.")
+        return lock_secs
+
     def require_owner(self, meta: dict, action: str) -> None:
         """Renaming or deleting is for the user and the run that created the storage, not every reader."""
         require(self.principal.run_id is None or meta.get("actRunId") == self.principal.run_id,
@@ -152,7 +162,7 @@ class StorageHandler(StorageAccess):
     async def put(self, ref: str) -> None:
         meta = await self.storage(ref)
         body = self.json_object({"name": (str, type(None)), "title": (str, type(None)),
-                                 "generalAccess": (str, type(None))})
+                                 "generalAccess": (str, type(None))}, required=True)
         if "name" in body or "title" in body:
             self.require_owner(meta, "rename")
             validate_title(body.get("title"))  # before anything changes: a bad title renames nothing
@@ -244,7 +254,7 @@ class ItemsHandler(StorageAccess):
                 raise InvalidInput(f"Option {option} applies to format {' or '.join(formats)} only, not {fmt}.")
         if fmt == "xlsx" and self.query_bool("bom"):
             raise InvalidInput("bom does not apply to format xlsx (a binary file).")
-        delimiter = self.query("delimiter") or ","
+        delimiter = self.query("delimiter", ",")
         if len(delimiter) != 1 or delimiter in '"\r\n':
             raise InvalidInput(f"delimiter must be one character other than a quote or a newline, not {delimiter!r}.")
         xml_root = check_xml_name("xmlRoot", self.query("xmlRoot") or "items")
@@ -393,16 +403,24 @@ class RequestsBatchHandler(StorageAccess):
             {"id": entry.get("id") or unique_key_to_request_id(entry["uniqueKey"]), "uniqueKey": entry.get("uniqueKey")}
             for entry in body
         ]
-        await self.call(_delete_requests, self.storages, meta["id"], [entry["id"] for entry in processed])
-        self.send_data({"processedRequests": processed, "unprocessedRequests": []})
+        refused = await self.call(_delete_requests, self.storages, meta["id"], processed, **self.lock_owner())
+        refused_ids = {entry["id"] for entry in refused}
+        self.send_data({"processedRequests": [entry for entry in processed if entry["id"] not in refused_ids],
+                        "unprocessedRequests": refused})
 
 
-def _delete_requests(storages, queue_id: str, request_ids: list[str]) -> None:
-    for request_id in request_ids:
+def _delete_requests(storages, queue_id: str, entries: list[dict], **owner) -> list[dict]:
+    """Delete each; the entries refused because another client holds their lock come back."""
+    refused = []
+    for entry in entries:
         try:
-            storages.delete_request(queue_id, request_id)
+            storages.delete_request(queue_id, entry["id"], **owner)
         except NotFound:
             pass
+        except Forbidden:
+            request = storages.get_request(queue_id, entry["id"])
+            refused.append({key: request[key] for key in ("id", "uniqueKey", "url", "method")})
+    return refused
 
 
 class RequestHandler(StorageAccess):
@@ -419,15 +437,44 @@ class RequestHandler(StorageAccess):
             raise InvalidInput("The body must be a request object.")
         result = await self.call(
             self.storages.update_request, meta["id"], request_id, body, forefront=self.query_bool("forefront"),
-            client_key=self.query("clientKey"),
+            **self.lock_owner(),
         )
         self.send_data(result)
 
     async def delete(self, ref: str, request_id: str) -> None:
         meta = await self.storage(ref)
-        await self.call(self.storages.delete_request, meta["id"], request_id)
+        await self.call(self.storages.delete_request, meta["id"], request_id, **self.lock_owner())
         self.set_status(204)
         self.finish()
+
+
+class RequestLockHandler(StorageAccess):
+    """``PUT`` prolongs the caller's lock on a request, ``DELETE`` releases it."""
+
+    kind = REQUEST_QUEUES
+
+    async def put(self, ref: str, request_id: str) -> None:
+        meta = await self.storage(ref)
+        result = await self.call(
+            self.storages.prolong_request_lock, meta["id"], request_id, lock_secs=self.required_lock_secs(),
+            forefront=self.query_bool("forefront"), **self.lock_owner(),
+        )
+        self.send_data(result)
+
+    async def delete(self, ref: str, request_id: str) -> None:
+        meta = await self.storage(ref)
+        await self.call(self.storages.delete_request_lock, meta["id"], request_id,
+                        forefront=self.query_bool("forefront"), **self.lock_owner())
+        self.set_status(204)
+        self.finish()
+
+
+class UnlockRequestsHandler(StorageAccess):
+    kind = REQUEST_QUEUES
+
+    async def post(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        self.send_data(await self.call(self.storages.unlock_requests, meta["id"], **self.lock_owner()))
 
 
 class HeadHandler(StorageAccess):
@@ -437,6 +484,18 @@ class HeadHandler(StorageAccess):
         meta = await self.storage(ref)
         head = await self.call(self.storages.list_head, meta["id"], limit=self.query_int("limit", 100),
                                client_key=self.query("clientKey"))
+        self.send_data(head)
+
+
+class HeadLockHandler(StorageAccess):
+    """``POST .../head/lock``: the first available requests, locked for ``lockSecs`` to this client."""
+
+    kind = REQUEST_QUEUES
+
+    async def post(self, ref: str) -> None:
+        meta = await self.storage(ref)
+        head = await self.call(self.storages.lock_head, meta["id"], lock_secs=self.required_lock_secs(),
+                               limit=self.query_int("limit", minimum=1), **self.lock_owner())
         self.send_data(head)
 
 
@@ -457,8 +516,11 @@ _SUBPATHS = [
     (DATASETS, r"/statistics", StatisticsHandler),
     (REQUEST_QUEUES, r"/requests", RequestsHandler),
     (REQUEST_QUEUES, r"/requests/batch", RequestsBatchHandler),
+    (REQUEST_QUEUES, r"/requests/unlock", UnlockRequestsHandler),
     (REQUEST_QUEUES, rf"/requests/{ID}", RequestHandler),
+    (REQUEST_QUEUES, rf"/requests/{ID}/lock", RequestLockHandler),
     (REQUEST_QUEUES, r"/head", HeadHandler),
+    (REQUEST_QUEUES, r"/head/lock", HeadLockHandler),
 ]
 for _kind, _sub, _handler in _SUBPATHS:
     ROUTES.append((rf"/{PATH_OF_KIND[_kind]}/{ID}{_sub}", _handler, {}))

@@ -142,8 +142,10 @@ class Views:
         }
 
     def request(self, body: dict) -> dict:
-        """A stored request as the SDK reads it: missing or null fields get crawlee's defaults."""
-        return {**body, **{key: value for key, value in REQUEST_DEFAULTS.items() if body.get(key) is None}}
+        """A stored request as the SDKs read it: missing or null fields get crawlee's defaults, other nulls
+        are left out (JavaScript crawlee's Request refuses ``handledAt: null`` and the like)."""
+        present = {key: value for key, value in body.items() if value is not None}
+        return {**present, **{key: value for key, value in REQUEST_DEFAULTS.items() if key not in present}}
 
     def storage(self, kind: str, meta: dict) -> dict:
         """Storage metadata from the storage layer, with the fields Apify's clients require."""

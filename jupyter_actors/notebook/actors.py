@@ -35,13 +35,57 @@ def source_files(main_py: str, requirements: str | None = None, dockerfile: str 
     return files
 
 
+#: A JavaScript cell's image: Apify's Node.js image (the platform's local equivalent when it cannot be pulled).
+NODE_IMAGE = "apify/actor-node:24"
+#: The SDK a JavaScript cell gets unless it names its own version.
+NODE_DEFAULT_PACKAGES = {"apify": "^3"}
+
+
+def parse_package(spec: str) -> tuple[str, str]:
+    """``cheerio`` -> (cheerio, *); ``apify@^3`` -> (apify, ^3); ``@crawlee/cheerio@3`` -> (@crawlee/cheerio, 3)."""
+    at = spec.rfind("@")
+    if at > 0:
+        return spec[:at], spec[at + 1:] or "*"
+    return spec, "*"
+
+
+def node_source_files(main_js: str, packages: list[str] | None = None, package_json: str | None = None,
+                      dockerfile: str | None = None) -> list[dict]:
+    """A JavaScript cell as Apify's Node.js layout: main.js (an ES module), package.json, a Dockerfile
+    that runs ``npm install`` on Apify's Node.js image."""
+    if package_json is not None:
+        try:
+            manifest = json.loads(package_json)
+        except ValueError as exc:
+            raise ActorsError(f"The package.json is not valid JSON: {exc}") from None
+    else:
+        dependencies = dict(NODE_DEFAULT_PACKAGES)
+        dependencies.update(parse_package(spec) for spec in packages or [])
+        manifest = {"name": "notebook-actor", "version": "0.0.1", "private": True, "type": "module",
+                    "main": "main.js", "scripts": {"start": "node main.js"}, "dependencies": dependencies}
+    dockerfile = dockerfile or (
+        f"FROM {NODE_IMAGE}\n"
+        "COPY --chown=myuser:myuser package.json ./\n"
+        "RUN npm --quiet set progress=false \\\n"
+        " && npm install --omit=dev --omit=optional --no-audit --no-fund \\\n"
+        " && (npm list --omit=dev || true)\n"
+        "COPY --chown=myuser:myuser . ./\n"
+        'CMD ["npm", "start", "--silent"]\n'
+    )
+    return [{"name": "main.js", "format": "TEXT", "content": main_js},
+            {"name": "package.json", "format": "TEXT", "content": json.dumps(manifest, indent=2) + "\n"},
+            {"name": "Dockerfile", "format": "TEXT", "content": dockerfile}]
+
+
 def define(name: str, main_py: str, requirements: str | None = None, *, dockerfile: str | None = None,
-           input_schema: dict | None = None, client: Client | None = None) -> dict:
-    """Create the actor, or replace its source when it exists; returns Apify's actor object."""
+           input_schema: dict | None = None, client: Client | None = None, files: list[dict] | None = None) -> dict:
+    """Create the actor, or replace its source when it exists; returns Apify's actor object.
+
+    ``files``: the whole source (e.g. ``node_source_files``) instead of a Python ``main.py``."""
     client = resolve(client)
     version: dict[str, Any] = {
         "versionNumber": VERSION, "sourceType": "SOURCE_FILES", "buildTag": "latest",
-        "sourceFiles": source_files(main_py, requirements, dockerfile),
+        "sourceFiles": files if files is not None else source_files(main_py, requirements, dockerfile),
     }
     if input_schema is not None:
         version["inputSchema"] = input_schema

@@ -48,7 +48,8 @@ def _timeout(text: str) -> int:
 
 
 def make_parser() -> _Parser:
-    parser = _Parser(prog="%%actor", description="Define an actor from the cell (its main.py), build and run it.",
+    parser = _Parser(prog="%%actor", description="Define an actor from the cell (its main.py, or main.js with "
+                     "--node), build and run it.",
                      add_help=True)
     parser.add_argument("name", help="actor name: lowercase letters, digits and dashes")
     parser.add_argument("--memory", type=_memory, metavar="MB", help=f"memory in MB ({MEMORY_CHOICES})")
@@ -63,6 +64,12 @@ def make_parser() -> _Parser:
     image.add_argument("--image", help="build on this image instead of the default base image")
     image.add_argument("--dockerfile", metavar="PATH", help="use this Dockerfile instead of the generated one")
     parser.add_argument("--requirements", metavar="PATH", help="a requirements.txt to install in the image")
+    parser.add_argument("--node", action="store_true",
+                        help="the cell is JavaScript: main.js (an ES module) on Apify's Node.js image")
+    packages = parser.add_mutually_exclusive_group()
+    packages.add_argument("--package", dest="packages", nargs="+", action="extend", metavar="SPEC",
+                          help="with --node: npm packages to install, e.g. apify@^3 cheerio")
+    packages.add_argument("--package-json", metavar="PATH", help="with --node: a package.json for the dependencies")
     parser.add_argument("--detach", action="store_true", help="return at once; the view keeps updating")
     parser.add_argument("--out", metavar="NAME", help="also bind the Run to this variable")
     return parser
@@ -83,6 +90,11 @@ def parse_line(line: str) -> argparse.Namespace:
                 f"%%actor: --input is not valid JSON ({exc}); quote it like --input '{{\"a\": 1}}'.") from None
     if args.out is not None and not args.out.isidentifier():
         raise UsageError(f"%%actor: --out needs a Python variable name, not {args.out!r}.")
+    if not args.node and (args.packages or args.package_json):
+        raise UsageError("%%actor: --package and --package-json are for JavaScript cells: add --node.")
+    if args.node and (args.requirements or args.image):
+        raise UsageError("%%actor: --requirements and --image are for Python cells; with --node use --package, "
+                         "--package-json or --dockerfile.")
     return args
 
 
@@ -109,7 +121,11 @@ def run_cell(args: argparse.Namespace, cell: str, namespace: dict[str, Any]) -> 
     dockerfile = actors.image_dockerfile(args.image) if args.image else (
         _read(args.dockerfile, "Dockerfile") if args.dockerfile else None)
     requirements = _read(args.requirements, "requirements file") if args.requirements else None
-    actors.define(args.name, cell, requirements, dockerfile=dockerfile)
+    files = None
+    if args.node:
+        package_json = _read(args.package_json, "package.json") if args.package_json else None
+        files = actors.node_source_files(cell, args.packages, package_json, dockerfile)
+    actors.define(args.name, cell, requirements, dockerfile=dockerfile, files=files)
     actors.build(args.name, tag=args.build)
     run = actors.start(args.name, run_input, memory=args.memory, timeout=args.timeout, build=args.build,
                        content_type=args.content_type)

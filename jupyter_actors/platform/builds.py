@@ -7,6 +7,7 @@ reuses the existing image instead of building again.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,13 @@ from pathlib import Path
 from . import sources
 from .clock import now_iso
 from .errors import BuildFailed, NotFound, PlatformError
+from .from_images import FromResolver
 from .ids import new_id
 from .registry import Registry
 
 BUILD_STATUSES_ACTIVE = ("READY", "RUNNING")
+#: Host proxy settings passed to builds, as the docker CLI does from its config.
+PROXY_BUILD_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 def next_build_number(registry: Registry, actor_id: str, version: str) -> str:
@@ -37,7 +41,8 @@ class Builder:
 
     def __init__(self, registry: Registry, backend, instance_id: str, logs_dir: Path, *,
                  base_image: str, build_memory_mb: int, download_wheels: Callable | None,
-                 push_to: str | None = None) -> None:
+                 push_to: str | None = None, network: bool = True,
+                 base_image_map: dict[str, str] | None = None) -> None:
         self.registry = registry
         self.backend = backend
         self.instance_id = instance_id
@@ -47,6 +52,10 @@ class Builder:
         self.download_wheels = download_wheels
         #: Registry every built image is pushed to, for cluster nodes to pull (None: keep it local).
         self.push_to = push_to.rstrip("/") if push_to else None
+        #: Builds reach the network (the build_network setting).
+        self.network = network
+        #: FROM repository -> local equivalent, for images the engine cannot pull (see from_images).
+        self.base_image_map = dict(base_image_map or {})
 
     def log_path(self, build_id: str) -> Path:
         return self.logs_dir / f"build-{build_id}.log"
@@ -62,7 +71,9 @@ class Builder:
         return None
 
     def source_hash_of(self, version_row: dict) -> str:
-        base_id = self.backend.image_id(self.base_image) if self.backend.image_exists(self.base_image) else self.base_image
+        # The images a build may start FROM: a new one of them means a new build, not a reused one.
+        bases = [self.base_image, *sorted(set(self.base_image_map.values()))]
+        base_id = ",".join(self.backend.image_id(b) if self.backend.image_exists(b) else b for b in bases)
         return sources.source_hash(json.loads(version_row["source_files"]), version_row["dockerfile"], base_id)
 
     def create_record(self, actor: dict, version_row: dict, source_hash: str) -> dict:
@@ -106,33 +117,47 @@ class Builder:
         return {**build, **values}
 
     def _build(self, actor: dict, version_row: dict, build: dict, on_log: Callable[[str], None]) -> str:
-        if not self.backend.image_exists(self.base_image):
-            raise BuildFailed(
-                f"The base image {self.base_image} does not exist. Run `jupyter-actors setup` to build it "
-                "(or `docker pull` it if you configured a registry image)."
-            )
         files = json.loads(version_row["source_files"])
         names = {entry["name"] for entry in files}
         with tempfile.TemporaryDirectory(prefix="jupyter-actors-build-") as tmp:
             context = Path(tmp)
             sources.write_files(files, context)
             dockerfile = version_row["dockerfile"]
-            if dockerfile is None:
+            generated = dockerfile is None
+            if generated:
                 dockerfile = ".jupyter-actors.Dockerfile"
                 (context / dockerfile).write_text(sources.generated_dockerfile(names))
-            if "requirements.txt" in names and self.download_wheels is not None:
+            buildargs = {"BASE_IMAGE": self.base_image}
+            if self.network:  # a company proxy the host uses: Docker's predefined args, kept out of the image
+                buildargs.update({key: os.environ[key] for key in PROXY_BUILD_ARGS if os.environ.get(key)})
+            text = (context / dockerfile).read_text(errors="replace")
+            uses_base = generated or "BASE_IMAGE" in text
+            if uses_base and not self.backend.image_exists(self.base_image):
+                raise BuildFailed(
+                    f"The base image {self.base_image} does not exist. Run `jupyter-actors setup` to build it "
+                    "(or `docker pull` it if you configured a registry image)."
+                )
+            if "requirements.txt" in names and self.download_wheels is not None and (
+                    generated or sources.WHEELS_DIR in text):
                 on_log("Downloading Python packages on the host for an offline install")
                 self.download_wheels(context / "requirements.txt", context / sources.WHEELS_DIR, log=on_log)
+            resolved = FromResolver(self.backend, self.base_image_map, on_log).resolve(text, buildargs)
+            if resolved is not None:  # the user's Dockerfile stays as it is in the context
+                dockerfile = ".jupyter-actors.Dockerfile"
+                (context / dockerfile).write_text(resolved)
+            if not self.network:
+                on_log("Building without network (build_network is off)")
             tag = image_name(self.instance_id, actor["name"], build["build_number"])
-            on_log(f"Building image {tag} from {self.base_image}")
+            on_log(f"Building image {tag}" + (f" from {self.base_image}" if uses_base else f" with {dockerfile}"))
             image_id = self.backend.build_image(
                 str(context),
                 tag=tag,
                 dockerfile=dockerfile,
                 memory_mb=self.build_memory_mb,
-                buildargs={"BASE_IMAGE": self.base_image},
+                buildargs=buildargs,
                 labels={"jupyter-actors.instance": self.instance_id, "jupyter-actors.build-id": build["id"]},
                 on_log=on_log,
+                network=self.network,
             )
             on_log(f"Built image {image_id}")
             if self.push_to:

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_BASE_IMAGE = "jupyter-actors/python:3.11"
+#: Where Debian/Ubuntu keep the CAs the host trusts; images built here trust the same ones.
+DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+#: Local equivalents of Apify's base images (any tag), used when the engine cannot pull the real one.
+DEFAULT_BASE_IMAGE_MAP = {
+    "apify/actor-python": "jupyter-actors/actor-python:3.11",
+    "apify/actor-node": "jupyter-actors/actor-node:24",
+}
 BACKENDS = ("docker", "swarm", "kubernetes")
 
 
@@ -32,6 +39,14 @@ class PlatformConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     #: Image every generated Dockerfile starts FROM. Users with a registry may name any image here.
     base_image: str = DEFAULT_BASE_IMAGE
+    #: Builds reach the network (as ``docker build`` does), so Dockerfiles can ``pip``/``npm install``.
+    #: Off for air-gapped hosts: builds that need nothing from outside still work.
+    build_network: bool = True
+    #: The host's CA bundle, copied into the images the platform builds so that TLS through an
+    #: intercepting proxy verifies; None or a missing file: images trust Debian's CAs only.
+    ca_bundle: str | None = DEFAULT_CA_BUNDLE
+    #: ``FROM`` image (repository, any tag) -> local image used when the engine neither has nor can pull it.
+    base_image_map: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGE_MAP))
     #: "quota" = hard CPU quota of memory/4096 cores (Apify's rule); "shares" = proportional weight.
     cpu_mode: str = "quota"
     #: Sum of memory of running runs and builds may not exceed this (MB). Default: machine memory.
@@ -51,6 +66,11 @@ class PlatformConfig:
     default_timeout_secs: int = 3600
     #: Base URL actors use for the API (set when the actor-facing API is being served).
     actor_api_url: str | None = None
+    #: Port of the runs' forward proxy (APIFY_PROXY_PORT), beside the actor API (0: the last start's, else free).
+    proxy_port: int = 0
+    #: An HTTP proxy the runs' proxy sends everything through (``http://user:pass@host:port``, e.g. a
+    #: company proxy); None: it connects directly.
+    upstream_proxy: str | None = None
     #: Base URL the user reaches the API at; used for public/console URLs in API objects.
     public_api_url: str = "http://127.0.0.1:8888/actors/api"
     #: Port the actor's web server listens on inside the container (an actor's APIFY_CONTAINER_PORT wins).
@@ -103,5 +123,9 @@ class PlatformConfig:
             raise ValueError(f"on_shutdown must be 'migrate' or 'detach', not {self.on_shutdown!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.upstream_proxy:
+            from .proxy import Upstream
+
+            Upstream.parse(self.upstream_proxy)  # a wrong URL fails at start, with what to write
         if self.cpu_mode not in ("quota", "shares"):
             raise ValueError(f"cpu_mode must be 'quota' or 'shares', not {self.cpu_mode!r}")

@@ -22,12 +22,13 @@ from .backends.base import Backend, ContainerSpec
 from .clock import iso, now_iso, parse_iso, utcnow
 from .config import PlatformConfig
 from .errors import Conflict, InvalidInput, MemoryLimitExceeded, NotFound
-from .ids import new_id, new_token
+from .ids import new_id, new_token, token_hash
 from .lifecycle import RunStatus, check_transition
 from .registry import Registry, dumps
 from .runs import STOP_ABORT, STOP_DISK, STOP_MIGRATE, RunWatcher
 from .sources import ActorDefinition
 from .environment import run_environment
+from .proxy import proxy_environment
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Platform:
             self.registry, backend, self.instance_id, self.data_dir / "logs",
             base_image=self.config.base_image, build_memory_mb=self.config.build_memory_mb,
             download_wheels=_wheel_downloader(), push_to=self.config.registry,
+            network=self.config.build_network, base_image_map=self.config.base_image_map,
         )
         self._admission = threading.Lock()  # quota check + run/build record are one step
         self._changed = threading.Condition()
@@ -122,6 +124,8 @@ class Platform:
             }
             if definition.default_memory_mb is not None:
                 values["default_memory_mb"] = limits_mod.validate_memory(definition.default_memory_mb)
+            values["min_memory_mb"], values["max_memory_mb"] = limits_mod.memory_range(
+                values.get("default_memory_mb"), definition.min_memory_mb, definition.max_memory_mb)
             if definition.default_timeout_secs is not None:
                 values["default_timeout_secs"] = limits_mod.validate_timeout(definition.default_timeout_secs)
             if existing is None:
@@ -297,11 +301,14 @@ class Platform:
         actor_row = self.get_actor(actor)
         build_row = self.resolve_build(actor_row, build)
         memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else actor_row["default_memory_mb"])
+        limits_mod.check_memory_in_range(memory, actor_row.get("min_memory_mb"), actor_row.get("max_memory_mb"))
         timeout = limits_mod.validate_timeout(
             timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
         )
         body, content_type = _input_body(input, content_type)
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
+        container_port = self._container_port(actor_row, build_row)  # may refuse: before anything is stored
+        token = new_token()
         self._ensure_network()
         with self._admission:
             self._check_quota(memory, what="run")
@@ -332,26 +339,31 @@ class Platform:
                 "default_key_value_store_id": kvs["id"],
                 "default_dataset_id": dataset["id"],
                 "default_request_queue_id": queue["id"],
-                "token": new_token(),
+                "token_hash": token_hash(token),
                 "container_name": f"jupyter-actors-{self.instance_id}-{run_id}",
                 "origin": origin,
                 "parent_run_id": parent_run_id,
                 "options": dumps({"build": build or actor_row["default_build"]}),
                 "web_id": secrets.token_urlsafe(18),
                 "web_public": int(bool(web_public)),
-                "container_port": self._container_port(actor_row, build_row),
+                "container_port": container_port,
             }
             self.registry.insert("runs", run)
-        return self._launch(run_id, actor_row, build_row, limits)
+        return self._launch(run_id, actor_row, build_row, limits, token=token)
 
-    def _launch(self, run_id: str, actor_row: dict, build_row: dict, limits, *, mode: str = "new") -> dict:
-        spec = self._container_spec(self.get_run(run_id), actor_row, build_row, limits)
+    def _launch(self, run_id: str, actor_row: dict, build_row: dict, limits, *, token: str,
+                mode: str = "new") -> dict:
+        """Start the run's container; ``token`` is the run's API token in plain (the registry has only its hash).
+
+        The returned run carries ``token``: the caller that started the run may hand it on.
+        """
+        spec = self._container_spec(self.get_run(run_id), actor_row, build_row, limits, token)
         self._disk_measured = not getattr(self.backend, "disk_quota_supported", lambda _: True)(spec.image)
         watcher = RunWatcher(self, run_id)
         self._watchers[run_id] = watcher
         self._notify(self.get_run(run_id))
         watcher.launch(spec, mode=mode)
-        return self.get_run(run_id)
+        return {**self.get_run(run_id), "token": token}
 
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
                       timeout_secs: int | str | None = None) -> dict:
@@ -373,6 +385,7 @@ class Platform:
         self._ensure_network()
         if run["container_id"]:
             self.backend.remove(run["container_id"])
+        token = new_token()  # only the hash of the old one is kept; a new container gets a new token
         with self._admission:
             self._check_quota(memory, what="run")
             now = utcnow()
@@ -383,11 +396,11 @@ class Platform:
                 timeout_secs=timeout, timeout_at=iso(now + dt.timedelta(seconds=timeout)) if timeout else None,
                 finished_at=None, exit_code=None, stop_intent=None, container_id=None, host_port=None, web_host=None,
                 status_message="Resurrected", status_message_terminal=0,
-                resurrect_count=run["resurrect_count"] + 1,
+                resurrect_count=run["resurrect_count"] + 1, token_hash=token_hash(token),
                 # A new name: the old container may still be being removed by the engine.
                 container_name=f"jupyter-actors-{self.instance_id}-{run_id}-r{run['resurrect_count'] + 1}",
             )
-        return self._launch(run_id, actor_row, build_row, limits, mode="resurrect")
+        return self._launch(run_id, actor_row, build_row, limits, token=token, mode="resurrect")
 
     def _container_port(self, actor: dict, build: dict) -> int:
         """The port the actor's web server listens on: its own APIFY_CONTAINER_PORT, else the default."""
@@ -432,14 +445,15 @@ class Platform:
     def run_for_web_id(self, web_id: str) -> dict | None:
         return self.registry.query_one("SELECT * FROM runs WHERE web_id = ?", (web_id,))
 
-    def _container_spec(self, run: dict, actor: dict, build: dict, limits) -> ContainerSpec:
+    def _container_spec(self, run: dict, actor: dict, build: dict, limits, token: str) -> ContainerSpec:
         version = self.get_version(actor["id"], build["version_number"])
         env = run_environment(
-            run, actor, build, api_url=self.actor_api_url, container_url=self.web_url(run),
-            events_url=self.events_url_template.format(run_id=run["id"], token=run["token"])
+            {**run, "token": token}, actor, build, api_url=self.actor_api_url, container_url=self.web_url(run),
+            events_url=self.events_url_template.format(run_id=run["id"], token=token)
             if self.events_url_template else None,
             persist_state_interval_secs=self.config.persist_state_interval_secs,
             container_port=run["container_port"] or self.config.container_port, custom=json.loads(version["env_vars"]),
+            proxy=proxy_environment(self, {**run, "token_hash": token_hash(token)}),
         )
         labels = {
             LABEL_INSTANCE: self.instance_id,
@@ -503,7 +517,7 @@ class Platform:
         return expire_runs(self)
 
     def run_for_token(self, token: str) -> dict | None:
-        return self.registry.query_one("SELECT * FROM runs WHERE token = ?", (token,))
+        return self.registry.query_one("SELECT * FROM runs WHERE token_hash = ?", (token_hash(token),))
 
     def list_runs(self, actor: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
                   offset: int = 0, limit: int | None = None, origin: str | None = None,
@@ -758,8 +772,9 @@ class Platform:
                                            f"(it was lost: {reason})")
             return
         count = run["restart_count"] + 1
+        token = new_token()  # only the hash of the old one is kept; the lost container took the plain one
         self._update_run(
-            run_id, restart_count=count, stop_intent=None, container_id=None, host_port=None, web_host=None,
+            run_id, restart_count=count, token_hash=token_hash(token), stop_intent=None, container_id=None, host_port=None, web_host=None,
             container_name=f"jupyter-actors-{self.instance_id}-{run_id}-l{count}",
             status_message=f"Restarted: {reason}",
         )
@@ -767,7 +782,7 @@ class Platform:
         build_row = self.get_build(run["build_id"])
         limits = limits_mod.limits_for(run["memory_mb"], cpu_mode=run["cpu_mode"], pids=self.config.pids_limit)
         self._ensure_network()
-        self._launch(run_id, actor_row, build_row, limits, mode="restart" if run["status"] == RunStatus.RUNNING else "new")
+        self._launch(run_id, actor_row, build_row, limits, token=token, mode="restart" if run["status"] == RunStatus.RUNNING else "new")
 
     def shutdown(self) -> None:
         """A planned stop of the serving process.
@@ -826,6 +841,8 @@ def _input_body(value: bytes | str | dict | list | None, content_type: str | Non
             json.loads(body)
         except ValueError as exc:
             raise InvalidInput(f"Input is not valid JSON ({exc}); fix it or pass another content type.") from None
+        except RecursionError:
+            raise InvalidInput("Input is nested too deeply to be read as JSON; flatten it.") from None
     return body, content_type
 
 

@@ -11,7 +11,8 @@ from .clock import iso, parse_iso
 
 def run_environment(run: dict, actor: dict, build: dict, *, api_url: str | None, events_url: str | None,
                     container_url: str | None, container_port: int, custom: list[dict],
-                    persist_state_interval_secs: float = 60.0) -> dict[str, str]:
+                    persist_state_interval_secs: float = 60.0, proxy: dict[str, str] | None = None) -> dict[str, str]:
+    """``proxy``: the APIFY_PROXY_* variables of the runs' proxy (none when it is not served)."""
     started_at = iso(parse_iso(run["started_at"])) or ""
     timeout_at = iso(parse_iso(run["timeout_at"])) if run["timeout_at"] else ""
     pairs: dict[tuple[str, ...], str | None] = {
@@ -29,7 +30,6 @@ def run_environment(run: dict, actor: dict, build: dict, *, api_url: str | None,
         ("APIFY_IS_AT_HOME",): "1",
         ("APIFY_MEMORY_MBYTES", "ACTOR_MEMORY_MBYTES"): str(run["memory_mb"]),
         ("APIFY_DEDICATED_CPUS",): f"{run['cpu_cores']:g}",
-        ("APIFY_PROXY_PASSWORD",): "",  # no proxy on this platform
         ("APIFY_STARTED_AT", "ACTOR_STARTED_AT"): started_at,
         ("APIFY_TIMEOUT_AT", "ACTOR_TIMEOUT_AT"): timeout_at,
         ("APIFY_TOKEN",): run["token"],
@@ -48,7 +48,9 @@ def run_environment(run: dict, actor: dict, build: dict, *, api_url: str | None,
             continue
         for name in names:
             env[name] = value
-    # Per-version variables (Apify's envVars) may override defaults such as APIFY_CONTAINER_PORT.
+    env.update(proxy or {})
+    # Per-version variables (Apify's envVars) may override defaults such as APIFY_CONTAINER_PORT (or point
+    # APIFY_PROXY_* at another proxy).
     for variable in custom:
         env[variable["name"]] = str(variable.get("value", ""))
     return env

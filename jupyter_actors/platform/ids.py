@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import string
 
@@ -15,3 +16,8 @@ def new_id(length: int = 17) -> str:
 def new_token() -> str:
     """A per-run API token: long enough that guessing is hopeless."""
     return "run_" + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """What the registry keeps of a run token: its sha256, so a copy of the registry grants nothing."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

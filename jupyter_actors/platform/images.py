@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import os
 import platform
 import re
@@ -25,7 +26,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from .config import DEFAULT_BASE_IMAGE
+from .config import DEFAULT_BASE_IMAGE, DEFAULT_BASE_IMAGE_MAP, DEFAULT_CA_BUNDLE
 from .engine_setup import ensure_debootstrap
 from .errors import BuildFailed, NotFound
 
@@ -36,6 +37,9 @@ ROOTFS_REPOSITORY = "jupyter-actors/debian-rootfs"
 ROOTFS_PACKAGES = ["python3", "ca-certificates", "tini"]
 DOCKERFILE = Path(__file__).parent / "baseimage" / "Dockerfile"
 VENV_STAGE_LABEL = "jupyter-actors.base-stage=venv"
+ACTOR_PYTHON_IMAGE = DEFAULT_BASE_IMAGE_MAP["apify/actor-python"]
+#: Images built here carry what they were built from (Dockerfile, host CAs, packages): see recipe_of.
+RECIPE_LABEL = "jupyter-actors.recipe"
 #: debootstrap repeats these per package: log each stage once.
 _REPEATED_STAGES = {"Retrieving", "Validating", "Checking", "Found", "Extracting", "Unpacking", "Configuring"}
 #: Skipped when picking the mirror: these suites only carry updates on top of the release.
@@ -221,43 +225,118 @@ def ensure_base_image(
     work_dir: Path,
     log: Log = print,
     rebuild: bool = False,
+    ca_bundle: str | None = DEFAULT_CA_BUNDLE,
 ) -> str:
-    """Return the id of image ``name``; build it offline if it is the default one and missing."""
-    existing = _image_id(client, name)
+    """Return the id of image ``name``; build it offline if it is the default one and missing or outdated."""
     if name != DEFAULT_BASE_IMAGE:
+        existing = _image_id(client, name)
         if existing is None:
             raise NotFound(
                 f"Base image {name} is not on the Docker engine and this platform never pulls images. "
                 f"Run `docker pull {name}` (or `docker load` it), or use the default base image {DEFAULT_BASE_IMAGE}."
             )
         return existing
-    if existing is not None and not rebuild:
-        return existing
-    work_dir = Path(work_dir)
+    return _ensure_python_image(client, name, None, work_dir=Path(work_dir), log=log, rebuild=rebuild,
+                                ca_bundle=ca_bundle)
+
+
+def ensure_actor_python_image(
+    client: docker.DockerClient,
+    name: str = ACTOR_PYTHON_IMAGE,
+    *,
+    work_dir: Path,
+    log: Log = print,
+    rebuild: bool = False,
+    ca_bundle: str | None = DEFAULT_CA_BUNDLE,
+) -> str:
+    """The local equivalent of apify/actor-python (Apify's conventions, pip from the index), built offline."""
+    return _ensure_python_image(client, name, "actor-python", work_dir=Path(work_dir), log=log, rebuild=rebuild,
+                                ca_bundle=ca_bundle)
+
+
+def _ensure_python_image(client: docker.DockerClient, name: str, stage: str | None, *, work_dir: Path, log: Log,
+                         rebuild: bool, ca_bundle: str | None) -> str:
+    ca = host_ca_bytes(ca_bundle)
+    recipe = recipe_of(DOCKERFILE.read_bytes(), ca, APIFY_REQUIREMENT, stage or "default")
+    current = current_image(client, name, recipe)
+    if current is not None and not rebuild:
+        return current
     (work_dir / "tmp").mkdir(parents=True, exist_ok=True)
     with _lock(work_dir / "base-image.lock"):
-        existing = _image_id(client, name)  # another process may have built it while we waited
-        if existing is not None and not rebuild:
-            return existing
+        current = current_image(client, name, recipe)  # another process may have built it while we waited
+        if current is not None and not rebuild:
+            return current
+        existing = _image_id(client, name)
         started = time.monotonic()
-        log(f"Building base image {name} offline (no registry is used)")
+        log(f"Building image {name} offline (no registry is used)")
         guess = DEFAULT_WHEEL_TARGET
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Download the wheels for the usual target while the root filesystem is bootstrapped.
             early = pool.submit(download_wheels, [APIFY_REQUIREMENT], _wheel_cache(work_dir, guess), log, target=guess)
-            rootfs = _ensure_rootfs_image(client, work_dir, log, rebuild=rebuild)
+            # Only the default image's rebuild starts from a fresh root filesystem; the others reuse it.
+            rootfs = _ensure_rootfs_image(client, work_dir, log, rebuild=rebuild and stage is None)
             target = _probe_target(client, rootfs)
             if target == guess:
                 early.result()
         cache = _wheel_cache(work_dir, target)
         if target != guess:
             download_wheels([APIFY_REQUIREMENT], cache, log, target=target)
-        image_id = _build_final(client, name, rootfs, target, cache, work_dir, log)
+        image_id = _build_final(client, name, rootfs, target, cache, work_dir, log, stage=stage, ca=ca, recipe=recipe)
         if existing is not None and existing != image_id:
             _remove_quietly(client, existing)
         size = client.images.get(image_id).attrs.get("Size", 0) / 1e6
-        log(f"Base image {name} ready: {image_id[:19]}, {size:.0f} MB, {time.monotonic() - started:.0f} s")
+        log(f"Image {name} ready: {image_id[:19]}, {size:.0f} MB, {time.monotonic() - started:.0f} s")
         return image_id
+
+
+# --- what every image built here shares: the host's CAs, a recipe label, the build loop ---------------
+
+
+def host_ca_bytes(ca_bundle: str | None) -> bytes:
+    """The host's CA bundle (PEM), or nothing when there is none: the image then trusts Debian's CAs."""
+    if not ca_bundle:
+        return b""
+    try:
+        return Path(ca_bundle).read_bytes()
+    except OSError:
+        return b""
+
+
+def recipe_of(*parts: bytes | str) -> str:
+    """What an image is built from; an image whose label differs is outdated and is built again."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+def current_image(client: docker.DockerClient, name: str, recipe: str) -> str | None:
+    """The id of ``name`` if it exists and was built from ``recipe``."""
+    try:
+        image = client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return None
+    return image.id if (image.labels or {}).get(RECIPE_LABEL) == recipe else None
+
+
+def build_image_from_context(client: docker.DockerClient, context: Path, name: str, log: Log, *,
+                             buildargs: dict[str, str], recipe: str, dockerfile: str = "Dockerfile",
+                             stage: str | None = None) -> str:
+    """``docker build`` of one of the platform's own images; logs its steps, raises BuildFailed with the tail."""
+    lines: list[str] = []
+    for chunk in client.api.build(path=str(context), tag=name, rm=True, forcerm=True, pull=False,
+                                  dockerfile=dockerfile, target=stage, buildargs=buildargs,
+                                  labels={RECIPE_LABEL: recipe}, decode=True):
+        if "error" in chunk:
+            detail = "\n".join(lines[-15:])
+            raise BuildFailed(f"Building {name} failed: {chunk['error'].strip()}\n{detail}")
+        text = chunk.get("stream", "").rstrip()
+        if text:
+            lines.append(text)
+            if text.startswith("Step "):
+                log(f"  {text}")
+    return client.images.get(name).id
 
 
 def _wheel_cache(work_dir: Path, target: WheelTarget) -> Path:
@@ -387,35 +466,30 @@ def _probe_target(client: docker.DockerClient, image: str) -> WheelTarget:
 
 
 def _build_final(client: docker.DockerClient, name: str, rootfs: str, target: WheelTarget, cache: Path,
-                 work_dir: Path, log: Log) -> str:
+                 work_dir: Path, log: Log, *, stage: str | None, ca: bytes, recipe: str) -> str:
     pip_wheels = sorted(cache.glob("pip-*.whl"), key=lambda p: _version_key(p.name))
     if not pip_wheels:
         raise BuildFailed(f"No pip wheel in {cache} after downloading")
     with tempfile.TemporaryDirectory(prefix="base-context-", dir=work_dir / "tmp") as tmp:
         context = Path(tmp)
         shutil.copy(DOCKERFILE, context / "Dockerfile")
+        (context / "host-ca.crt").write_bytes(ca)
         (context / "wheels").mkdir()
         for wheel in cache.glob("*.whl"):
             _link_or_copy(wheel, context / "wheels" / wheel.name)
         buildargs = {
             "ROOTFS": rootfs, "PIP_WHEEL": pip_wheels[-1].name, "REQUIREMENTS": APIFY_REQUIREMENT,
             "WHEEL_PYTHON": target.python, "WHEEL_GLIBC": target.glibc, "WHEEL_ARCH": target.arch,
+            "PROVIDES": f"Python {target.python}, {APIFY_REQUIREMENT}",
         }
         log(f"Building {name} on {rootfs} ({APIFY_REQUIREMENT}, offline)")
-        lines: list[str] = []
-        for chunk in client.api.build(path=str(context), tag=name, rm=True, forcerm=True, pull=False,
-                                      buildargs=buildargs, decode=True):
-            if "error" in chunk:
-                detail = "\n".join(lines[-15:])
-                raise BuildFailed(f"Building {name} failed: {chunk['error'].strip()}\n{detail}")
-            text = chunk.get("stream", "").rstrip()
-            if text:
-                lines.append(text)
-                if text.startswith("Step "):
-                    log(f"  {text}")
-    # The venv stage's images hold the wheels and are no cache worth keeping: drop them (by label).
-    client.images.prune(filters={"dangling": True, "label": VENV_STAGE_LABEL})
-    return client.images.get(name).id
+        image_id = build_image_from_context(client, context, name, log, buildargs=buildargs, recipe=recipe,
+                                            stage=stage)
+    if stage is None:
+        # The venv stage's images hold the wheels and are no cache worth keeping: drop them (by label).
+        # (Build the other targets first: they share that stage's cache.)
+        client.images.prune(filters={"dangling": True, "label": VENV_STAGE_LABEL})
+    return image_id
 
 
 def _version_key(filename: str) -> tuple:

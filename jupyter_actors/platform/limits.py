@@ -12,6 +12,8 @@ MAX_MEMORY_MB = 32768
 ALLOWED_MEMORY_MB = tuple(2**i for i in range(7, 16))  # 128 .. 32768
 MAX_INPUT_CHARS = 1_000_000
 MB_PER_CORE = 4096
+#: The longest timeout: about 68 years, effectively none, yet its deadline is still a valid date.
+MAX_TIMEOUT_SECS = 2**31 - 1
 
 
 def _whole_number(value: object) -> int | None:
@@ -20,8 +22,8 @@ def _whole_number(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 20:
+        return int(value.strip())  # ASCII only: "²".isdigit() is True, but int("²") raises
     return None
 
 
@@ -31,16 +33,39 @@ def validate_memory(memory_mb: object) -> int:
         allowed = ", ".join(str(v) for v in ALLOWED_MEMORY_MB)
         raise InvalidInput(
             f"Memory must be a power of two between {MIN_MEMORY_MB} and {MAX_MEMORY_MB} MB "
-            f"(one of {allowed}); got {memory_mb!r}."
+            f"(one of {allowed}); got {str(memory_mb)[:50]!r}."
         )
     return value  # type: ignore[return-value]
 
 
+def memory_range(default_mb: int | None, min_mb: object, max_mb: object) -> tuple[int | None, int | None]:
+    """An actor's allowed memory (actor.json ``minMemoryMbytes``/``maxMemoryMbytes``), checked with its default."""
+    low = validate_memory(min_mb) if min_mb is not None else None
+    high = validate_memory(max_mb) if max_mb is not None else None
+    if low is not None and high is not None and low > high:
+        raise InvalidInput(f"minMemoryMbytes ({low}) is above maxMemoryMbytes ({high}).")
+    if default_mb is not None and not check_memory_in_range(default_mb, low, high, raise_error=False):
+        raise InvalidInput(f"defaultMemoryMbytes ({default_mb}) is outside minMemoryMbytes/maxMemoryMbytes "
+                           f"({low or MIN_MEMORY_MB}-{high or MAX_MEMORY_MB} MB).")
+    return low, high
+
+
+def check_memory_in_range(memory_mb: int, min_mb: int | None, max_mb: int | None, *, raise_error: bool = True) -> bool:
+    """A run's memory against its actor's range; InvalidInput saying the range when outside."""
+    if (min_mb is None or memory_mb >= min_mb) and (max_mb is None or memory_mb <= max_mb):
+        return True
+    if raise_error:
+        raise InvalidInput(f"This actor runs with {min_mb or MIN_MEMORY_MB} to {max_mb or MAX_MEMORY_MB} MB "
+                           f"(minMemoryMbytes/maxMemoryMbytes of its actor.json); {memory_mb} MB was asked for.")
+    return False
+
+
 def validate_timeout(timeout_secs: object) -> int:
     value = _whole_number(timeout_secs)
-    if value is None or value < 0:
+    if value is None or value < 0 or value > MAX_TIMEOUT_SECS:
         raise InvalidInput(
-            f"Timeout must be a whole number of seconds (0 for no timeout); got {timeout_secs!r}."
+            f"Timeout must be a whole number of seconds from 0 (no timeout) to {MAX_TIMEOUT_SECS}; "
+            f"got {str(timeout_secs)[:50]!r}."
         )
     return value
 

@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .ids import token_hash
+from .storages.sqlite import connect_wal
+
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
     """
@@ -122,6 +125,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN web_host TEXT;
     """,
+    # 5: run tokens are kept only as their sha256 (ids.token_hash); containers of running runs still
+    # hold the plain token, which hashes to the stored value, so they keep working across the upgrade.
+    """
+    ALTER TABLE runs RENAME COLUMN token TO token_hash;
+    UPDATE runs SET token_hash = sha256_hex(token_hash);
+    """,
+    # 6: the memory range an actor may run with (.actor/actor.json minMemoryMbytes/maxMemoryMbytes).
+    """
+    ALTER TABLE actors ADD COLUMN min_memory_mb INTEGER;
+    ALTER TABLE actors ADD COLUMN max_memory_mb INTEGER;
+    """,
 ]
 
 
@@ -132,21 +146,28 @@ class Registry:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = connect_wal(path, timeout=30, setup=self._setup)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
 
-    def _migrate(self) -> None:
-        with self.transaction() as db:
+    @staticmethod
+    def _setup(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA secure_delete=ON")  # a replaced row (a plain token of schema 4) is zeroed
+        db.create_function("sha256_hex", 1, token_hash, deterministic=True)  # for migration 5
+        db.execute("BEGIN IMMEDIATE")
+        try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             for index, script in enumerate(MIGRATIONS[version:], start=version):
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {index + 1}")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:

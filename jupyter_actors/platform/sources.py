@@ -37,6 +37,8 @@ class ActorDefinition:
     env_vars: list[dict] = field(default_factory=list)
     default_memory_mb: int | None = None
     default_timeout_secs: int | None = None
+    min_memory_mb: int | None = None  # the memory range runs may ask for (None: no bound)
+    max_memory_mb: int | None = None
 
     def __post_init__(self) -> None:
         validate_actor_name(self.name)
@@ -86,44 +88,63 @@ def load_actor_dir(path: Path | str) -> ActorDefinition:
     spec_path = root / ".actor" / "actor.json"
     if not spec_path.is_file():
         raise InvalidInput(f"{root} is not an actor directory: {spec_path} is missing.")
-    try:
-        spec = json.loads(spec_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{spec_path} is not valid JSON: {exc}") from None
-    files = _read_files(root)
-    names = {entry["name"] for entry in files}
-    dockerfile = None
+    return ActorDefinition(**actor_spec_fields(_read_files(root), root.name))
+
+
+#: The file of Apify's layout that describes the actor.
+ACTOR_JSON = ".actor/actor.json"
+
+
+def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dict:
+    """ActorDefinition fields from the files' ``.actor/actor.json`` (Apify's layout), or from the files alone.
+
+    The same for a directory and for source files sent to the API: ``dockerfile`` (relative to
+    ``.actor/``, else ``.actor/Dockerfile`` or ``Dockerfile``), ``input``/``inputSchema`` (a path relative
+    to ``.actor/`` or the schema itself), ``environmentVariables``, ``defaultMemoryMbytes``, ``buildTag``.
+    """
+    by_name = {entry["name"]: entry for entry in files}
+    spec: dict = {}
+    if ACTOR_JSON in by_name:
+        try:
+            spec = json.loads(file_bytes(by_name[ACTOR_JSON]))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{ACTOR_JSON} is not valid JSON: {exc}") from None
+        if not isinstance(spec, dict):
+            raise InvalidInput(f"{ACTOR_JSON} must be a JSON object.")
     if spec.get("dockerfile"):
-        dockerfile = str(PurePosixPath(".actor", spec["dockerfile"]))
-        dockerfile = _normalise(dockerfile)
-        if dockerfile not in names:
+        dockerfile = _normalise(str(PurePosixPath(".actor", spec["dockerfile"])))
+        if dockerfile not in by_name:
             raise InvalidInput(f"actor.json names dockerfile {spec['dockerfile']!r}, but {dockerfile} does not exist.")
     else:
-        dockerfile = next((candidate for candidate in (".actor/Dockerfile", "Dockerfile") if candidate in names), None)
-    input_schema = spec.get("input")
+        dockerfile = next((candidate for candidate in (".actor/Dockerfile", "Dockerfile") if candidate in by_name), None)
+    input_schema = spec.get("input", spec.get("inputSchema"))
     if isinstance(input_schema, str):
-        schema_path = (root / ".actor" / input_schema).resolve()
+        schema_name = _normalise(str(PurePosixPath(".actor", input_schema)))
+        if schema_name not in by_name:
+            raise InvalidInput(f"actor.json names the input schema {input_schema!r}, but {schema_name} does not exist.")
         try:
-            input_schema = json.loads(schema_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidInput(f"Cannot read the input schema {schema_path}: {exc}") from None
-    env_vars = [
-        {"name": key, "value": str(value), "isSecret": False}
-        for key, value in (spec.get("environmentVariables") or {}).items()
-    ]
-    return ActorDefinition(
-        name=spec.get("name") or root.name,
-        files=files,
-        version=str(spec.get("version", "0.0")),
-        build_tag=spec.get("buildTag", "latest"),
-        title=spec.get("title"),
-        description=spec.get("description"),
-        dockerfile=dockerfile,
-        input_schema=input_schema,
-        env_vars=env_vars,
-        default_memory_mb=spec.get("defaultMemoryMbytes"),
-        default_timeout_secs=spec.get("defaultTimeoutSecs"),
-    )
+            input_schema = json.loads(file_bytes(by_name[schema_name]))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"The input schema {schema_name} is not valid JSON: {exc}") from None
+    variables = spec.get("environmentVariables") or {}
+    if not isinstance(variables, dict):
+        raise InvalidInput("actor.json environmentVariables must be an object of names to values.")
+    fields = {
+        "name": spec.get("name") or default_name,
+        "files": files,
+        "version": str(spec.get("version", "0.0")),
+        "build_tag": spec.get("buildTag") or "latest",
+        "title": spec.get("title"),
+        "description": spec.get("description"),
+        "dockerfile": dockerfile,
+        "input_schema": input_schema,
+        "env_vars": [{"name": key, "value": str(value), "isSecret": False} for key, value in variables.items()],
+        "default_memory_mb": spec.get("defaultMemoryMbytes"),
+        "default_timeout_secs": spec.get("defaultTimeoutSecs"),
+        "min_memory_mb": spec.get("minMemoryMbytes"),
+        "max_memory_mb": spec.get("maxMemoryMbytes"),
+    }
+    return fields
 
 
 def _normalise(name: str) -> str:

@@ -12,11 +12,18 @@ from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Enum, Float, Int, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 
 from ..api.actor_server import ActorApiServer, api_settings
 from ..api.routes import make_handlers
-from ..platform.config import BACKENDS, DEFAULT_BASE_IMAGE, PlatformConfig, machine_memory_mb
+from ..platform.config import (
+    BACKENDS,
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_BASE_IMAGE_MAP,
+    DEFAULT_CA_BUNDLE,
+    PlatformConfig,
+    machine_memory_mb,
+)
 from ..platform.core import Platform
 from .auth import JupyterAuthBase
 from .web_proxy import RunWebProxyHandler
@@ -31,6 +38,14 @@ class ActorsExtension(ExtensionApp):
 
     data_dir = Unicode(help="Where runs, builds, storages and logs live (default: <jupyter data dir>/actors).").tag(config=True)
     base_image = Unicode(DEFAULT_BASE_IMAGE, help="Image generated Dockerfiles start FROM.").tag(config=True)
+    build_network = Bool(True, help=(
+        "Builds reach the network, as `docker build` does (Dockerfiles can pip/npm install); off for air-gapped "
+        "hosts.")).tag(config=True)
+    ca_bundle = Unicode(DEFAULT_CA_BUNDLE, help=(
+        "Host CA bundle copied into the images the platform builds (TLS through an intercepting proxy); "
+        "empty: none.")).tag(config=True)
+    base_image_map = Dict(dict(DEFAULT_BASE_IMAGE_MAP), help=(
+        "FROM repository (any tag) -> local image used when the engine neither has nor can pull it.")).tag(config=True)
     cpu_mode = Enum(["quota", "shares"], "quota", help="Hard CPU quota of memory/4096 cores, or a proportional weight.").tag(config=True)
     memory_limit_mb = Int(help="Total memory of running runs and builds (MB); default: the machine's memory.").tag(config=True)
     startup_boost_secs = Float(0.0, help=(
@@ -39,6 +54,11 @@ class ActorsExtension(ExtensionApp):
     stop_grace_secs = Float(10.0, help="Seconds between SIGTERM and SIGKILL on timeout or graceful abort.").tag(config=True)
     actor_api_host = Unicode("", help="Address the actor-facing API listens on (default: the runs' network gateway).").tag(config=True)
     actor_api_port = Int(0, help="Port of the actor-facing API (0: the last start's port, else a free one).").tag(config=True)
+    proxy_port = Int(0, help="Port of the runs' forward proxy (APIFY_PROXY_PORT) on actor_api_host (0: the last "
+                               "start's port, else a free one).").tag(config=True)
+    upstream_proxy = Unicode("", help=(
+        "HTTP proxy the runs' proxy sends all traffic through, e.g. a company proxy "
+        "(http://user:password@host:port); empty: it connects directly.")).tag(config=True)
     on_shutdown = Enum(["migrate", "detach"], "migrate", help=(
         "On server stop: 'migrate' tells actors, waits migrate_grace_secs, stops them and restarts them at the "
         "next start; 'detach' leaves them running to be adopted.")).tag(config=True)
@@ -83,6 +103,8 @@ class ActorsExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         config = PlatformConfig(
             data_dir=Path(self.data_dir), base_image=self.base_image, cpu_mode=self.cpu_mode,
+            build_network=self.build_network, ca_bundle=self.ca_bundle or None,
+            base_image_map=dict(self.base_image_map),
             memory_limit_mb=self.memory_limit_mb, stop_grace_secs=self.stop_grace_secs,
             startup_boost_secs=self.startup_boost_secs,
             on_shutdown=self.on_shutdown, migrate_grace_secs=self.migrate_grace_secs,
@@ -93,6 +115,7 @@ class ActorsExtension(ExtensionApp):
             swarm_publish_web_servers=self.swarm_publish_web_servers,
             kubernetes_namespace=self.kubernetes_namespace, kubeconfig=self.kubeconfig or None,
             kubernetes_context=self.kubernetes_context or None,
+            proxy_port=self.proxy_port, upstream_proxy=self.upstream_proxy or None,
         )
         self.platform = Platform(config)
         self.settings.update(api_settings(self.platform, config.public_api_url, asyncio.get_event_loop()))

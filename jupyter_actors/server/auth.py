@@ -15,6 +15,16 @@ class JupyterAuthBase(JupyterHandler):
 
     auth_resource = AUTH_RESOURCE
 
+    def check_xsrf_cookie(self) -> None:
+        """XSRF guards a logged-in browser's cookie; a request with no user at all gets the 401 of ``prepare``.
+
+        Jupyter checks it before authentication fails, so a token-less or wrong-token POST, PUT or
+        DELETE would otherwise answer 403 "'_xsrf' argument missing" instead of Apify's 401.
+        """
+        if getattr(self, "_jupyter_current_user", None) is None:
+            return None
+        return super().check_xsrf_cookie()
+
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare(_redirect_to_login=False)
         if not self.check_origin():

@@ -104,8 +104,11 @@ class Backend(Protocol):
         buildargs: dict[str, str],
         labels: dict[str, str],
         on_log: Callable[[str], None],
+        network: bool = True,
     ) -> str:
-        """Build an image and return its id; raise BuildFailed with the engine's message."""
+        """Build an image and return its id; raise BuildFailed with the engine's message.
+
+        ``network``: the build's RUN steps reach the network (False: none, for air-gapped hosts)."""
 
     def image_exists(self, image: str) -> bool: ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -375,10 +376,13 @@ class DockerBackend:
         buildargs: dict[str, str],
         labels: dict[str, str],
         on_log: Callable[[str], None],
+        network: bool = True,
     ) -> str:
         memory = memory_mb * 1024 * 1024
         image_id = None
         error = None
+        last_layer = None
+        stage_results: list[str] = []  # what earlier stages of a multi-stage build left (untagged images)
         try:
             for event in self.api.build(
                 path=context_dir,
@@ -390,12 +394,18 @@ class DockerBackend:
                 buildargs=buildargs,
                 labels=labels,
                 container_limits={"memory": memory, "memswap": memory},
-                network_mode="none",  # builds never reach a registry: packages come from the host
+                # The engine's default network, as `docker build`; "none" on air-gapped hosts (build_network off).
+                network_mode=None if network else "none",
             ):
                 if "stream" in event:
                     for line in event["stream"].splitlines():
                         if line.strip():
                             on_log(line)
+                        layer = re.match(r"\s*---> ([0-9a-f]{12,})\s*$", line)
+                        if layer:
+                            last_layer = layer.group(1)
+                        elif re.match(r"Step \d+/\d+ : FROM ", line, re.IGNORECASE) and last_layer:
+                            stage_results.append(last_layer)
                 if "error" in event:
                     error = event["error"].strip()
                     on_log(error)
@@ -404,6 +414,12 @@ class DockerBackend:
         except APIError as exc:
             error = str(exc.explanation or exc)
             on_log(error)
+        for stage_image in stage_results:  # no dangling images left behind (the final image's parents stay)
+            try:
+                if not self.api.inspect_image(stage_image).get("RepoTags"):  # never a tagged (base) image
+                    self.api.remove_image(stage_image)
+            except APIError:
+                pass
         if error or not image_id:
             raise BuildFailed(f"The Docker build failed: {error or 'no image was produced'}")
         return image_id
@@ -417,6 +433,22 @@ class DockerBackend:
 
     def image_id(self, image: str) -> str:
         return self.api.inspect_image(image)["Id"]
+
+    def image_labels(self, image: str) -> dict[str, str]:
+        return (self.api.inspect_image(image).get("Config") or {}).get("Labels") or {}
+
+    def pull_image(self, image: str) -> str | None:
+        """Try to pull ``image``; None with the engine's reason when it cannot (no registry reachable)."""
+        name, _, tag = image.rpartition(":")
+        if "/" in tag or not name:
+            name, tag = image, "latest"
+        try:
+            for event in self.api.pull(name, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    return event["error"].strip()
+        except APIError as exc:
+            return str(exc.explanation or exc)
+        return None
 
     def push_image(self, image: str, repository: str) -> str:
         """Tag ``image`` as ``repository`` (``registry/name:tag``) and push it; returns that reference."""

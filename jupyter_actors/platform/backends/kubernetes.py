@@ -918,14 +918,22 @@ class KubernetesBackend:
         return self.images
 
     def build_image(self, context_dir: str, tag: str, dockerfile: str, memory_mb: int, buildargs: dict[str, str],
-                    labels: dict[str, str], on_log: Callable[[str], None]) -> str:
+                    labels: dict[str, str], on_log: Callable[[str], None], network: bool = True) -> str:
         return self._image_backend("build an image").build_image(
             context_dir, tag=tag, dockerfile=dockerfile, memory_mb=memory_mb, buildargs=buildargs, labels=labels,
-            on_log=on_log,
+            on_log=on_log, network=network,
         )
 
     def image_exists(self, image: str) -> bool:
         return True if self.images is None else self.images.image_exists(image)
+
+    def pull_image(self, image: str) -> str | None:
+        pull = getattr(self.images, "pull_image", None)
+        return pull(image) if pull is not None else "no Docker engine for images is configured"
+
+    def image_labels(self, image: str) -> dict[str, str]:
+        labels = getattr(self.images, "image_labels", None)
+        return labels(image) if labels is not None else {}
 
     def image_id(self, image: str) -> str:
         image_id = getattr(self.images, "image_id", None)

@@ -8,6 +8,8 @@ sharing one root. Metadata comes back as plain dicts with Apify's camelCase keys
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -23,7 +25,7 @@ from .datasets import DatasetFile, encode_items
 from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, StorageKind, check_kind
 from .kvs import KeyValueStoreFile, Record
-from .request_queues import QueuedRequest, RequestQueueFile
+from .request_queues import Locker, QueuedRequest, RequestQueueFile
 from .sqlite import StorageFile, StorageGone
 from .validation import validate_limit, validate_name, validate_offset, validate_title
 
@@ -38,6 +40,9 @@ _KIND_OF: dict[type[StorageFile], StorageKind] = {cls: kind for kind, cls in FIL
 
 #: The API's ceiling for one page of a storage list.
 MAX_LIST_LIMIT = 1000
+#: Every process with the storages open holds a shared ``flock`` on this file in the root; only a
+#: process that can lock it exclusively (no one else has the storages open) removes orphaned files.
+LOCK_FILE = "storages.lock"
 
 
 class Storages:
@@ -57,7 +62,7 @@ class Storages:
         self._files_lock = threading.Lock()
         self._deleted: set[str] = set()
         self._touched: dict[str, float] = {}
-        self._remove_orphans()
+        self._lock_fd: int | None = self._hold_directory()
 
     # -- storages as a whole -------------------------------------------------------------------------
 
@@ -171,6 +176,9 @@ class Storages:
         for handle in handles:
             handle.close()
         self._catalog.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the shared lock
+            self._lock_fd = None
 
     # -- key-value stores ----------------------------------------------------------------------------
 
@@ -255,16 +263,51 @@ class Storages:
             return file.get_request(request_id)
 
     def update_request(
-        self, queue: str, request_id: str, request: dict, *, forefront: bool = False, client_key: str | None = None
+        self, queue: str, request_id: str, request: dict, *, forefront: bool = False, client_key: str | None = None,
+        run_id: str | None = None,
     ) -> dict:
-        """Upsert: ``{requestId, wasAlreadyPresent, wasAlreadyHandled}``; ``handledAt`` marks it handled."""
+        """Upsert: ``{requestId, wasAlreadyPresent, wasAlreadyHandled}``; ``handledAt`` marks it handled.
+        ``run_id`` is the calling run, which owns the locks it took whatever its clientKey."""
         checked = QueuedRequest.from_api(request, where="The request", request_id=request_id)
         with self._use(RequestQueueFile, queue) as file:
-            return file.update_request(checked, forefront=forefront, client_key=client_key)
+            return file.update_request(checked, forefront=forefront, client_key=client_key,
+                                       locker=Locker(client_key, run_id))
 
-    def delete_request(self, queue: str, request_id: str) -> None:
+    def delete_request(
+        self, queue: str, request_id: str, *, client_key: str | None = None, run_id: str | None = None
+    ) -> None:
         with self._use(RequestQueueFile, queue) as file:
-            file.delete_request(request_id)
+            file.delete_request(request_id, Locker(client_key, run_id))
+
+    def lock_head(
+        self, queue: str, *, lock_secs: float, limit: int | None = None, client_key: str | None = None,
+        run_id: str | None = None,
+    ) -> dict:
+        """Lock and return the first available requests: ``{limit, lockSecs, clientKey, queueModifiedAt,
+        hadMultipleClients, queueHasLockedRequests, items: [{..., lockExpiresAt}]}``."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.lock_head(limit=limit, lock_secs=lock_secs, locker=Locker(client_key, run_id))
+
+    def prolong_request_lock(
+        self, queue: str, request_id: str, *, lock_secs: float, forefront: bool = False,
+        client_key: str | None = None, run_id: str | None = None,
+    ) -> dict:
+        """``{lockExpiresAt}``; only the lock's holder may prolong it."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.prolong_lock(request_id, lock_secs=lock_secs, locker=Locker(client_key, run_id),
+                                     forefront=forefront)
+
+    def delete_request_lock(
+        self, queue: str, request_id: str, *, forefront: bool = False, client_key: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        with self._use(RequestQueueFile, queue) as file:
+            file.delete_lock(request_id, locker=Locker(client_key, run_id), forefront=forefront)
+
+    def unlock_requests(self, queue: str, *, client_key: str | None = None, run_id: str | None = None) -> dict:
+        """Release every lock of this clientKey (and of this run): ``{unlockedCount}``."""
+        with self._use(RequestQueueFile, queue) as file:
+            return file.unlock_all(Locker(client_key, run_id))
 
     def list_head(self, queue: str, *, limit: int | None = 100, client_key: str | None = None) -> dict:
         """``{limit, queueModifiedAt, hadMultipleClients, items: [{id, uniqueKey, url, method, retryCount}]}``."""
@@ -351,6 +394,27 @@ class Storages:
 
     def _path(self, kind: str, storage_id: str) -> Path:
         return self.root / kind / f"{storage_id}.sqlite"
+
+    def _hold_directory(self) -> int:
+        """Take the shared lock on the root, first removing orphans if no other process holds it.
+
+        The exclusive attempt does not wait: a process that finds the directory in use just skips the
+        clean-up (the process that has it alone will do it). The shared lock only ever waits for another
+        process's clean-up, which is short and bounded by SQLite's busy timeout.
+        """
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                self._remove_orphans()
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _remove_orphans(self) -> None:
         """Delete files whose storage is gone (a crash between the catalog delete and the unlink).

@@ -4,6 +4,11 @@
 shrinking for forefront requests (so the most recent forefront request comes first), NULL once a
 request is handled. The head is then one indexed ``ORDER BY order_no``. Request IDs are derived from
 the unique key exactly as the apify SDK derives them, because the SDK computes IDs on its own side.
+
+Locks follow Apify's request-queue v2: ``head/lock`` hands requests to one client for a while, and a
+locked request is left out of every head (its own client's too) until the lock expires or is released.
+A lock is a deadline stored with the request, so an expired lock needs no sweeper: every query compares
+it with the clock. A lock keeps the request's place in the queue; ``forefront`` moves it to the front.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import base64
 import datetime as dt
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,15 +25,28 @@ from typing import Any
 import orjson
 
 from ..clock import iso, parse_iso
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from .sqlite import StorageFile
 
 #: The API's ceilings: ``GET .../head`` returns at most 1000 requests, ``GET .../requests`` 10000.
 MAX_HEAD_LIMIT = 1000
 MAX_LIST_LIMIT = 10_000
 LIST_FILTERS = frozenset({"pending", "locked"})
+#: Apify's ceiling for one ``head/lock`` call, and the longest lock granted (a lost client's requests
+#: come back within it).
+MAX_LOCK_HEAD_LIMIT = 25
+MAX_LOCK_SECS = 24 * 3600
+#: Apify's bound on a ``clientKey``.
+MAX_CLIENT_KEY_LENGTH = 32
 
 _HEAD_COLUMNS = ("id", "uniqueKey", "url", "method", "retryCount")
+#: The optional request fields clients send (crawlee's Request), with their JSON types: a request is
+#: stored as sent, so a wrong type here would come back on every read and break the client.
+OPTIONAL_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "userData": (dict, type(None)), "headers": (dict, type(None)), "payload": (str, type(None)),
+    "noRetry": (bool, type(None)), "errorMessages": (list, type(None)), "loadedUrl": (str, type(None)),
+}
+MAX_RETRY_COUNT = 2**63 - 1  # SQLite's INTEGER
 
 
 def unique_key_to_request_id(unique_key: str) -> str:
@@ -38,6 +57,44 @@ def unique_key_to_request_id(unique_key: str) -> str:
     digest = hashlib.sha256(unique_key.encode("utf-8")).digest()
     encoded = base64.b64encode(digest).decode("ascii")
     return encoded.replace("+", "").replace("/", "").replace("=", "")[:15]
+
+
+@dataclass(frozen=True)
+class Locker:
+    """Who asks about a lock. As in Apify, a lock belongs to the ``clientKey`` that took it and, for calls
+    made by a run, to that run too (so a restarted run, whose SDK picks a new clientKey, keeps its locks)."""
+
+    client_key: str | None = None
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.client_key is not None and len(self.client_key) > MAX_CLIENT_KEY_LENGTH:
+            raise InvalidInput(
+                f"clientKey must be 1 to {MAX_CLIENT_KEY_LENGTH} characters long; got {len(self.client_key)}."
+            )
+
+    def holds(self, lock_client: str | None, lock_run: str | None) -> bool:
+        if self.client_key is not None and lock_client == self.client_key:
+            return True
+        if self.run_id is not None and lock_run == self.run_id:
+            return True
+        anonymous = self.client_key is None and self.run_id is None
+        return anonymous and lock_client is None and lock_run is None
+
+
+def lock_seconds(value: Any) -> float:
+    """``lockSecs`` checked: a positive number of seconds, at most a day."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_LOCK_SECS:
+        raise InvalidInput(f"lockSecs must be a number of seconds above 0 and at most {MAX_LOCK_SECS}; got {value!r}.")
+    return float(value)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _iso_ms(ms: int) -> str:
+    return iso(dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -66,9 +123,15 @@ class QueuedRequest:
         method = raw.get("method") or "GET"
         if not isinstance(method, str):
             raise InvalidInput(f"{where}: 'method' must be a string such as 'GET' or 'POST'.")
-        retry_count = raw.get("retryCount") or 0
-        if isinstance(retry_count, bool) or not isinstance(retry_count, int) or retry_count < 0:
+        retry_count = raw.get("retryCount", 0)
+        if isinstance(retry_count, bool) or not isinstance(retry_count, int) or not 0 <= retry_count <= MAX_RETRY_COUNT:
             raise InvalidInput(f"{where}: 'retryCount' must be a whole number of at least 0.")
+        for field, types in OPTIONAL_FIELD_TYPES.items():
+            value = raw.get(field)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                names = " or ".join("null" if t is type(None) else {dict: "an object", list: "an array",
+                                    str: "a string", bool: "true or false"}[t] for t in types)
+                raise InvalidInput(f"{where}: '{field}' must be {names}.")
         computed_id = unique_key_to_request_id(unique_key)
         if request_id is not None and request_id != computed_id:
             raise InvalidInput(
@@ -76,7 +139,10 @@ class QueuedRequest:
                 f"(its ID is '{computed_id}'); IDs are derived from the unique key."
             )
         handled_at = _handled_at(raw.get("handledAt"), where)
-        body = {**raw, "id": computed_id, "uniqueKey": unique_key, "method": method, "handledAt": handled_at}
+        body = {**raw, "id": computed_id, "uniqueKey": unique_key, "method": method, "retryCount": retry_count,
+                "handledAt": handled_at}
+        if handled_at is None:  # absent, as Apify serves it: crawlee (JS) rejects a null handledAt
+            del body["handledAt"]
         try:
             encoded = orjson.dumps(body)
         except orjson.JSONEncodeError as error:
@@ -108,6 +174,12 @@ class RequestQueueFile(StorageFile):
             body BLOB NOT NULL         -- the request as JSON, served by get_request
         );
         CREATE INDEX requests_head ON requests (order_no) WHERE order_no IS NOT NULL
+        """,
+        """
+        ALTER TABLE requests ADD COLUMN lock_expires_at INTEGER;  -- ms since the epoch (in the past: not locked)
+        ALTER TABLE requests ADD COLUMN lock_client TEXT;         -- the clientKey that took the lock
+        ALTER TABLE requests ADD COLUMN lock_run TEXT;            -- the run that took it, for calls from runs
+        CREATE INDEX requests_locked ON requests (lock_expires_at) WHERE lock_expires_at IS NOT NULL
         """,
     )
 
@@ -152,14 +224,21 @@ class RequestQueueFile(StorageFile):
         self._remember_client(client_key)
         return {"processedRequests": processed, "unprocessedRequests": []}
 
-    def update_request(self, request: QueuedRequest, *, forefront: bool, client_key: str | None) -> dict:
-        """Upsert. A ``handledAt`` marks it handled; an unhandled one moves to the front or the end."""
+    def update_request(
+        self, request: QueuedRequest, *, forefront: bool, client_key: str | None, locker: Locker | None = None
+    ) -> dict:
+        """Upsert. A ``handledAt`` marks it handled (and releases its lock); an unhandled one moves to the
+        front or the end. A request locked by another client is refused, as Apify does."""
+        locker = locker or Locker(client_key)
         with self.write() as db:
             self._note_client(db, client_key)
             present = db.execute("SELECT handled_at FROM requests WHERE id = ?", (request.id,)).fetchone()
+            self._refuse_foreign_lock(db, request.id, locker, "update")
             was_handled = present is not None and present[0] is not None
             (next_order,) = db.execute("SELECT next_order FROM state").fetchone()
             self._put(db, request, _order(request, forefront, next_order))
+            if request.handled_at is not None:
+                _release(db, request.id)
             self._count(db, next_order + 1, int(present is None), int(request.handled_at is not None) - was_handled)
         self._remember_client(client_key)
         return {"requestId": request.id, "wasAlreadyPresent": present is not None, "wasAlreadyHandled": was_handled}
@@ -171,11 +250,13 @@ class RequestQueueFile(StorageFile):
             raise NotFound(f"Request '{request_id}' was not found in this request queue.")
         return orjson.loads(row[0])
 
-    def delete_request(self, request_id: str) -> None:
+    def delete_request(self, request_id: str, locker: Locker | None = None) -> None:
+        """Remove a request; one locked by another client is refused."""
         with self.write() as db:
             row = db.execute("SELECT handled_at FROM requests WHERE id = ?", (request_id,)).fetchone()
             if row is None:
                 raise NotFound(f"Request '{request_id}' was not found in this request queue.")
+            self._refuse_foreign_lock(db, request_id, locker or Locker(), "delete")
             db.execute("DELETE FROM requests WHERE id = ?", (request_id,))
             db.execute(
                 "UPDATE state SET total_count = total_count - 1, handled_count = handled_count - ?",
@@ -184,15 +265,15 @@ class RequestQueueFile(StorageFile):
             self.mark_modified(db)
 
     def head(self, *, limit: int | None, client_key: str | None) -> dict:
-        """The first unhandled requests in queue order (forefront ones first)."""
+        """The first unhandled, unlocked requests in queue order (forefront ones first)."""
         limit = _limit(limit, default=100, ceiling=MAX_HEAD_LIMIT)
         self._note_client_once(client_key)
         with self.read() as db:
             modified_at, multiple = db.execute("SELECT modified_at, had_multiple_clients FROM state").fetchone()
             rows = db.execute(
-                "SELECT id, unique_key, url, method, retry_count FROM requests "
-                "WHERE order_no IS NOT NULL ORDER BY order_no LIMIT ?",
-                (limit,),
+                f"SELECT id, unique_key, url, method, retry_count FROM requests WHERE {_AVAILABLE} "
+                "ORDER BY order_no LIMIT ?",
+                (_now_ms(), limit),
             ).fetchall()
         return {
             "limit": limit,
@@ -200,6 +281,94 @@ class RequestQueueFile(StorageFile):
             "hadMultipleClients": bool(multiple),
             "items": [dict(zip(_HEAD_COLUMNS, row, strict=True)) for row in rows],
         }
+
+    def lock_head(self, *, limit: int | None, lock_secs: float, locker: Locker) -> dict:
+        """Lock the first available requests for ``lock_secs`` and return them, in one transaction: two
+        clients asking at once never get the same request."""
+        limit = _limit(limit, default=MAX_LOCK_HEAD_LIMIT, ceiling=MAX_LOCK_HEAD_LIMIT)
+        lock_secs = lock_seconds(lock_secs)
+        with self.write() as db:
+            self._note_client(db, locker.client_key)
+            now = _now_ms()
+            expires = now + int(lock_secs * 1000)
+            rows = db.execute(
+                f"SELECT id, unique_key, url, method, retry_count FROM requests WHERE {_AVAILABLE} "
+                "ORDER BY order_no LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE requests SET lock_expires_at = ?, lock_client = ?, lock_run = ? WHERE id = ?",
+                [(expires, locker.client_key, locker.run_id, row[0]) for row in rows],
+            )
+            if rows:
+                self.mark_modified(db)
+            locked_any = db.execute(f"SELECT EXISTS (SELECT 1 FROM requests WHERE {_LOCKED})", (now,)).fetchone()[0]
+            modified_at, multiple = db.execute("SELECT modified_at, had_multiple_clients FROM state").fetchone()
+        self._remember_client(locker.client_key)
+        lock_expires_at = _iso_ms(expires)
+        return {
+            "limit": limit,
+            "lockSecs": lock_secs if lock_secs % 1 else int(lock_secs),
+            "clientKey": locker.client_key,
+            "queueModifiedAt": modified_at,
+            "hadMultipleClients": bool(multiple),
+            "queueHasLockedRequests": bool(locked_any),
+            "items": [{**dict(zip(_HEAD_COLUMNS, row, strict=True)), "lockExpiresAt": lock_expires_at} for row in rows],
+        }
+
+    def prolong_lock(self, request_id: str, *, lock_secs: float, locker: Locker, forefront: bool) -> dict:
+        """Extend the caller's lock to ``lock_secs`` from now: ``{lockExpiresAt}``.
+
+        Only the client that took the lock may prolong it; an expired lock nobody else took since is
+        taken up again (the client still has the request in hand).
+        """
+        lock_secs = lock_seconds(lock_secs)
+        with self.write() as db:
+            row = self._lock_row(db, request_id)
+            if row[0] is None:
+                raise Conflict(f"Request '{request_id}' is already handled; there is no lock to prolong.")
+            _, expires_at, lock_client, lock_run = row
+            now = _now_ms()
+            if expires_at is None or not locker.holds(lock_client, lock_run):
+                if expires_at is not None and expires_at > now:
+                    raise _locked_by_other(request_id, expires_at)
+                raise Forbidden(
+                    f"Request '{request_id}' is not locked by this client; lock it with POST .../head/lock first."
+                )
+            expires = now + int(lock_secs * 1000)
+            db.execute("UPDATE requests SET lock_expires_at = ? WHERE id = ?", (expires, request_id))
+            if forefront:
+                self._to_front(db, request_id)
+        return {"lockExpiresAt": _iso_ms(expires)}
+
+    def delete_lock(self, request_id: str, *, locker: Locker, forefront: bool) -> None:
+        """Release the caller's lock now; the request is available again (at the front with ``forefront``).
+
+        Releasing a request that is not locked (any more) is done already; one locked by another client
+        is refused.
+        """
+        with self.write() as db:
+            _, expires_at, lock_client, lock_run = self._lock_row(db, request_id)
+            if expires_at is not None and expires_at > _now_ms() and not locker.holds(lock_client, lock_run):
+                raise _locked_by_other(request_id, expires_at)
+            _release(db, request_id)
+            if forefront:
+                self._to_front(db, request_id)
+            self.mark_modified(db)
+
+    def unlock_all(self, locker: Locker) -> dict:
+        """Release every live lock the caller holds (its clientKey's and, from a run, its run's)."""
+        with self.write() as db:
+            rows = db.execute(
+                f"SELECT id, lock_client, lock_run FROM requests WHERE {_LOCKED}", (_now_ms(),)
+            ).fetchall()
+            mine = [(request_id,) for request_id, client, run in rows if locker.holds(client, run)]
+            db.executemany(
+                "UPDATE requests SET lock_expires_at = NULL, lock_client = NULL, lock_run = NULL WHERE id = ?", mine
+            )
+            if mine:
+                self.mark_modified(db)
+        return {"unlockedCount": len(mine)}
 
     def list_requests(
         self,
@@ -210,29 +379,36 @@ class RequestQueueFile(StorageFile):
         filter: Iterable[str] | None,  # noqa: A002 - the API's name
         client_key: str | None,
     ) -> dict:
-        """All requests (or only ``pending`` ones) ordered by ID, paged with an opaque cursor.
-
-        Locks are not implemented (the SDK's default single-consumer mode does not use them), so the
-        ``locked`` filter matches nothing.
-        """
+        """All requests ordered by ID, paged with an opaque cursor. ``filter`` narrows them to ``pending``
+        (not handled yet, locked or not) and/or ``locked`` (under a live lock); several filters are a union.
+        Locked requests carry their ``lockExpiresAt``."""
         limit = _limit(limit, default=MAX_LIST_LIMIT, ceiling=MAX_LIST_LIMIT)
         wanted = set(filter or ())
         if wanted - LIST_FILTERS:
             raise InvalidInput(f"Unknown filter {sorted(wanted - LIST_FILTERS)}; use 'pending' and/or 'locked'.")
         after = _decode_cursor(cursor) if cursor else (exclusive_start_id or "")
-        where = "id > ?" + (" AND order_no IS NOT NULL" if wanted else "")
+        now = _now_ms()
+        where = "id > ?"
+        if "pending" in wanted:
+            where += " AND order_no IS NOT NULL"
+        elif "locked" in wanted:
+            where += f" AND {_LOCKED}"
+        params = (after, now, limit + 1) if where.endswith(_LOCKED) else (after, limit + 1)
         self._note_client_once(client_key)
-        if wanted and "pending" not in wanted:
-            rows = []
-        else:
-            with self.read() as db:
-                rows = db.execute(
-                    f"SELECT id, body FROM requests WHERE {where} ORDER BY id LIMIT ?", (after, limit + 1)
-                ).fetchall()
+        with self.read() as db:
+            rows = db.execute(
+                f"SELECT id, body, lock_expires_at FROM requests WHERE {where} ORDER BY id LIMIT ?", params
+            ).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
+        items = []
+        for _, body, expires_at in rows:
+            item = orjson.loads(body)
+            if expires_at is not None and expires_at > now and item.get("handledAt") is None:
+                item["lockExpiresAt"] = _iso_ms(expires_at)
+            items.append(item)
         return {
-            "items": [orjson.loads(body) for _, body in rows],
+            "items": items,
             "limit": limit,
             "exclusiveStartId": exclusive_start_id,
             "cursor": cursor,
@@ -240,6 +416,32 @@ class RequestQueueFile(StorageFile):
         }
 
     # -- internals ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lock_row(db: sqlite3.Connection, request_id: str) -> tuple:
+        """(order_no, lock_expires_at, lock_client, lock_run); NotFound for an unknown request."""
+        row = db.execute(
+            "SELECT order_no, lock_expires_at, lock_client, lock_run FROM requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"Request '{request_id}' was not found in this request queue.")
+        return row
+
+    @staticmethod
+    def _refuse_foreign_lock(db: sqlite3.Connection, request_id: str, locker: Locker, action: str) -> None:
+        row = db.execute(
+            "SELECT lock_expires_at, lock_client, lock_run FROM requests WHERE id = ? AND lock_expires_at > ?",
+            (request_id, _now_ms()),
+        ).fetchone()
+        if row is not None and not locker.holds(row[1], row[2]):
+            raise _locked_by_other(request_id, row[0], action)
+
+    @staticmethod
+    def _to_front(db: sqlite3.Connection, request_id: str) -> None:
+        """Before every other unhandled request (the newest forefront position)."""
+        (next_order,) = db.execute("SELECT next_order FROM state").fetchone()
+        db.execute("UPDATE requests SET order_no = ? WHERE id = ? AND order_no IS NOT NULL", (-next_order, request_id))
+        db.execute("UPDATE state SET next_order = ?", (next_order + 1,))
 
     @staticmethod
     def _put(db: sqlite3.Connection, request: QueuedRequest, order_no: int | None) -> None:
@@ -281,6 +483,24 @@ class RequestQueueFile(StorageFile):
             with self.write() as db:
                 self._note_client(db, client_key)
             self._remember_client(client_key)
+
+
+#: SQL conditions (one ``?`` each: now in ms): in the head and free to take; under a live lock.
+_AVAILABLE = "order_no IS NOT NULL AND (lock_expires_at IS NULL OR lock_expires_at <= ?)"
+_LOCKED = "order_no IS NOT NULL AND lock_expires_at > ?"
+
+
+def _release(db: sqlite3.Connection, request_id: str) -> None:
+    db.execute("UPDATE requests SET lock_expires_at = NULL, lock_client = NULL, lock_run = NULL WHERE id = ?",
+               (request_id,))
+
+
+def _locked_by_other(request_id: str, expires_at: int, action: str = "change the lock of") -> Forbidden:
+    return Forbidden(
+        f"Cannot {action} request '{request_id}': another client holds its lock until {_iso_ms(expires_at)}. "
+        "Wait for the lock to expire, or use the clientKey that locked it.",
+        type="request-locked",
+    )
 
 
 def _order(request: QueuedRequest, forefront: bool, next_order: int) -> int | None:

@@ -7,8 +7,10 @@ plus ``busy_timeout``). Each process keeps one connection per file, serialised b
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -18,6 +20,8 @@ from ..clock import iso, utcnow
 
 #: How long a writer waits for another process's write lock before SQLite gives up.
 BUSY_TIMEOUT_SECS = 60.0
+#: Longest pause between two attempts to open a file that another process holds (see ``connect_wal``).
+OPEN_RETRY_MAX_SECS = 0.1
 #: After a checkpoint, truncate the WAL back to this size so one big write does not keep disk forever.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -119,19 +123,13 @@ class Database:
             if self._may_create is not None and not self._may_create():
                 raise StorageGone(str(self.path))
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_SECS, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a committed write survives a process crash; FULL also survives power loss.
-            conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
-            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-            self._migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect_wal(self.path, timeout=BUSY_TIMEOUT_SECS, setup=self._setup)
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        # NORMAL in WAL mode: a committed write survives a process crash; FULL also survives power loss.
+        conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        self._migrate(conn)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -151,6 +149,44 @@ class Database:
         except BaseException:
             _rollback(conn)
             raise
+
+
+def connect_wal(
+    path: Path, *, timeout: float, setup: Callable[[sqlite3.Connection], None], **options: object
+) -> sqlite3.Connection:
+    """Connect to ``path`` in WAL mode and run ``setup`` on the new connection (pragmas, migrations).
+
+    Switching to WAL, WAL recovery and the checkpoint of another process's last close take locks that
+    SQLite's busy handler does not wait for, so a process opening a file another one is opening or
+    closing gets "database is locked" at once. Those attempts are retried with a growing, jittered
+    pause until ``timeout``; the journal mode is only switched when the file is not in WAL already.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False, **options)
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            setup(conn)
+            return conn
+        except sqlite3.OperationalError as error:
+            conn.close()
+            if not _is_busy(error) or time.monotonic() + pause > deadline:
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        time.sleep(pause * random.uniform(0.5, 1.5))  # back off; jitter keeps openers out of step
+        pause = min(pause * 2, OPEN_RETRY_MAX_SECS)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (``sqlite_errorcode`` exists from Python 3.11; the message before)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
