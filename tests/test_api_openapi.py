@@ -187,21 +187,47 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
     await call("GET", "/users/someone-else", 404)
 
+    await call("GET", f"/actor-runs?status=ABORTED,SUCCEEDED&startedAfter=2020-01-01T00:00:00Z"
+                      f"&startedBefore=2100-01-01T00:00:00.000Z", 200)
+
+    # The last run of each actor: doc's (other_id) still runs, doc-acts's (run_id) is aborted.
+    for spelling, name in (("actors", "doc"), ("acts", "doc-acts")):
+        last = f"/{spelling}/{name}/runs/last"
+        await call("GET", f"{last}?status=RUNNING,ABORTED&origin=API&waitForFinish=1", 200)
+        await call("GET", f"{last}?status=SUCCEEDED", 404)
+        await call("PUT", last, 200 if spelling == "actors" else 409, json={"statusMessage": "last"})
+        await call("GET", f"{last}/log", 200)
+        for action in ("metamorph", "reboot"):
+            await call("POST", f"{last}/{action}", 501)
+            await call("POST", f"/{spelling}/nope/runs/last/{action}", 404)
+    for action in ("metamorph", "reboot"):
+        await call("POST", f"/actor-runs/{run_id}/{action}", 501)
+        await call("POST", f"/actor-runs/nope/{action}", 404)
+    await call("POST", "/actors/doc/runs/last/resurrect", 409)
+    await call("POST", "/actors/doc/runs/last/abort?status=ABORTED", 404)
+    await call("POST", f"/acts/doc-acts/runs/last/resurrect?memory={TEST_MEMORY_MB}", 200)
+    wait_until(logged, 60)
+    await call("POST", "/acts/doc-acts/runs/last/abort?gracefully=false", 200)
+    await call("GET", "/acts/doc-acts/runs/last?waitForFinish=30", 200)
+
     # Storages: by id under /{collection}/..., and as the run's default under /actor-runs/{id}/...
     collections = {"key-value-stores": "key-value-store", "datasets": "dataset", "request-queues": "request-queue"}
     created = {}
     for collection in collections:
         await call("GET", f"/{collection}?unnamed=true", 200)
-        created[collection] = (await call("POST", f"/{collection}?name=doc-{collection}", 201)).json()["data"]["id"]
+        created[collection] = (await call("POST", f"/{collection}?name=doc-{collection}", 201,
+                                          json={"title": "Doc"})).json()["data"]["id"]
         await call("POST", f"/{collection}?name=doc-{collection}", 200)
         await call("POST", f"/{collection}?name=bad..name", 400)
     prefixes = [(f"/key-value-stores/{created['key-value-stores']}", f"/datasets/{created['datasets']}",
                  f"/request-queues/{created['request-queues']}"),
-                tuple(f"/actor-runs/{run_id}/{single}" for single in collections.values())]
+                tuple(f"/actor-runs/{run_id}/{single}" for single in collections.values()),
+                tuple(f"/actors/doc/runs/last/{single}" for single in collections.values()),
+                tuple(f"/acts/doc-acts/runs/last/{single}" for single in collections.values())]
     for kvs, dataset, queue in prefixes:
         for prefix in (kvs, dataset, queue):
             await call("GET", prefix, 200)
-            await call("PUT", prefix, 200, json={"generalAccess": None})
+            await call("PUT", prefix, 200, json={"generalAccess": None, "title": "Documented"})
         await call("PUT", f"{kvs}/records/doc", 201, content=b'{"a": 1}', headers={"Content-Type": "application/json"})
         await call("POST", f"{kvs}/records/text", 201, content=b"hello", headers={"Content-Type": "text/plain"})
         await call("GET", f"{kvs}/records/doc?attachment=true", 200)
@@ -213,8 +239,11 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("DELETE", f"{kvs}/records/text", 404)
         await call("POST", f"{dataset}/items", 201, json=[{"a": 1, "b": "x"}, {"a": 2}])
         await call("POST", f"{dataset}/items", 400, json=[1])
-        for fmt in ("json", "jsonl", "csv"):
-            await call("GET", f"{dataset}/items?format={fmt}&limit=5&desc=true", 200)
+        for fmt in ("json", "jsonl", "csv", "xlsx", "xml", "rss", "html"):
+            await call("GET", f"{dataset}/items?format={fmt}&limit=5&desc=true&attachment=true", 200)
+        await call("GET", f"{dataset}/items?format=xml&unwind=a&flatten=b&skipHidden=1&xmlRoot=r&xmlRow=i&bom=0", 200)
+        await call("GET", f"{dataset}/items?view=overview", 400)
+        await call("GET", f"{dataset}/statistics", 200)
         await call("POST", f"{queue}/requests?forefront=true", 201, json={"url": "https://example.com/a"})
         added = (await call("POST", f"{queue}/requests/batch", 201,
                             json=[{"url": "https://example.com/b"}, {"url": "https://example.com/c"}])).json()["data"]
@@ -239,6 +268,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     for collection, single in collections.items():
         await call("DELETE", f"/{collection}/{created[collection]}", 204)
         await call("DELETE", f"/actor-runs/{run_id}/{single}", 204)
+        await call("DELETE", f"/actors/doc/runs/last/{single}", 204)
+        await call("DELETE", f"/acts/doc-acts/runs/last/{single}", 404)  # deleted by run id just above
         await call("GET", f"/{collection}/{created[collection]}", 404)
 
     wait_until(lambda: platform.get_run(other_id)["status"] == "RUNNING", 60)
@@ -246,6 +277,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     wait_until(lambda: platform.get_run(other_id)["status"] == "ABORTED", 60)
     await call("DELETE", f"/actor-runs/{other_id}", 204)
     await call("GET", f"/actor-runs/{other_id}", 404)
+    await call("DELETE", "/actors/doc/runs/last", 404)  # its only run is gone
+    await call("DELETE", "/acts/doc-acts/runs/last", 204)
+    await call("GET", "/acts/doc-acts/runs/last", 404)
     doc_build = platform.list_builds("doc")[0]["id"]
     await call("DELETE", f"/actor-builds/{doc_build}", 204)
     await call("DELETE", "/actors/doc", 204)

@@ -153,9 +153,9 @@ def test_storages_persist_across_managers_and_schema_is_versioned(tmp_path: Path
     second = Storages(root)
     assert second.get_record(store["id"], "OUTPUT") == (b"42", "application/json")
     second.close()
-    for path in [root / "storages.sqlite", root / KEY_VALUE_STORES / f"{store['id']}.sqlite"]:
+    for path, version in [(root / "storages.sqlite", 2), (root / KEY_VALUE_STORES / f"{store['id']}.sqlite", 1)]:
         with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert db.execute("PRAGMA user_version").fetchone()[0] == version
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -634,3 +634,18 @@ def test_had_multiple_clients(storages: Storages) -> None:
     storages.list_head(queue, client_key="client-two")
     assert storages.list_head(queue)["hadMultipleClients"] is True
     assert storages.get(REQUEST_QUEUES, queue)["hadMultipleClients"] is True
+
+
+def test_a_catalog_from_before_titles_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A data dir written before storage titles existed (catalog schema 1) opens and keeps its storages."""
+    root = tmp_path / "s"
+    first = Storages(root)
+    store = first.create(DATASETS, "older")
+    first.close()
+    with sqlite3.connect(root / "storages.sqlite") as db:  # back to schema 1: no title column
+        db.execute("ALTER TABLE storages DROP COLUMN title")
+        db.execute("PRAGMA user_version = 1")
+    second = Storages(root)
+    assert second.get(DATASETS, "older")["id"] == store["id"] and second.get(DATASETS, "older")["title"] is None
+    assert second.retitle(DATASETS, "older", "Older results")["title"] == "Older results"
+    second.close()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
-from ..platform.errors import InvalidInput, NotFound
+from ..platform.errors import InvalidInput
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
-from .runs_handlers import RunAccess, RunListing
+from .runs_handlers import RunListing
 
 RUN_START_OPTIONS = {
     "webServerPublic",  # ours: the run's container web server is reachable without Jupyter login
@@ -175,22 +175,6 @@ class ActorRunsHandler(RunListing):
 
     async def get(self, actor_id: str) -> None:
         await self.send_runs(actor_id)
-
-
-class ActorLastRunHandler(RunAccess):
-    async def get(self, actor_id: str) -> None:
-        """The newest run the caller may read: a run token learns nothing of runs it did not start."""
-        status = self.run_status_filter()
-        if self.principal.run_id:
-            children = await self.children()
-            runs = [run for run in await self.call(self.platform.list_runs, actor_id, status=status, desc=True)
-                    if self.principal.may_read_run(run, children)][:1]
-        else:
-            runs = await self.call(self.platform.list_runs, actor_id, status=status, desc=True, limit=1)
-        if not runs:
-            raise NotFound(f"Actor {actor_id} has no runs yet.", type="record-not-found")
-        run = await self.load_run(runs[0]["id"])
-        self.send_data(await self.call(self.views.run, run))
 
 
 class ActorBuildsHandler(ActorAccess):

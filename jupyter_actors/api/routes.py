@@ -9,16 +9,31 @@ from . import runs_handlers as runs
 from . import storages_handlers as storages
 from . import users_handlers as users
 from .base import ApiHandlerMixin
+from .run_refs import BY_ID, LAST_OF_ACTOR
 
 ID = r"([^/]+)"
+
+#: Everything under a run, whether the path names it by id or as an actor's last run.
+_RUN_SUBPATHS: list[tuple[str, type]] = [
+    ("", runs.RunHandler),
+    ("/abort", runs.RunAbortHandler),
+    ("/resurrect", runs.RunResurrectHandler),
+    ("/metamorph", runs.RunNotSupportedHandler),
+    ("/reboot", runs.RunNotSupportedHandler),
+    ("/log", runs.RunLogHandler),
+]
+
+
+def run_routes(prefix: str, run_ref: str) -> list[tuple[str, type, dict]]:
+    """A run's own routes and its default storages' routes under ``prefix``."""
+    own = [(prefix + sub, handler, {"run_ref": run_ref}) for sub, handler in _RUN_SUBPATHS]
+    return own + storages.run_storage_routes(prefix, run_ref)
+
 
 # (path under /v2, handler mixin, extra kwargs)
 ROUTES: list[tuple[str, type, dict]] = [
     (r"/actor-runs", runs.RunListHandler, {}),
-    (rf"/actor-runs/{ID}", runs.RunHandler, {}),
-    (rf"/actor-runs/{ID}/abort", runs.RunAbortHandler, {}),
-    (rf"/actor-runs/{ID}/resurrect", runs.RunResurrectHandler, {}),
-    (rf"/actor-runs/{ID}/log", runs.RunLogHandler, {}),
+    *run_routes(rf"/actor-runs/{ID}", BY_ID),
     (rf"/logs/{ID}", runs.RunLogHandler, {}),
     (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
     (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
@@ -29,7 +44,7 @@ for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients 
         (rf"/{_actors}", actors.ActorListHandler, {}),
         (rf"/{_actors}/{ID}", actors.ActorHandler, {}),
         (rf"/{_actors}/{ID}/runs", actors.ActorRunsHandler, {}),
-        (rf"/{_actors}/{ID}/runs/last", actors.ActorLastRunHandler, {}),
+        *run_routes(rf"/{_actors}/{ID}/runs/last", LAST_OF_ACTOR),
         (rf"/{_actors}/{ID}/builds", actors.ActorBuildsHandler, {}),
         (rf"/{_actors}/{ID}/versions", actors.ActorVersionsHandler, {}),
         (rf"/{_actors}/{ID}/versions/{ID}", actors.ActorVersionHandler, {}),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..platform.errors import InvalidInput
+from ..platform.clock import iso, parse_iso
+from ..platform.errors import InvalidInput, PlatformError
 from ..platform.lifecycle import RunStatus
-from .base import ApiHandlerMixin
 from .principals import require
+from .run_refs import RunAddressing
 
 LOG_POLL_SECS = 0.05
 #: PUT /actor-runs/{id}: what the SDK sends (set_status_message, fail, exit) and nothing else.
@@ -18,10 +19,12 @@ RUN_UPDATE_FIELDS = {"statusMessage": str, "isStatusMessageTerminal": bool, "gen
 RESURRECT_OPTIONS = {"build", "memory", "timeout", "restartOnError"}
 
 
-class RunAccess(ApiHandlerMixin):
-    async def load_run(self, run_id: str, *, access: str = "read") -> dict:
-        """The run, if the caller may ``access`` it: read, abort, update (status) or manage (delete, resurrect)."""
-        run = await self.call(self.platform.get_run, run_id)
+class RunAccess(RunAddressing):
+    async def load_run(self, ref: str, *, access: str = "read") -> dict:
+        """The run the path names (by id, or an actor's last run), if the caller may ``access`` it: read,
+        abort, update (status) or manage (delete, resurrect)."""
+        run = await self.call(self.find_run, ref)
+        run_id = run["id"]
         children = await self.children()
         require(self.principal.may_read_run(run, children), f"read run {run_id}")
         allowed = {
@@ -32,15 +35,6 @@ class RunAccess(ApiHandlerMixin):
         }[access]
         require(allowed, f"{'delete or resurrect' if access == 'manage' else access} run {run_id}")
         return run
-
-    def run_status_filter(self) -> str | None:
-        """The ``status`` query of run lists: one of the run statuses (an unknown one is a typo, not "none")."""
-        status = self.query("status")
-        if status is None:
-            return None
-        if status not in {s.value for s in RunStatus}:
-            raise InvalidInput(f"status must be one of {', '.join(s.value for s in RunStatus)}, not {status!r}.")
-        return status
 
     async def wait_for_finish(self, run: dict, wait: int) -> dict:
         """Hold the request until the run is terminal or ``wait`` seconds passed (see ``wait_secs``)."""
@@ -58,7 +52,10 @@ class RunListing(RunAccess):
     async def send_runs(self, actor_id: str | None) -> None:
         """One page of runs (all, or one actor's), newest first with ``desc``; a run token sees only its own."""
         offset, limit, desc = self.paging()
-        runs = await self.call(self.platform.list_runs, actor_id, status=self.run_status_filter(), desc=desc)
+        runs = await self.call(
+            self.platform.list_runs, actor_id, status=self.run_statuses(), desc=desc,
+            started_before=self.query_time("startedBefore"), started_after=self.query_time("startedAfter"),
+        )
         if self.principal.run_id:
             children = await self.children()
             runs = [run for run in runs if self.principal.may_read_run(run, children)]
@@ -67,61 +64,84 @@ class RunListing(RunAccess):
         self.send_list(views, total=len(runs), offset=offset, limit=limit, desc=desc)
 
 
+    def query_time(self, name: str) -> str | None:
+        """An ISO 8601 date-time (``Z`` or an offset; no zone means UTC) in the stored format, to compare."""
+        text = self.query(name)
+        if not text:
+            return None
+        try:
+            return iso(parse_iso(text))
+        except ValueError:
+            raise InvalidInput(f"{name} must be an ISO 8601 date and time such as 2024-01-31T12:00:00Z, "
+                               f"not {text!r}.") from None
+
+
 class RunListHandler(RunListing):
     async def get(self) -> None:
         await self.send_runs(None)
 
 
 class RunHandler(RunAccess):
-    async def get(self, run_id: str) -> None:
+    async def get(self, ref: str) -> None:
         wait = self.wait_secs()
-        run = await self.wait_for_finish(await self.load_run(run_id), wait)
+        run = await self.wait_for_finish(await self.load_run(ref), wait)
         self.send_data(await self.call(self.views.run, run))
 
-    async def delete(self, run_id: str) -> None:
+    async def delete(self, ref: str) -> None:
         """Delete a finished run with its default storages and log (409 while it runs)."""
-        await self.load_run(run_id, access="manage")
-        await self.call(self.platform.delete_run, run_id)
+        run = await self.load_run(ref, access="manage")
+        await self.call(self.platform.delete_run, run["id"])
         self.set_status(204)
         self.finish()
 
-    async def put(self, run_id: str) -> None:
-        run = await self.load_run(run_id, access="update")
+    async def put(self, ref: str) -> None:
+        run = await self.load_run(ref, access="update")
         body = self.json_object(RUN_UPDATE_FIELDS)
         if "statusMessage" in body:
             run = await self.call(
-                self.platform.set_status_message, run_id, body["statusMessage"],
+                self.platform.set_status_message, run["id"], body["statusMessage"],
                 terminal=bool(body.get("isStatusMessageTerminal")),
             )
         self.send_data(await self.call(self.views.run, run))
 
 
 class RunAbortHandler(RunAccess):
-    async def post(self, run_id: str) -> None:
-        self.reject_unknown_query({"gracefully"})
+    async def post(self, ref: str) -> None:
+        self.reject_unknown_query(self.query_options({"gracefully"}))
         gracefully = self.query_bool("gracefully")
-        await self.load_run(run_id, access="abort")
-        run = await self.call(self.platform.abort_run, run_id, gracefully=gracefully)
+        run = await self.load_run(ref, access="abort")
+        run = await self.call(self.platform.abort_run, run["id"], gracefully=gracefully)
         self.send_data(await self.call(self.views.run, run))
 
 
 class RunResurrectHandler(RunAccess):
-    async def post(self, run_id: str) -> None:
-        self.reject_unknown_query(RESURRECT_OPTIONS)
-        await self.load_run(run_id, access="manage")
+    async def post(self, ref: str) -> None:
+        self.reject_unknown_query(self.query_options(RESURRECT_OPTIONS))
+        run = await self.load_run(ref, access="manage")
         run = await self.call(
-            self.platform.resurrect_run, run_id, build=self.query("build"),
+            self.platform.resurrect_run, run["id"], build=self.query("build"),
             memory_mb=self.query("memory"), timeout_secs=self.query("timeout"),
         )
         self.send_data(await self.call(self.views.run, run))
 
 
+class RunNotSupportedHandler(RunAccess):
+    """Metamorph and reboot: routed so that callers get a clear 501, not a 404 that reads as "no such run"."""
+
+    async def post(self, ref: str) -> None:
+        await self.load_run(ref, access="update")
+        action = self.request.path.rstrip("/").rsplit("/", 1)[-1]
+        raise PlatformError(f"Run {action} is not supported here yet; start a new run of the target actor instead.",
+                            type="not-implemented", status=501)
+
+
 class RunLogHandler(RunAccess):
     """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
 
-    async def get(self, run_id: str) -> None:
+    async def get(self, ref: str) -> None:
         self.query_bool("raw")  # Apify's option; the log is always raw here, but a bad value is still refused
-        run = await self.load_run(run_id)
+        run = await self.load_run(ref)
+        run_id = run["id"]
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         path = self.platform.log_path(run_id)
         if not self.query_bool("stream"):

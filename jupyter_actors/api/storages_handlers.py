@@ -11,15 +11,25 @@ from typing import Any, TypeVar
 
 from ..platform.core import USERNAME
 from ..platform.errors import Forbidden, InvalidInput, NotFound
+from ..platform.retention import tombstone_message
 from ..platform.storages import (
     DATASETS,
     KEY_VALUE_STORES,
     REQUEST_QUEUES,
     unique_key_to_request_id,
 )
+from ..platform.storages.item_formats import (
+    check_xml_name,
+    iter_html,
+    iter_rss,
+    iter_xml,
+    write_xlsx,
+)
 from ..platform.storages.kinds import LABELS
-from .base import ApiHandlerMixin
+from ..platform.storages.statistics import field_statistics
+from ..platform.storages.validation import validate_title
 from .principals import require
+from .run_refs import RunAddressing
 
 ID = r"([^/]+)"
 T = TypeVar("T")
@@ -35,23 +45,36 @@ RUN_FIELD = {
 INERT_RECORD_TYPES = {"application/json", "text/plain", "text/csv", "image/png", "image/jpeg", "image/gif",
                       "image/webp", "application/octet-stream"}
 ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8",
-                "csv": "text/csv; charset=utf-8"}
+                "csv": "text/csv; charset=utf-8", "xml": "application/xml; charset=utf-8",
+                "rss": "application/rss+xml; charset=utf-8", "html": "text/html; charset=utf-8",
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+#: Every option of GET .../items that works here; anything else is refused, never ignored.
+ITEMS_OPTIONS = {"format", "offset", "limit", "desc", "fields", "omit", "clean", "skipEmpty", "skipHidden", "unwind",
+                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment"}
+#: Options that shape one format only: given with another format they would do nothing, so they are refused.
+ITEMS_FORMAT_OPTIONS = {"delimiter": ("csv",), "xmlRoot": ("xml",), "xmlRow": ("xml",),
+                        "skipHeaderRow": ("csv", "html", "xlsx")}
+#: Options of Apify's that are not supported here yet, with what to do instead.
+ITEMS_UNSUPPORTED = {
+    "view": "dataset views (.actor/dataset_schema.json) are not supported here yet; use fields, omit, unwind and "
+            "flatten instead",
+    "signature": "signed public URLs are not supported here yet; authenticate with a token",
+    "simplified": "simplified is a legacy option that is not supported; use clean, unwind and flatten",
+    "skipFailedPages": "skipFailedPages is a legacy option that is not supported; use clean",
+}
 
 
-class StorageAccess(ApiHandlerMixin):
+class StorageAccess(RunAddressing):
     """Resolves the storage a request addresses and checks that the caller may use it."""
 
     kind: str
-
-    def initialize(self, via_run: bool = False) -> None:
-        self.via_run = via_run
 
     @property
     def storages(self):
         return self.platform.storages
 
     async def storage(self, ref: str) -> dict:
-        """The storage's metadata by id, name or ``username~name`` (or the run's default, ``via_run``)."""
+        """The storage's metadata by id, name or ``username~name`` (or a run's default, on run routes)."""
         return await self.call(self._resolve, ref)
 
     async def use(self, ref: str, operation: Callable[..., T], *args: Any) -> T:
@@ -67,9 +90,9 @@ class StorageAccess(ApiHandlerMixin):
     def _resolve(self, ref: str) -> dict:
         """Runs in a worker thread: blocking platform calls only, no tornado."""
         children = self.platform.child_run_ids(self.principal.run_id)
-        if self.via_run:
-            run = self.platform.get_run(ref)
-            require(self.principal.may_read_run(run, children), f"read run {ref}")
+        if self.run_ref is not None:
+            run = self.find_run(ref)
+            require(self.principal.may_read_run(run, children), f"read run {run['id']}")
             ref = run[RUN_FIELD[self.kind]]
         username, _, name = ref.rpartition("~")
         if username and username != USERNAME:  # one user here: another user's storages do not exist
@@ -121,9 +144,14 @@ class CollectionHandler(StorageAccess):
 
     async def post(self) -> None:
         name = self.query("name") or None
+        body = self.json_object({"title": (str, type(None)), "schema": (dict, type(None))})
+        if body.get("schema") is not None:
+            raise InvalidInput("Storage schemas (dataset views, key-value store collections) are not supported "
+                               "here yet; create the storage without a schema.")
         run_id = self.principal.run_id
         actor_id = (await self.call(self.platform.get_run, run_id))["actor_id"] if run_id else None
-        meta, created = await self.call(self.storages.get_or_create, self.kind, name, run_id=run_id, actor_id=actor_id)
+        meta, created = await self.call(self.storages.get_or_create, self.kind, name, run_id=run_id,
+                                        actor_id=actor_id, title=body.get("title"))
         self.send_data(self.view(meta), 201 if created else 200)
 
 
@@ -133,10 +161,15 @@ class StorageHandler(StorageAccess):
 
     async def put(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_object({"name": (str, type(None)), "generalAccess": (str, type(None))}, required=True)
-        if "name" in body:
+        body = self.json_object({"name": (str, type(None)), "title": (str, type(None)),
+                                 "generalAccess": (str, type(None))}, required=True)
+        if "name" in body or "title" in body:
             self.require_owner(meta, "rename")
+            validate_title(body.get("title"))  # before anything changes: a bad title renames nothing
+        if "name" in body:
             meta = await self.call(self.storages.rename, self.kind, meta["id"], body["name"])
+        if "title" in body:
+            meta = await self.call(self.storages.retitle, self.kind, meta["id"], body["title"])
         self.send_data(self.view(meta))
 
     async def delete(self, ref: str) -> None:
@@ -208,31 +241,55 @@ class ItemsHandler(StorageAccess):
     kind = DATASETS
 
     async def get(self, ref: str) -> None:
-        meta = await self.storage(ref)
+        # Every option is checked before the first byte goes out: after that, an error cannot be reported.
+        for option, why in ITEMS_UNSUPPORTED.items():
+            if self.query(option) is not None:
+                raise InvalidInput(f"Option {option}: {why}.")
+        self.reject_unknown_query(self.query_options(ITEMS_OPTIONS))
         fmt = (self.query("format") or "json").lower()
         if fmt not in ITEM_FORMATS:
-            raise InvalidInput(f"format {fmt!r} is not supported; use json, jsonl or csv.")
-        # Every option is checked before the first byte goes out: after that, an error cannot be reported.
+            raise InvalidInput(f"format {fmt!r} is not supported; use one of {', '.join(ITEM_FORMATS)}.")
+        for option, formats in ITEMS_FORMAT_OPTIONS.items():
+            if self.query(option) and fmt not in formats:
+                raise InvalidInput(f"Option {option} applies to format {' or '.join(formats)} only, not {fmt}.")
+        if fmt == "xlsx" and self.query_bool("bom"):
+            raise InvalidInput("bom does not apply to format xlsx (a binary file).")
         delimiter = self.query("delimiter", ",")
         if len(delimiter) != 1 or delimiter in '"\r\n':
             raise InvalidInput(f"delimiter must be one character other than a quote or a newline, not {delimiter!r}.")
-        bom, skip_header_row = self.query_bool("bom"), self.query_bool("skipHeaderRow")
+        xml_root = check_xml_name("xmlRoot", self.query("xmlRoot") or "items")
+        xml_row = check_xml_name("xmlRow", self.query("xmlRow") or "item")
+        bom = self.query_bool("bom", default=fmt == "csv")  # as in Apify: on for CSV, off for the rest
+        skip_header_row, attachment = self.query_bool("skipHeaderRow"), self.query_bool("attachment")
+        meta = await self.storage(ref)
         page = await self.call(
             self.storages.list_items, meta["id"], offset=self.query_int("offset", 0) or 0,
             limit=self.query_int("limit"), desc=self.query_bool("desc"), fields=self.query_list("fields"),
             omit=self.query_list("omit"), clean=self.query_bool("clean"),
             skip_empty=self.query_bool("skipEmpty"), skip_hidden=self.query_bool("skipHidden"),
+            unwind=self.query_list("unwind"), flatten=self.query_list("flatten"),
         )
+        title = meta.get("name") or meta["id"]
+        if fmt == "xlsx":  # a zip: built whole (in constant memory, spooled to disk) before it is sent
+            pieces = _file_pieces(await self.call(write_xlsx, page, skip_header_row=skip_header_row))
+        elif fmt == "csv":
+            pieces = page.iter_csv(delimiter=delimiter, bom=bom, skip_header_row=skip_header_row)
+        elif fmt == "xml":
+            pieces = iter_xml(page, root=xml_root, row=xml_row, bom=bom)
+        elif fmt == "rss":
+            pieces = iter_rss(page, title=title, bom=bom)
+        elif fmt == "html":
+            pieces = iter_html(page, title=title, bom=bom, skip_header_row=skip_header_row)
+        else:
+            pieces = _with_bom(page.iter_json_array() if fmt == "json" else page.iter_jsonl(), bom)
         self.set_header("X-Apify-Pagination-Total", str(page.total))
         self.set_header("X-Apify-Pagination-Offset", str(page.offset))
         self.set_header("X-Apify-Pagination-Count", str(page.count))
         self.set_header("X-Apify-Pagination-Limit", str(page.limit if page.limit is not None else UNLIMITED))
         self.set_header("X-Apify-Pagination-Desc", "true" if page.desc else "false")
         self.set_header("Content-Type", ITEM_FORMATS[fmt])
-        if fmt == "csv":
-            pieces = page.iter_csv(delimiter=delimiter, bom=bom, skip_header_row=skip_header_row)
-        else:
-            pieces = page.iter_json_array() if fmt == "json" else page.iter_jsonl()
+        if attachment:  # names are letters, digits and hyphens, ids alphanumeric: nothing to quote
+            self.set_header("Content-Disposition", f'attachment; filename="dataset_{title}.{fmt}"')
         # Stream from a thread: a million items never sit in memory at once, nor block the loop.
         iterator = iter(pieces)
         while True:
@@ -249,10 +306,33 @@ class ItemsHandler(StorageAccess):
         self.finish()
 
 
+class StatisticsHandler(StorageAccess):
+    kind = DATASETS
+
+    async def get(self, ref: str) -> None:
+        def measure(dataset_id: str) -> dict:
+            return field_statistics(self.storages.list_items(dataset_id))
+
+        self.send_data(await self.use(ref, measure))
+
+
 def is_inert(content_type: str) -> bool:
     """Whether a browser shows this type without running it. A comma makes browsers pick the last of
     several types, so such a value is never inert."""
     return "," not in content_type and content_type.partition(";")[0].strip().lower() in INERT_RECORD_TYPES
+
+
+def _with_bom(pieces, bom: bool):
+    if bom:
+        yield b"\xef\xbb\xbf"
+    yield from pieces
+
+
+def _file_pieces(file, size: int = 1 << 20):
+    """A file's bytes in pieces, closing (and so deleting) it at the end."""
+    with file:
+        while piece := file.read(size):
+            yield piece
 
 
 def _take(iterator, size: int) -> bytes:
@@ -433,6 +513,7 @@ _SUBPATHS = [
     (KEY_VALUE_STORES, r"/keys", KeysHandler),
     (KEY_VALUE_STORES, rf"/records/{ID}", RecordHandler),
     (DATASETS, r"/items", ItemsHandler),
+    (DATASETS, r"/statistics", StatisticsHandler),
     (REQUEST_QUEUES, r"/requests", RequestsHandler),
     (REQUEST_QUEUES, r"/requests/batch", RequestsBatchHandler),
     (REQUEST_QUEUES, r"/requests/unlock", UnlockRequestsHandler),
@@ -443,9 +524,14 @@ _SUBPATHS = [
 ]
 for _kind, _sub, _handler in _SUBPATHS:
     ROUTES.append((rf"/{PATH_OF_KIND[_kind]}/{ID}{_sub}", _handler, {}))
-# A run's default storages: /actor-runs/{runId}/key-value-store/..., /dataset/..., /request-queue/...
 _SINGULAR = {KEY_VALUE_STORES: "key-value-store", DATASETS: "dataset", REQUEST_QUEUES: "request-queue"}
-for _kind, _name in _SINGULAR.items():
-    ROUTES.append((rf"/actor-runs/{ID}/{_name}", _per_kind(StorageHandler, _kind), {"via_run": True}))
-for _kind, _sub, _handler in _SUBPATHS:
-    ROUTES.append((rf"/actor-runs/{ID}/{_SINGULAR[_kind]}{_sub}", _handler, {"via_run": True}))
+_RUN_STORAGE_HANDLERS = {kind: _per_kind(StorageHandler, kind) for kind in _SINGULAR}
+
+
+def run_storage_routes(run_prefix: str, run_ref: str) -> list[tuple[str, type, dict]]:
+    """A run's default storages under ``run_prefix`` (``/actor-runs/{runId}`` or ``/acts/{actorId}/runs/last``):
+    ``.../key-value-store/...``, ``.../dataset/...``, ``.../request-queue/...``."""
+    kwargs = {"run_ref": run_ref}
+    routes = [(f"{run_prefix}/{name}", _RUN_STORAGE_HANDLERS[kind], kwargs) for kind, name in _SINGULAR.items()]
+    routes += [(f"{run_prefix}/{_SINGULAR[kind]}{sub}", handler, kwargs) for kind, sub, handler in _SUBPATHS]
+    return routes

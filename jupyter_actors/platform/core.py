@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from .builds import Builder
 from .changes import Changes, RunListener
 from .clock import parse_iso
 from .config import PlatformConfig
+from .errors import NotFound
 from .housekeeping import Housekeeping
 from .images import download_wheels
 from .lifecycle import ACTIVE_STATUSES, LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT, RunStatus
@@ -215,10 +216,20 @@ class Platform:
     def get_run(self, run_id: str) -> Run:
         return self.runs.get_run(run_id)
 
-    def list_runs(self, actor: str | None = None, *, status: str | None = None, desc: bool = True,
-                  offset: int = 0, limit: int | None = None) -> list[Run]:
+    def list_runs(self, actor: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
+                  offset: int = 0, limit: int | None = None, origin: str | None = None,
+                  started_before: str | None = None, started_after: str | None = None) -> list[Run]:
         actor_id = self.actors.get(actor)["id"] if actor is not None else None
-        return self.stores.runs.query(actor_id, status=status, desc=desc, offset=offset, limit=limit)
+        return self.stores.runs.query(actor_id, status=status, desc=desc, offset=offset, limit=limit, origin=origin,
+                                      started_before=started_before, started_after=started_after)
+
+    def last_run(self, actor: str, *, status: Sequence[str] | None = None, origin: str | None = None) -> Run:
+        """The actor's most recently started run (of these statuses and origin); NotFound if none."""
+        runs = self.list_runs(actor, status=status, origin=origin, desc=True, limit=1)
+        if not runs:
+            which = f" with status {', '.join(status)}" if status else ""
+            raise NotFound(f"Actor {actor} has no run{which}{f' of origin {origin}' if origin else ''} yet.")
+        return runs[0]
 
     def runs_in(self, statuses: tuple[str, ...]) -> list[Run]:
         return self.stores.runs.in_statuses(statuses)

@@ -6,6 +6,7 @@ in one registry transaction, so a crash or a concurrent caller never sees half o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from .clock import now_iso
@@ -193,16 +194,22 @@ class RunStore:
         )
         return [row["id"] for row in rows]
 
-    def query(self, actor_id: str | None = None, *, status: str | None = None, desc: bool = True,
-             offset: int = 0, limit: int | None = None) -> list[Run]:
+    def query(self, actor_id: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
+              offset: int = 0, limit: int | None = None, origin: str | None = None,
+              started_before: str | None = None, started_after: str | None = None) -> list[Run]:
+        """Runs, oldest first unless ``desc``; ``status`` is one status or several (any of them),
+        ``started_before``/``started_after`` are ISO timestamps (inclusive bounds)."""
         clauses: list[str] = []
         params: list[Any] = []
-        if actor_id is not None:
-            clauses.append("actor_id = ?")
-            params.append(actor_id)
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        if statuses:
+            clauses.append(f"status IN ({_marks(statuses)})")
+            params.extend(statuses)
+        for clause, value in (("actor_id = ?", actor_id), ("origin = ?", origin),
+                              ("started_at <= ?", started_before), ("started_at >= ?", started_after)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if desc else "ASC"
         return cast("list[Run]", self.registry.query(

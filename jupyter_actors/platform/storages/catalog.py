@@ -15,7 +15,7 @@ from ..ids import new_id
 from .kinds import LABELS, StorageKind
 from .sqlite import Database
 
-_COLUMNS = "id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id"
+_COLUMNS = "id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id, title"
 _COLUMN_NAMES = tuple(_COLUMNS.split(", "))
 
 
@@ -36,24 +36,28 @@ class Catalog(Database):
         CREATE INDEX storages_by_kind ON storages (kind, created_at);
         CREATE INDEX storages_by_run ON storages (act_run_id)
         """,
+        # Apify's free-form title, shown next to the name (the API returns it; nothing resolves by it).
+        "ALTER TABLE storages ADD COLUMN title TEXT",
     )
 
     def insert(
-        self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None
+        self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None,
+        title: str | None = None,
     ) -> dict:
         """A new row; Conflict if the name is taken (names are unique per kind)."""
         with self.write() as db:
-            return self._insert(db, kind, name, run_id, actor_id)
+            return self._insert(db, kind, name, run_id, actor_id, title)
 
     def get_or_insert(
-        self, kind: StorageKind, name: str, *, run_id: str | None = None, actor_id: str | None = None
+        self, kind: StorageKind, name: str, *, run_id: str | None = None, actor_id: str | None = None,
+        title: str | None = None,
     ) -> tuple[dict, bool]:
-        """The row named ``name``, created if missing; atomic across processes (BEGIN IMMEDIATE)."""
+        """The row named ``name``, created (with ``title``) if missing; atomic across processes."""
         with self.write() as db:
             row = _one(db, f"SELECT {_COLUMNS} FROM storages WHERE kind = ? AND name = ?", (kind, name))
             if row is not None:
                 return row, False
-            return self._insert(db, kind, name, run_id, actor_id), True
+            return self._insert(db, kind, name, run_id, actor_id, title), True
 
     def find(self, kind: StorageKind, id_or_name: str) -> dict | None:
         """By id first, then by name (Apify accepts either in a path). One statement: this runs per call."""
@@ -94,6 +98,13 @@ class Catalog(Database):
             )
             return _one(db, f"SELECT {_COLUMNS} FROM storages WHERE id = ?", (storage_id,))  # type: ignore[return-value]
 
+    def retitle(self, storage_id: str, title: str | None) -> dict:
+        with self.write() as db:
+            db.execute(
+                "UPDATE storages SET title = ?, modified_at = ? WHERE id = ?", (title, iso(utcnow()), storage_id)
+            )
+            return _one(db, f"SELECT {_COLUMNS} FROM storages WHERE id = ?", (storage_id,))  # type: ignore[return-value]
+
     def remove(self, storage_id: str) -> bool:
         with self.write() as db:
             return db.execute("DELETE FROM storages WHERE id = ?", (storage_id,)).rowcount > 0
@@ -106,7 +117,8 @@ class Catalog(Database):
     # -- internals ---------------------------------------------------------------------------------
 
     def _insert(
-        self, db: sqlite3.Connection, kind: StorageKind, name: str | None, run_id: str | None, actor_id: str | None
+        self, db: sqlite3.Connection, kind: StorageKind, name: str | None, run_id: str | None, actor_id: str | None,
+        title: str | None = None,
     ) -> dict:
         self._check_name_free(db, kind, name, None)
         now = iso(utcnow())
@@ -119,8 +131,9 @@ class Catalog(Database):
             "accessed_at": now,
             "act_id": actor_id,
             "act_run_id": run_id,
+            "title": title,
         }
-        db.execute(f"INSERT INTO storages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(row.values()))
+        db.execute(f"INSERT INTO storages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(row.values()))
         return row
 
     @staticmethod
@@ -141,6 +154,7 @@ def row_to_meta(row: dict) -> dict:
     return {
         "id": row["id"],
         "name": row["name"],
+        "title": row["title"],
         "createdAt": row["created_at"],
         "modifiedAt": row["modified_at"],
         "accessedAt": row["accessed_at"],

@@ -1,8 +1,8 @@
-"""Reading dataset items out: field filters and the JSON, JSONL and CSV encodings, all streamable.
+"""Reading dataset items out: item options and the JSON, JSONL and CSV encodings, all streamable.
 
-A page is a stream of *segments*: compact JSON items joined by ``\\n``. Without field filters the
+A page is a stream of *segments*: compact JSON items joined by ``\\n``. Without item options the
 segments are the stored bytes, so JSON and JSONL come out without parsing any item; only ``fields``,
-``omit`` and ``skipHidden``/``clean`` parse (and re-encode) the items they touch.
+``omit``, ``unwind``, ``flatten`` and ``skipHidden``/``clean`` parse (and re-encode) the items.
 """
 
 from __future__ import annotations
@@ -18,13 +18,28 @@ import orjson
 EMPTY_ITEM = b"{}"
 
 
+#: A CSV cell starting with one of these is a formula to spreadsheet programs (CSV injection): it gets
+#: a leading ``'``, which they show as text. Tab and carriage return are on OWASP's list too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 @dataclass(frozen=True)
 class ItemFilter:
-    """Apify's item options. ``clean`` is ``skip_hidden`` plus ``skip_empty``; emptiness is judged after
-    the other filters, so an item holding only hidden fields counts as empty."""
+    """Apify's item options, applied in this order: ``fields`` and ``omit`` (on the stored item), then
+    ``unwind`` (each field in turn), ``flatten``, ``skip_hidden``, and last ``skip_empty``, so an item
+    holding only hidden fields counts as empty. ``clean`` is ``skip_hidden`` plus ``skip_empty``.
+
+    ``unwind``: an array field gives one item per element (an object element is merged into the
+    item, any other element replaces the field; an empty array gives no item), an object field is
+    merged into the item, and an item without the field, or with another value there, stays as it is.
+    ``flatten``: those object fields become ``field.sub.key`` fields (nested objects all the way down;
+    arrays stay values).
+    """
 
     fields: tuple[str, ...] | None = None
     omit: frozenset[str] = frozenset()
+    unwind: tuple[str, ...] = ()
+    flatten: tuple[str, ...] = ()
     skip_hidden: bool = False
     skip_empty: bool = False
 
@@ -37,10 +52,14 @@ class ItemFilter:
         clean: bool = False,
         skip_hidden: bool = False,
         skip_empty: bool = False,
+        unwind: Sequence[str] | None = None,
+        flatten: Sequence[str] | None = None,
     ) -> ItemFilter:
         return cls(
             fields=tuple(fields) if fields else None,
             omit=frozenset(omit or ()),
+            unwind=tuple(unwind or ()),
+            flatten=tuple(flatten or ()),
             skip_hidden=clean or skip_hidden,
             skip_empty=clean or skip_empty,
         )
@@ -48,14 +67,14 @@ class ItemFilter:
     @property
     def reshapes(self) -> bool:
         """True when items must be parsed; False means stored bytes can be served as they are."""
-        return self.fields is not None or bool(self.omit) or self.skip_hidden
+        return self.fields is not None or bool(self.omit or self.unwind or self.flatten) or self.skip_hidden
 
     def apply(self, segment: bytes) -> bytes:
         """The segment with every item filtered; empty bytes when nothing is left."""
         items: Iterator[bytes]
         if self.reshapes:
             loads, dumps = orjson.loads, orjson.dumps
-            items = (dumps(self.reshape(loads(part))) for part in segment.split(b"\n"))
+            items = (dumps(item) for part in segment.split(b"\n") for item in self.reshape(loads(part)))
         elif self.skip_empty:
             if EMPTY_ITEM not in segment:
                 return segment
@@ -66,14 +85,48 @@ class ItemFilter:
             items = (item for item in items if item != EMPTY_ITEM)
         return b"\n".join(items)
 
-    def reshape(self, item: dict) -> dict:
+    def reshape(self, item: dict) -> list[dict]:
+        """The items one stored item becomes (several with ``unwind``, none for an empty unwound array)."""
         if self.fields is not None:
             item = {name: item[name] for name in self.fields if name in item}
         if self.omit:
             item = {key: value for key, value in item.items() if key not in self.omit}
+        items = [item]
+        for field in self.unwind:
+            items = [unwound for one in items for unwound in _unwind(one, field)]
+        if self.flatten:
+            items = [_flatten(one, self.flatten) for one in items]
         if self.skip_hidden:
-            item = {key: value for key, value in item.items() if not key.startswith("#")}
-        return item
+            items = [{key: value for key, value in one.items() if not key.startswith("#")} for one in items]
+        return items
+
+
+def _unwind(item: dict, field: str) -> list[dict]:
+    value = item.get(field)
+    rest = {key: kept for key, kept in item.items() if key != field}
+    if isinstance(value, dict):
+        return [{**rest, **value}]
+    if isinstance(value, list):
+        return [{**rest, **element} if isinstance(element, dict) else {**item, field: element} for element in value]
+    return [item]
+
+
+def _flatten(item: dict, fields: tuple[str, ...]) -> dict:
+    flat: dict = {}
+    for key, value in item.items():
+        if key in fields and isinstance(value, dict):
+            _flatten_into(flat, key, value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def _flatten_into(flat: dict, prefix: str, value: dict) -> None:
+    for key, inner in value.items():
+        if isinstance(inner, dict) and inner:
+            _flatten_into(flat, f"{prefix}.{key}", inner)
+        else:
+            flat[f"{prefix}.{key}"] = inner
 
 
 class ItemsPage:
@@ -132,13 +185,13 @@ class ItemsPage:
     def iter_csv(self, *, delimiter: str = ",", bom: bool = False, skip_header_row: bool = False) -> Iterator[bytes]:
         """CSV in pieces. Columns are ``fields`` if given, else every key in first-seen order, which
         takes a first pass over the items; nested values are written as JSON."""
-        columns = list(self._filter.fields) if self._filter.fields is not None else self._columns()
+        columns = self.columns()
         if bom:
             yield b"\xef\xbb\xbf"
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
         if not skip_header_row:
-            writer.writerow(columns)
+            writer.writerow([_inert_cell(column) for column in columns])
         for segment in self.segments():
             for part in segment.split(b"\n"):
                 item = orjson.loads(part)
@@ -158,6 +211,11 @@ class ItemsPage:
     def csv(self, **options: Any) -> bytes:
         return b"".join(self.iter_csv(**options))
 
+    def columns(self) -> list[str]:
+        """Table columns: ``fields`` if given, else every key in first-seen order (a first pass)."""
+        return list(self._filter.fields) if self._filter.fields is not None and not (
+            self._filter.unwind or self._filter.flatten) else self._columns()
+
     def _columns(self) -> list[str]:
         seen: dict[str, None] = {}
         for part in self.iter_raw_items():
@@ -168,10 +226,15 @@ class ItemsPage:
 
 
 def _csv_cell(value: Any) -> str:
-    """Missing and null are empty cells, strings are as is, anything else (numbers, booleans, nested
-    objects and arrays) is its JSON text."""
+    """Missing and null are empty cells, strings are as is (made inert, see FORMULA_STARTS), anything
+    else (numbers, booleans, nested objects and arrays) is its JSON text."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return _inert_cell(value)
     return orjson.dumps(value).decode()
+
+
+def _inert_cell(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula (see FORMULA_STARTS)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

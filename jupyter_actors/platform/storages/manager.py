@@ -27,7 +27,7 @@ from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, St
 from .kvs import KeyValueStoreFile, Record
 from .request_queues import Locker, QueuedRequest, RequestQueueFile
 from .sqlite import StorageFile, StorageGone
-from .validation import validate_limit, validate_name, validate_offset
+from .validation import validate_limit, validate_name, validate_offset, validate_title
 
 F = TypeVar("F", bound=StorageFile)
 
@@ -89,14 +89,18 @@ class Storages:
         return self.create(REQUEST_QUEUES, name, run_id=run_id, actor_id=actor_id)
 
     def get_or_create(
-        self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None
+        self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None,
+        title: str | None = None,
     ) -> tuple[dict, bool]:
-        """``POST /{collection}?name=``: (metadata, created). Without a name it always creates."""
+        """``POST /{collection}?name=``: (metadata, created). Without a name it always creates; ``title``
+        is given to a storage this creates (an existing one keeps its own)."""
         kind = check_kind(kind)
+        title = validate_title(title)
         if name is None:
-            return self.create(kind, run_id=run_id, actor_id=actor_id), True
+            row = self._catalog.insert(kind, None, run_id=run_id, actor_id=actor_id, title=title)
+            return self._metadata(row), True
         validate_name(name)
-        row, created = self._catalog.get_or_insert(kind, name, run_id=run_id, actor_id=actor_id)
+        row, created = self._catalog.get_or_insert(kind, name, run_id=run_id, actor_id=actor_id, title=title)
         return self._metadata(row), created
 
     def get(self, kind: StorageKind, id_or_name: str) -> dict:
@@ -140,6 +144,12 @@ class Storages:
             validate_name(name)
         row = self._require(kind, id_or_name)
         return self._metadata(self._catalog.rename(row["kind"], row["id"], name), id_or_name)
+
+    def retitle(self, kind: StorageKind, id_or_name: str, title: str | None) -> dict:
+        """Set the storage's free-form title (None clears it)."""
+        title = validate_title(title)
+        row = self._require(kind, id_or_name)
+        return self._metadata(self._catalog.retitle(row["id"], title), id_or_name)
 
     def delete(self, kind: StorageKind, id_or_name: str) -> None:
         """Remove the storage and its files; readers of it get NotFound from then on."""
@@ -223,10 +233,14 @@ class Storages:
         clean: bool = False,
         skip_empty: bool = False,
         skip_hidden: bool = False,
+        unwind: Sequence[str] | None = None,
+        flatten: Sequence[str] | None = None,
     ) -> ItemsPage:
-        """A page of items; see ``ItemsPage`` for the pagination numbers and the JSON/JSONL/CSV encodings."""
+        """A page of items; see ``ItemsPage`` for the pagination numbers and the JSON/JSONL/CSV encodings
+        and ``ItemFilter`` for the item options."""
         item_filter = ItemFilter.build(
-            fields=fields, omit=omit, clean=clean, skip_hidden=skip_hidden, skip_empty=skip_empty
+            fields=fields, omit=omit, clean=clean, skip_hidden=skip_hidden, skip_empty=skip_empty,
+            unwind=unwind, flatten=flatten,
         )
         with self._use(DatasetFile, dataset) as file:
             return file.page(

@@ -30,6 +30,19 @@ def validate_name(name: object) -> str:
     return name
 
 
+MAX_TITLE_LENGTH: Final = 1000
+
+
+def validate_title(title: object) -> str | None:
+    """A storage title: free text (Apify's display name), or None for none."""
+    if title is None:
+        return None
+    if not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH or any(ord(ch) < 32 for ch in title):
+        raise InvalidInput(f"title must be text of at most {MAX_TITLE_LENGTH} characters without control "
+                           "characters (or null).")
+    return title
+
+
 def validate_key(key: object) -> str:
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise InvalidInput(

@@ -1,0 +1,135 @@
+"""Dataset reads through the real apify-client: item options, every export format, statistics; and
+options that are not supported here answer 400 instead of being ignored."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+from apify_client import ApifyClientAsync
+from apify_client.errors import InvalidRequestError
+
+ITEMS = [
+    {"name": "=HYPERLINK(\"http://evil\")", "tags": ["a", "b"], "shop": {"city": "Brno", "geo": {"lat": 49.2}},
+     "#debug": "x", "price": 10, "ok": True},
+    {"name": "+1", "tags": [], "shop": None, "price": -5.5},
+    {"name": "@sum", "tags": [{"tag": "c", "w": 1}], "price": None},
+    {"name": "plain <b>&</b>", "tags": "none", "shop": {"city": "Praha"}},
+]
+SHEET = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def xlsx_rows(content: bytes) -> list[list]:
+    """The first sheet's cells (inline strings, numbers, booleans), read with the standard library."""
+    with zipfile.ZipFile(io.BytesIO(content)) as book:
+        sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
+    rows = []
+    for row in sheet.iter(f"{SHEET}row"):
+        cells = {}
+        for cell in row.iter(f"{SHEET}c"):
+            column = "".join(ch for ch in cell.get("r") if ch.isalpha())
+            kind = cell.get("t")
+            assert kind != "str" and cell.find(f"{SHEET}f") is None, "no formulas"
+            if kind == "inlineStr":
+                cells[column] = "".join(t.text or "" for t in cell.iter(f"{SHEET}t"))
+            elif kind == "b":
+                cells[column] = cell.find(f"{SHEET}v").text == "1"
+            else:
+                cells[column] = float(cell.find(f"{SHEET}v").text)
+        width = max((ord(c) - 64 for c in cells), default=0)
+        rows.append([cells.get(chr(65 + i)) for i in range(width)])
+    return rows
+
+
+async def test_item_options_exports_and_statistics(api_url, api_token):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    dataset = await client.datasets().get_or_create(name="shop-items")
+    items = client.dataset(dataset.id)
+    await items.push_items(ITEMS)
+
+    unwound = (await items.list_items(unwind=["tags"], fields=["name", "tags"])).items
+    assert unwound == [{"name": ITEMS[0]["name"], "tags": "a"}, {"name": ITEMS[0]["name"], "tags": "b"},
+                       {"name": "@sum", "tag": "c", "w": 1}, {"name": "plain <b>&</b>", "tags": "none"}]
+    flat = (await items.list_items(flatten=["shop"], skip_hidden=True, limit=1)).items
+    assert flat == [{"name": ITEMS[0]["name"], "tags": ["a", "b"], "shop.city": "Brno", "shop.geo.lat": 49.2,
+                     "price": 10, "ok": True}]
+    assert "#debug" in (await items.list_items(limit=1)).items[0]
+    both = (await items.list_items(unwind=["shop"], flatten=["geo"], fields=["shop"], limit=1)).items
+    assert both == [{"city": "Brno", "geo.lat": 49.2}]
+
+    as_csv = await items.get_items_as_bytes(item_format="csv", fields=["name", "price"])
+    assert as_csv.startswith(b"\xef\xbb\xbf")  # Apify's default for CSV
+    rows = list(csv.reader(io.StringIO(as_csv[3:].decode())))
+    assert rows == [["name", "price"], ["'=HYPERLINK(\"http://evil\")", "10"], ["'+1", "-5.5"], ["'@sum", ""],
+                    ["plain <b>&</b>", ""]]
+    no_bom = await items.get_items_as_bytes(item_format="csv", bom=False, delimiter=";", fields=["price"])
+    assert no_bom.split(b"\r\n")[:3] == [b"price", b"10", b"-5.5"]
+    assert (await items.get_items_as_bytes(item_format="json", bom=True)).startswith(b"\xef\xbb\xbf[")
+
+    sheet = xlsx_rows(await items.get_items_as_bytes(item_format="xlsx", fields=["name", "price", "ok", "tags"]))
+    assert sheet[0] == ["name", "price", "ok", "tags"]
+    assert sheet[1] == [ITEMS[0]["name"], 10.0, True, '["a","b"]']  # a string cell, not a formula
+    assert sheet[2][:2] == ["+1", -5.5] and len(sheet) == 5
+
+    xml = await items.get_items_as_bytes(item_format="xml", xml_root="shop", xml_row="product", limit=2,
+                                         skip_hidden=True)
+    root = ElementTree.fromstring(xml)
+    assert root.tag == "shop" and [row.tag for row in root] == ["product", "product"]
+    assert [tag.text for tag in root[0].findall("tags")] == ["a", "b"]
+    assert root[0].find("shop/geo/lat").text == "49.2" and root[0].find("_debug") is None
+    assert root[1].find("shop").text is None  # null is an empty element
+    rss = ElementTree.fromstring(await items.get_items_as_bytes(item_format="rss", offset=3))
+    assert rss.tag == "rss" and rss.find("channel/item/name").text == "plain <b>&</b>"
+    page = (await items.get_items_as_bytes(item_format="html", fields=["name"])).decode()
+    assert "<td>plain &lt;b&gt;&amp;&lt;/b&gt;</td>" in page and "<b>" not in page
+
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        download = await http.get(f"/datasets/{dataset.id}/items?format=xlsx&attachment=true")
+        assert download.headers["content-type"].startswith("application/vnd.openxmlformats")
+        assert download.headers["content-disposition"] == 'attachment; filename="dataset_shop-items.xlsx"'
+        assert download.headers["content-security-policy"].startswith("sandbox")
+        for query, word in (("view=overview", "view"), ("signature=abc", "signature"), ("format=pdf", "pdf"),
+                            ("format=xml&xmlRoot=1bad", "xmlRoot"), ("surprise=1", "surprise"), ("simplified=1", "simplified"),
+                            ("format=json&delimiter=%3B", "delimiter"), ("xmlRow=row", "xmlRow"),
+                            ("format=xlsx&bom=1", "bom"), ("format=jsonl&skipHeaderRow=1", "skipHeaderRow")):
+            refused = await http.get(f"/datasets/{dataset.id}/items?{query}")
+            assert refused.status_code == 400 and word in refused.json()["error"]["message"], (query, refused.text)
+
+    with pytest.raises(InvalidRequestError, match="view"):
+        await items.list_items(view="overview")
+
+    stats = (await items.get_statistics()).field_statistics
+    assert stats["price"] == {"min": -5.5, "max": 10, "nullCount": 1, "emptyCount": 1}
+    assert stats["name"] == {"min": 2, "max": len(ITEMS[0]["name"]), "nullCount": 0, "emptyCount": 0}
+    assert stats["tags"]["min"] == 0 and stats["ok"] == {"min": None, "max": None, "nullCount": 0, "emptyCount": 3}
+    assert json.loads(json.dumps(stats))  # plain JSON
+
+
+async def test_storage_titles_on_create_update_and_get(api_url, api_token):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        for collection in ("datasets", "key-value-stores", "request-queues"):
+            made = await http.post(f"/{collection}?name=titled-{collection}", json={"title": "My results"})
+            assert made.status_code == 201 and made.json()["data"]["title"] == "My results"
+            again = await http.post(f"/{collection}?name=titled-{collection}", json={"title": "Other"})
+            assert again.status_code == 200 and again.json()["data"]["title"] == "My results"  # existing kept
+            refused = await http.post(f"/{collection}?name=schema-{collection}", json={"schema": {"views": {}}})
+            assert refused.status_code == 400 and "schema" in refused.json()["error"]["message"]
+            assert (await http.get(f"/{collection}/schema-{collection}")).status_code == 404  # nothing created
+            bad = await http.put(f"/{collection}/titled-{collection}", json={"name": "renamed", "title": "a\nb"})
+            assert bad.status_code == 400 and "title" in bad.json()["error"]["message"]
+            assert (await http.get(f"/{collection}/titled-{collection}")).json()["data"]["title"] == "My results"
+    dataset = client.dataset("titled-datasets")
+    updated = await dataset.update(title="Shop results")
+    assert updated.title == "Shop results" and updated.name == "titled-datasets"
+    assert (await dataset.get()).title == "Shop results"
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        cleared = await http.put("/key-value-stores/titled-key-value-stores", json={"title": None})
+        assert cleared.json()["data"]["title"] is None  # (apify-client drops None fields, so plain HTTP)
+    plain = await client.request_queues().get_or_create(name="untitled")
+    assert plain.title is None
