@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,11 @@ URL_VARIABLE = "JUPYTER_ACTORS_API_URL"
 TOKEN_VARIABLE = "JUPYTER_ACTORS_TOKEN"
 # Long-polls (waitForFinish) hold a request for up to 60 s, so reads may take a little longer.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=90.0)
+# A dropped connection (server restart, proxy hiccup) is retried for methods that may be repeated.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_ATTEMPTS = 5
+RETRY_DEADLINE_SECS = 30.0
+RETRY_FIRST_DELAY_SECS = 0.2
 
 NOT_CONFIGURED = (
     "No jupyter-actors server is configured for this kernel. Open the notebook from a Jupyter server "
@@ -31,8 +37,11 @@ NOT_CONFIGURED = (
 class Client:
     """A connection to one server's ``.../actors/api``; thread-safe (the live view uses it from threads)."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, url: str, token: str | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+                 retry_attempts: int = RETRY_ATTEMPTS, retry_deadline: float = RETRY_DEADLINE_SECS) -> None:
         self.url = url.rstrip("/")
+        self.retry_attempts = retry_attempts
+        self.retry_deadline = retry_deadline
         self.token = token or ""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=f"{self.url}/v2", headers=headers, timeout=timeout)
@@ -46,11 +55,27 @@ class Client:
     # -- requests ---------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; 4xx/5xx become ``ApiError`` subclasses carrying the server's message."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ServerNotFound(f"Cannot reach the jupyter-actors server at {self.url}: {exc}") from None
+        """One request; 4xx/5xx become ``ApiError`` subclasses carrying the server's message.
+
+        Transport errors are retried with exponential backoff, within ``retry_attempts`` and
+        ``retry_deadline`` seconds, when repeating cannot do harm (see ``may_retry``).
+        """
+        deadline = time.monotonic() + self.retry_deadline
+        delay = RETRY_FIRST_DELAY_SECS
+        attempt = 1
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+                break
+            except httpx.TransportError as exc:
+                if not (attempt < self.retry_attempts and time.monotonic() + delay < deadline
+                        and may_retry(method, exc)):
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise ServerNotFound(f"Cannot reach the jupyter-actors server at {self.url}{tries}: "
+                                         f"{exc or type(exc).__name__}") from None
+            time.sleep(delay)  # backoff before the next attempt, not synchronisation
+            attempt += 1
+            delay *= 2
         raise_for_error(response)
         return response
 
@@ -93,6 +118,11 @@ class Client:
             if stop is not None and stop.is_set():
                 return
             raise ServerNotFound(f"The log stream from {self.url} broke off: {exc}") from None
+
+
+def may_retry(method: str, exc: httpx.TransportError) -> bool:
+    """Idempotent methods always; a POST only when it never reached the server (no connection made)."""
+    return method.upper() in IDEMPOTENT or isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
