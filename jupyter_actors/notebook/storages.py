@@ -71,6 +71,17 @@ class KeyValueStore(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"<KeyValueStore {self.id}>"
 
+    def _repr_html_(self) -> str:
+        """Its first keys with sizes and content types (one listing request)."""
+        from . import reprs
+
+        try:
+            meta = self._meta or self.client.get(f"/key-value-stores/{self.id}")
+            page = self.client.get(f"/key-value-stores/{self.id}/keys", limit=reprs.PREVIEW_KEYS)
+        except ActorsError as exc:
+            return reprs.error_html(f"Key-value store {self.id}", exc)
+        return reprs.store_html(meta, page["items"], bool(page.get("isTruncated")))
+
     def _path(self, key: str) -> str:
         return f"/key-value-stores/{self.id}/records/{quote(key, safe='')}"
 
@@ -147,6 +158,17 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"<Dataset {self.id}>"
+
+    def _repr_html_(self) -> str:
+        """Its item count and first items."""
+        from . import reprs
+
+        try:
+            info = self.info
+            items = self._items(limit=reprs.PREVIEW_ROWS)
+        except ActorsError as exc:
+            return reprs.error_html(f"Dataset {self.id}", exc)
+        return reprs.dataset_html(info, items)
 
     @property
     def info(self) -> dict:
