@@ -35,7 +35,7 @@ seen = {}
 try:
     from jupyter_actors.notebook import default_client
     client = default_client()
-    seen.update(url=client.url, uds=client.uds)
+    seen.update(url=client.url, uds=getattr(client, "uds", None))
     seen["total"] = client.get("/datasets")["total"]
     seen["made"] = client.post("/datasets", name="made-by-kernel")["name"]
 except Exception as exc:
