@@ -8,34 +8,49 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
+from .discovery import CA_VARIABLE, TOKEN_VARIABLE, URL_VARIABLE, discover, parent_server, split_socket_url
 from .errors import ApiError, InvalidInputError, NotFoundError, ServerNotFound
 
-URL_VARIABLE = "JUPYTER_ACTORS_API_URL"
-TOKEN_VARIABLE = "JUPYTER_ACTORS_TOKEN"
 # Long-polls (waitForFinish) hold a request for up to 60 s, so reads may take a little longer.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=90.0)
+# A dropped connection (server restart, proxy hiccup) is retried for methods that may be repeated.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_ATTEMPTS = 5
+RETRY_DEADLINE_SECS = 30.0
+RETRY_FIRST_DELAY_SECS = 0.2
 
 NOT_CONFIGURED = (
     "No jupyter-actors server is configured for this kernel. Open the notebook from a Jupyter server "
     "that has the jupyter_actors extension enabled (its kernels get {url} and {token}), or point the "
     "client at one: jupyter_actors.connect('http://127.0.0.1:8888/actors/api', token='<jupyter token>'), "
-    "or set the environment variables {url} and {token}."
-).format(url=URL_VARIABLE, token=TOKEN_VARIABLE)
+    "or set the environment variables {url} and {token} (and {ca} for an HTTPS server with its own certificate)."
+).format(url=URL_VARIABLE, token=TOKEN_VARIABLE, ca=CA_VARIABLE)
 
 
 class Client:
     """A connection to one server's ``.../actors/api``; thread-safe (the live view uses it from threads)."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, url: str, token: str | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+                 retry_attempts: int = RETRY_ATTEMPTS, retry_deadline: float = RETRY_DEADLINE_SECS,
+                 uds: str | None = None, verify: str | bool = True) -> None:
+        """``url`` may be ``http+unix://<quoted socket path>/...`` (Jupyter's ``--sock``), or give ``uds``;
+        ``verify`` is a CA file (an HTTPS server's self-signed certfile) or a bool."""
+        http_url, socket_path = split_socket_url(url)
         self.url = url.rstrip("/")
+        self.uds = uds or socket_path
+        self.retry_attempts = retry_attempts
+        self.retry_deadline = retry_deadline
         self.token = token or ""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=f"{self.url}/v2", headers=headers, timeout=timeout)
+        transport = httpx.HTTPTransport(uds=self.uds, verify=verify) if self.uds else None
+        self._http = httpx.Client(base_url=f"{http_url.rstrip('/')}/v2", headers=headers, timeout=timeout,
+                                  verify=verify, transport=transport)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -46,11 +61,27 @@ class Client:
     # -- requests ---------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; 4xx/5xx become ``ApiError`` subclasses carrying the server's message."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ServerNotFound(f"Cannot reach the jupyter-actors server at {self.url}: {exc}") from None
+        """One request; 4xx/5xx become ``ApiError`` subclasses carrying the server's message.
+
+        Transport errors are retried with exponential backoff, within ``retry_attempts`` and
+        ``retry_deadline`` seconds, when repeating cannot do harm (see ``may_retry``).
+        """
+        deadline = time.monotonic() + self.retry_deadline
+        delay = RETRY_FIRST_DELAY_SECS
+        attempt = 1
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+                break
+            except httpx.TransportError as exc:
+                if not (attempt < self.retry_attempts and time.monotonic() + delay < deadline
+                        and may_retry(method, exc)):
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise ServerNotFound(f"Cannot reach the jupyter-actors server at {self.url}{tries}: "
+                                         f"{exc or type(exc).__name__}") from None
+            time.sleep(delay)  # backoff before the next attempt, not synchronisation
+            attempt += 1
+            delay *= 2
         raise_for_error(response)
         return response
 
@@ -95,6 +126,11 @@ class Client:
             raise ServerNotFound(f"The log stream from {self.url} broke off: {exc}") from None
 
 
+def may_retry(method: str, exc: httpx.TransportError) -> bool:
+    """Idempotent methods always; a POST only when it never reached the server (no connection made)."""
+    return method.upper() in IDEMPOTENT or isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     """Query parameters without Nones; booleans as Apify's true/false."""
     out = {}
@@ -126,15 +162,22 @@ _default: Client | None = None
 _default_lock = threading.Lock()
 
 
-def connect(url: str | None = None, token: str | None = None) -> Client:
-    """Point this kernel at a server (explicit arguments, else the environment variables)."""
+def connect(url: str | None = None, token: str | None = None, *, verify: str | bool | None = None) -> Client:
+    """Point this kernel at a server: explicit arguments, else what ``discovery`` finds.
+
+    ``verify``: a CA file to trust (an HTTPS server's self-signed certfile), False, or the default.
+    """
     global _default
-    url = url or os.environ.get(URL_VARIABLE)
-    if token is None:
-        token = os.environ.get(TOKEN_VARIABLE)
-    if not url:
-        raise ServerNotFound(NOT_CONFIGURED)
-    client = Client(url, token)
+    if url:
+        token = os.environ.get(TOKEN_VARIABLE) if token is None else token
+        verify = (os.environ.get(CA_VARIABLE) or True) if verify is None else verify
+        client = Client(url, token, verify=verify)
+    else:
+        endpoint = discover(server=parent_server())
+        if endpoint is None:
+            raise ServerNotFound(NOT_CONFIGURED)
+        client = Client(endpoint.url, endpoint.token if token is None else token, uds=endpoint.uds,
+                        verify=endpoint.verify if verify is None else verify)
     with _default_lock:
         previous, _default = _default, client
     if previous is not None:

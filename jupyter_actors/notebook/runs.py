@@ -30,6 +30,12 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.data.get('status')}>"
 
+    def _repr_html_(self) -> str:
+        """The last snapshot as a card (no request: a repr must not block on the server)."""
+        from .reprs import run_html
+
+        return run_html(self.data)
+
     def refresh(self, wait: float = 0) -> dict:
         """Fetch the run again; with ``wait`` > 0 the server holds the answer until it ends (max 60 s)."""
         self.data = self.client.get(f"/actor-runs/{self.id}", waitForFinish=int(wait) if wait else None)

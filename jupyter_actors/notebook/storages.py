@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -9,7 +10,7 @@ from urllib.parse import quote
 import orjson
 
 from .client import Client, resolve
-from .errors import NotFoundError
+from .errors import ActorsError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas
@@ -70,6 +71,17 @@ class KeyValueStore(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"<KeyValueStore {self.id}>"
 
+    def _repr_html_(self) -> str:
+        """Its first keys with sizes and content types (one listing request)."""
+        from . import reprs
+
+        try:
+            meta = self._meta or self.client.get(f"/key-value-stores/{self.id}")
+            page = self.client.get(f"/key-value-stores/{self.id}/keys", limit=reprs.PREVIEW_KEYS)
+        except ActorsError as exc:
+            return reprs.error_html(f"Key-value store {self.id}", exc)
+        return reprs.store_html(meta, page["items"], bool(page.get("isTruncated")))
+
     def _path(self, key: str) -> str:
         return f"/key-value-stores/{self.id}/records/{quote(key, safe='')}"
 
@@ -117,10 +129,15 @@ class KeyValueStore(Mapping[str, Any]):
         return response.headers.get("Content-Type", "application/octet-stream")
 
     def to_pandas(self) -> pandas.DataFrame:
-        """One row per record: key, size (bytes) and content type."""
+        """One row per record: key, size (bytes) and content type, from the key listing alone.
+
+        The server's listing carries each record's ``contentType``, so a store of up to 1000 keys
+        takes one request (one per 1000 keys beyond), never one per key.
+        """
         import pandas
 
-        rows = [{"key": item["key"], "size": int(item["size"]), "contentType": self.content_type(item["key"])}
+        rows = [{"key": item["key"], "size": int(item["size"]),
+                 "contentType": item.get("contentType") or self.content_type(item["key"])}
                 for item in self.iter_key_info()]
         frame = pandas.DataFrame(rows, columns=["key", "size", "contentType"])
         return frame.astype({"key": "string", "size": "int64", "contentType": "string"})
@@ -142,6 +159,17 @@ class Dataset:
     def __repr__(self) -> str:
         return f"<Dataset {self.id}>"
 
+    def _repr_html_(self) -> str:
+        """Its item count and first items."""
+        from . import reprs
+
+        try:
+            info = self.info
+            items = self._items(limit=reprs.PREVIEW_ROWS)
+        except ActorsError as exc:
+            return reprs.error_html(f"Dataset {self.id}", exc)
+        return reprs.dataset_html(info, items)
+
     @property
     def info(self) -> dict:
         return self.client.get(f"/datasets/{self.id}")
@@ -150,42 +178,162 @@ class Dataset:
         return int(self.info.get("itemCount", 0))
 
     def _items(self, *, offset: int = 0, limit: int | None = None, fields: Sequence[str] | None = None,
-               desc: bool = False) -> list[dict]:
+               desc: bool = False, **options: Any) -> list[dict]:
         """Items decoded with one orjson call over the server's JSON array (the fastest path measured)."""
         response = self.client.request("GET", f"/datasets/{self.id}/items", params={
             "format": "json", "offset": offset, **({"limit": limit} if limit is not None else {}),
-            **({"fields": ",".join(fields)} if fields else {}), **({"desc": "true"} if desc else {}),
+            **({"desc": "true"} if desc else {}), **item_params(fields=fields, **options),
         })
         return orjson.loads(response.content)
 
     def items(self, *, offset: int = 0, limit: int | None = None, fields: Sequence[str] | None = None,
-              desc: bool = False) -> list[dict]:
-        """Items as a list of dicts."""
-        return self._items(offset=offset, limit=limit, fields=fields, desc=desc)
+              desc: bool = False, omit: Sequence[str] | None = None, clean: bool = False,
+              unwind: Sequence[str] | str | None = None, flatten: Sequence[str] | str | None = None) -> list[dict]:
+        """Items as a list of dicts; ``fields``/``omit``/``clean``/``unwind``/``flatten`` are the server's."""
+        return self._items(offset=offset, limit=limit, fields=fields, desc=desc, omit=omit, clean=clean,
+                           unwind=unwind, flatten=flatten)
 
-    def iter_items(self, *, page_size: int = ITEMS_PAGE, fields: Sequence[str] | None = None) -> Iterator[dict]:
+    def iter_items(self, *, page_size: int = ITEMS_PAGE, fields: Sequence[str] | None = None,
+                   **options: Any) -> Iterator[dict]:
         """Every item, fetched ``page_size`` at a time so a big dataset never sits in memory at once."""
+        for page in self._pages(page_size, fields=fields, **options):
+            yield from page
+
+    def _pages(self, page_size: int, **options: Any) -> Iterator[list[dict]]:
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ActorsError(f"The page size must be a whole number of at least 1, not {page_size!r}.")
         offset = 0
         while True:
-            page = self._items(offset=offset, limit=page_size, fields=fields)
-            yield from page
+            page = self._items(offset=offset, limit=page_size, **options)
+            if page:
+                yield page
             if len(page) < page_size:
                 return
             offset += len(page)
 
     def to_pandas(self, *, limit: int | None = None, offset: int = 0, fields: Sequence[str] | None = None,
-                  flatten: bool = False, desc: bool = False) -> pandas.DataFrame:
-        """Items as a DataFrame; ``flatten`` turns nested objects into ``a.b`` columns (json_normalize)."""
-        import pandas
+                  flatten: bool | Sequence[str] = False, desc: bool = False, omit: Sequence[str] | None = None,
+                  clean: bool = False, unwind: Sequence[str] | str | None = None,
+                  dtype_backend: str | None = None, parse_dates: bool = True) -> pandas.DataFrame:
+        """Items as a DataFrame.
 
-        items = self._items(offset=offset, limit=limit, fields=fields, desc=desc)
-        if flatten:
-            frame = pandas.json_normalize(items)
-        else:
-            frame = pandas.DataFrame.from_records(items) if items else pandas.DataFrame()
-        if fields and not flatten:  # the asked-for columns in the asked-for order, even when absent
-            frame = frame.reindex(columns=list(fields))
-        return frame
+        ``flatten=True`` turns nested objects into ``a.b`` columns here (json_normalize); a list of
+        field names is passed to the server's ``flatten`` instead, like ``fields``, ``omit``, ``clean``
+        and ``unwind``. Columns of ISO-8601 timestamps become datetimes (``parse_dates=False``: not).
+        ``dtype_backend`` is pandas' ("numpy_nullable" or "pyarrow", which needs pyarrow installed).
+        """
+        _check_backend(dtype_backend)
+        local_flatten = flatten is True
+        items = self._items(offset=offset, limit=limit, fields=fields, desc=desc, omit=omit, clean=clean,
+                            unwind=unwind, flatten=None if isinstance(flatten, bool) else flatten)
+        return frame_of(items, fields=fields, flatten=local_flatten, dtype_backend=dtype_backend,
+                        parse_dates=parse_dates)
+
+    def iter_pandas(self, chunksize: int = ITEMS_PAGE, *, fields: Sequence[str] | None = None,
+                    flatten: bool | Sequence[str] = False, desc: bool = False, omit: Sequence[str] | None = None,
+                    clean: bool = False, unwind: Sequence[str] | str | None = None,
+                    dtype_backend: str | None = None, parse_dates: bool = True) -> Iterator[pandas.DataFrame]:
+        """The items as DataFrames of ``chunksize`` rows, one request each: a dataset bigger than memory.
+
+        Each chunk infers its own dtypes (as ``read_csv``'s chunks do); the index runs on across chunks.
+        """
+        _check_backend(dtype_backend)
+        pages = self._pages(chunksize, fields=fields, desc=desc, omit=omit, clean=clean, unwind=unwind,
+                            flatten=None if isinstance(flatten, bool) else flatten)
+        for start, page in _numbered(pages):
+            frame = frame_of(page, fields=fields, flatten=flatten is True, dtype_backend=dtype_backend,
+                             parse_dates=parse_dates)
+            frame.index = range(start, start + len(frame))
+            yield frame
+
+
+def _numbered(pages: Iterator[list[dict]]) -> Iterator[tuple[int, list[dict]]]:
+    """Each page with the position of its first item, so chunks concatenate to one RangeIndex."""
+    start = 0
+    for page in pages:
+        yield start, page
+        start += len(page)
+
+
+def item_params(*, fields: Sequence[str] | str | None = None, omit: Sequence[str] | str | None = None,
+                clean: bool = False, unwind: Sequence[str] | str | None = None,
+                flatten: Sequence[str] | str | None = None) -> dict[str, str]:
+    """The server's item-shaping query parameters (Apify's names; lists as comma-separated)."""
+    params = {name: value if isinstance(value, str) else ",".join(value)
+              for name, value in (("fields", fields), ("omit", omit), ("unwind", unwind), ("flatten", flatten))
+              if value}
+    if clean:
+        params["clean"] = "true"
+    return params
+
+
+DTYPE_BACKENDS = ("numpy_nullable", "pyarrow")
+# A timestamp, not a bare date: 2024-05-01T12:00:00Z, 2024-05-01 12:00:00.123+02:00, ...
+ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+
+
+def _check_backend(dtype_backend: str | None) -> None:
+    if dtype_backend is None:
+        return
+    if dtype_backend not in DTYPE_BACKENDS:
+        raise ActorsError(f"dtype_backend must be one of {', '.join(DTYPE_BACKENDS)} (or None), "
+                          f"not {dtype_backend!r}.")
+    if dtype_backend == "pyarrow":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ActorsError('dtype_backend="pyarrow" needs pyarrow: pip install pyarrow') from None
+
+
+def frame_of(items: list[dict], *, fields: Sequence[str] | None = None, flatten: bool = False,
+             dtype_backend: str | None = None, parse_dates: bool = True) -> pandas.DataFrame:
+    """A DataFrame of decoded items: flattened, reindexed to ``fields``, timestamps parsed, dtypes as asked."""
+    import pandas
+
+    if flatten:
+        frame = pandas.json_normalize(items)
+    else:
+        frame = pandas.DataFrame.from_records(items) if items else pandas.DataFrame()
+    if fields and not flatten:  # the asked-for columns in the asked-for order, even when absent
+        frame = frame.reindex(columns=list(fields))
+    if parse_dates:
+        for column in frame.columns:
+            if _all_timestamps(frame[column]):
+                frame[column] = _to_datetime(frame[column])
+    if dtype_backend is not None:
+        frame = frame.convert_dtypes(dtype_backend=dtype_backend)
+    if dtype_backend == "pyarrow":
+        for column in frame.columns[frame.dtypes == object]:
+            frame[column] = _to_arrow(frame[column])
+    return frame
+
+
+def _to_arrow(series: pandas.Series) -> pandas.Series:
+    """Nested values (objects, lists) as Arrow structs/lists when they share a shape; else left as they are."""
+    import pandas
+    import pyarrow
+
+    try:
+        array = pyarrow.array(series.tolist(), from_pandas=True)
+    except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, pyarrow.ArrowNotImplementedError):
+        return series
+    return pandas.Series(array, index=series.index, dtype=pandas.ArrowDtype(array.type), name=series.name)
+
+
+def _all_timestamps(series: pandas.Series) -> bool:
+    """A text column whose every non-null value is an ISO-8601 timestamp (and which has one)."""
+    if series.dtype != object and str(series.dtype) not in ("str", "string"):
+        return False
+    values = series.dropna()
+    return len(values) > 0 and all(isinstance(v, str) and ISO_TIMESTAMP.fullmatch(v) for v in values)
+
+
+def _to_datetime(series: pandas.Series) -> pandas.Series:
+    """UTC datetimes when any value carries a zone (mixed offsets agree in UTC), naive ones otherwise."""
+    import pandas
+
+    zoned = any(ISO_TIMESTAMP.fullmatch(v).group(3) for v in series.dropna())  # type: ignore[union-attr]
+    return pandas.to_datetime(series, format="ISO8601", utc=zoned)
 
 
 def key_value_store(name_or_id: str, *, client: Client | None = None) -> KeyValueStore:
