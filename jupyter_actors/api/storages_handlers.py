@@ -19,7 +19,7 @@ from ..platform.storages import (
 )
 from ..platform.retention import tombstone_message
 from ..platform.storages.kinds import LABELS
-from .base import ApiHandlerMixin
+from .base import MAX_BATCH_REQUESTS, ApiHandlerMixin
 from .principals import require
 
 ID = r"([^/]+)"
@@ -134,7 +134,7 @@ class StorageHandler(StorageAccess):
 
     async def put(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_object({"name": (str, type(None)), "generalAccess": (str, type(None))}, required=True)
+        body = await self.json_object({"name": (str, type(None)), "generalAccess": (str, type(None))}, required=True)
         if "name" in body:
             self.require_owner(meta, "rename")
             meta = await self.call(self.storages.rename, self.kind, meta["id"], body["name"])
@@ -168,6 +168,7 @@ class KeysHandler(StorageAccess):
 
 class RecordHandler(StorageAccess):
     kind = KEY_VALUE_STORES
+    large_bodies_for_runs = True  # stored as sent, never parsed: a run's record may be MAX_BODY_BYTES
 
     async def get(self, ref: str, key: str) -> None:
         value, content_type = await self.use(ref, self.storages.get_record, key)
@@ -188,7 +189,7 @@ class RecordHandler(StorageAccess):
 
     async def put(self, ref: str, key: str) -> None:
         content_type = self.content_type_header(self.request.headers.get("Content-Type"))
-        await self.use(ref, self.storages.set_record, key, self.raw_body(), content_type)
+        await self.use(ref, self.storages.set_record, key, await self.raw_body(), content_type)
         self.set_status(201)
         self.finish()
 
@@ -245,7 +246,7 @@ class ItemsHandler(StorageAccess):
         self.finish()
 
     async def post(self, ref: str) -> None:
-        await self.use(ref, self.storages.push_items, self.raw_body())
+        await self.use(ref, self.storages.push_items, await self.raw_body())
         self.set_status(201)
         self.finish()
 
@@ -285,7 +286,7 @@ class RequestsHandler(StorageAccess):
 
     async def post(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a request object with at least a url.")
         result = await self.call(
@@ -301,9 +302,10 @@ class RequestsBatchHandler(StorageAccess):
 
     async def post(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, list):
             raise InvalidInput("The body must be a JSON array of request objects.")
+        check_batch_size(body)
         result = await self.call(
             self.storages.add_requests, meta["id"], body, forefront=self.query_bool("forefront"),
             client_key=self.query("clientKey"),
@@ -314,12 +316,13 @@ class RequestsBatchHandler(StorageAccess):
         """Delete by id or uniqueKey. Every entry is checked before any is deleted; deleting a request
         that is not there counts as done (the call is idempotent, as a retried batch needs)."""
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, list) or not all(
             isinstance(entry, dict) and (isinstance(entry.get("id"), str) or isinstance(entry.get("uniqueKey"), str))
             for entry in body
         ):
             raise InvalidInput("The body must be a JSON array of {\"id\": ...} or {\"uniqueKey\": ...} objects.")
+        check_batch_size(body)
         processed = [
             {"id": entry.get("id") or unique_key_to_request_id(entry["uniqueKey"]), "uniqueKey": entry.get("uniqueKey")}
             for entry in body
@@ -328,6 +331,12 @@ class RequestsBatchHandler(StorageAccess):
         refused_ids = {entry["id"] for entry in refused}
         self.send_data({"processedRequests": [entry for entry in processed if entry["id"] not in refused_ids],
                         "unprocessedRequests": refused})
+
+
+def check_batch_size(batch: list) -> None:
+    if len(batch) > MAX_BATCH_REQUESTS:
+        raise InvalidInput(f"A batch holds at most {MAX_BATCH_REQUESTS} requests (as on Apify); this one has "
+                           f"{len(batch)}. Send them in several batches. Nothing was changed.")
 
 
 def _delete_requests(storages, queue_id: str, entries: list[dict], **owner) -> list[dict]:
@@ -353,7 +362,7 @@ class RequestHandler(StorageAccess):
 
     async def put(self, ref: str, request_id: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a request object.")
         result = await self.call(
