@@ -27,6 +27,10 @@ def machine_memory_mb() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1024 * 1024))
 
 
+#: SQLite's ``synchronous`` settings that keep a WAL database consistent (OFF does not, on power loss).
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+
 @dataclass
 class PlatformConfig:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -96,6 +100,13 @@ class PlatformConfig:
     log_cap_mb: float = 64.0
     #: Labelled containers without a run record are removed after this many seconds.
     orphan_grace_secs: float = 60.0
+    #: SQLite ``synchronous`` of the registry (runs, actors, builds) and the storage catalog. "FULL":
+    #: a commit is on disk when acknowledged, so it survives a power loss or an OS crash; "NORMAL":
+    #: it survives a crash of the server process (kill -9) but the last commits may be lost with power.
+    sqlite_synchronous: str = "FULL"
+    #: The same for each storage's own file (records, items, requests): "NORMAL" by default, as every
+    #: push and record PUT would otherwise wait for a disk flush.
+    storage_sqlite_synchronous: str = "NORMAL"
 
     @property
     def web_base_url(self) -> str:
@@ -112,5 +123,10 @@ class PlatformConfig:
             from .proxy import Upstream
 
             Upstream.parse(self.upstream_proxy)  # a wrong URL fails at start, with what to write
+        for name in ("sqlite_synchronous", "storage_sqlite_synchronous"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value.upper() not in SYNCHRONOUS_MODES:
+                raise ValueError(f"{name} must be one of {', '.join(SYNCHRONOUS_MODES)}, not {value!r}")
+            setattr(self, name, value.upper())
         if self.cpu_mode not in ("quota", "shares"):
             raise ValueError(f"cpu_mode must be 'quota' or 'shares', not {self.cpu_mode!r}")
