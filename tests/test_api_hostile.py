@@ -648,3 +648,37 @@ async def test_a_refused_start_creates_no_storage(user, actors_app):
             assert_error(await user.post(f"/actors/local~bad-port/runs?{query}", json={"n": 1}), 400)
         assert snapshot(actors_app.platform) == before
         assert actors_app.platform.list_runs() == []
+
+
+# -- hostile load: what one request may make the server hold -------------------------------------------
+
+
+def test_batches_pushes_and_run_bodies_are_capped(two_runs):
+    """Apify's caps: 25 requests per batch, a 9 MiB body from a run (but a record up to 100 MiB), and
+    a push of at most 100 000 items; each refused with 400/413 and nothing stored."""
+    from jupyter_actors.api.base import MAX_BATCH_REQUESTS, MAX_RUN_BODY_BYTES
+    from jupyter_actors.platform.storages.datasets import MAX_PUSH_ITEMS
+
+    platform, (mine, _) = two_runs
+    queue, dataset, kvs = (mine[f"default_{kind}_id"] for kind in ("request_queue", "dataset", "key_value_store"))
+    batch = [{"url": f"https://example.com/{i}"} for i in range(MAX_BATCH_REQUESTS + 1)]
+    with actor_client(platform, mine["token"]) as client:
+        assert "at most 25 requests" in assert_error(client.post(f"/request-queues/{queue}/requests/batch", json=batch), 400)["message"]
+        assert_error(client.request("DELETE", f"/request-queues/{queue}/requests/batch",
+                                    json=[{"uniqueKey": r["url"]} for r in batch]), 400)
+        assert platform.storages.list_requests(queue)["items"] == []
+        assert client.post(f"/request-queues/{queue}/requests/batch", json=batch[:-1]).status_code == 201
+        big = b'[{"pad": "' + b"x" * MAX_RUN_BODY_BYTES + b'"}]'
+        assert_error(client.post(f"/datasets/{dataset}/items", content=big,
+                                 headers={"Content-Type": "application/json"}), 413)
+        assert client.put(f"/key-value-stores/{kvs}/records/big", content=big,
+                          headers={"Content-Type": "application/json"}).status_code == 201
+        many = b"[" + b",".join([b'{"i":1}'] * (MAX_PUSH_ITEMS + 1)) + b"]"
+        assert "at most 100000 items" in assert_error(client.post(f"/datasets/{dataset}/items", content=many,
+                                                                  headers={"Content-Type": "application/json"}), 400)["message"]
+        tiny = b"[" + b",".join([b"{}"] * (10 * MAX_PUSH_ITEMS + 1)) + b"]"
+        assert_error(client.post(f"/datasets/{dataset}/items", content=tiny,
+                                 headers={"Content-Type": "application/json"}), 400)
+        assert platform.storages.list_items(dataset).total == 0
+        assert client.post(f"/datasets/{dataset}/items", content=many[:-9] + b"]",
+                           headers={"Content-Type": "application/json"}).status_code == 201

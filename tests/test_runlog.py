@@ -69,3 +69,40 @@ def test_a_log_over_its_cap_keeps_its_tail_and_says_so(tmp_path):
     assert lines[-1].endswith("line 0999")
     numbers = [int(line.rsplit(" ", 1)[1]) for line in lines[1:]]
     assert numbers == list(range(numbers[0], 1000))  # a contiguous tail, nothing half-written
+
+
+def test_a_follower_keeps_its_place_when_the_tail_is_rotated(tmp_path):
+    """``_keep_tail`` swaps in a shorter file: a follower goes on after its last line, none skipped or split."""
+    from jupyter_actors.platform.runlog import LogFollower
+
+    path = tmp_path / "run.log"
+    log = RunLog(path, max_bytes=4000)
+    follower = LogFollower(path)
+    seen = b""
+    rotated = False
+    for i in range(200):
+        before = path.stat().st_ino
+        log.append([LogLine(BASE + i * 1_000_000, f"line {i:04d} " + "x" * 40)])
+        rotated = rotated or path.stat().st_ino != before
+        if i % 7 == 0:
+            seen += follower.read()
+    seen += follower.read()
+    log.close()
+    assert rotated
+    lines = [line.split(b" ", 1)[1] for line in seen.splitlines()]
+    numbered = [int(line.split()[1]) for line in lines if line.startswith(b"line ")]
+    assert numbered == list(range(200)), "lines skipped, repeated or split across the rotation"
+    assert all(line.startswith((b"line ", b"[jupyter-actors]")) for line in lines)
+
+
+def test_the_log_tail_rotation_is_durable(tmp_path, monkeypatch):
+    """The swapped-in tail is fsynced, and so is its directory (the rename)."""
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.path.isdir(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    log = RunLog(tmp_path / "run.log", max_bytes=200)
+    log.append([LogLine(BASE + i, f"line {i} " + "x" * 40) for i in range(10)])
+    log.close()
+    assert True in synced and False in synced

@@ -292,3 +292,30 @@ def test_key_value_store_survives_kill_9_mid_write(tmp_path: Path, acknowledged:
     for n in range(acked):
         assert storages.record_exists("crash", f"r{n}")
     assert int(storages.get_record("crash", "latest").value) >= acked - 1
+
+
+def test_registry_and_catalog_commit_fully_by_default_and_the_setting_is_checked(tmp_path: Path) -> None:
+    """Power loss: the registry and the catalog run ``synchronous=FULL`` (2) unless set otherwise, each
+    storage's file NORMAL (1); the catalog entry is then on disk before its storage file exists, so
+    orphan removal after a host crash never takes a file whose catalog row was lost."""
+    from jupyter_actors.platform.config import PlatformConfig
+    from jupyter_actors.platform.registry import Registry
+    from jupyter_actors.platform.storages.kvs import KeyValueStoreFile
+
+    def synchronous(connection) -> int:
+        return connection.execute("PRAGMA synchronous").fetchone()[0]
+
+    assert synchronous(Registry(tmp_path / "registry.sqlite")._db) == 2
+    assert synchronous(Registry(tmp_path / "normal.sqlite", synchronous="NORMAL")._db) == 1
+    storages = Storages(tmp_path / "storages")
+    kvs = storages.create_kvs("durable")["id"]
+    storages.set_record(kvs, "k", b"v", "text/plain")
+    with storages._catalog.read() as db:
+        assert synchronous(db) == 2
+    with storages._use(KeyValueStoreFile, kvs) as file, file.read() as db:
+        assert synchronous(db) == 1
+    storages.close()
+    assert PlatformConfig(data_dir=tmp_path, sqlite_synchronous="normal").sqlite_synchronous == "NORMAL"
+    assert PlatformConfig(data_dir=tmp_path).sqlite_synchronous == "FULL"
+    with pytest.raises(ValueError, match="sqlite_synchronous must be one of FULL, NORMAL, EXTRA"):
+        PlatformConfig(data_dir=tmp_path, sqlite_synchronous="OFF")

@@ -113,7 +113,7 @@ class ActorListHandler(ActorAccess):
 
     async def post(self) -> None:
         require(self.principal.may_manage_actors, "create actors")
-        body = checked_actor_body(self.json_body(default={}), require_name=True)
+        body = checked_actor_body(await self.json_body(default={}), require_name=True)
         actor = await self.call(self.platform.create_actor, definition_from_body(body["name"], body))
         self.send_data(await self.call(self.actor_view, actor), 201)
 
@@ -126,7 +126,7 @@ class ActorHandler(ActorAccess):
         """Update; new versions and the run defaults are validated before either is written."""
         require(self.principal.may_manage_actors, "change actors")
         actor = await self.call(self.platform.get_actor, actor_id)
-        body = checked_actor_body(self.json_body(default={}))
+        body = checked_actor_body(await self.json_body(default={}))
         defaults = body.get("defaultRunOptions") or {}
         changes = {RUN_OPTION_COLUMNS[key]: value for key, value in defaults.items() if key in RUN_OPTION_COLUMNS}
         changes.update({field: body[field] for field in ("title", "description") if field in body})
@@ -156,7 +156,7 @@ class ActorRunsHandler(RunListing):
         self.query_float("maxTotalChargeUsd")
         web_public = self.query_bool("webServerPublic")
         require(self.principal.may_publish_web or not web_public, "start a run with a public web server")
-        body = self.raw_body()
+        body = await self.raw_body()
         run_input = None if body.strip() in (b"", b"null") else body
         content_type = None
         if run_input is not None:
@@ -230,7 +230,7 @@ class ActorVersionsHandler(ActorAccess):
     async def post(self, actor_id: str) -> None:
         require(self.principal.may_manage_actors, "change actors")
         actor = await self.call(self.platform.get_actor, actor_id)
-        body = self.json_body(default={})
+        body = await self.json_body(default={})
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a version object.")
         kept = {"title": actor["title"], "description": actor["description"]}

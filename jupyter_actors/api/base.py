@@ -35,6 +35,12 @@ _TYPE_BY_STATUS = {
 MAX_BODY_BYTES = MAX_RECORD_BYTES
 #: Bodies up to this size are read and discarded before the 413; past it the connection is dropped.
 MAX_DRAINED_BODY_BYTES = 4 * MAX_RECORD_BYTES
+#: A run token's cap on every body but a record's: Apify's own payload limit (its clients and SDKs
+#: split pushes and batches to fit), so one run cannot make the server parse 100 MiB of JSON.
+MAX_RUN_BODY_BYTES = 9 * 1024 * 1024
+#: Apify's cap on requests per batch add or delete (its clients send batches of at most 25): a batch
+#: is one write transaction on the queue, which blocks its other writers while it lasts.
+MAX_BATCH_REQUESTS = 25
 #: Apify's platform cap on ``waitForFinish``; the clients loop for longer waits.
 MAX_WAIT_SECS = 60
 MAX_CONTENT_TYPE_CHARS = 255
@@ -142,27 +148,39 @@ class ApiHandlerMixin:
             await authenticated
         self._body = bytearray()
         self._body_overflow = False
+        self.body_cap = self.body_limit()
         declared = self.request.headers.get("Content-Length")  # type: ignore[attr-defined]
         if declared is not None:
             if not is_ascii_digits(declared.strip()):
                 raise InvalidInput(f"Content-Length {declared!r} is not a number of bytes.")
             if int(declared) > MAX_DRAINED_BODY_BYTES:
-                raise body_too_large(int(declared))
-            self._body_overflow = int(declared) > MAX_BODY_BYTES
+                raise body_too_large(int(declared), self.body_cap)
+            self._body_overflow = int(declared) > self.body_cap
         self.request.connection.set_max_body_size(MAX_DRAINED_BODY_BYTES)  # type: ignore[attr-defined]
         self._refused_unread = False
 
+    #: Whether a run token may send a body up to MAX_BODY_BYTES here (records), not MAX_RUN_BODY_BYTES.
+    large_bodies_for_runs = False
+
+    def body_limit(self) -> int:
+        """The user's bodies may be MAX_BODY_BYTES; a run's only where it stores bytes as they are."""
+        principal = getattr(self, "principal", None)
+        if principal is None or principal.run_id is None or self.large_bodies_for_runs:
+            return MAX_BODY_BYTES
+        return MAX_RUN_BODY_BYTES
+
     def data_received(self, chunk: bytes) -> None:
-        if self._body_overflow or len(self._body) + len(chunk) > MAX_BODY_BYTES:
+        if self._body_overflow or len(self._body) + len(chunk) > self.body_cap:
             self._body_overflow = True
             self._body = bytearray()
             return
         self._body += chunk
 
-    def raw_body(self) -> bytes | bytearray:
-        """The request body with any Content-Encoding (gzip, br, deflate) removed, at most MAX_BODY_BYTES."""
+    async def raw_body(self) -> bytes | bytearray:
+        """The request body with any Content-Encoding (gzip, br, deflate) removed, at most the body cap.
+        Inflating runs in a worker thread: it takes a while for a large body, and the loop is Jupyter's."""
         if self._body_overflow:
-            raise body_too_large(None)
+            raise body_too_large(None, self.body_cap)
         body = self._body  # not copied: up to 100 MiB, and every consumer takes a bytearray
         encoding = (self.request.headers.get("Content-Encoding") or "").strip().lower()  # type: ignore[attr-defined]
         if encoding in ("", "identity"):
@@ -171,28 +189,27 @@ class ApiHandlerMixin:
         if decoder is None:
             raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; use gzip, br or deflate.")
         try:
-            decoded = decoder(body)
+            decoded = await self.call(decoder, body, self.body_cap)
         except _TooLarge:
-            raise body_too_large(None) from None
+            raise body_too_large(None, self.body_cap) from None
         except Exception:  # noqa: BLE001 - any decoder error means a corrupt body
             raise InvalidInput(f"The request body is not valid {encoding} data.") from None
+        self._body = bytearray()  # the encoded copy is no longer needed
         return decoded
 
-    def json_body(self, *, default: Any = None) -> Any:
-        body = self.raw_body()
+    async def json_body(self, *, default: Any = None) -> Any:
+        """The body parsed as JSON, in a worker thread (a large body takes long to parse)."""
+        body = await self.raw_body()
         if not body.strip():
             return default
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+        return await self.call(_parse_json, body)
 
-    def json_object(self, fields: dict[str, type | tuple[type, ...]], *, required: bool = False) -> dict:
+    async def json_object(self, fields: dict[str, type | tuple[type, ...]], *, required: bool = False) -> dict:
         """A JSON object body whose keys are all in ``fields``, each of the type listed there.
 
         Checked before anything is changed, so a body with one wrong field changes nothing.
         """
-        body = self.json_body(default=None if required else {})
+        body = await self.json_body(default=None if required else {})
         if body is None and required:
             raise InvalidInput(f"The body is required: a JSON object with some of: {', '.join(fields)}.")
         if not isinstance(body, dict):
@@ -313,56 +330,63 @@ def not_found(what: str) -> NotFound:
     return NotFound(f"{what} was not found.", type="record-not-found")
 
 
-def body_too_large(size: int | None) -> InvalidInput:
+def _parse_json(body: bytes | bytearray) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+
+
+def body_too_large(size: int | None, cap: int = MAX_BODY_BYTES) -> InvalidInput:
     what = f"The request body is {size} bytes" if size is not None else "The request body is too large"
     return InvalidInput(
-        f"{what}; at most {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // (1024 * 1024)} MiB, after decompression) "
-        "are accepted. Split the data into several records or pushes.",
+        f"{what}; at most {cap} bytes ({cap / (1024 * 1024):g} MiB, after decompression) "
+        "are accepted here. Split the data into several records, pushes or batches.",
         type="request-too-large", status=413,
     )
 
 
 class _TooLarge(Exception):
-    """A compressed body that inflates past MAX_BODY_BYTES (a decompression bomb, or just too big)."""
+    """A compressed body that inflates past the body cap (a decompression bomb, or just too big)."""
 
 
-def _inflate_zlib(body: bytes, wbits: int) -> bytes:
-    """Decode every member of a gzip/zlib stream, never producing more than MAX_BODY_BYTES."""
+def _inflate_zlib(body: bytes, wbits: int, cap: int) -> bytearray:
+    """Decode every member of a gzip/zlib stream, never producing more than ``cap`` bytes."""
     output = bytearray()
     data = body
     while True:
         decoder = zlib.decompressobj(wbits)
-        output += decoder.decompress(data, MAX_BODY_BYTES + 1 - len(output))
-        if len(output) > MAX_BODY_BYTES or decoder.unconsumed_tail:
+        output += decoder.decompress(data, cap + 1 - len(output))
+        if len(output) > cap or decoder.unconsumed_tail:
             raise _TooLarge
         if not decoder.eof:
             raise ValueError("truncated stream")
         data = decoder.unused_data
         if not data:
-            return bytes(output)
+            return output  # not copied to bytes: every consumer takes a bytearray
 
 
-def _inflate_deflate(body: bytes) -> bytes:
+def _inflate_deflate(body: bytes, cap: int) -> bytearray:
     """HTTP ``deflate`` is zlib-wrapped by the RFC, but some clients send raw deflate: accept both."""
     try:
-        return _inflate_zlib(body, zlib.MAX_WBITS)
+        return _inflate_zlib(body, zlib.MAX_WBITS, cap)
     except zlib.error:
-        return _inflate_zlib(body, -zlib.MAX_WBITS)
+        return _inflate_zlib(body, -zlib.MAX_WBITS, cap)
 
 
-def _inflate_brotli(body: bytes) -> bytes:
+def _inflate_brotli(body: bytes, cap: int) -> bytes:
     decoder = brotli.Decompressor()
-    output = decoder.process(body, output_buffer_limit=MAX_BODY_BYTES + 1)
-    if len(output) > MAX_BODY_BYTES:
+    output = decoder.process(body, output_buffer_limit=cap + 1)
+    if len(output) > cap:
         raise _TooLarge
     if not decoder.is_finished():
         raise ValueError("truncated stream")
     return output
 
 
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": lambda body: _inflate_zlib(body, 16 + zlib.MAX_WBITS),
-    "x-gzip": lambda body: _inflate_zlib(body, 16 + zlib.MAX_WBITS),
+_DECODERS: dict[str, Callable[[bytes, int], bytes | bytearray]] = {
+    "gzip": lambda body, cap: _inflate_zlib(body, 16 + zlib.MAX_WBITS, cap),
+    "x-gzip": lambda body, cap: _inflate_zlib(body, 16 + zlib.MAX_WBITS, cap),
     "deflate": _inflate_deflate,
     "br": _inflate_brotli,
 }

@@ -8,6 +8,7 @@ import time
 from ..platform.clock import iso, parse_iso
 from ..platform.errors import InvalidInput, PlatformError
 from ..platform.lifecycle import RunStatus
+from ..platform.runlog import LogFollower
 from .principals import require
 from .run_refs import RunAddressing
 
@@ -96,7 +97,7 @@ class RunHandler(RunAccess):
 
     async def put(self, ref: str) -> None:
         run = await self.load_run(ref, access="update")
-        body = self.json_object(RUN_UPDATE_FIELDS)
+        body = await self.json_object(RUN_UPDATE_FIELDS)
         if "statusMessage" in body:
             run = await self.call(
                 self.platform.set_status_message, run["id"], body["statusMessage"],
@@ -147,17 +148,16 @@ class RunLogHandler(RunAccess):
         if not self.query_bool("stream"):
             self.finish(await self.call(self.platform.run_log, run_id))
             return
-        position = 0
+        follower = LogFollower(path)
         while True:
-            chunk = await self.call(_read_from, path, position)
+            chunk = await self.call(follower.read)
             if chunk:
-                position += len(chunk)
                 self.write(chunk)
                 await self.flush()
                 continue
             if RunStatus(run["status"]).is_terminal:
                 # One more read after the terminal status: the watcher stores the last lines first.
-                chunk = await self.call(_read_from, path, position)
+                chunk = await self.call(follower.read)
                 if chunk:
                     self.write(chunk)
                 break
@@ -166,15 +166,3 @@ class RunLogHandler(RunAccess):
             await asyncio.sleep(LOG_POLL_SECS)
             run = await self.call(self.platform.get_run, run_id)
         self.finish()
-
-
-def _read_from(path, position: int, limit: int = 1 << 20) -> bytes:
-    """Up to ``limit`` bytes from ``position``, cut after the last complete line."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(position)
-            data = handle.read(limit)
-    except FileNotFoundError:
-        return b""
-    end = data.rfind(b"\n")
-    return data[: end + 1] if end >= 0 else b""

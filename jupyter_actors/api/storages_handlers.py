@@ -28,6 +28,7 @@ from ..platform.storages.item_formats import (
 from ..platform.storages.kinds import LABELS
 from ..platform.storages.statistics import field_statistics
 from ..platform.storages.validation import validate_title
+from .base import MAX_BATCH_REQUESTS
 from .principals import require
 from .run_refs import RunAddressing
 
@@ -144,7 +145,7 @@ class CollectionHandler(StorageAccess):
 
     async def post(self) -> None:
         name = self.query("name") or None
-        body = self.json_object({"title": (str, type(None)), "schema": (dict, type(None))})
+        body = await self.json_object({"title": (str, type(None)), "schema": (dict, type(None))})
         if body.get("schema") is not None:
             raise InvalidInput("Storage schemas (dataset views, key-value store collections) are not supported "
                                "here yet; create the storage without a schema.")
@@ -161,8 +162,8 @@ class StorageHandler(StorageAccess):
 
     async def put(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_object({"name": (str, type(None)), "title": (str, type(None)),
-                                 "generalAccess": (str, type(None))}, required=True)
+        body = await self.json_object({"name": (str, type(None)), "title": (str, type(None)),
+                                       "generalAccess": (str, type(None))}, required=True)
         if "name" in body or "title" in body:
             self.require_owner(meta, "rename")
             validate_title(body.get("title"))  # before anything changes: a bad title renames nothing
@@ -200,6 +201,7 @@ class KeysHandler(StorageAccess):
 
 class RecordHandler(StorageAccess):
     kind = KEY_VALUE_STORES
+    large_bodies_for_runs = True  # stored as sent, never parsed: a run's record may be MAX_BODY_BYTES
 
     async def get(self, ref: str, key: str) -> None:
         value, content_type = await self.use(ref, self.storages.get_record, key)
@@ -220,7 +222,7 @@ class RecordHandler(StorageAccess):
 
     async def put(self, ref: str, key: str) -> None:
         content_type = self.content_type_header(self.request.headers.get("Content-Type"))
-        await self.use(ref, self.storages.set_record, key, self.raw_body(), content_type)
+        await self.use(ref, self.storages.set_record, key, await self.raw_body(), content_type)
         self.set_status(201)
         self.finish()
 
@@ -301,7 +303,7 @@ class ItemsHandler(StorageAccess):
         self.finish()
 
     async def post(self, ref: str) -> None:
-        await self.use(ref, self.storages.push_items, self.raw_body())
+        await self.use(ref, self.storages.push_items, await self.raw_body())
         self.set_status(201)
         self.finish()
 
@@ -364,7 +366,7 @@ class RequestsHandler(StorageAccess):
 
     async def post(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a request object with at least a url.")
         result = await self.call(
@@ -380,9 +382,10 @@ class RequestsBatchHandler(StorageAccess):
 
     async def post(self, ref: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, list):
             raise InvalidInput("The body must be a JSON array of request objects.")
+        check_batch_size(body)
         result = await self.call(
             self.storages.add_requests, meta["id"], body, forefront=self.query_bool("forefront"),
             client_key=self.query("clientKey"),
@@ -393,12 +396,13 @@ class RequestsBatchHandler(StorageAccess):
         """Delete by id or uniqueKey. Every entry is checked before any is deleted; deleting a request
         that is not there counts as done (the call is idempotent, as a retried batch needs)."""
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, list) or not all(
             isinstance(entry, dict) and (isinstance(entry.get("id"), str) or isinstance(entry.get("uniqueKey"), str))
             for entry in body
         ):
             raise InvalidInput("The body must be a JSON array of {\"id\": ...} or {\"uniqueKey\": ...} objects.")
+        check_batch_size(body)
         processed = [
             {"id": entry.get("id") or unique_key_to_request_id(entry["uniqueKey"]), "uniqueKey": entry.get("uniqueKey")}
             for entry in body
@@ -407,6 +411,12 @@ class RequestsBatchHandler(StorageAccess):
         refused_ids = {entry["id"] for entry in refused}
         self.send_data({"processedRequests": [entry for entry in processed if entry["id"] not in refused_ids],
                         "unprocessedRequests": refused})
+
+
+def check_batch_size(batch: list) -> None:
+    if len(batch) > MAX_BATCH_REQUESTS:
+        raise InvalidInput(f"A batch holds at most {MAX_BATCH_REQUESTS} requests (as on Apify); this one has "
+                           f"{len(batch)}. Send them in several batches. Nothing was changed.")
 
 
 def _delete_requests(storages, queue_id: str, entries: list[dict], **owner) -> list[dict]:
@@ -432,7 +442,7 @@ class RequestHandler(StorageAccess):
 
     async def put(self, ref: str, request_id: str) -> None:
         meta = await self.storage(ref)
-        body = self.json_body()
+        body = await self.json_body()
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a request object.")
         result = await self.call(

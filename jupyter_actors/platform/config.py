@@ -58,6 +58,10 @@ def setting(default: Any = MISSING, *, help: str, factory: Callable[[], Any] | N
     return field(default=default, metadata=metadata)
 
 
+#: SQLite's ``synchronous`` settings that keep a WAL database consistent (OFF does not, on power loss).
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+
 @dataclass
 class PlatformConfig:
     data_dir: Path = setting(
@@ -159,6 +163,15 @@ class PlatformConfig:
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(
         60.0, help="Labelled containers without a run record are removed after this many seconds.")
+    sqlite_synchronous: str = setting(
+        "FULL", choices=SYNCHRONOUS_MODES, exposed=(SERVER,),
+        help="SQLite `synchronous` of the registry (runs, actors, builds) and the storage catalog. 'FULL': a commit "
+             "is on disk when acknowledged, so it survives a power loss or an OS crash; 'NORMAL': it survives a "
+             "crash of the server process (kill -9), but the last commits may be lost with power.")
+    storage_sqlite_synchronous: str = setting(
+        "NORMAL", choices=SYNCHRONOUS_MODES, exposed=(SERVER,),
+        help="The same for each storage's own file (records, items, requests): 'NORMAL' by default, as every push "
+             "and record PUT would otherwise wait for a disk flush.")
 
     @property
     def web_base_url(self) -> str:

@@ -53,13 +53,15 @@ class Platform:
         self.config = config or PlatformConfig()
         self.data_dir = self.config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.registry = Registry(self.data_dir / "registry.sqlite")
+        self.registry = Registry(self.data_dir / "registry.sqlite", synchronous=self.config.sqlite_synchronous)
         self.stores = Stores(self.registry)
         self.instance_id = self._instance_id()
         #: When the previous process serving this data dir was last alive (its last heartbeat).
         self.previous_heartbeat = parse_iso(self.stores.get_meta("heartbeat"))
         self.backend = backend if backend is not None else create_backend(self.config)
-        self.storages = storages if storages is not None else Storages(self.data_dir / "storages")
+        self.storages = storages if storages is not None else Storages(
+            self.data_dir / "storages", fsync=self.config.storage_sqlite_synchronous != "NORMAL",
+            catalog_fsync=self.config.sqlite_synchronous != "NORMAL")
         logs_dir = self.data_dir / "logs"
         self.changes = Changes()
         self.admission = Admission(self.stores.runs, self.config.memory_limit_mb)

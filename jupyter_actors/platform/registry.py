@@ -7,6 +7,7 @@ and the two are reconciled at start. Every write is one transaction, so a crash 
 from __future__ import annotations
 
 import json
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -142,16 +143,19 @@ MIGRATIONS: list[str] = [
 class Registry:
     """A thin, thread-safe wrapper around one SQLite file; rows come back as plain dicts."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        """``synchronous``: FULL (the default) keeps every acknowledged change across a power loss too."""
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._db = connect_wal(path, timeout=30, setup=self._setup)
+        self._db = connect_wal(path, timeout=30, setup=functools.partial(self._setup, synchronous=synchronous))
         self._db.row_factory = sqlite3.Row
 
     @staticmethod
-    def _setup(db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+    def _setup(db: sqlite3.Connection, *, synchronous: str) -> None:
+        db.execute(f"PRAGMA synchronous={synchronous}")  # FULL: across power loss; NORMAL: across kill -9
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA secure_delete=ON")  # a replaced row (a plain token of schema 4) is zeroed
         db.create_function("sha256_hex", 1, token_hash, deterministic=True)  # for migration 5

@@ -125,8 +125,12 @@ class RunLog:
         notice = (f"{first_stamp} [jupyter-actors] This log reached its size limit of "
                   f"{self.max_bytes / 2**20:g} MB: its first {dropped:,} bytes were dropped.\n").encode()
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_bytes(notice + tail)
+        with open(temporary, "wb") as handle:
+            handle.write(notice + tail)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, self.path)
+        fsync_directory(self.path.parent)
         self._file = open(self.path, "ab")  # noqa: SIM115
 
     def close(self) -> None:
@@ -140,6 +144,60 @@ class RunLog:
             self._file.seek(0)
             self._last_start = self._last_end = self._skip_start = self._skip_end = 0
             self._stored, self._skip = Counter(), Counter()
+
+
+class LogFollower:
+    """Reads a run log's new complete lines, keeping its place when the tail is rotated.
+
+    ``_keep_tail`` swaps in a shorter file (a new inode); a byte offset into the old one would skip
+    or split lines. On a new inode, or a file shorter than the offset, the follower finds the last
+    line it delivered in the new file and goes on after it (from the start, with the notice, when
+    that line was dropped).
+    """
+
+    def __init__(self, path: Path, limit: int = 1 << 20) -> None:
+        self.path = path
+        self.limit = limit
+        self.position = 0
+        self.inode: int | None = None
+        self.last_line = b""
+
+    def read(self) -> bytes:
+        """Up to ``limit`` bytes of new complete lines (b"" when there are none yet)."""
+        try:
+            with open(self.path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                if self.inode is not None and (stat.st_ino != self.inode or stat.st_size < self.position):
+                    self.position = self._place_in(handle)
+                self.inode = stat.st_ino
+                handle.seek(self.position)
+                data = handle.read(self.limit)
+        except FileNotFoundError:
+            return b""
+        end = data.rfind(b"\n")
+        if end < 0:
+            return b""
+        data = data[: end + 1]
+        self.position += len(data)
+        self.last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+        return data
+
+    def _place_in(self, handle) -> int:
+        """Where the new file goes on after the last line delivered (0 when it is not there)."""
+        if not self.last_line:
+            return 0
+        data = handle.read()
+        found = data.rfind(self.last_line)
+        return found + len(self.last_line) if found >= 0 else 0
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable: the new name is in the directory only once it is synced."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _read_tail_lines(path: Path, max_bytes: int = 256 * 1024) -> list[str]:

@@ -67,6 +67,8 @@ class ActorsExtension(ExtensionApp):
     persist_state_interval_secs = platform_trait("persist_state_interval_secs")
     retention_days = platform_trait("retention_days")
     log_cap_mb = platform_trait("log_cap_mb")
+    sqlite_synchronous = platform_trait("sqlite_synchronous")
+    storage_sqlite_synchronous = platform_trait("storage_sqlite_synchronous")
     backend = platform_trait("backend")
     docker_base_url = platform_trait("docker_base_url")
     registry = platform_trait("registry")

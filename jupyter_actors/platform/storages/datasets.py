@@ -32,6 +32,12 @@ CHUNK_MAX_BYTES = 1024 * 1024
 TAIL_MERGE_ROWS = 64
 #: Items fetched per query while streaming a read, so memory stays bounded for any dataset size.
 READ_BATCH_ITEMS = 50_000
+#: Items per push: a push is parsed into Python objects (about 60 bytes even for ``{}``) before it is
+#: stored, so a body of tiny items would otherwise cost gigabytes. Clients split larger pushes.
+MAX_PUSH_ITEMS = 100_000
+#: JSON objects per push, counted as ``{`` bytes before parsing (an upper bound): refuses a body of
+#: millions of tiny objects without building them first.
+MAX_PUSH_OBJECTS = 10 * MAX_PUSH_ITEMS
 
 Piece = tuple[int, bytes]  # (item count, items joined by "\n")
 
@@ -215,8 +221,16 @@ class DatasetFile(StorageFile):
         return pack(b"\n".join(bodies).split(b"\n")) + pieces[1:]
 
 
+def _too_many(count: str) -> InvalidInput:
+    return InvalidInput(f"A push holds at most {MAX_PUSH_ITEMS} items (and {MAX_PUSH_OBJECTS} JSON objects in "
+                        f"all); this one has {count}. Push the items in several parts. Nothing was stored.")
+
+
 def _parse(payload: Any) -> list:
     if isinstance(payload, (bytes, bytearray, memoryview, str)):
+        braces = 0 if isinstance(payload, memoryview) else payload.count("{" if isinstance(payload, str) else b"{")
+        if braces > MAX_PUSH_OBJECTS:
+            raise _too_many(f"up to {braces} objects")
         try:
             payload = orjson.loads(payload)
         except orjson.JSONDecodeError as error:
@@ -227,6 +241,8 @@ def _parse(payload: Any) -> list:
         raise InvalidInput(
             f"Dataset items must be a JSON object or an array of objects; got {_json_type(payload)}."
         )
+    if len(payload) > MAX_PUSH_ITEMS:
+        raise _too_many(f"{len(payload)} items")
     if not all(isinstance(item, dict) for item in payload):
         index, item = next((i, x) for i, x in enumerate(payload) if not isinstance(x, dict))
         raise InvalidInput(

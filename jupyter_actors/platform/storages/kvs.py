@@ -56,19 +56,21 @@ class KeyValueStoreFile(StorageFile):
             raise InvalidInput(f"A record value must be bytes; got {type(value).__name__}. Encode it first.")
         if content_type is not None and not isinstance(content_type, str):
             raise InvalidInput(f"A content type must be a string; got {type(content_type).__name__}.")
-        validate_record_size(memoryview(value).nbytes)  # before copying a possibly huge buffer
-        value = bytes(value)
+        size = memoryview(value).nbytes
+        validate_record_size(size)
+        # Bound as it is, not copied to bytes first: SQLite takes any buffer, and a copy of a 100 MiB
+        # record is 100 MiB more per concurrent PUT. The caller does not change it while this runs.
         with self.write() as db:
             old = db.execute("SELECT size FROM records WHERE key = ?", (key,)).fetchone()
             db.execute(
                 "INSERT INTO records (key, content_type, size, value) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET content_type = excluded.content_type, "
                 "size = excluded.size, value = excluded.value",
-                (key, content_type or DEFAULT_CONTENT_TYPE, len(value), value),
+                (key, content_type or DEFAULT_CONTENT_TYPE, size, value),
             )
             db.execute(
                 "UPDATE state SET record_count = record_count + ?, total_bytes = total_bytes + ?",
-                (0 if old else 1, len(value) - (old[0] if old else 0)),
+                (0 if old else 1, size - (old[0] if old else 0)),
             )
             self.mark_modified(db)
 

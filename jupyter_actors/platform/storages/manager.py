@@ -51,13 +51,15 @@ class Storages:
     #: ``accessedAt`` is written at most this often per storage and process (reads stay reads).
     TOUCH_INTERVAL_SECS = 1.0
 
-    def __init__(self, root: Path, *, fsync: bool = False, max_open_files: int = 256) -> None:
-        """``fsync=True`` makes every commit survive power loss too (SQLite ``synchronous=FULL``)."""
+    def __init__(self, root: Path, *, fsync: bool = False, catalog_fsync: bool = True, max_open_files: int = 256) -> None:
+        """``fsync=True`` makes every storage's commits survive power loss too (SQLite ``synchronous=FULL``);
+        ``catalog_fsync`` does so for the catalog (on by default: a storage whose catalog row is lost
+        with power would be taken for an orphan and removed)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._max_open = max_open_files
-        self._catalog = Catalog(self.root / "storages.sqlite", fsync=fsync)
+        self._catalog = Catalog(self.root / "storages.sqlite", fsync=catalog_fsync)
         self._files: OrderedDict[str, StorageFile] = OrderedDict()
         self._files_lock = threading.Lock()
         self._deleted: set[str] = set()

@@ -1,0 +1,112 @@
+"""Hostile load on a real server: eight clients each send 100 MiB at once (issue 19).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/hostile_load.py [--mib 100] [--clients 8]
+
+While they do, a probe GETs Jupyter's ``/api/status`` every 50 ms (its slowest answer is the event
+loop's worst stall) and the server's resident memory is sampled (and its peak read from the kernel).
+Scenarios: record PUTs, dataset pushes of ~1 KiB items, gzip-compressed pushes, and hostile pushes of
+``[{},{},...]`` (refused before parsing). Targets: no stall over 100 ms, server under 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+from jupyter_actors.server.process import ServerProcess
+
+MiB = 1024 * 1024
+
+
+class Probe(threading.Thread):
+    """Polls ``/api/status`` every 50 ms and samples the server's RSS, until stopped."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.process = psutil.Process(server.process.pid)
+        self.stop_event = threading.Event()
+        self.latencies: list[float] = []
+        self.rss: list[int] = []
+
+    def run(self) -> None:
+        with httpx.Client(headers={"Authorization": f"token {self.server.token}"}, timeout=60) as client:
+            while not self.stop_event.is_set():
+                started = time.perf_counter()
+                client.get(f"{self.server.url}api/status").raise_for_status()
+                self.latencies.append(time.perf_counter() - started)
+                self.rss.append(self.process.memory_info().rss)
+                self.stop_event.wait(max(0.0, 0.05 - (time.perf_counter() - started)))
+
+
+def bodies(kind: str, size: int) -> tuple[bytes, dict]:
+    if kind == "record":
+        return b"x" * size, {"Content-Type": "application/octet-stream"}
+    if kind in ("push", "push-gzip"):
+        item = b'{"pad": "' + b"y" * 1014 + b'"}'  # 1 KiB: 100 MiB is 102 400 items... over the cap
+        count = min(size // (len(item) + 1), 100_000)
+        body = b"[" + b",".join([item] * count) + b"]"
+        if kind == "push-gzip":
+            return gzip.compress(body, 1), {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return body, {"Content-Type": "application/json"}
+    if kind == "push-tiny":
+        count = size // 3
+        return b"[" + b",".join([b"{}"] * count) + b"]", {"Content-Type": "application/json"}
+    raise ValueError(kind)
+
+
+def send(job: tuple) -> int:
+    api_url, token, kind, store, body, headers = job
+    path = f"/key-value-stores/{store}/records/big" if kind == "record" else f"/datasets/{store}/items"
+    with httpx.Client(base_url=api_url + "/v2", headers={"Authorization": f"Bearer {token}"}, timeout=600) as client:
+        return client.request("PUT" if kind == "record" else "POST", path, content=body, headers=headers).status_code
+
+
+def scenario(server: ServerProcess, kind: str, clients: int, size: int) -> dict:
+    body, headers = bodies(kind, size)
+    with server.client() as client:
+        stores = []
+        for i in range(clients):
+            collection = "key-value-stores" if kind == "record" else "datasets"
+            stores.append(client.post(f"/{collection}", params={"name": f"{kind}-{i}"}).json()["data"]["id"])
+    probe = Probe(server)
+    probe.start()
+    time.sleep(0.5)  # a baseline of probes before the load
+
+    started = time.perf_counter()
+    # Processes, not threads: a sender's GIL would delay the probe and count as the server's stall.
+    with ProcessPoolExecutor(clients) as pool:
+        statuses = list(pool.map(send, [(server.api_url, server.token, kind, store, body, headers) for store in stores]))
+    elapsed = time.perf_counter() - started
+    time.sleep(0.5)
+    probe.stop_event.set()
+    probe.join()
+    peak = max(probe.rss)
+    return {"scenario": kind, "body_mib": round(len(body) / MiB, 1), "statuses": sorted(set(statuses)),
+            "seconds": round(elapsed, 1), "max_stall_ms": round(max(probe.latencies) * 1000),
+            "probes": len(probe.latencies), "peak_rss_mb": round(peak / 1e6)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--scenarios", default="record,push,push-gzip,push-tiny")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with ServerProcess(root) as server:
+            for kind in args.scenarios.split(","):
+                print(scenario(server, kind, args.clients, args.mib * MiB), flush=True)
+
+
+if __name__ == "__main__":
+    main()
