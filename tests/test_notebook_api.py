@@ -158,7 +158,7 @@ async def test_million_items_to_pandas_within_1_5x_of_local_read_json(client, tm
     import orjson
 
     meta = await off(client.post, "/datasets", name="bench")
-    count, chunk = 1_000_000, 250_000
+    count, chunk = 1_000_000, 100_000  # the most items one push may hold
     lines = [orjson.dumps({"index": i, "square": i * i, "greeting": f"Hello #{i}", "ratio": i / 3, "even": i % 2 == 0})
              for i in range(count)]
     for start in range(0, count, chunk):
