@@ -47,7 +47,7 @@ Path(os.environ["PROBE_OUT"]).write_text(json.dumps(seen))
 class JupyterServer:
     """A ``jupyter server`` subprocess with the extension, its runtime dir and kernels' startup probe."""
 
-    def __init__(self, work: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, work: Path, args: list[str], env: dict[str, str] | None = None, token: str = TOKEN) -> None:
         self.work = work
         self.runtime = work / "runtime"
         startup = work / "ipython" / "profile_default" / "startup"
@@ -60,7 +60,7 @@ class JupyterServer:
             self.env.pop(name, None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--ServerApp.root_dir={work}",
-             "--ServerApp.jpserver_extensions={'jupyter_actors': True}", f"--IdentityProvider.token={TOKEN}",
+             "--ServerApp.jpserver_extensions={'jupyter_actors': True}", f"--IdentityProvider.token={token}",
              f"--ActorsExtension.data_dir={work / 'data'}", "--ActorsExtension.stop_grace_secs=2", *args],
             env=self.env, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "wb"),  # noqa: SIM115
         )
@@ -166,3 +166,25 @@ def test_hub_single_user_contract():
     remote = {"JUPYTER_ACTORS_API_URL": "https://actors.example/actors/api", "JUPYTER_ACTORS_TOKEN": "t"}
     assert discover(remote, server) == Endpoint("https://actors.example/actors/api", "t")
     assert discover({}) is None
+
+
+@pytest.mark.usefixtures("docker_client")
+def test_a_password_only_server_gives_the_kernel_a_clear_message(short_dir):
+    """Jupyter gives kernels of a password-only server no credential: the kernel says so (see the report)."""
+    from jupyter_server.auth import passwd
+
+    sock = short_dir / "p.sock"
+    server = JupyterServer(short_dir, [f"--ServerApp.sock={sock}",
+                                       f"--PasswordIdentityProvider.hashed_password={passwd('secret')}"], token="")
+    try:
+        assert not server.info["token"]
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://localhost/") as http:
+            login = http.get("login")
+            xsrf = login.cookies.get("_xsrf")
+            http.post("login", data={"password": "secret", "_xsrf": xsrf}, headers={"X-XSRFToken": xsrf})
+            http.headers["X-XSRFToken"] = http.cookies.get("_xsrf")
+            seen = server.start_kernel(http)
+        assert seen["uds"] == str(sock)
+        assert "has no token" in seen["error"] and "password" in seen["error"]
+    finally:
+        server.stop()

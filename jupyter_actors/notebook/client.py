@@ -33,6 +33,13 @@ NOT_CONFIGURED = (
 ).format(url=URL_VARIABLE, token=TOKEN_VARIABLE, ca=CA_VARIABLE)
 
 
+NO_TOKEN = (
+    "The server needs authentication and this kernel has no token. A Jupyter server with only a password "
+    "gives its kernels no token: start it with one (--IdentityProvider.token=...) or pass "
+    "jupyter_actors.connect(token=...), or set {token}."
+).format(token=TOKEN_VARIABLE)
+
+
 class Client:
     """A connection to one server's ``.../actors/api``; thread-safe (the live view uses it from threads)."""
 
@@ -82,6 +89,8 @@ class Client:
             time.sleep(delay)  # backoff before the next attempt, not synchronisation
             attempt += 1
             delay *= 2
+        if response.status_code == 401 and not self.token:
+            raise ApiError(NO_TOKEN, status=401, type="unauthorized")
         raise_for_error(response)
         return response
 
