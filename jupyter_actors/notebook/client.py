@@ -22,10 +22,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=90.0)
 
 NOT_CONFIGURED = (
     "No jupyter-actors server is configured for this kernel. Open the notebook from a Jupyter server "
-    "that has the jupyter_actors extension enabled (its kernels get {url} and {token}), or point the "
+    f"that has the jupyter_actors extension enabled (its kernels get {URL_VARIABLE} and {TOKEN_VARIABLE}), or point the "
     "client at one: jupyter_actors.connect('http://127.0.0.1:8888/actors/api', token='<jupyter token>'), "
-    "or set the environment variables {url} and {token}."
-).format(url=URL_VARIABLE, token=TOKEN_VARIABLE)
+    f"or set the environment variables {URL_VARIABLE} and {TOKEN_VARIABLE}."
+)
 
 
 class Client:
