@@ -313,7 +313,7 @@ async def test_what_the_document_forbids_the_api_refuses_and_the_other_way_round
         ("GET", f"/request-queues/{rq}/requests?limit=0", None),
         ("GET", f"/actors?offset={2**64}", None),
         ("GET", f"/key-value-stores?limit={2**63}", None),
-        ("POST", f"/actors/strict/runs?memory=1000", None),
+        ("POST", "/actors/strict/runs?memory=1000", None),
         ("POST", f"/actors/strict/runs?memory={TEST_MEMORY_MB}&timeout={2**31}", None),
         ("POST", f"/request-queues/{rq}/requests", {"url": "https://a.example", "handledAt": "2024-13-45T99:00:00Z"}),
         ("POST", f"/request-queues/{rq}/requests", {"url": "https://a.example", "retryCount": {}}),

@@ -27,5 +27,5 @@ def test_exactly_the_seed_transitions_are_allowed(current, target):
 
 
 def test_terminal_statuses():
-    assert TERMINAL == {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.ABORTED}
+    assert {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.ABORTED} == TERMINAL
     assert str(S.TIMING_OUT) == "TIMING-OUT"

@@ -6,7 +6,6 @@ handler with an auth base (``auth.py``): Jupyter's auth for users, per-run token
 
 from __future__ import annotations
 
-import asyncio
 import json
 import zlib
 from collections.abc import Callable

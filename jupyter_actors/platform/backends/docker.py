@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import docker
