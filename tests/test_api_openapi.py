@@ -187,8 +187,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
     await call("GET", "/users/someone-else", 404)
 
-    await call("GET", f"/actor-runs?status=ABORTED,SUCCEEDED&startedAfter=2020-01-01T00:00:00Z"
-                      f"&startedBefore=2100-01-01T00:00:00.000Z", 200)
+    await call("GET", "/actor-runs?status=ABORTED,SUCCEEDED&startedAfter=2020-01-01T00:00:00Z"
+                      "&startedBefore=2100-01-01T00:00:00.000Z", 200)
 
     # The last run of each actor: doc's (other_id) still runs, doc-acts's (run_id) is aborted.
     for spelling, name in (("actors", "doc"), ("acts", "doc-acts")):

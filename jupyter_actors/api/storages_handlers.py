@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from ..platform.core import USERNAME
 from ..platform.errors import Forbidden, InvalidInput, NotFound
-from ..platform.retention import tombstone_message
 from ..platform.storages import (
     DATASETS,
     KEY_VALUE_STORES,

@@ -27,17 +27,17 @@ RETRY_FIRST_DELAY_SECS = 0.2
 
 NOT_CONFIGURED = (
     "No jupyter-actors server is configured for this kernel. Open the notebook from a Jupyter server "
-    "that has the jupyter_actors extension enabled (its kernels get {url} and {token}), or point the "
+    f"that has the jupyter_actors extension enabled (its kernels get {URL_VARIABLE} and {TOKEN_VARIABLE}), or point the "
     "client at one: jupyter_actors.connect('http://127.0.0.1:8888/actors/api', token='<jupyter token>'), "
-    "or set the environment variables {url} and {token} (and {ca} for an HTTPS server with its own certificate)."
-).format(url=URL_VARIABLE, token=TOKEN_VARIABLE, ca=CA_VARIABLE)
+    f"or set the environment variables {URL_VARIABLE} and {TOKEN_VARIABLE} (and {CA_VARIABLE} for an HTTPS server with its own certificate)."
+)
 
 
 NO_TOKEN = (
     "The server needs authentication and this kernel has no token. A Jupyter server with only a password "
     "gives its kernels no token: start it with one (--IdentityProvider.token=...) or pass "
-    "jupyter_actors.connect(token=...), or set {token}."
-).format(token=TOKEN_VARIABLE)
+    f"jupyter_actors.connect(token=...), or set {TOKEN_VARIABLE}."
+)
 
 
 class Client:
