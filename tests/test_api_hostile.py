@@ -682,3 +682,32 @@ def test_batches_pushes_and_run_bodies_are_capped(two_runs):
         assert platform.storages.list_items(dataset).total == 0
         assert client.post(f"/datasets/{dataset}/items", content=many[:-9] + b"]",
                            headers={"Content-Type": "application/json"}).status_code == 201
+
+
+async def test_a_live_stream_client_that_falls_behind_is_ended_not_queued_for(user, actors_app, jp_serverapp, monkeypatch):
+    """Each /stream/runs client has a bounded queue: past it the stream ends (the client reconnects and
+    gets a new snapshot) instead of the server holding every change for a client that does not read."""
+    from jupyter_actors.server.runs_stream import RunsStreamHandler
+
+    from .conftest import off
+
+    monkeypatch.setattr(RunsStreamHandler, "max_pending", 5)
+    platform = actors_app.platform
+    await off(define_actor, platform, "quick", "print('done')\n")
+    run = await off(platform.start_run, "quick", memory_mb=TEST_MEMORY_MB)
+    await off(wait_until, lambda: platform.get_run(run["id"])["status"] == "SUCCEEDED", 120)
+    row = platform.get_run(run["id"])
+    changes = jp_serverapp.web_app.settings["jupyter_actors_run_events"]
+    url = f"{str(user.base_url).split('/v2')[0]}/stream/runs"
+    async with user.stream("GET", url) as response:
+        lines = response.aiter_lines()
+        while not (await asyncio.wait_for(lines.__anext__(), 30)).startswith("event: snapshot"):
+            pass
+        for _ in range(20):  # in one loop turn: the handler cannot drain in between
+            changes._wake(row)
+        events = 0
+        with pytest.raises((StopAsyncIteration, httpx.RemoteProtocolError)):  # ended, mid-chunk or not
+            while True:
+                line = await asyncio.wait_for(lines.__anext__(), 30)
+                events += line.startswith("event: run")
+    assert events <= 5

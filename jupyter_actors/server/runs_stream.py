@@ -12,6 +12,9 @@ The stream (``text/event-stream``, behind Jupyter's auth like the rest of the us
 Each Run is the API v2 object (``GET /v2/actor-runs/{id}``) plus ``actorName``, so a client needs no
 second request to label it. Changes that happen while the snapshot is read are queued and sent right
 after it, so a client that applies events in order to the snapshot never misses one.
+
+A client that falls ``MAX_PENDING`` changes behind (it stopped reading) has its stream ended instead
+of a queue growing without bound: an EventSource reconnects after ``retry`` and gets a new snapshot.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from .auth import JupyterAuthBase
 
 STREAM_PATH = "stream/runs"
 DEFAULT_LIMIT = 500
+#: Changes queued for one client at most; past it the stream ends (the client resyncs by reconnecting).
+MAX_PENDING = 1000
 _CLOSED = object()
 
 
@@ -40,17 +45,33 @@ class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # type: ignore[misc]
 
     keepalive_secs = 15.0
 
+    max_pending = MAX_PENDING
+
     def initialize(self) -> None:
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._queue: asyncio.Queue = asyncio.Queue(self.max_pending + 1)  # + 1: room for _CLOSED
         self._actor_names: dict[str, str] = {}
 
     def on_connection_close(self) -> None:
+        self._end()
+
+    def _enqueue(self, row: dict) -> None:
+        if self._queue.qsize() >= self.max_pending:
+            self._end()
+            if not self.request.connection.stream.closed():  # a flush stuck on the client fails now
+                self.request.connection.stream.close()
+        else:
+            self._queue.put_nowait(row)
+
+    def _end(self) -> None:
+        """Drop what is pending (it is stale for a client that must resync) and end the stream."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
         self._queue.put_nowait(_CLOSED)
 
     async def get(self) -> None:
         self.reject_unknown_query({"limit"})
         limit = self.query_int("limit", DEFAULT_LIMIT, minimum=1)
-        listener = self._queue.put_nowait
+        listener = self._enqueue
         # Listen before reading the snapshot: a change in between is queued, not lost.
         self.run_events.add_listener(listener)
         try:
@@ -69,7 +90,7 @@ class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # type: ignore[misc]
                     self.write(": keepalive\n\n")
                 else:
                     if row is _CLOSED:
-                        return
+                        break
                     if row["actor_id"] not in self._actor_names:
                         await self._refresh_actor_names()
                     self.write(sse_event("run", self._view(row)))
