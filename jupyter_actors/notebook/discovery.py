@@ -79,6 +79,8 @@ def discover(environ: dict[str, str] | None = None, server: dict | None = None) 
     url: str | None = None
     if server is not None and (not env_url or _is_server_default(env_url, server)):
         url = _api_url(server["url"])
+        if env_url and urlsplit(url).scheme == urlsplit(env_url).scheme:
+            url = env_url  # the same server reached the same way: keep the address the extension exported
     elif env_url:
         url = env_url
     elif env.get(HUB_URL_VARIABLE):
