@@ -14,7 +14,8 @@ def iso(ts: dt.datetime | None) -> str | None:
     if ts is None:
         return None
     ts = ts.astimezone(dt.timezone.utc)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # Not strftime: glibc's %Y does not pad years before 1000 to four digits ("90-09-28").
+    return f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts:%H:%M:%S}.{ts.microsecond // 1000:03d}Z"
 
 
 def parse_iso(text: str | None) -> dt.datetime | None:
