@@ -358,15 +358,21 @@ class ProxyServer:
             target = (addresses[0], port)
         return await asyncio.wait_for(asyncio.open_connection(*target), CONNECT_TIMEOUT_SECS)
 
-    async def _tunnel(self, reader, writer, host: str, port: int, version: str) -> None:
+    async def _open_or_reply(self, writer, host: str, port: int):
+        """The connection towards ``host:port``, or None once the client was told why there is none."""
         try:
-            up_reader, up_writer = await self._open(host, port)
+            return await self._open(host, port)
         except Refused as error:
             await _reply(writer, 403, str(error))
-            return
         except (OSError, TimeoutError) as error:
             await _reply(writer, 502, f"Cannot connect to {host}:{port}: {error}.")
+        return None
+
+    async def _tunnel(self, reader, writer, host: str, port: int, version: str) -> None:
+        upstream = await self._open_or_reply(writer, host, port)
+        if upstream is None:
             return
+        up_reader, up_writer = upstream
         try:
             if self.upstream:
                 auth = f"Proxy-Authorization: {self.upstream.authorization}\r\n" if self.upstream.authorization else ""
@@ -384,14 +390,10 @@ class ProxyServer:
             up_writer.close()
 
     async def _forward(self, reader, writer, method, target, version, headers, host, port, path) -> None:
-        try:
-            up_reader, up_writer = await self._open(host, port)
-        except Refused as error:
-            await _reply(writer, 403, str(error))
+        upstream = await self._open_or_reply(writer, host, port)
+        if upstream is None:
             return
-        except (OSError, TimeoutError) as error:
-            await _reply(writer, 502, f"Cannot connect to {host}:{port}: {error}.")
-            return
+        up_reader, up_writer = upstream
         try:
             lines = [f"{method} {target if self.upstream else path} {version}"]
             lines += [f"{name}: {value}" for name, value in headers if name.lower() not in _HOP_BY_HOP]
