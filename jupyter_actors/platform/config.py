@@ -180,11 +180,15 @@ class PlatformConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        for name in ("sqlite_synchronous", "storage_sqlite_synchronous"):  # SQLite takes any case; so do we
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, value.upper())
         for item in fields(self):
             choices = item.metadata["choices"]
             value = getattr(self, item.name)
             if choices and value not in choices:
-                raise ValueError(f"{item.name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+                raise ValueError(f"{item.name} must be one of {', '.join(choices)}, not {value!r}")
         if self.upstream_proxy:
             Upstream.parse(self.upstream_proxy)  # a wrong URL fails at start, with what to write
 
