@@ -214,8 +214,11 @@ def test_apify_style_images_follow_apifys_conventions_and_trust_the_host_cas(
     # The host's CAs are in the images' system store (the proxy here signs with one of them).
     host = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
     last_host_cert = host.strip().split("-----BEGIN CERTIFICATE-----")[-1].split("-----END")[0].strip()
+    # Checked inside the container: a 400 KB `cat` through the log driver can come back cut short.
+    lines = last_host_cert.splitlines()
+    probe = " && ".join(f"grep -qxF '{line}' {bundle}" for line in (lines[0], lines[len(lines) // 2], lines[-1]))
     for image in apify_images.values():
-        assert last_host_cert in _run(client, image, f"cat {bundle}")
+        assert _run(client, image, f"{probe} && echo trusted || echo missing") == "trusted"
     # Python with the SDK; Node.js 20 or newer with npm and the SDK preinstalled where Apify's templates check it.
     assert _run(client, apify_images["python"], "python -c 'import apify, sys; print(sys.version_info >= (3, 10))'") == "True"
     versions = _run(client, apify_images["node"], "node --version; npm --version; npm ls apify >/dev/null && echo sdk")
