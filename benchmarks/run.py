@@ -10,6 +10,7 @@ the same as JSON (``--json``, default benchmarks/results/latest.json) so two run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import io
 import json
@@ -372,10 +373,10 @@ class Bench:
                                  [sdk_items / sdk_secs], lower_is_better=False, note="batches of 1000, br-compressed"))
             dataset_id = run["defaultDatasetId"]
             local = self.root / "items.jsonl"
-            with client.stream("GET", f"/datasets/{dataset_id}/items", params={"format": "jsonl"}) as response:
-                with open(local, "wb") as handle:
-                    for chunk in response.iter_bytes():
-                        handle.write(chunk)
+            with (client.stream("GET", f"/datasets/{dataset_id}/items", params={"format": "jsonl"}) as response,
+                  open(local, "wb") as handle):
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
             crawlee = self.root / "crawlee-dataset"
             crawlee.mkdir()
             with open(local, "rb") as handle:
@@ -692,10 +693,8 @@ class Bench:
         for container in api.containers(all=True, filters={"label": label}):
             api.remove_container(container["Id"], force=True)
         for image in api.images(filters={"label": label}):
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(image["Id"], force=True)
-            except docker.errors.APIError:
-                pass
 
 
 def render(rows: list[Row], info: dict) -> str:
@@ -705,7 +704,10 @@ def render(rows: list[Row], info: dict) -> str:
         summary = row.summary()
         ours = summary["ours_stats"]
         raw = summary["raw_stats"]
-        fmt = (lambda v: f"{v:,.4g}")
+
+        def fmt(v):
+            return f"{v:,.4g}"
+
         ours_text = f"{fmt(ours['median'])} [{fmt(ours['min'])}-{fmt(ours['max'])}]" if ours else "-"
         raw_text = fmt(raw["median"]) if raw else "-"
         ratio = f"{summary['ratio']:.2f}x" if summary["ratio"] else "-"

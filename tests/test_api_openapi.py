@@ -170,7 +170,10 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
 
     runs = (await call("GET", "/actor-runs?desc=true", 200)).json()["data"]["items"]
     run_id, other_id = runs[0]["id"], runs[1]["id"]
-    logged = lambda: b"sleeping" in platform.run_log(run_id)
+
+    def logged():
+        return b"sleeping" in platform.run_log(run_id)
+
     wait_until(logged, 60)
     await call("PUT", f"/actor-runs/{run_id}", 200, json={"statusMessage": "documented"})
     await call("POST", f"/actor-runs/{run_id}/resurrect", 409)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import threading
@@ -119,10 +120,8 @@ class DockerLogStream(LogStream):
         self.closed = True
         close = getattr(self._blocks, "close", None)  # CancellableStream shuts the socket down: unblocks a read
         if close:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead socket must not raise
                 close()
-            except Exception:  # noqa: BLE001 - closing a dead socket must not raise
-                pass
 
 
 class DockerBackend(Backend):
@@ -191,10 +190,8 @@ class DockerBackend(Backend):
             self.api._raise_for_status(response)
 
     def stop(self, container_id: str, grace_secs: float) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.api.stop(container_id, timeout=max(0, int(round(grace_secs))))
-        except NotFound:
-            pass
 
     def kill(self, container_id: str) -> None:
         try:
@@ -240,10 +237,8 @@ class DockerBackend(Backend):
         )
 
     def wait(self, container_id: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.api.wait(container_id, timeout=None)
-        except NotFound:
-            pass
 
     def logs(self, container_id: str, since_ns: int | None, follow: bool) -> DockerLogStream:
         params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow), "tail": "all"}

@@ -13,6 +13,7 @@ manager's own engine; on another node the service API is all there is: stop remo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -141,10 +142,8 @@ class SwarmBackend(DockerBackend):
         self._remove_service(container_id)
 
     def _remove_service(self, service_id: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.api.remove_service(service_id)
-        except NotFound:
-            pass
 
     # -- state ---------------------------------------------------------------------------------------
 
