@@ -337,9 +337,12 @@ class Bench:
         try:
             for rep in range(reps + 1):
                 printed: list[str] = []
-                reply = client.execute_interactive(
-                    code, timeout=600,
-                    output_hook=lambda msg: printed.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None)
+
+                def collect(msg, printed=printed):
+                    if msg["msg_type"] == "stream":
+                        printed.append(msg["content"].get("text", ""))
+
+                reply = client.execute_interactive(code, timeout=600, output_hook=collect)
                 assert reply["content"]["status"] == "ok", reply["content"]
                 count, seconds = "".join(printed).split("KERNEL ", 1)[1].split()[:2]
                 assert int(count) == lines, (count, lines)
@@ -460,7 +463,7 @@ class Bench:
                                          max_value=0.005 if size == 1024 else None))
                     if size == 1024:
                         self.rows.append(Row(f"  record {name} {label} above Jupyter's floor", "s",
-                                             [mine - base for mine, base in zip(ours, floor)],
+                                             [mine - base for mine, base in zip(ours, floor, strict=True)],
                                              note="paired with the /api/status call of the same iteration"))
 
     # -- 6. concurrency ---------------------------------------------------------------------------

@@ -228,7 +228,8 @@ class PrivateEngine:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
-            raise AssertionError(f"private dockerd did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}")
+            raise AssertionError(
+                f"private dockerd did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}") from None
         return time.monotonic() - started
 
     def restart(self) -> docker.DockerClient:

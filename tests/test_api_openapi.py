@@ -103,8 +103,8 @@ def operation_of(document: dict, path: str, method: str, base_path: str) -> tupl
         parts = template.split("/")
         if len(parts) != len(segments) or method not in document["paths"][template]:
             continue
-        if all(p == s or p.startswith("{") for p, s in zip(parts, segments)):
-            score = sum(p == s for p, s in zip(parts, segments))
+        if all(p == s or p.startswith("{") for p, s in zip(parts, segments, strict=True)):
+            score = sum(p == s for p, s in zip(parts, segments, strict=True))
             if best is None or score > best[0]:
                 best = (score, template)
     return (best[1], method) if best else None

@@ -129,7 +129,7 @@ def test_failure_timeout_and_abort(swarm_platform, docker_client):
     aborted = platform.wait_run(aborted["id"], timeout=60)
     assert aborted["status"] == "ABORTED"
     for run in (failed, timed, aborted):
-        wait_until(lambda: not docker_client.api.services(filters={"id": run["container_id"]}), 30,
+        wait_until(lambda run=run: not docker_client.api.services(filters={"id": run["container_id"]}), 30,
                    message="service removed")
 
 
