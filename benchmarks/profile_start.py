@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             client.api.remove_image(image["Id"], force=True)  # what this profile built
     print(f"{args.runs} runs at {args.memory} MB; medians in ms")
     for name, values in phases.items():
-        print(f"  {name:58} {statistics.median(values) * 1000:8.1f}   [{min(values) * 1000:.1f}-{max(values) * 1000:.1f}]")
+        print(f"  {name:58} {statistics.median(values) * 1000:8.1f}   "
+              f"[{min(values) * 1000:.1f}-{max(values) * 1000:.1f}]")
     return 0
 
 

@@ -76,7 +76,8 @@ async def main():
         n, batch = int(os.environ["ITEMS"]), 1000
         started = time.monotonic()
         for start in range(0, n, batch):
-            await Actor.push_data([{"i": i, "name": f"item {i}", "value": i * 0.5} for i in range(start, min(n, start + batch))])
+            await Actor.push_data([{"i": i, "name": f"item {i}", "value": i * 0.5}
+                                   for i in range(start, min(n, start + batch))])
         print(f"PUSHED {n} {time.monotonic() - started:.3f}")
 
 asyncio.run(main())
@@ -156,7 +157,8 @@ class Bench:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def define(self, name: str, main_py: str, env: dict[str, str] | None = None, server: ServerProcess | None = None) -> str:
+    def define(self, name: str, main_py: str, env: dict[str, str] | None = None,
+               server: ServerProcess | None = None) -> str:
         """Create and build an actor (environment variables through its version, as Apify does)."""
         with (server or self.server).client() as client:
             body = {"name": name, "versions": [{"versionNumber": "0.0", "sourceType": "SOURCE_FILES",
@@ -268,7 +270,8 @@ class Bench:
             with boosted.client() as client:
                 for rep in range(self.reps + 1):
                     started = time.perf_counter()
-                    run = self.wait_status(client, self.start_run(client, "trivial", 128)["id"], lambda r: r["isTerminal"])
+                    run = self.wait_status(client, self.start_run(client, "trivial", 128)["id"],
+                                           lambda r: r["isTerminal"])
                     assert run["status"] == "SUCCEEDED", run
                     done = time.perf_counter() - started
                     t0, _, container = self.raw_run(image, 128)
@@ -368,7 +371,8 @@ class Bench:
                                  [items / pushed], lower_is_better=False, note="from inside a container"))
             sdk_items = items if self.smoke else items // 5
             self.define("sdk-pusher", PUSHER_SDK, {"ITEMS": str(sdk_items)})
-            sdk_run = self.wait_status(client, self.start_run(client, "sdk-pusher", 4096)["id"], lambda r: r["isTerminal"])
+            sdk_run = self.wait_status(client, self.start_run(client, "sdk-pusher", 4096)["id"],
+                                       lambda r: r["isTerminal"])
             sdk_log = client.get(f"/actor-runs/{sdk_run['id']}/log").text
             assert sdk_run["status"] == "SUCCEEDED", sdk_log
             sdk_secs = float(sdk_log.split("PUSHED ", 1)[1].split()[1])
@@ -701,8 +705,10 @@ class Bench:
 
 
 def render(rows: list[Row], info: dict) -> str:
-    lines = [f"machine: {info['cores']} cores, {info['memory_gb']} GiB, Docker {info['docker']}, Python {info['python']}",
-             f"{'figure':58} {'unit':8} {'ours median [min-max]':28} {'raw median':12} {'ratio':7} {'verdict':7} target / note"]
+    lines = [f"machine: {info['cores']} cores, {info['memory_gb']} GiB, Docker {info['docker']}, "
+             f"Python {info['python']}",
+             f"{'figure':58} {'unit':8} {'ours median [min-max]':28} {'raw median':12} {'ratio':7} {'verdict':7} "
+             "target / note"]
     for row in rows:
         summary = row.summary()
         ours = summary["ours_stats"]

@@ -20,7 +20,8 @@ from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE, PlatformConfig
 TEST_MEMORY_MB = 1024  # tests not about limits: a hard CPU quota makes small runs slow
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 60, interval: float = 0.05, message: str = "") -> object:
+def wait_until(condition: Callable[[], object], timeout: float = 60, interval: float = 0.05,
+               message: str = "") -> object:
     """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -283,7 +283,8 @@ class PrivateEngine:
             for network in self.client.api.networks():
                 if network.get("Driver") == "bridge" and network["Name"] != "bridge":
                     options = network.get("Options") or {}
-                    self.network_bridges.add(options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}")
+                    self.network_bridges.add(options.get("com.docker.network.bridge.name")
+                                             or f"br-{network['Id'][:12]}")
 
     # -- diagnostics and cleanup ------------------------------------------------------------------
 

@@ -127,7 +127,8 @@ async def test_bad_writes_are_refused_and_store_nothing(user, actors_app, stores
     async with user:
         path = template.format(kvs=stores[KEY_VALUE_STORES], ds=stores[DATASETS], rq=stores[REQUEST_QUEUES])
         before = snapshot(actors_app.platform)
-        response = await user.request(method, path, content=body, headers={"Content-Type": "application/json", **headers})
+        response = await user.request(method, path, content=body,
+                                      headers={"Content-Type": "application/json", **headers})
         if status is None:  # not an attack after all: the legal key is stored under its own name
             assert response.status_code == 201
             assert actors_app.platform.storages.get_record(stores[KEY_VALUE_STORES], "..")[0] == b"x"
@@ -186,7 +187,8 @@ async def test_bad_query_options_are_400(user, stores):
         ds, kvs = stores[DATASETS], stores[KEY_VALUE_STORES]
         for path in (f"/datasets/{ds}/items?offset=-1", f"/datasets/{ds}/items?limit=ten",
                      f"/datasets/{ds}/items?desc=maybe", f"/datasets/{ds}/items?format=xml",
-                     f"/key-value-stores/{kvs}/keys?limit=-5", "/actor-runs?offset=x", "/actor-runs/x?waitForFinish=soon"):
+                     f"/key-value-stores/{kvs}/keys?limit=-5", "/actor-runs?offset=x",
+                     "/actor-runs/x?waitForFinish=soon"):
             assert_error(await user.get(path), 400)
 
 
@@ -423,7 +425,8 @@ def test_run_tokens_own_run_and_bad_updates(two_runs):
                      b'"just text"', b"{oops", ('{"statusMessage": "' + "x" * 1001 + '"}').encode()):
             assert_error(client.put(f"/actor-runs/{mine['id']}", content=body), 400)
         assert platform.get_run(mine["id"])["status_message"] == "Running"
-        ok = client.put(f"/actor-runs/{mine['id']}", json={"statusMessage": "Working", "isStatusMessageTerminal": False})
+        ok = client.put(f"/actor-runs/{mine['id']}",
+                        json={"statusMessage": "Working", "isStatusMessageTerminal": False})
         assert ok.status_code == 200 and ok.json()["data"]["statusMessage"] == "Working"
 
 
@@ -512,7 +515,8 @@ async def test_deep_nesting_is_400_or_stored_whole(user, actors_app, stores):
         for depth in (300, 1500, 100_000):
             assert_error(await user.post(f"/datasets/{ds}/items", content=b"[" + nested(depth) + b"]"), 400)
             deep_request = b'{"url": "https://a.example", "userData": ' + nested(depth) + b"}"
-            assert_error(await user.post(f"/request-queues/{rq}/requests/batch", content=b"[" + deep_request + b"]"), 400)
+            assert_error(await user.post(f"/request-queues/{rq}/requests/batch",
+                                         content=b"[" + deep_request + b"]"), 400)
             assert_error(await user.post(f"/request-queues/{rq}/requests", content=deep_request), 400)
         assert snapshot(actors_app.platform) == before
         # A JSON record is stored as its bytes and served back unchanged, however deep.

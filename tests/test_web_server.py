@@ -364,7 +364,8 @@ async def test_websockets_from_another_origin_are_refused(api_url, api_token, we
         assert info.value.code == 403, origin
 
 
-async def test_an_actor_written_html_record_cannot_act_as_the_user_in_a_browser(api_url, api_token, actors_app, tmp_path):
+async def test_an_actor_written_html_record_cannot_act_as_the_user_in_a_browser(api_url, api_token, actors_app,
+                                                                                  tmp_path):
     """The hole of issue 14: a record the run wrote, opened directly or through its web server's redirect."""
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import async_playwright

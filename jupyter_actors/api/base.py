@@ -203,7 +203,8 @@ class ApiHandlerMixin:
             expected = fields[name]
             if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
                 names = " or ".join(_JSON_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(expected))
-                raise InvalidInput(f"Field {name} must be {names}, not {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}.")
+                actual = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+                raise InvalidInput(f"Field {name} must be {names}, not {actual}.")
         return body
 
     def content_type_header(self, value: str | None, default: str = "application/octet-stream") -> str:

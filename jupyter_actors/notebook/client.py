@@ -22,8 +22,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=90.0)
 
 NOT_CONFIGURED = (
     "No jupyter-actors server is configured for this kernel. Open the notebook from a Jupyter server "
-    f"that has the jupyter_actors extension enabled (its kernels get {URL_VARIABLE} and {TOKEN_VARIABLE}), or point the "
-    "client at one: jupyter_actors.connect('http://127.0.0.1:8888/actors/api', token='<jupyter token>'), "
+    f"that has the jupyter_actors extension enabled (its kernels get {URL_VARIABLE} and {TOKEN_VARIABLE}), "
+    "or point the client at one: jupyter_actors.connect('http://127.0.0.1:8888/actors/api', token='<jupyter token>'), "
     f"or set the environment variables {URL_VARIABLE} and {TOKEN_VARIABLE}."
 )
 

@@ -443,7 +443,8 @@ def _destination(method: str, target: str) -> tuple[str | None, int, str]:
 
 async def _reply(writer: asyncio.StreamWriter, status: int, body: str, *, extra: dict[str, str] | None = None,
                  content_type: str = "text/plain; charset=utf-8") -> None:
-    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 407: "Proxy Authentication Required", 502: "Bad Gateway"}
+    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 407: "Proxy Authentication Required",
+               502: "Bad Gateway"}
     data = body.encode()
     lines = [f"HTTP/1.1 {status} {reasons.get(status, 'Error')}", f"Content-Type: {content_type}",
              f"Content-Length: {len(data)}", "Connection: close"]

@@ -219,7 +219,8 @@ class DockerBackend(Backend):
         # on that bridge, so no port is published (publishing costs a docker-proxy per run: ~0.1 s).
         exposed = info["Config"].get("ExposedPorts") or {}
         networks = (info.get("NetworkSettings", {}).get("Networks") or {}).values()
-        web_host = next((n["IPAddress"] for n in networks if n.get("IPAddress")), None) if state.get("Running") else None
+        web_host = (next((n["IPAddress"] for n in networks if n.get("IPAddress")), None)
+                    if state.get("Running") else None)
         web_port = int(next(iter(exposed)).split("/")[0]) if exposed and web_host else None
         return ContainerState(
             id=info["Id"],

@@ -250,7 +250,8 @@ class SwarmBackend(DockerBackend):
         if since_ns:
             params["since"] = format_since(since_ns)
         response = self.api._get(self.api._url("/services/{0}/logs", container_id), params=params, stream=True)
-        stream = DockerLogStream(CancellableStream(demultiplexed(body_blocks(self._stream_response(response))), response))
+        blocks = demultiplexed(body_blocks(self._stream_response(response)))
+        stream = DockerLogStream(CancellableStream(blocks, response))
         if follow:
             threading.Thread(target=self._close_when_finished, args=(container_id, stream),
                              name=f"swarm-log-{container_id[:12]}", daemon=True).start()
