@@ -22,10 +22,10 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import TRIVIAL  # noqa: E402 - the benchmark's own trivial actor
+from run import TRIVIAL  # the benchmark's own trivial actor
 
-from jupyter_actors.platform.core import NETWORK_NAME  # noqa: E402
-from jupyter_actors.platform.limits import limits_for  # noqa: E402
+from jupyter_actors.platform.core import NETWORK_NAME
+from jupyter_actors.platform.limits import limits_for
 
 
 def timed_backend(backend, calls: dict[str, list[float]], states: list) -> None:

@@ -419,7 +419,7 @@ class Bench:
 
             dataset = jupyter_actors.dataset(dataset_id)  # type: ignore[attr-defined]
             return dataset.to_pandas()
-        except Exception:  # noqa: BLE001 - the notebook client is optional for this figure
+        except Exception:  # the notebook client is optional for this figure
             response = client.get(f"/datasets/{dataset_id}/items", params={"format": "jsonl"})
             return pd.read_json(io.BytesIO(response.content), lines=True)
 

@@ -206,7 +206,7 @@ class PrivateEngine:
                 try:
                     client.ping()
                     return client
-                except Exception as exc:  # noqa: BLE001 - not answering yet
+                except Exception as exc:  # not answering yet
                     last_error = exc
                     client.close()
             time.sleep(0.1)
@@ -322,7 +322,7 @@ class PrivateEngine:
         if self.client is not None and self.process is not None and self.process.poll() is None:
             try:
                 left = {key: value for key, value in self.empty_engine().items() if value}
-            except Exception as exc:  # noqa: BLE001 - a broken engine is still torn down below
+            except Exception as exc:  # a broken engine is still torn down below
                 left["engine_error"] = repr(exc)
         try:
             self._terminate(self.stop_timeout)

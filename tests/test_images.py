@@ -134,7 +134,7 @@ def client() -> docker.DockerClient:
     try:
         client = docker.from_env(version="auto")
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure here means: no engine
+    except Exception as exc:  # any failure here means: no engine
         pytest.skip(f"no Docker engine answers ({exc}); run `jupyter-actors setup` as root to get one")
     return client
 

@@ -173,7 +173,7 @@ class ApiHandlerMixin:
             decoded = decoder(body)
         except _TooLarge:
             raise body_too_large(None) from None
-        except Exception:  # noqa: BLE001 - any decoder error means a corrupt body
+        except Exception:  # any decoder error means a corrupt body
             raise InvalidInput(f"The request body is not valid {encoding} data.") from None
         return decoded
 

@@ -61,7 +61,7 @@ class Client:
     def get(self, path: str, **params: Any) -> Any:
         return self.data("GET", path, params=_params(params))
 
-    def post(self, path: str, json: Any = None, **params: Any) -> Any:  # noqa: A002 - httpx's name
+    def post(self, path: str, json: Any = None, **params: Any) -> Any:  # httpx's name
         return self.data("POST", path, json=json, params=_params(params))
 
     def iter_pages(self, path: str, page_size: int = 1000, **params: Any) -> Iterator[dict]:

@@ -169,7 +169,7 @@ class Credentials:
         run_id, _, _ = password.partition("_")
         try:
             run = self.platform.get_run(run_id)
-        except Exception:  # noqa: BLE001 - unknown run: simply not a valid password
+        except Exception:  # unknown run: simply not a valid password
             return None
         if RunStatus(run["status"]).is_terminal:
             return None
@@ -253,7 +253,7 @@ class ProxyServer:
             await self._handle(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
-        except Exception:  # noqa: BLE001 - one broken connection must not stop the proxy
+        except Exception:  # one broken connection must not stop the proxy
             log.exception("proxy: connection failed")
         finally:
             writer.close()

@@ -100,7 +100,7 @@ class DockerLogStream(LogStream):
         except (OSError, ValueError, AttributeError):
             # Closing the response from another thread surfaces as one of these; the caller decides.
             return
-        except Exception:  # noqa: BLE001 - urllib3's ProtocolError when closed mid-chunk from another thread
+        except Exception:  # urllib3's ProtocolError when closed mid-chunk from another thread
             if not self.closed:
                 raise
             return
@@ -136,7 +136,7 @@ class DockerBackend(Backend):
                 docker.DockerClient(base_url=base_url, version="auto") if base_url else docker.from_env(version="auto")
             )
             self.client.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure here means "no engine"
+        except Exception as exc:  # any failure here means "no engine"
             raise EngineUnavailable(
                 f"No Docker engine answers ({exc}). Run `jupyter-actors setup` (it installs and starts one "
                 "on Debian as root), or start Docker and point DOCKER_HOST at it."

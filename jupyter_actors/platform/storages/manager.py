@@ -307,7 +307,7 @@ class Storages:
         limit: int | None = None,
         cursor: str | None = None,
         exclusive_start_id: str | None = None,
-        filter: Iterable[str] | None = None,  # noqa: A002 - the API's name
+        filter: Iterable[str] | None = None,  # the API's name
         client_key: str | None = None,
     ) -> dict:
         """``{items, limit, exclusiveStartId, cursor, nextCursor}``; pass ``nextCursor`` back for more."""
