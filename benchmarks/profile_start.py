@@ -22,10 +22,10 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import TRIVIAL  # noqa: E402 - the benchmark's own trivial actor
+from run import TRIVIAL  # the benchmark's own trivial actor
 
-from jupyter_actors.platform.core import NETWORK_NAME  # noqa: E402
-from jupyter_actors.platform.limits import limits_for  # noqa: E402
+from jupyter_actors.platform.core import NETWORK_NAME
+from jupyter_actors.platform.limits import limits_for
 
 
 def timed_backend(backend, calls: dict[str, list[float]], states: list) -> None:
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             client.api.remove_image(image["Id"], force=True)  # what this profile built
     print(f"{args.runs} runs at {args.memory} MB; medians in ms")
     for name, values in phases.items():
-        print(f"  {name:58} {statistics.median(values) * 1000:8.1f}   [{min(values) * 1000:.1f}-{max(values) * 1000:.1f}]")
+        print(f"  {name:58} {statistics.median(values) * 1000:8.1f}   "
+              f"[{min(values) * 1000:.1f}-{max(values) * 1000:.1f}]")
     return 0
 
 

@@ -10,6 +10,7 @@ the same as JSON (``--json``, default benchmarks/results/latest.json) so two run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import io
 import json
@@ -75,7 +76,8 @@ async def main():
         n, batch = int(os.environ["ITEMS"]), 1000
         started = time.monotonic()
         for start in range(0, n, batch):
-            await Actor.push_data([{"i": i, "name": f"item {i}", "value": i * 0.5} for i in range(start, min(n, start + batch))])
+            await Actor.push_data([{"i": i, "name": f"item {i}", "value": i * 0.5}
+                                   for i in range(start, min(n, start + batch))])
         print(f"PUSHED {n} {time.monotonic() - started:.3f}")
 
 asyncio.run(main())
@@ -155,7 +157,8 @@ class Bench:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def define(self, name: str, main_py: str, env: dict[str, str] | None = None, server: ServerProcess | None = None) -> str:
+    def define(self, name: str, main_py: str, env: dict[str, str] | None = None,
+               server: ServerProcess | None = None) -> str:
         """Create and build an actor (environment variables through its version, as Apify does)."""
         with (server or self.server).client() as client:
             body = {"name": name, "versions": [{"versionNumber": "0.0", "sourceType": "SOURCE_FILES",
@@ -267,7 +270,8 @@ class Bench:
             with boosted.client() as client:
                 for rep in range(self.reps + 1):
                     started = time.perf_counter()
-                    run = self.wait_status(client, self.start_run(client, "trivial", 128)["id"], lambda r: r["isTerminal"])
+                    run = self.wait_status(client, self.start_run(client, "trivial", 128)["id"],
+                                           lambda r: r["isTerminal"])
                     assert run["status"] == "SUCCEEDED", run
                     done = time.perf_counter() - started
                     t0, _, container = self.raw_run(image, 128)
@@ -336,9 +340,12 @@ class Bench:
         try:
             for rep in range(reps + 1):
                 printed: list[str] = []
-                reply = client.execute_interactive(
-                    code, timeout=600,
-                    output_hook=lambda msg: printed.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None)
+
+                def collect(msg, printed=printed):
+                    if msg["msg_type"] == "stream":
+                        printed.append(msg["content"].get("text", ""))
+
+                reply = client.execute_interactive(code, timeout=600, output_hook=collect)
                 assert reply["content"]["status"] == "ok", reply["content"]
                 count, seconds = "".join(printed).split("KERNEL ", 1)[1].split()[:2]
                 assert int(count) == lines, (count, lines)
@@ -364,7 +371,8 @@ class Bench:
                                  [items / pushed], lower_is_better=False, note="from inside a container"))
             sdk_items = items if self.smoke else items // 5
             self.define("sdk-pusher", PUSHER_SDK, {"ITEMS": str(sdk_items)})
-            sdk_run = self.wait_status(client, self.start_run(client, "sdk-pusher", 4096)["id"], lambda r: r["isTerminal"])
+            sdk_run = self.wait_status(client, self.start_run(client, "sdk-pusher", 4096)["id"],
+                                       lambda r: r["isTerminal"])
             sdk_log = client.get(f"/actor-runs/{sdk_run['id']}/log").text
             assert sdk_run["status"] == "SUCCEEDED", sdk_log
             sdk_secs = float(sdk_log.split("PUSHED ", 1)[1].split()[1])
@@ -372,10 +380,10 @@ class Bench:
                                  [sdk_items / sdk_secs], lower_is_better=False, note="batches of 1000, br-compressed"))
             dataset_id = run["defaultDatasetId"]
             local = self.root / "items.jsonl"
-            with client.stream("GET", f"/datasets/{dataset_id}/items", params={"format": "jsonl"}) as response:
-                with open(local, "wb") as handle:
-                    for chunk in response.iter_bytes():
-                        handle.write(chunk)
+            with (client.stream("GET", f"/datasets/{dataset_id}/items", params={"format": "jsonl"}) as response,
+                  open(local, "wb") as handle):
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
             crawlee = self.root / "crawlee-dataset"
             crawlee.mkdir()
             with open(local, "rb") as handle:
@@ -411,7 +419,7 @@ class Bench:
 
             dataset = jupyter_actors.dataset(dataset_id)  # type: ignore[attr-defined]
             return dataset.to_pandas()
-        except Exception:  # noqa: BLE001 - the notebook client is optional for this figure
+        except Exception:  # the notebook client is optional for this figure
             response = client.get(f"/datasets/{dataset_id}/items", params={"format": "jsonl"})
             return pd.read_json(io.BytesIO(response.content), lines=True)
 
@@ -459,7 +467,7 @@ class Bench:
                                          max_value=0.005 if size == 1024 else None))
                     if size == 1024:
                         self.rows.append(Row(f"  record {name} {label} above Jupyter's floor", "s",
-                                             [mine - base for mine, base in zip(ours, floor)],
+                                             [mine - base for mine, base in zip(ours, floor, strict=True)],
                                              note="paired with the /api/status call of the same iteration"))
 
     # -- 6. concurrency ---------------------------------------------------------------------------
@@ -692,20 +700,23 @@ class Bench:
         for container in api.containers(all=True, filters={"label": label}):
             api.remove_container(container["Id"], force=True)
         for image in api.images(filters={"label": label}):
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(image["Id"], force=True)
-            except docker.errors.APIError:
-                pass
 
 
 def render(rows: list[Row], info: dict) -> str:
-    lines = [f"machine: {info['cores']} cores, {info['memory_gb']} GiB, Docker {info['docker']}, Python {info['python']}",
-             f"{'figure':58} {'unit':8} {'ours median [min-max]':28} {'raw median':12} {'ratio':7} {'verdict':7} target / note"]
+    lines = [f"machine: {info['cores']} cores, {info['memory_gb']} GiB, Docker {info['docker']}, "
+             f"Python {info['python']}",
+             f"{'figure':58} {'unit':8} {'ours median [min-max]':28} {'raw median':12} {'ratio':7} {'verdict':7} "
+             "target / note"]
     for row in rows:
         summary = row.summary()
         ours = summary["ours_stats"]
         raw = summary["raw_stats"]
-        fmt = (lambda v: f"{v:,.4g}")
+
+        def fmt(v):
+            return f"{v:,.4g}"
+
         ours_text = f"{fmt(ours['median'])} [{fmt(ours['min'])}-{fmt(ours['max'])}]" if ours else "-"
         raw_text = fmt(raw["median"]) if raw else "-"
         ratio = f"{summary['ratio']:.2f}x" if summary["ratio"] else "-"

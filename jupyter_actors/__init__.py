@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .notebook import (  # noqa: F401
+    from .notebook import (
         ActorsError,
         ApiError,
         BuildFailed,

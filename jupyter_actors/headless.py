@@ -3,8 +3,8 @@
 Above the layers (like the CLI): it starts a server process and a kernel; the notebook package
 itself only ever speaks HTTP.
 
-It starts ``jupyter server`` with the extension (``server.process``) on a free port with a fresh token, runs the notebook
-with nbclient in a kernel pointed at that server (the same variables a server gives its kernels),
+It starts ``jupyter server`` with the extension (``server.process``) on a free port with a fresh token, runs the
+notebook with nbclient in a kernel pointed at that server (the same variables a server gives its kernels),
 writes the executed copy with its outputs and stops the server.
 """
 

@@ -6,6 +6,7 @@ teardown removes every container and image that instance made.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,8 @@ from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE, PlatformConfig
 TEST_MEMORY_MB = 1024  # tests not about limits: a hard CPU quota makes small runs slow
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 60, interval: float = 0.05, message: str = "") -> object:
+def wait_until(condition: Callable[[], object], timeout: float = 60, interval: float = 0.05,
+               message: str = "") -> object:
     """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -64,10 +66,8 @@ def cleanup_instance(client: docker.DockerClient, instance_id: str) -> None:
     label = f"jupyter-actors.instance={instance_id}"
     if client.info()["Swarm"].get("ControlAvailable"):  # runs on a swarm are services
         for service in client.api.services(filters={"label": label}):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_service(service["ID"])
-            except docker.errors.NotFound:
-                pass
     for container in client.api.containers(all=True, filters={"label": label}):
         try:
             client.api.remove_container(container["Id"], force=True)
@@ -77,10 +77,8 @@ def cleanup_instance(client: docker.DockerClient, instance_id: str) -> None:
     wait_until(lambda: not client.api.containers(all=True, filters={"label": label}), 30,
                message=f"containers of {instance_id} removed")
     for image in client.api.images(filters={"label": label}):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             client.api.remove_image(image["Id"], force=True)
-        except docker.errors.APIError:
-            pass
 
 
 @pytest.fixture(scope="session")
@@ -123,10 +121,8 @@ def platform_factory(docker_client, base_image, tmp_path):
             platform = Platform(platform.config)
         for run in platform.list_runs():
             if run["status"] not in ("SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED") and run["container_id"]:
-                try:
+                with contextlib.suppress(docker.errors.APIError):
                     docker_client.api.kill(run["container_id"])
-                except docker.errors.APIError:
-                    pass
         platform.close()
         if server is not None:
             loop.call(server.stop)
@@ -169,10 +165,8 @@ def actors_app(jp_serverapp, docker_client):
     yield extension
     for run in extension.platform.list_runs():
         if run["container_id"] and run["status"] not in ("SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"):
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 docker_client.api.kill(run["container_id"])
-            except docker.errors.APIError:
-                pass
     cleanup_instance(docker_client, extension.platform.instance_id)
 
 

@@ -437,7 +437,8 @@ class FakeKubernetes:
             for container in pod_spec["containers"]:
                 container.setdefault("terminationMessagePath", "/dev/termination-log")
                 container.setdefault("terminationMessagePolicy", "File")
-                container.setdefault("imagePullPolicy", "Always" if container["image"].endswith(":latest") else "IfNotPresent")
+                container.setdefault("imagePullPolicy",
+                                     "Always" if container["image"].endswith(":latest") else "IfNotPresent")
             job["status"] = {}
             if spec["suspend"]:
                 job["status"]["conditions"] = [self._condition("Suspended", "JobSuspended", "Job suspended")]
@@ -645,7 +646,8 @@ class FakeKubernetes:
     def _alive(self, key: tuple[str, str]) -> bool:
         with self.lock:
             pod = self.pods.get(key)
-            return bool(pod) and "deletionTimestamp" not in pod["metadata"] and pod["status"]["phase"] in ("Pending", "Running")
+            return (bool(pod) and "deletionTimestamp" not in pod["metadata"]
+                    and pod["status"]["phase"] in ("Pending", "Running"))
 
     async def _steps(self, key: tuple[str, str], count: int = 1) -> bool:
         """Sleep ``count`` steps; False when the pod was deleted meanwhile."""
@@ -803,7 +805,8 @@ class FakeKubernetes:
                     return
                 failed = job["status"].get("failed", 0) + 1
                 if failed > job["spec"]["backoffLimit"]:
-                    self._finish_job(key, "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+                    self._finish_job(key, "Failed", "BackoffLimitExceeded",
+                                     "Job has reached the specified backoff limit")
                     return
                 self._update_job(key, lambda j, failed=failed: j["status"].update(failed=failed))
                 attempt += 1
@@ -884,7 +887,8 @@ class JobsHandler(Handler):
         with self.fake.lock:
             jobs = [copy.deepcopy(job) for (ns, _), job in sorted(self.fake.jobs.items()) if ns == namespace]
         try:
-            jobs = [job for job in jobs if label_match(job["metadata"].get("labels") or {}, self.arg("labelSelector", ""))
+            jobs = [job for job in jobs
+                    if label_match(job["metadata"].get("labels") or {}, self.arg("labelSelector", ""))
                     and field_match(job, self.arg("fieldSelector", ""))]
         except KeyError as exc:
             self.send_status(400, "BadRequest", f'"{exc.args[0]}" is not a known field selector: only '
@@ -912,7 +916,8 @@ class JobsHandler(Handler):
         self.set_status(200)
 
         def matches(job: dict) -> bool:
-            return (job["metadata"]["namespace"] == namespace and label_match(job["metadata"].get("labels") or {}, labels)
+            return (job["metadata"]["namespace"] == namespace
+                    and label_match(job["metadata"].get("labels") or {}, labels)
                     and field_match(job, fields))
 
         if expiry == "event":
@@ -1013,7 +1018,8 @@ class PodLogHandler(Handler):
         state = pod["status"]["containerStatuses"][0]["state"]
         if "waiting" in state:
             reason = state["waiting"].get("reason", "")
-            self.send_status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+            self.send_status(400, "BadRequest",
+                             f'container "{container}" in pod "{name}" is waiting to start: {reason}')
             return
         follow, stamps = self.flag("follow"), self.flag("timestamps")
         since = self.arg("sinceSeconds")

@@ -206,7 +206,7 @@ class PrivateEngine:
                 try:
                     client.ping()
                     return client
-                except Exception as exc:  # noqa: BLE001 - not answering yet
+                except Exception as exc:  # not answering yet
                     last_error = exc
                     client.close()
             time.sleep(0.1)
@@ -228,7 +228,8 @@ class PrivateEngine:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
-            raise AssertionError(f"private dockerd did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}")
+            raise AssertionError(
+                f"private dockerd did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}") from None
         return time.monotonic() - started
 
     def restart(self) -> docker.DockerClient:
@@ -282,7 +283,8 @@ class PrivateEngine:
             for network in self.client.api.networks():
                 if network.get("Driver") == "bridge" and network["Name"] != "bridge":
                     options = network.get("Options") or {}
-                    self.network_bridges.add(options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}")
+                    self.network_bridges.add(options.get("com.docker.network.bridge.name")
+                                             or f"br-{network['Id'][:12]}")
 
     # -- diagnostics and cleanup ------------------------------------------------------------------
 
@@ -320,7 +322,7 @@ class PrivateEngine:
         if self.client is not None and self.process is not None and self.process.poll() is None:
             try:
                 left = {key: value for key, value in self.empty_engine().items() if value}
-            except Exception as exc:  # noqa: BLE001 - a broken engine is still torn down below
+            except Exception as exc:  # a broken engine is still torn down below
                 left["engine_error"] = repr(exc)
         try:
             self._terminate(self.stop_timeout)

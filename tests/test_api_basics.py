@@ -24,5 +24,6 @@ async def test_lists_with_token_and_errors_in_apify_shape(api_url, api_token):
         assert missing.json()["error"]["type"] == "record-not-found"
         unknown = await client.get(f"{api_url}/v2/no-such-endpoint")
         assert unknown.status_code == 404 and "error" in unknown.json()
-        bad = await client.post(f"{api_url}/v2/actors", content=b"{not json", headers={"Content-Type": "application/json"})
+        bad = await client.post(f"{api_url}/v2/actors", content=b"{not json",
+                                headers={"Content-Type": "application/json"})
         assert bad.status_code == 400 and "JSON" in bad.json()["error"]["message"]

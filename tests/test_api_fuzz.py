@@ -61,7 +61,8 @@ def seed_set(platform, actor: str, run: dict | None) -> dict:
     """Path parameters of one seeded world: an actor, its build, a run and named storages, all with content."""
     storages = platform.storages
     actor_row = platform.get_actor(actor)
-    named = {kind: storages.get_or_create(kind, f"{actor}-{kind.replace('_', '-')}")[0]["id"] for kind in KINDS.values()}
+    named = {kind: storages.get_or_create(kind, f"{actor}-{kind.replace('_', '-')}")[0]["id"]
+             for kind in KINDS.values()}
     ids = {"actorId": actor_row["id"], "buildId": platform.list_builds(actor)[0]["id"], "versionNumber": "0.0",
            "recordKey": "seeded", "userId": "me", "store": named}
     ids["requestId"] = seed_storages(storages, named["key_value_stores"], named["datasets"], named["request_queues"])
@@ -100,7 +101,8 @@ def fuzz(schema, base_url: str, token: str, seeded: dict, victims: dict, slow_ru
         operation = result.ok()
         if operation.path.endswith(("/metamorph", "/reboot")):
             continue  # documented as 501 "not supported here yet": a 5xx by design, not a crash
-        ids = victims if operation.method.upper() == "DELETE" or operation.path.endswith(("/abort", "/resurrect")) else seeded
+        destructive = operation.method.upper() == "DELETE" or operation.path.endswith(("/abort", "/resurrect"))
+        ids = victims if destructive else seeded
         fixed = path_parameters(operation, ids)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed)

@@ -127,7 +127,8 @@ async def test_bad_writes_are_refused_and_store_nothing(user, actors_app, stores
     async with user:
         path = template.format(kvs=stores[KEY_VALUE_STORES], ds=stores[DATASETS], rq=stores[REQUEST_QUEUES])
         before = snapshot(actors_app.platform)
-        response = await user.request(method, path, content=body, headers={"Content-Type": "application/json", **headers})
+        response = await user.request(method, path, content=body,
+                                      headers={"Content-Type": "application/json", **headers})
         if status is None:  # not an attack after all: the legal key is stored under its own name
             assert response.status_code == 201
             assert actors_app.platform.storages.get_record(stores[KEY_VALUE_STORES], "..")[0] == b"x"
@@ -186,7 +187,8 @@ async def test_bad_query_options_are_400(user, stores):
         ds, kvs = stores[DATASETS], stores[KEY_VALUE_STORES]
         for path in (f"/datasets/{ds}/items?offset=-1", f"/datasets/{ds}/items?limit=ten",
                      f"/datasets/{ds}/items?desc=maybe", f"/datasets/{ds}/items?format=pdf",
-                     f"/key-value-stores/{kvs}/keys?limit=-5", "/actor-runs?offset=x", "/actor-runs/x?waitForFinish=soon"):
+                     f"/key-value-stores/{kvs}/keys?limit=-5", "/actor-runs?offset=x",
+                     "/actor-runs/x?waitForFinish=soon"):
             assert_error(await user.get(path), 400)
 
 
@@ -423,7 +425,8 @@ def test_run_tokens_own_run_and_bad_updates(two_runs):
                      b'"just text"', b"{oops", ('{"statusMessage": "' + "x" * 1001 + '"}').encode()):
             assert_error(client.put(f"/actor-runs/{mine['id']}", content=body), 400)
         assert platform.get_run(mine["id"])["status_message"] == "Running"
-        ok = client.put(f"/actor-runs/{mine['id']}", json={"statusMessage": "Working", "isStatusMessageTerminal": False})
+        ok = client.put(f"/actor-runs/{mine['id']}",
+                        json={"statusMessage": "Working", "isStatusMessageTerminal": False})
         assert ok.status_code == 200 and ok.json()["data"]["statusMessage"] == "Working"
 
 
@@ -512,7 +515,8 @@ async def test_deep_nesting_is_400_or_stored_whole(user, actors_app, stores):
         for depth in (300, 1500, 100_000):
             assert_error(await user.post(f"/datasets/{ds}/items", content=b"[" + nested(depth) + b"]"), 400)
             deep_request = b'{"url": "https://a.example", "userData": ' + nested(depth) + b"}"
-            assert_error(await user.post(f"/request-queues/{rq}/requests/batch", content=b"[" + deep_request + b"]"), 400)
+            assert_error(await user.post(f"/request-queues/{rq}/requests/batch",
+                                         content=b"[" + deep_request + b"]"), 400)
             assert_error(await user.post(f"/request-queues/{rq}/requests", content=deep_request), 400)
         assert snapshot(actors_app.platform) == before
         # A JSON record is stored as its bytes and served back unchanged, however deep.
@@ -663,7 +667,8 @@ def test_batches_pushes_and_run_bodies_are_capped(two_runs):
     queue, dataset, kvs = (mine[f"default_{kind}_id"] for kind in ("request_queue", "dataset", "key_value_store"))
     batch = [{"url": f"https://example.com/{i}"} for i in range(MAX_BATCH_REQUESTS + 1)]
     with actor_client(platform, mine["token"]) as client:
-        assert "at most 25 requests" in assert_error(client.post(f"/request-queues/{queue}/requests/batch", json=batch), 400)["message"]
+        refused = assert_error(client.post(f"/request-queues/{queue}/requests/batch", json=batch), 400)
+        assert "at most 25 requests" in refused["message"]
         assert_error(client.request("DELETE", f"/request-queues/{queue}/requests/batch",
                                     json=[{"uniqueKey": r["url"]} for r in batch]), 400)
         assert platform.storages.list_requests(queue)["items"] == []
@@ -674,8 +679,9 @@ def test_batches_pushes_and_run_bodies_are_capped(two_runs):
         assert client.put(f"/key-value-stores/{kvs}/records/big", content=big,
                           headers={"Content-Type": "application/json"}).status_code == 201
         many = b"[" + b",".join([b'{"i":1}'] * (MAX_PUSH_ITEMS + 1)) + b"]"
-        assert "at most 100000 items" in assert_error(client.post(f"/datasets/{dataset}/items", content=many,
-                                                                  headers={"Content-Type": "application/json"}), 400)["message"]
+        refused = assert_error(client.post(f"/datasets/{dataset}/items", content=many,
+                                           headers={"Content-Type": "application/json"}), 400)
+        assert "at most 100000 items" in refused["message"]
         tiny = b"[" + b",".join([b"{}"] * (10 * MAX_PUSH_ITEMS + 1)) + b"]"
         assert_error(client.post(f"/datasets/{dataset}/items", content=tiny,
                                  headers={"Content-Type": "application/json"}), 400)
@@ -684,7 +690,8 @@ def test_batches_pushes_and_run_bodies_are_capped(two_runs):
                            headers={"Content-Type": "application/json"}).status_code == 201
 
 
-async def test_a_live_stream_client_that_falls_behind_is_ended_not_queued_for(user, actors_app, jp_serverapp, monkeypatch):
+async def test_a_live_stream_client_that_falls_behind_is_ended_not_queued_for(
+        user, actors_app, jp_serverapp, monkeypatch):
     """Each /stream/runs client has a bounded queue: past it the stream ends (the client reconnects and
     gets a new snapshot) instead of the server holding every change for a client that does not read."""
     from jupyter_actors.server.runs_stream import RunsStreamHandler

@@ -103,8 +103,8 @@ def operation_of(document: dict, path: str, method: str, base_path: str) -> tupl
         parts = template.split("/")
         if len(parts) != len(segments) or method not in document["paths"][template]:
             continue
-        if all(p == s or p.startswith("{") for p, s in zip(parts, segments)):
-            score = sum(p == s for p, s in zip(parts, segments))
+        if all(p == s or p.startswith("{") for p, s in zip(parts, segments, strict=True)):
+            score = sum(p == s for p, s in zip(parts, segments, strict=True))
             if best is None or score > best[0]:
                 best = (score, template)
     return (best[1], method) if best else None
@@ -128,7 +128,7 @@ async def test_real_responses_match_the_document(api_url, api_token, actors_app)
             openapi.validate_response(request, _Response(response))
             if response.is_success and request.method != "head":
                 openapi.validate_request(request)
-        except Exception as exc:  # noqa: BLE001 - collect them all for one readable failure
+        except Exception as exc:  # collect them all for one readable failure
             failures.append(f"{request.method.upper()} {request.path} -> {response.status_code}: {exc!r}"
                             f" {getattr(exc, '__cause__', '')!r} {response.text[:300]}")
         operation = operation_of(document, request.path, request.method, base_path)
@@ -170,7 +170,10 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
 
     runs = (await call("GET", "/actor-runs?desc=true", 200)).json()["data"]["items"]
     run_id, other_id = runs[0]["id"], runs[1]["id"]
-    logged = lambda: b"sleeping" in platform.run_log(run_id)
+
+    def logged():
+        return b"sleeping" in platform.run_log(run_id)
+
     wait_until(logged, 60)
     await call("PUT", f"/actor-runs/{run_id}", 200, json={"statusMessage": "documented"})
     await call("POST", f"/actor-runs/{run_id}/resurrect", 409)
@@ -341,7 +344,7 @@ async def test_what_the_document_forbids_the_api_refuses_and_the_other_way_round
             assert response.status_code == 400, (method, path, response.status_code, response.text[:300])
             try:
                 openapi.validate_request(_Request(response.request))
-            except Exception:  # noqa: BLE001 - any validation error: the document forbids it too
+            except Exception:  # any validation error: the document forbids it too
                 continue
             raise AssertionError(f"openapi.yaml allows {method} {path} {body!r}, which the API refuses")
         # The control: a request within the rules passes the same validation.

@@ -92,7 +92,7 @@ async def test_no_run_token_in_the_server_log(api_url, api_token, jp_serverapp):
         assert status(run) == "SUCCEEDED", await client.run(run.id).log().get()
         token = (await client.key_value_store(run.default_key_value_store_id).get_record("TOKEN"))["value"]
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(capture)
             logger.setLevel(level)
     assert len(token) >= 20

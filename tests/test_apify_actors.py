@@ -83,7 +83,8 @@ def source_files(directory: Path) -> list[dict]:
         if path.is_file():
             data = path.read_bytes()
             try:
-                files.append({"name": path.relative_to(directory).as_posix(), "format": "TEXT", "content": data.decode()})
+                files.append({"name": path.relative_to(directory).as_posix(), "format": "TEXT",
+                              "content": data.decode()})
             except UnicodeDecodeError:
                 files.append({"name": path.relative_to(directory).as_posix(), "format": "BASE64",
                               "content": base64.b64encode(data).decode()})
@@ -190,7 +191,8 @@ async def test_javascript_actor_fetches_through_the_platform_proxy_or_its_own(ap
 
 async def test_typescript_crawlee_actor_builds_in_two_stages_and_crawls(apify_images, client, site):
     actor, _, log = await off(create_and_build, client, "ts-crawlee-links", "apify-ts")
-    assert re.search(r"Step \d+/\d+ : RUN npm run build", log) and re.search(r"Step \d+/\d+ : FROM apify/actor-node:24\n", log) is None
+    assert re.search(r"Step \d+/\d+ : RUN npm run build", log)
+    assert re.search(r"Step \d+/\d+ : FROM apify/actor-node:24\n", log) is None
     assert len(re.findall(r"Step \d+/\d+ : FROM jupyter-actors/actor-node:24", log)) == 2  # both stages mapped
     run = await off(run_actor, client, actor, {"startUrl": site})
     assert run["status"] == "SUCCEEDED", await off(run_log, client, run)
@@ -212,7 +214,8 @@ async def test_state_persistence_example_counts_across_runs(apify_images, client
 
 
 async def test_browser_images_fail_with_what_to_do(apify_images, client):
-    files = [{"name": "Dockerfile", "format": "TEXT", "content": "FROM apify/actor-node-playwright-chrome:22\nCMD [\"node\"]\n"},
+    files = [{"name": "Dockerfile", "format": "TEXT",
+              "content": "FROM apify/actor-node-playwright-chrome:22\nCMD [\"node\"]\n"},
              {"name": "main.js", "format": "TEXT", "content": ""}]
     actor = await off(client.post, "/acts", {"name": "browser", "versions": [
         {"versionNumber": "0.0", "sourceType": "SOURCE_FILES", "sourceFiles": files}]})
@@ -259,7 +262,8 @@ def test_builds_get_the_hosts_proxy_settings_as_docker_does(platform_factory, mo
     platform = platform_factory(serve_api=False)
     dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo \"build sees NO_PROXY=$NO_PROXY\"\n"
     actor = platform.create_actor(ActorDefinition(
-        name="proxy-args", files=[text_file("Dockerfile", dockerfile), text_file("main.py", "")], dockerfile="Dockerfile"))
+        name="proxy-args", files=[text_file("Dockerfile", dockerfile), text_file("main.py", "")],
+        dockerfile="Dockerfile"))
     build = platform.build(actor["id"])
     log = platform.build_log(build["id"]).decode()
     assert build["status"] == "SUCCEEDED" and "build sees NO_PROXY=intranet.example" in log, log

@@ -115,7 +115,7 @@ def stored_at_stop(server: ServerProcess, dataset_id: str, store_id: str) -> tup
         counts = [item["count"] for item in storages.list_items(dataset_id).items()]
         try:
             value, _ = storages.get_record(store_id, "APIFY_GLOBAL_STATE")
-        except Exception:  # noqa: BLE001 - nothing persisted yet
+        except Exception:  # nothing persisted yet
             return counts, None
     finally:
         storages.close()

@@ -20,7 +20,7 @@ from jupyter_actors.platform.errors import EngineUnavailable
 def _engine_answers() -> bool:
     try:
         return docker.from_env(version="auto").ping()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 

@@ -54,7 +54,7 @@ def test_references_split_into_repository_and_tag() -> None:
 def test_from_lines_substitute_global_args_and_build_args() -> None:
     text = "ARG NODE=20\nARG BASE\nFROM apify/actor-node:${NODE} AS build\nARG NODE=99\nFROM $BASE\nFROM build\n"
     lines = from_lines(text, {"BASE": "jupyter-actors/python:3.11"})
-    assert [(l.index, l.image, l.stage) for l in lines] == [
+    assert [(line.index, line.image, line.stage) for line in lines] == [
         (2, "apify/actor-node:20", "build"), (4, "jupyter-actors/python:3.11", None), (5, "build", None)]
 
 

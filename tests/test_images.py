@@ -62,7 +62,8 @@ def test_deb822_parser_expands_uris_and_suites_and_skips_deb_src() -> None:
 
 
 def test_deb822_parser_honours_enabled_no_and_continuation_lines() -> None:
-    text = "Types: deb\nEnabled: no\nURIs: http://a.example/d\nSuites: x\n\nTypes: deb\nURIs:\n http://b.example/d\nSuites: y\n"
+    text = ("Types: deb\nEnabled: no\nURIs: http://a.example/d\nSuites: x\n\n"
+            "Types: deb\nURIs:\n http://b.example/d\nSuites: y\n")
     assert parse_deb822_sources(text) == [AptSource("http://b.example/d", "y")]
 
 
@@ -133,7 +134,7 @@ def client() -> docker.DockerClient:
     try:
         client = docker.from_env(version="auto")
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure here means: no engine
+    except Exception as exc:  # any failure here means: no engine
         pytest.skip(f"no Docker engine answers ({exc}); run `jupyter-actors setup` as root to get one")
     return client
 
@@ -220,7 +221,8 @@ def test_apify_style_images_follow_apifys_conventions_and_trust_the_host_cas(
     for image in apify_images.values():
         assert _run(client, image, f"{probe} && echo trusted || echo missing") == "trusted"
     # Python with the SDK; Node.js 20 or newer with npm and the SDK preinstalled where Apify's templates check it.
-    assert _run(client, apify_images["python"], "python -c 'import apify, sys; print(sys.version_info >= (3, 10))'") == "True"
+    check_python = "python -c 'import apify, sys; print(sys.version_info >= (3, 10))'"
+    assert _run(client, apify_images["python"], check_python) == "True"
     versions = _run(client, apify_images["node"], "node --version; npm --version; npm ls apify >/dev/null && echo sdk")
     node_version, npm_version, sdk = versions.splitlines()
     assert int(node_version.lstrip("v").split(".")[0]) >= 20 and npm_version[0].isdigit() and sdk == "sdk"
@@ -229,7 +231,8 @@ def test_apify_style_images_follow_apifys_conventions_and_trust_the_host_cas(
 
 
 @pytest.mark.docker
-def test_apify_style_images_are_reused(client: docker.DockerClient, apify_images: dict[str, str], tmp_path: Path) -> None:
+def test_apify_style_images_are_reused(client: docker.DockerClient, apify_images: dict[str, str],
+                                       tmp_path: Path) -> None:
     from jupyter_actors.platform.images import ensure_actor_python_image
     from jupyter_actors.platform.node_image import ensure_node_image
 

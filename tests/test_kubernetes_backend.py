@@ -92,7 +92,7 @@ def in_thread(target: Callable, *args) -> tuple[threading.Thread, dict]:
     def main() -> None:
         try:
             box["value"] = target(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by joined()
+        except BaseException as exc:  # re-raised by joined()
             box["error"] = exc
 
     thread = threading.Thread(target=main, name=f"test-{getattr(target, '__name__', 'call')}", daemon=True)

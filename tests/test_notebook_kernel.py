@@ -65,7 +65,7 @@ class KernelDriver:
         while not self._closed.is_set():
             try:
                 msg = kc.get_iopub_msg(timeout=0.2)
-            except Exception:  # noqa: BLE001 - queue.Empty, or the channel closed on restart
+            except Exception:  # queue.Empty, or the channel closed on restart
                 if not kc.channels_running:
                     return
                 continue

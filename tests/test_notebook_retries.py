@@ -6,6 +6,7 @@ after reading the request, as a restarting server or a proxy hiccup would.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -68,15 +69,11 @@ class FlakyRelay:
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         while chunk := source.recv(65536):
             sink.sendall(chunk)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sink.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
 
 
 @pytest.fixture

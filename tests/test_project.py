@@ -33,7 +33,8 @@ def test_server_extension_is_enabled_on_install():
 
 def test_nothing_depends_on_the_shared_folder():
     offenders = []
-    for path in list((ROOT / "jupyter_actors").rglob("*.py")) + list((ROOT / "tests").rglob("*.py")) + [ROOT / ".ci" / "run"]:
+    sources = [*(ROOT / "jupyter_actors").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), ROOT / ".ci" / "run"]
+    for path in sources:
         if path.name == "test_project.py":
             continue
         if "../shared" in path.read_text(errors="replace") or "/shared/" in path.read_text(errors="replace"):

@@ -70,7 +70,7 @@ asyncio.run(main())
 
 
 class _Page(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         self.server.paths.append(self.path)  # type: ignore[attr-defined]
         body = f"hello from the bridge {self.path}".encode()
         self.send_response(200)

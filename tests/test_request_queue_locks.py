@@ -33,7 +33,8 @@ async def test_two_clients_never_get_the_same_request(api_url, api_token):
     client = ApifyClientAsync(token=api_token, api_url=api_url)
     urls = [f"https://example.com/{index}" for index in range(60)]
     queue_id = await new_queue(client, "locks-two-clients", urls)
-    first, second = client.request_queue(queue_id, client_key="client-a"), client.request_queue(queue_id, client_key="client-b")
+    first = client.request_queue(queue_id, client_key="client-a")
+    second = client.request_queue(queue_id, client_key="client-b")
 
     taken: dict[str, list[str]] = {"client-a": [], "client-b": []}
 
@@ -71,7 +72,8 @@ async def test_two_clients_never_get_the_same_request(api_url, api_token):
 async def test_only_the_holder_prolongs_releases_updates_or_deletes(api_url, api_token):
     client = ApifyClientAsync(token=api_token, api_url=api_url)
     queue_id = await new_queue(client, "locks-holder", ["https://example.com/a", "https://example.com/b"])
-    holder, other = client.request_queue(queue_id, client_key="holder"), client.request_queue(queue_id, client_key="other")
+    holder = client.request_queue(queue_id, client_key="holder")
+    other = client.request_queue(queue_id, client_key="other")
     head = await holder.list_and_lock_head(lock_duration=LOCK, limit=1)
     (item,) = head.items
     assert item.url == "https://example.com/a"
@@ -106,7 +108,8 @@ async def test_only_the_holder_prolongs_releases_updates_or_deletes(api_url, api
 async def test_an_expired_lock_gives_the_request_back(api_url, api_token):
     client = ApifyClientAsync(token=api_token, api_url=api_url)
     queue_id = await new_queue(client, "locks-expiry", ["https://example.com/x"])
-    first, second = client.request_queue(queue_id, client_key="first"), client.request_queue(queue_id, client_key="second")
+    first = client.request_queue(queue_id, client_key="first")
+    second = client.request_queue(queue_id, client_key="second")
     (item,) = (await first.list_and_lock_head(lock_duration=dt.timedelta(seconds=1))).items
     assert (await second.list_and_lock_head(lock_duration=LOCK)).items == []
 
@@ -175,7 +178,8 @@ def test_two_sdk_runs_in_shared_mode_handle_each_request_once(platform):
     for run in runs:
         assert run["status"] == "SUCCEEDED", platform.run_log(run["id"]).decode()[-3000:]
     items = [item for run in runs
-             for item in json.loads(b"".join(platform.storages.list_items(run["default_dataset_id"]).iter_json_array()))]
+             for item in json.loads(
+                 b"".join(platform.storages.list_items(run["default_dataset_id"]).iter_json_array()))]
     handled = sorted(item["url"] for item in items)
     assert handled == sorted(urls), "a request was handled twice or never"
     meta = platform.storages.get(REQUEST_QUEUES, queue["id"])

@@ -138,7 +138,8 @@ def test_graceful_stop_sends_migrating_and_state_is_stored_before_exit(tmp_path,
         with server.client() as client:
             body = source(MIGRATION_AWARE) | {"name": "migrator"}
             assert client.post("/actors", json=body).status_code == 201
-            assert client.post("/actors/migrator/builds", params={"waitForFinish": 60}).json()["data"]["status"] == "SUCCEEDED"
+            build = client.post("/actors/migrator/builds", params={"waitForFinish": 60}).json()["data"]
+            assert build["status"] == "SUCCEEDED"
             run = client.post("/actors/migrator/runs", params={"memory": 1024}).json()["data"]
             wait_until(lambda: "ready" in client.get(f"/actor-runs/{run['id']}/log").text, 120, message="ready")
         server.stop()

@@ -71,7 +71,7 @@ def test_environment_variables_inside_the_container(platform):
     path = platform.registry.path
     assert all(token.encode() not in f.read_bytes() for f in path.parent.glob(path.name + "*"))  # with the WAL
     assert run["status"] == "SUCCEEDED", platform.run_log(run["id"])
-    line = next(l for l in platform.run_log(run["id"]).decode().splitlines() if " ENV " in l)
+    line = next(text for text in platform.run_log(run["id"]).decode().splitlines() if " ENV " in text)
     env = json.loads(line.split(" ENV ", 1)[1])
     actor = platform.get_actor("env-printer")
     expected = {

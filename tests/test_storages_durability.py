@@ -32,7 +32,7 @@ def run_threads(target, count: int = THREADS) -> None:  # type: ignore[no-untype
         try:
             barrier.wait(THREAD_WAIT_SECS)
             target(index)
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             errors.append(error)
             barrier.abort()
 
@@ -144,7 +144,7 @@ def race_rounds(root: str, writer: str, start: multiprocessing.synchronize.Barri
             body(Path(root), writer, round_)
     except threading.BrokenBarrierError:
         sys.exit(1)  # another writer failed and said why
-    except BaseException:  # noqa: BLE001 - written for the parent, then exit 1
+    except BaseException:  # written for the parent, then exit 1
         Path(root, f"{writer}.error").write_text(f"{writer} failed in round {round_}:\n{traceback.format_exc()}")
         start.abort()
         sys.exit(1)

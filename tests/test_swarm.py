@@ -129,7 +129,7 @@ def test_failure_timeout_and_abort(swarm_platform, docker_client):
     aborted = platform.wait_run(aborted["id"], timeout=60)
     assert aborted["status"] == "ABORTED"
     for run in (failed, timed, aborted):
-        wait_until(lambda: not docker_client.api.services(filters={"id": run["container_id"]}), 30,
+        wait_until(lambda run=run: not docker_client.api.services(filters={"id": run["container_id"]}), 30,
                    message="service removed")
 
 
@@ -296,8 +296,8 @@ async def test_the_server_extension_sends_runs_to_the_swarm_when_configured(api_
         await off(wait_until, lambda: b"started" in platform.run_log(run["id"]), 120, message="running on the swarm")
         service = platform.get_run(run["id"])["container_id"]
         assert docker_client.api.inspect_service(service)["Spec"]["Labels"]["jupyter-actors.run-id"] == run["id"]
-        page = await client.get(api_url.removesuffix("actors/api") + f"actors/web/{platform.get_run(run['id'])['web_id']}/",
-                                headers=headers)
+        web_id = platform.get_run(run["id"])["web_id"]
+        page = await client.get(api_url.removesuffix("actors/api") + f"actors/web/{web_id}/", headers=headers)
         assert page.status_code == 501 and "swarm_publish_web_servers" in page.text
         aborted = await client.post(f"{api_url}/v2/actor-runs/{run['id']}/abort", headers=headers)
         assert aborted.status_code == 200

@@ -58,7 +58,8 @@ class ActorApiServer:
         settings["jupyter_actors_events"] = self.events
         self.calls = ActorCalls()
         settings["jupyter_actors_actor_calls"] = self.calls
-        handlers = [(r"/v2/actor-runs/([^/]+)/events", EventsSocketHandler), *make_handlers("", RunTokenAuthBase, "Actor")]
+        handlers = [(r"/v2/actor-runs/([^/]+)/events", EventsSocketHandler),
+                    *make_handlers("", RunTokenAuthBase, "Actor")]
         app = web.Application(handlers, log_function=log_request, **settings)
         sockets = self._bind_stable_port()
         self.port = sockets[0].getsockname()[1]

@@ -23,7 +23,8 @@ RUN_OPTION_TYPES = {"build": (str, type(None)), "memoryMbytes": (int, type(None)
 VERSION_FIELD_TYPES = {"versionNumber": str, "buildTag": (str, type(None)), "envVars": (list, type(None)),
                        "inputSchema": (dict, type(None))}
 ENV_VAR_TYPES = {"name": str, "value": str, "isSecret": bool}
-RUN_OPTION_COLUMNS = {"build": "default_build", "memoryMbytes": "default_memory_mb", "timeoutSecs": "default_timeout_secs"}
+RUN_OPTION_COLUMNS = {"build": "default_build", "memoryMbytes": "default_memory_mb",
+                      "timeoutSecs": "default_timeout_secs"}
 
 
 def checked_actor_body(body: object, *, require_name: bool = False) -> dict:
@@ -31,7 +32,8 @@ def checked_actor_body(body: object, *, require_name: bool = False) -> dict:
     if not isinstance(body, dict):
         raise InvalidInput("The body must be a JSON object (an actor with a name and versions).")
     if require_name and not isinstance(body.get("name"), str):
-        raise InvalidInput("The body needs a name (a string), for example {\"name\": \"my-actor\", \"versions\": [...]}.")
+        raise InvalidInput("The body needs a name (a string), "
+                           "for example {\"name\": \"my-actor\", \"versions\": [...]}.")
     _check_types(body, ACTOR_FIELD_TYPES, "")
     _check_types(body.get("defaultRunOptions") or {}, RUN_OPTION_TYPES, "defaultRunOptions.")
     return body

@@ -28,9 +28,11 @@ class RunTokenAuthBase(web.RequestHandler):
     async def prepare(self) -> None:
         token = bearer_token(self)
         if not token:
-            raise Unauthorized("Authentication required: send the run's APIFY_TOKEN as 'Authorization: Bearer <token>'.")
+            raise Unauthorized(
+                "Authentication required: send the run's APIFY_TOKEN as 'Authorization: Bearer <token>'.")
         platform = self.settings["jupyter_actors_platform"]
         run = await asyncio.to_thread(platform.run_for_token, token)  # SQLite: not on the event loop
         if run is None or RunStatus(run["status"]).is_terminal:
-            raise Unauthorized("The token is not valid (unknown, or its run has finished).", type="user-or-token-not-found")
+            raise Unauthorized("The token is not valid (unknown, or its run has finished).",
+                               type="user-or-token-not-found")
         self.principal = RunPrincipal(run_id=run["id"], actor_id=run["actor_id"])

@@ -191,7 +191,7 @@ class ApiHandlerMixin:
             decoded = await self.call(decoder, body, self.body_cap)
         except _TooLarge:
             raise body_too_large(None, self.body_cap) from None
-        except Exception:  # noqa: BLE001 - any decoder error means a corrupt body
+        except Exception:  # any decoder error means a corrupt body
             raise InvalidInput(f"The request body is not valid {encoding} data.") from None
         self._body = bytearray()  # the encoded copy is no longer needed
         return decoded
@@ -220,7 +220,8 @@ class ApiHandlerMixin:
             expected = fields[name]
             if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
                 names = " or ".join(_JSON_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(expected))
-                raise InvalidInput(f"Field {name} must be {names}, not {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}.")
+                actual = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+                raise InvalidInput(f"Field {name} must be {names}, not {actual}.")
         return body
 
     def content_type_header(self, value: str | None, default: str = "application/octet-stream") -> str:

@@ -60,7 +60,8 @@ def make_handlers(prefix: str, auth_base: type, namespace: str) -> list[tuple[st
         if mixin not in made:
             made[mixin] = type(f"{namespace}{mixin.__name__}", (mixin, auth_base), {})
         handlers.append((prefix.rstrip("/") + "/v2" + path + "/?", made[mixin], kwargs))
-    handlers.append((prefix.rstrip("/") + "/v2/.*", type(f"{namespace}NotFound", (NotFoundHandlerMixin, auth_base), {}), {}))
+    not_found = type(f"{namespace}NotFound", (NotFoundHandlerMixin, auth_base), {})
+    handlers.append((prefix.rstrip("/") + "/v2/.*", not_found, {}))
     return handlers
 
 

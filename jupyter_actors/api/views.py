@@ -121,7 +121,8 @@ class Views:
         for tag, build_id in tags.items():
             build = builds.get(build_id)
             if build:
-                tagged[tag] = {"buildId": build_id, "buildNumber": build["build_number"], "finishedAt": build["finished_at"]}
+                tagged[tag] = {"buildId": build_id, "buildNumber": build["build_number"],
+                               "finishedAt": build["finished_at"]}
         return {
             "id": row["id"],
             "userId": USERNAME,

@@ -22,7 +22,7 @@ from .runs import Run, run, runs
 from .storages import Dataset, KeyValueStore, dataset, key_value_store
 
 
-def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - an InteractiveShell
+def load_ipython_extension(ipython) -> None:  # an InteractiveShell
     """``%load_ext jupyter_actors``: registers ``%%actor`` and ``%actor_form``."""
     from .magic import load_ipython_extension as load
 

@@ -126,7 +126,7 @@ def encode_input(value: Any, content_type: str | None = None) -> tuple[bytes | N
     return json.dumps(value).encode("utf-8"), content_type or "application/json"
 
 
-def start(name: str, input: Any = None, *, memory: int | None = None, timeout: int | None = None,  # noqa: A002
+def start(name: str, input: Any = None, *, memory: int | None = None, timeout: int | None = None,
           build: str | None = None, content_type: str | None = None, client: Client | None = None) -> Run:
     """Start a run and return at once (memory in MB, timeout in seconds; None = the actor's defaults)."""
     client = resolve(client)
@@ -139,7 +139,7 @@ def start(name: str, input: Any = None, *, memory: int | None = None, timeout: i
     return Run(response.json()["data"]["id"], client=client, data=response.json()["data"])
 
 
-def call(name: str, input: Any = None, *, memory: int | None = None, timeout: int | None = None,  # noqa: A002
+def call(name: str, input: Any = None, *, memory: int | None = None, timeout: int | None = None,
          build: str | None = None, content_type: str | None = None, client: Client | None = None) -> Run:
     """Start a run and wait for it to end; returns the finished Run."""
     return start(name, input, memory=memory, timeout=timeout, build=build, content_type=content_type,

@@ -27,9 +27,10 @@ RETRY_FIRST_DELAY_SECS = 0.2
 
 NOT_CONFIGURED = (
     "No jupyter-actors server is configured for this kernel. Open the notebook from a Jupyter server "
-    f"that has the jupyter_actors extension enabled (its kernels get {URL_VARIABLE} and {TOKEN_VARIABLE}), or point the "
-    "client at one: jupyter_actors.connect('http://127.0.0.1:8888/actors/api', token='<jupyter token>'), "
-    f"or set the environment variables {URL_VARIABLE} and {TOKEN_VARIABLE} (and {CA_VARIABLE} for an HTTPS server with its own certificate)."
+    f"that has the jupyter_actors extension enabled (its kernels get {URL_VARIABLE} and {TOKEN_VARIABLE}), "
+    "or point the client at one: jupyter_actors.connect('http://127.0.0.1:8888/actors/api', token='<jupyter token>'), "
+    f"or set the environment variables {URL_VARIABLE} and {TOKEN_VARIABLE} "
+    f"(and {CA_VARIABLE} for an HTTPS server with its own certificate)."
 )
 
 
@@ -101,7 +102,7 @@ class Client:
     def get(self, path: str, **params: Any) -> Any:
         return self.data("GET", path, params=_params(params))
 
-    def post(self, path: str, json: Any = None, **params: Any) -> Any:  # noqa: A002 - httpx's name
+    def post(self, path: str, json: Any = None, **params: Any) -> Any:  # httpx's name
         return self.data("POST", path, json=json, params=_params(params))
 
     def iter_pages(self, path: str, page_size: int = 1000, **params: Any) -> Iterator[dict]:

@@ -22,7 +22,7 @@ class ServerNotFound(ActorsError):
 class ApiError(ActorsError):
     """The server refused a request; ``status`` and ``type`` are Apify's error fields."""
 
-    def __init__(self, message: str, *, status: int, type: str = "") -> None:  # noqa: A002 - Apify's name
+    def __init__(self, message: str, *, status: int, type: str = "") -> None:  # Apify's name
         super().__init__(message)
         self.status = status
         self.type = type

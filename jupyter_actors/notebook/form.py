@@ -20,7 +20,7 @@ MAX_TIMEOUT_SECS = 7 * 24 * 3600
 STYLE = {"description_width": "initial"}
 
 
-def _widgets():  # noqa: ANN202 - ipywidgets is imported lazily (import jupyter_actors stays light)
+def _widgets():  # ipywidgets is imported lazily (import jupyter_actors stays light)
     import ipywidgets
 
     return ipywidgets

@@ -166,7 +166,7 @@ class LiveView:
                 return
             self._log_done.wait(30)  # the stream ends right after the terminal status
             self._load_results()
-        except Exception as exc:  # noqa: BLE001 - a background thread: the note is the only place to tell
+        except Exception as exc:  # a background thread: the note is the only place to tell
             self.note = f"The view stopped: {exc}" if isinstance(exc, ActorsError) else (
                 f"The view stopped: {type(exc).__name__}: {exc}")
         finally:

@@ -303,7 +303,7 @@ def frame_of(items: list[dict], *, fields: Sequence[str] | None = None, flatten:
     if dtype_backend is not None:
         frame = frame.convert_dtypes(dtype_backend=dtype_backend)
     if dtype_backend == "pyarrow":
-        for column in frame.columns[frame.dtypes == object]:
+        for column in [c for c in frame.columns if pandas.api.types.is_object_dtype(frame[c])]:
             frame[column] = _to_arrow(frame[column])
     return frame
 

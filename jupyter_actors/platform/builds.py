@@ -98,7 +98,7 @@ class Builder:
                 values = {"status": "SUCCEEDED", "image": image_id, "status_message": "Build finished"}
             except PlatformError as exc:
                 values = {"status": "FAILED", "status_message": exc.message}
-            except Exception as exc:  # noqa: BLE001 - a build failure must be recorded, whatever it was
+            except Exception as exc:  # a build failure must be recorded, whatever it was
                 on_log(f"Build failed: {exc}")
                 values = {"status": "FAILED", "status_message": f"Build failed: {exc}"}
         values["finished_at"] = now_iso()
@@ -153,7 +153,7 @@ class Builder:
                 on_log(f"Pushing {tag} to {self.push_to}")
                 try:
                     tag = self.backend.push_image(tag, f"{self.push_to}/{tag}")
-                except Exception as exc:  # noqa: BLE001 - the engine's message says what is wrong
+                except Exception as exc:  # the engine's message says what is wrong
                     raise BuildFailed(f"The image was built but could not be pushed to {self.push_to}: {exc}") from None
                 on_log(f"Pushed {tag}")
             return tag

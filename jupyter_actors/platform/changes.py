@@ -40,7 +40,7 @@ class Changes:
         for listener in list(self._listeners):
             try:
                 listener(run)
-            except Exception:  # noqa: BLE001 - a listener's bug must not break a run
+            except Exception:  # a listener's bug must not break a run
                 log.exception("run listener failed")
         self.poke()
 

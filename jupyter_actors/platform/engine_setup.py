@@ -6,6 +6,7 @@ message says what to install, because the platform cannot run actors without an 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -77,10 +78,7 @@ def ensure_debootstrap(*, log: Log = print) -> str:
 
 def _answering_client(base_url: str | None) -> docker.DockerClient | None:
     try:
-        if base_url:
-            client = docker.DockerClient(base_url=base_url, version="auto")
-        else:
-            client = docker.from_env(version="auto")
+        client = docker.DockerClient(base_url=base_url, version="auto") if base_url else docker.from_env(version="auto")
         client.ping()
         return client
     except (docker.errors.DockerException, OSError):
@@ -163,8 +161,6 @@ def _wait_for_engine(base_url: str | None, timeout: float) -> docker.DockerClien
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
     tail = ""
-    try:
+    with contextlib.suppress(OSError):
         tail = "\n".join(DOCKERD_LOG.read_text(errors="replace").splitlines()[-15:])
-    except OSError:
-        pass
     raise EngineUnavailable(f"dockerd did not answer within {timeout:.0f} s. Last lines of {DOCKERD_LOG}:\n{tail}")

@@ -121,9 +121,9 @@ class FromResolver:
                 f"and the platform has no local equivalent of {repository} (it provides "
                 f"{', '.join(sorted(self.mapping)) or 'none'}; browser images such as the Playwright, Puppeteer and "
                 "Selenium ones are not provided). Either load the image into the engine (`docker pull` it where a "
-                f"registry is reachable, then `docker save` / `docker load`), or start FROM {self._suggestion(repository)} "
-                "and install what you need in the Dockerfile, or map it to an image you have with the base_image_map "
-                "setting."
+                "registry is reachable, then `docker save` / `docker load`), "
+                f"or start FROM {self._suggestion(repository)} and install what you need in the Dockerfile, "
+                "or map it to an image you have with the base_image_map setting."
             )
         if not self.backend.image_exists(local):
             raise BuildFailed(

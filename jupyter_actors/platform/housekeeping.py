@@ -52,7 +52,7 @@ class Housekeeping:
     def sweep(self) -> None:
         try:
             self.retention.expire_runs()
-        except Exception:  # noqa: BLE001 - retention must never stop the housekeeping loop
+        except Exception:  # retention must never stop the housekeeping loop
             log.exception("retention sweep failed")
 
     def _loop(self) -> None:
@@ -71,7 +71,7 @@ class Housekeeping:
             for run_id, watcher in list(self.runs.watchers.items()):
                 try:
                     self.check_disk(run_id, watcher)
-                except Exception:  # noqa: BLE001 - one failing check must not stop the loop
+                except Exception:  # one failing check must not stop the loop
                     log.exception("disk check of run %s failed", run_id)
 
     def disk_usage(self, run: Run) -> int:

@@ -6,6 +6,7 @@ imported as an image, and gets a venv with the real apify SDK from wheels downlo
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import hashlib
@@ -19,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -351,13 +351,11 @@ def _image_id(client: docker.DockerClient, name: str) -> str | None:
 
 
 def _remove_quietly(client: docker.DockerClient, image: str) -> None:
-    try:
+    with contextlib.suppress(docker.errors.APIError):  # still used by a container or a child image: leave it
         client.images.remove(image)
-    except docker.errors.APIError:
-        pass  # still used by a container or a child image: leave it
 
 
-@contextmanager
+@contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

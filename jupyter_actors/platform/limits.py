@@ -109,7 +109,8 @@ class ContainerLimits:
         return max(2, int(self.cpu_cores * 1024))
 
 
-def limits_for(memory_mb: int, *, cpu_mode: str = "quota", pids: int = 1024, cores: int | None = None) -> ContainerLimits:
+def limits_for(memory_mb: int, *, cpu_mode: str = "quota", pids: int = 1024,
+               cores: int | None = None) -> ContainerLimits:
     """Docker refuses a CPU share above the host's cores, so the share is capped there."""
     cores = cores or host_cores()
     share = min(memory_mb / MB_PER_CORE, float(cores))

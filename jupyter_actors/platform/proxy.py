@@ -169,7 +169,7 @@ class Credentials:
         run_id, _, _ = password.partition("_")
         try:
             run = self.platform.get_run(run_id)
-        except Exception:  # noqa: BLE001 - unknown run: simply not a valid password
+        except Exception:  # unknown run: simply not a valid password
             return None
         if RunStatus(run["status"]).is_terminal:
             return None
@@ -253,7 +253,7 @@ class ProxyServer:
             await self._handle(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
-        except Exception:  # noqa: BLE001 - one broken connection must not stop the proxy
+        except Exception:  # one broken connection must not stop the proxy
             log.exception("proxy: connection failed")
         finally:
             writer.close()
@@ -445,7 +445,8 @@ def _destination(method: str, target: str) -> tuple[str | None, int, str]:
 
 async def _reply(writer: asyncio.StreamWriter, status: int, body: str, *, extra: dict[str, str] | None = None,
                  content_type: str = "text/plain; charset=utf-8") -> None:
-    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 407: "Proxy Authentication Required", 502: "Bad Gateway"}
+    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 407: "Proxy Authentication Required",
+               502: "Bad Gateway"}
     data = body.encode()
     lines = [f"HTTP/1.1 {status} {reasons.get(status, 'Error')}", f"Content-Type: {content_type}",
              f"Content-Length: {len(data)}", "Connection: close"]

@@ -94,7 +94,7 @@ class Retention:
                 continue
             try:
                 self.backend.remove_image(image)
-            except Exception:  # noqa: BLE001 - an image a container still uses stays; nothing refers to it
+            except Exception:  # an image a container still uses stays; nothing refers to it
                 log.warning("could not remove image %s", image)
 
     def expire_runs(self) -> list[str]:

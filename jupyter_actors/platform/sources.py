@@ -116,7 +116,8 @@ def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dic
         if dockerfile not in by_name:
             raise InvalidInput(f"actor.json names dockerfile {spec['dockerfile']!r}, but {dockerfile} does not exist.")
     else:
-        dockerfile = next((candidate for candidate in (".actor/Dockerfile", "Dockerfile") if candidate in by_name), None)
+        dockerfile = next((candidate for candidate in (".actor/Dockerfile", "Dockerfile") if candidate in by_name),
+                          None)
     input_schema = spec.get("input", spec.get("inputSchema"))
     if isinstance(input_schema, str):
         schema_name = _normalise(str(PurePosixPath(".actor", input_schema)))

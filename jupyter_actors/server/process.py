@@ -32,7 +32,8 @@ def free_port() -> int:
 def _merge(base: dict, extra: dict) -> dict:
     merged = dict(base)
     for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both_dicts else value
     return merged
 
 
@@ -94,8 +95,8 @@ class ServerProcess:
         }, self.extra_config)
         config_path = self.root / "jupyter_server_config.json"
         config_path.write_text(json.dumps(config))
-        env = {**self.env, "JUPYTER_CONFIG_DIR": str(self.config_dir), "JUPYTER_RUNTIME_DIR": str(self.root / "runtime"),
-               "JUPYTER_DATA_DIR": str(self.root / "data")}
+        env = {**self.env, "JUPYTER_CONFIG_DIR": str(self.config_dir),
+               "JUPYTER_RUNTIME_DIR": str(self.root / "runtime"), "JUPYTER_DATA_DIR": str(self.root / "data")}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.app, f"--config={config_path}"],

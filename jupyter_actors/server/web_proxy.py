@@ -13,6 +13,7 @@ are stripped, only inert response headers pass, and a redirect to anywhere else 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import ipaddress
 import re
@@ -232,10 +233,8 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
         if message is None:
             self.close()
         else:
-            try:
+            with contextlib.suppress(websocket.WebSocketClosedError):
                 self.write_message(message, binary=isinstance(message, bytes))
-            except websocket.WebSocketClosedError:
-                pass
 
     async def on_message(self, message) -> None:  # type: ignore[override]
         upstream = getattr(self, "upstream", None)

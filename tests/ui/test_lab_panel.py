@@ -184,7 +184,8 @@ async def runs_scenario(lab: Lab, page: Page) -> None:
 
 
 async def palette_and_launcher_scenario(lab: Lab, page: Page) -> None:
-    await page.goto(f"{lab.url}lab?reset&token={lab.token}")  # the default layout (a launcher), whatever was open before
+    # the default layout (a launcher), whatever was open before
+    await page.goto(f"{lab.url}lab?reset&token={lab.token}")
     launcher_card = page.locator(".jp-LauncherCard", has_text="Actor runs")
     await expect(launcher_card).to_be_visible(timeout=60_000)
     await launcher_card.click()

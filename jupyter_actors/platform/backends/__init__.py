@@ -23,7 +23,7 @@ def create_backend(config: PlatformConfig) -> Backend:
 
         try:
             images: Backend | None = DockerBackend(base_url=config.docker_base_url)
-        except Exception:  # noqa: BLE001 - no local engine: images must be pre-distributed
+        except Exception:  # no local engine: images must be pre-distributed
             images = None
         return KubernetesBackend(config.kubernetes_namespace, images=images, kubeconfig=config.kubeconfig,
                                  context=config.kubernetes_context)

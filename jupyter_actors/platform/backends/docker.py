@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import threading
@@ -99,7 +100,7 @@ class DockerLogStream(LogStream):
         except (OSError, ValueError, AttributeError):
             # Closing the response from another thread surfaces as one of these; the caller decides.
             return
-        except Exception:  # noqa: BLE001 - urllib3's ProtocolError when closed mid-chunk from another thread
+        except Exception:  # urllib3's ProtocolError when closed mid-chunk from another thread
             if not self.closed:
                 raise
             return
@@ -119,10 +120,8 @@ class DockerLogStream(LogStream):
         self.closed = True
         close = getattr(self._blocks, "close", None)  # CancellableStream shuts the socket down: unblocks a read
         if close:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead socket must not raise
                 close()
-            except Exception:  # noqa: BLE001 - closing a dead socket must not raise
-                pass
 
 
 class DockerBackend(Backend):
@@ -137,7 +136,7 @@ class DockerBackend(Backend):
                 docker.DockerClient(base_url=base_url, version="auto") if base_url else docker.from_env(version="auto")
             )
             self.client.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure here means "no engine"
+        except Exception as exc:  # any failure here means "no engine"
             raise EngineUnavailable(
                 f"No Docker engine answers ({exc}). Run `jupyter-actors setup` (it installs and starts one "
                 "on Debian as root), or start Docker and point DOCKER_HOST at it."
@@ -191,10 +190,8 @@ class DockerBackend(Backend):
             self.api._raise_for_status(response)
 
     def stop(self, container_id: str, grace_secs: float) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.api.stop(container_id, timeout=max(0, int(round(grace_secs))))
-        except NotFound:
-            pass
 
     def kill(self, container_id: str) -> None:
         try:
@@ -222,7 +219,8 @@ class DockerBackend(Backend):
         # on that bridge, so no port is published (publishing costs a docker-proxy per run: ~0.1 s).
         exposed = info["Config"].get("ExposedPorts") or {}
         networks = (info.get("NetworkSettings", {}).get("Networks") or {}).values()
-        web_host = next((n["IPAddress"] for n in networks if n.get("IPAddress")), None) if state.get("Running") else None
+        web_host = (next((n["IPAddress"] for n in networks if n.get("IPAddress")), None)
+                    if state.get("Running") else None)
         web_port = int(next(iter(exposed)).split("/")[0]) if exposed and web_host else None
         return ContainerState(
             id=info["Id"],
@@ -240,10 +238,8 @@ class DockerBackend(Backend):
         )
 
     def wait(self, container_id: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.api.wait(container_id, timeout=None)
-        except NotFound:
-            pass
 
     def logs(self, container_id: str, since_ns: int | None, follow: bool) -> DockerLogStream:
         params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow), "tail": "all"}

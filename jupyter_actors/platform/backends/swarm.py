@@ -13,6 +13,7 @@ manager's own engine; on another node the service API is all there is: stop remo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -141,10 +142,8 @@ class SwarmBackend(DockerBackend):
         self._remove_service(container_id)
 
     def _remove_service(self, service_id: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.api.remove_service(service_id)
-        except NotFound:
-            pass
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -251,7 +250,8 @@ class SwarmBackend(DockerBackend):
         if since_ns:
             params["since"] = format_since(since_ns)
         response = self.api._get(self.api._url("/services/{0}/logs", container_id), params=params, stream=True)
-        stream = DockerLogStream(CancellableStream(demultiplexed(body_blocks(self._stream_response(response))), response))
+        blocks = demultiplexed(body_blocks(self._stream_response(response)))
+        stream = DockerLogStream(CancellableStream(blocks, response))
         if follow:
             threading.Thread(target=self._close_when_finished, args=(container_id, stream),
                              name=f"swarm-log-{container_id[:12]}", daemon=True).start()

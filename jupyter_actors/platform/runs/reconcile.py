@@ -137,7 +137,7 @@ def store_remaining_log(backend: Backend, path: Path, run_id: str, container_id:
                 runlog.append([line])
         finally:
             stream.close()
-    except Exception:  # noqa: BLE001 - the engine may have lost the log with the host; restart anyway
+    except Exception:  # the engine may have lost the log with the host; restart anyway
         log.warning("could not store the last log lines of run %s", run_id)
     finally:
         runlog.close()

@@ -94,7 +94,7 @@ class RunWatcher:
             return
         try:
             self.backend.set_cpu(self.container_id, int(run["cpu_cores"] * 1e9))
-        except Exception as exc:  # noqa: BLE001 - it exited meanwhile; nothing to lower
+        except Exception as exc:  # it exited meanwhile; nothing to lower
             log.debug("run %s: could not end the start-up boost: %s", self.run_id, exc)
 
     def stop_container(self, grace_secs: float, *, event: str | None = None) -> None:
@@ -141,7 +141,7 @@ class RunWatcher:
             self._follow()
             if not self._closed.is_set():
                 self._finish()
-        except Exception:  # noqa: BLE001 - a watcher must never die silently
+        except Exception:  # a watcher must never die silently
             log.exception("watcher of run %s failed", self.run_id)
             if not self._closed.is_set():
                 self._finish(error="The platform lost track of the container; see the server log.")
@@ -158,7 +158,7 @@ class RunWatcher:
             if self._aborted_meanwhile(container_id):
                 return False
             self.backend.start(container_id)
-        except Exception as exc:  # noqa: BLE001 - any engine error means the run failed to start
+        except Exception as exc:  # any engine error means the run failed to start
             log.warning("run %s could not start: %s", self.run_id, exc)
             if self.container_id:
                 self.backend.remove(self.container_id)
@@ -235,7 +235,7 @@ class RunWatcher:
         self._exited.set()
         try:
             drain = self.backend.logs(self.container_id, since_ns=self.runlog.resume(), follow=False)
-        except Exception as exc:  # noqa: BLE001 - removed behind our back: what was copied is all there is
+        except Exception as exc:  # removed behind our back: what was copied is all there is
             log.warning("run %s: the engine's log is gone (%s)", self.run_id, exc)
             return
         self._copy(drain)

@@ -51,7 +51,8 @@ class Storages:
     #: ``accessedAt`` is written at most this often per storage and process (reads stay reads).
     TOUCH_INTERVAL_SECS = 1.0
 
-    def __init__(self, root: Path, *, fsync: bool = False, catalog_fsync: bool = True, max_open_files: int = 256) -> None:
+    def __init__(self, root: Path, *, fsync: bool = False, catalog_fsync: bool = True,
+                 max_open_files: int = 256) -> None:
         """``fsync=True`` makes every storage's commits survive power loss too (SQLite ``synchronous=FULL``);
         ``catalog_fsync`` does so for the catalog (on by default: a storage whose catalog row is lost
         with power would be taken for an orphan and removed)."""
@@ -323,7 +324,7 @@ class Storages:
         limit: int | None = None,
         cursor: str | None = None,
         exclusive_start_id: str | None = None,
-        filter: Iterable[str] | None = None,  # noqa: A002 - the API's name
+        filter: Iterable[str] | None = None,  # the API's name
         client_key: str | None = None,
     ) -> dict:
         """``{items, limit, exclusiveStartId, cursor, nextCursor}``; pass ``nextCursor`` back for more."""

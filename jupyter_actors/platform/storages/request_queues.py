@@ -376,7 +376,7 @@ class RequestQueueFile(StorageFile):
         limit: int | None,
         cursor: str | None,
         exclusive_start_id: str | None,
-        filter: Iterable[str] | None,  # noqa: A002 - the API's name
+        filter: Iterable[str] | None,  # the API's name
         client_key: str | None,
     ) -> dict:
         """All requests ordered by ID, paged with an opaque cursor. ``filter`` narrows them to ``pending``

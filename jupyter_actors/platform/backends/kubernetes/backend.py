@@ -82,13 +82,13 @@ class KubernetesBackend(Backend):
             try:
                 kube_config.load_incluster_config(client_configuration=configuration)
                 return kubernetes.client.ApiClient(configuration)
-            except Exception as exc:  # noqa: BLE001 - not in a pod: try a kubeconfig next
+            except Exception as exc:  # not in a pod: try a kubeconfig next
                 problems.append(f"not in a cluster ({exc})")
         path = kubeconfig or os.environ.get("KUBECONFIG") or None
         try:
             kube_config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
                                          persist_config=False)
-        except Exception as exc:  # noqa: BLE001 - any failure here means "no cluster configured"
+        except Exception as exc:  # any failure here means "no cluster configured"
             problems.append(f"no usable kubeconfig at {path or '~/.kube/config'} ({exc})")
             raise EngineUnavailable(
                 "No Kubernetes cluster is configured: " + "; ".join(problems) + ". Run the server in a pod "
@@ -100,7 +100,7 @@ class KubernetesBackend(Backend):
     def _ping(self) -> None:
         try:
             self._call(self.batch.list_namespaced_job, self.namespace, limit=1, _request_timeout=(10, 30))
-        except Exception as exc:  # noqa: BLE001 - unreachable, unauthorised, no such namespace...
+        except Exception as exc:  # unreachable, unauthorised, no such namespace...
             host = getattr(self.api_client.configuration, "host", "?")
             raise EngineUnavailable(
                 f"The Kubernetes API at {host} does not answer for namespace {self.namespace!r} ({exc}). "
