@@ -84,7 +84,8 @@ def scenario(server: ServerProcess, kind: str, clients: int, size: int) -> dict:
     started = time.perf_counter()
     # Processes, not threads: a sender's GIL would delay the probe and count as the server's stall.
     with ProcessPoolExecutor(clients) as pool:
-        statuses = list(pool.map(send, [(server.api_url, server.token, kind, store, body, headers) for store in stores]))
+        jobs = [(server.api_url, server.token, kind, store, body, headers) for store in stores]
+        statuses = list(pool.map(send, jobs))
     elapsed = time.perf_counter() - started
     time.sleep(0.5)
     probe.stop_event.set()

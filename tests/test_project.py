@@ -103,3 +103,11 @@ def test_the_layers_import_contracts_hold():
     result = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_finds_nothing():
+    """The lint rules in pyproject.toml hold for the package and the tests (ruff is a test dependency)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "--output-format", "concise", "jupyter_actors", "tests", "benchmarks"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
