@@ -17,11 +17,11 @@ from tornado.log import access_log
 from ..platform.core import Platform
 from ..platform.proxy import Credentials, ProxyServer, Upstream
 from .calls import ActorCalls
-from .auth import RunTokenAuthBase
 from .base import MAX_DRAINED_BODY_BYTES
 from .events import ActorEvents, EventsSocketHandler
 from .routes import make_handlers
 from .run_changes import RunChanges
+from .run_token_handlers import HANDLERS as TOKEN_HANDLERS
 from .views import Views
 
 
@@ -58,8 +58,8 @@ class ActorApiServer:
         settings["jupyter_actors_events"] = self.events
         self.calls = ActorCalls()
         settings["jupyter_actors_actor_calls"] = self.calls
-        handlers = [(r"/v2/actor-runs/([^/]+)/events", EventsSocketHandler),
-                    *make_handlers("", RunTokenAuthBase, "Actor")]
+        handlers = [(r"/v2/actor-runs/([^/]+)/events", EventsSocketHandler, {}),
+                    *make_handlers("", TOKEN_HANDLERS)]
         app = web.Application(handlers, log_function=log_request, **settings)
         sockets = self._bind_stable_port()
         self.port = sockets[0].getsockname()[1]

@@ -8,7 +8,7 @@ from tornado import web
 
 from ..platform.errors import Unauthorized
 from ..platform.lifecycle import RunStatus
-from .principals import RunPrincipal
+from .principals import Principal, RunPrincipal
 
 
 def bearer_token(handler: web.RequestHandler) -> str | None:
@@ -21,6 +21,8 @@ def bearer_token(handler: web.RequestHandler) -> str | None:
 
 class RunTokenAuthBase(web.RequestHandler):
     """Actor-facing base: the caller must present the token of a run that has not finished."""
+
+    principal: Principal
 
     def check_xsrf_cookie(self) -> None:  # token auth, no cookies: XSRF does not apply
         return

@@ -1,7 +1,8 @@
 """What every API handler shares: errors in Apify's shape, body decoding, the data envelope.
 
-Handlers here only translate HTTP to calls on the platform. Concrete classes are made by mixing a
-handler with an auth base (``auth.py``): Jupyter's auth for users, per-run tokens for actors.
+Handlers here only translate HTTP to calls on the platform. Each route's logic class is combined with
+an auth base into a concrete handler: per-run tokens for actors (``run_token_handlers.py``), Jupyter's
+auth for the user (``server/user_handlers.py``); ``routes.py`` maps the URLs to them.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, TypeAlias, TypeVar
 
 import brotli
 import orjson
 from tornado import web
+from tornado.http1connection import HTTP1Connection
+from tornado.iostream import IOStream
 from tornado.log import app_log
 
 from ..platform.core import Platform
@@ -55,8 +59,13 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}  # not "": "?attachment=" is a typo, not a choice
 
 
-class ApiHandlerMixin:
-    """Mixed into a tornado RequestHandler subclass; ``principal`` is set by the auth base's prepare."""
+class ApiHandlerMixin(web.RequestHandler):
+    """A route's logic, mixed with an auth base into the concrete handlers (``api/run_token_handlers.py``
+    for actors, ``server/user_handlers.py`` for the user); ``principal`` is set by the auth base's prepare.
+
+    A RequestHandler itself so that type checkers and readers see what ``self`` offers; it comes first
+    in a concrete handler's bases, so its ``prepare`` runs the auth base's through ``super()``.
+    """
 
     principal: Principal
 
@@ -64,19 +73,19 @@ class ApiHandlerMixin:
 
     @property
     def platform(self) -> Platform:
-        return self.settings["jupyter_actors_platform"]  # type: ignore[attr-defined]
+        return self.settings["jupyter_actors_platform"]
 
     @property
     def views(self) -> Views:
-        return self.settings["jupyter_actors_views"]  # type: ignore[attr-defined]
+        return self.settings["jupyter_actors_views"]
 
     @property
     def run_events(self):
-        return self.settings["jupyter_actors_run_events"]  # type: ignore[attr-defined]
+        return self.settings["jupyter_actors_run_events"]
 
     async def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a blocking platform call off the event loop (an actor's in the actors' pool, within its run's share)."""
-        actor_calls = self.settings.get("jupyter_actors_actor_calls")  # type: ignore[attr-defined]
+        actor_calls = self.settings.get("jupyter_actors_actor_calls")
         return await calls.call(self.principal.run_id, actor_calls, function, *args, **kwargs)
 
     async def children(self) -> set[str]:
@@ -87,24 +96,29 @@ class ApiHandlerMixin:
 
     def set_default_headers(self) -> None:
         """Every response, errors included (tornado re-applies these on ``clear``): sandboxed and unsniffed."""
-        super().set_default_headers()  # type: ignore[misc]
+        super().set_default_headers()
         jupyter_policy = getattr(self, "content_security_policy", None)  # the user API's; none on the actor API
-        self.set_header(  # type: ignore[attr-defined]
+        self.set_header(
             "Content-Security-Policy", f"{SANDBOX_POLICY}; {jupyter_policy}" if jupyter_policy else SANDBOX_POLICY)
-        self.set_header("X-Content-Type-Options", "nosniff")  # type: ignore[attr-defined]
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def client_stream(self) -> IOStream | None:
+        """The client's socket, to tell a client that went away from a quiet one."""
+        connection = self.request.connection
+        return connection.stream if isinstance(connection, HTTP1Connection) else None
 
     # -- errors -----------------------------------------------------------------------------------
 
-    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
         """Refusals (PlatformError, HTTPError) are answers, not crashes: log them without a traceback."""
         if isinstance(value, (PlatformError, web.HTTPError)):
             status = value.status if isinstance(value, PlatformError) else value.status_code
             if status >= 500:
-                app_log.warning("%s %s: %s", self.request.method, self.request.path, value)  # type: ignore[attr-defined]
+                app_log.warning("%s %s: %s", self.request.method, self.request.path, value)
             return
         # Not tornado's message: it prints the full URI, and ``?token=`` may be a credential.
-        app_log.error("Uncaught exception in %s %s", self.request.method, self.request.path,  # type: ignore[attr-defined]
-                      exc_info=(typ, value, tb))
+        app_log.error("Uncaught exception in %s %s", self.request.method, self.request.path, exc_info=value)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -114,19 +128,19 @@ class ApiHandlerMixin:
             status_code = exc.status_code
             error_type = _TYPE_BY_STATUS.get(status_code, "http-error")
             message = exc.log_message % exc.args if exc.log_message and exc.args else (
-                exc.log_message or exc.reason or self._reason)  # type: ignore[attr-defined]
+                exc.log_message or exc.reason or self._reason)
         else:
             error_type, message = "internal-server-error", "The server failed to process the request; see its log."
-        self.set_status(status_code)  # type: ignore[attr-defined]
+        self.set_status(status_code)
         if status_code == 405:  # RFC 9110: a 405 names the methods the resource has
-            self.set_header("Allow", ", ".join(allowed_methods(type(self))))  # type: ignore[attr-defined]
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         if getattr(self, "_refused_unread", False):
             # Refused in prepare, before the body was read: tornado will close the connection after
             # this answer, so say so, or a keep-alive client races its next request into the close.
-            self.set_header("Connection", "close")  # type: ignore[attr-defined]
-        self.clear_header("Content-Encoding")  # type: ignore[attr-defined]
-        self.set_header("Content-Type", "application/json; charset=utf-8")  # type: ignore[attr-defined]
-        self.finish(json.dumps({"error": {"type": error_type, "message": message}}))  # type: ignore[attr-defined]
+            self.set_header("Connection", "close")
+        self.clear_header("Content-Encoding")
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": {"type": error_type, "message": message}}))
 
     # -- request ----------------------------------------------------------------------------------
 
@@ -134,28 +148,31 @@ class ApiHandlerMixin:
     # refused in Apify's error shape instead of tornado's bare "Content-Length too long" disconnect.
     _stream_request_body = True
 
-    async def prepare(self) -> None:
-        """Authenticate (the auth base), then size up the body before tornado reads it.
+    async def prepare(self, **auth_options: Any) -> None:
+        """Authenticate (the auth base, with its options: Jupyter's takes ``_redirect_to_login``), then
+        size up the body before tornado reads it.
 
         A body over MAX_BODY_BYTES is read and thrown away, then refused with 413 by ``raw_body``:
         answering before the upload ends would close the connection under the client, which then
         often sees a reset instead of the answer. Only a body too big even to drain is refused at once.
         """
         self._refused_unread = True  # until the body is accepted for reading (see write_error)
-        authenticated = super().prepare()  # type: ignore[misc]
+        authenticated = super().prepare(**auth_options)
         if authenticated is not None:
             await authenticated
         self._body = bytearray()
         self._body_overflow = False
         self.body_cap = self.body_limit()
-        declared = self.request.headers.get("Content-Length")  # type: ignore[attr-defined]
+        declared = self.request.headers.get("Content-Length")
         if declared is not None:
             if not is_ascii_digits(declared.strip()):
                 raise InvalidInput(f"Content-Length {declared!r} is not a number of bytes.")
             if int(declared) > MAX_DRAINED_BODY_BYTES:
                 raise body_too_large(int(declared), self.body_cap)
             self._body_overflow = int(declared) > self.body_cap
-        self.request.connection.set_max_body_size(MAX_DRAINED_BODY_BYTES)  # type: ignore[attr-defined]
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):  # the only kind tornado's HTTPServer makes
+            connection.set_max_body_size(MAX_DRAINED_BODY_BYTES)
         self._refused_unread = False
 
     #: Whether a run token may send a body up to MAX_BODY_BYTES here (records), not MAX_RUN_BODY_BYTES.
@@ -181,7 +198,7 @@ class ApiHandlerMixin:
         if self._body_overflow:
             raise body_too_large(None, self.body_cap)
         body = self._body  # not copied: up to 100 MiB, and every consumer takes a bytearray
-        encoding = (self.request.headers.get("Content-Encoding") or "").strip().lower()  # type: ignore[attr-defined]
+        encoding = (self.request.headers.get("Content-Encoding") or "").strip().lower()
         if encoding in ("", "identity"):
             return body
         decoder = _DECODERS.get(encoding)
@@ -239,7 +256,7 @@ class ApiHandlerMixin:
         return min(self.query_int("waitForFinish", 0) or 0, MAX_WAIT_SECS)
 
     def query(self, name: str, default: str | None = None) -> str | None:
-        return self.get_query_argument(name, default)  # type: ignore[attr-defined]
+        return self.get_query_argument(name, default)
 
     def query_int(self, name: str, default: int | None = None, *, minimum: int = 0,
                   maximum: int = MAX_QUERY_INT) -> int | None:
@@ -286,7 +303,7 @@ class ApiHandlerMixin:
         return [part.strip() for part in text.split(",") if part.strip()]
 
     def reject_unknown_query(self, allowed: set[str]) -> None:
-        unknown = set(self.request.query_arguments) - allowed - {"token"}  # type: ignore[attr-defined]
+        unknown = set(self.request.query_arguments) - allowed - {"token"}
         if unknown:
             raise InvalidInput(
                 f"Unknown option(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(allowed))}."
@@ -295,9 +312,9 @@ class ApiHandlerMixin:
     # -- response ---------------------------------------------------------------------------------
 
     def send_json(self, value: Any, status: int = 200) -> None:
-        self.set_status(status)  # type: ignore[attr-defined]
-        self.set_header("Content-Type", "application/json; charset=utf-8")  # type: ignore[attr-defined]
-        self.finish(orjson.dumps(value))  # type: ignore[attr-defined]
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(orjson.dumps(value))
 
     def send_data(self, value: Any, status: int = 200) -> None:
         """Apify's ``{"data": ...}`` envelope."""
@@ -313,6 +330,10 @@ class ApiHandlerMixin:
         offset = self.query_int("offset", 0) or 0
         limit = self.query_int("limit", default_limit)
         return offset, limit, self.query_bool("desc")
+
+
+#: A row of the URL table: path under /v2, the route's logic, and the kwargs its ``initialize`` takes.
+Route: TypeAlias = tuple[str, type[ApiHandlerMixin], dict[str, Any]]
 
 
 def allowed_methods(handler: type) -> list[str]:

@@ -1,6 +1,13 @@
-"""The URL table of Apify API v2 as served here, shared by the user-facing and actor-facing servers."""
+"""The URL table of Apify API v2 as served here, shared by the user-facing and actor-facing servers.
+
+The table names each route's logic class; each server mounts it with its own concrete handlers (the
+logic behind its auth), declared in ``api/run_token_handlers.py`` and ``server/user_handlers.py``.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from tornado import web
 
@@ -8,13 +15,13 @@ from . import actors_handlers as actors
 from . import runs_handlers as runs
 from . import storages_handlers as storages
 from . import users_handlers as users
-from .base import ApiHandlerMixin
+from .base import ApiHandlerMixin, Route
 from .run_refs import BY_ID, LAST_OF_ACTOR
 
 ID = r"([^/]+)"
 
 #: Everything under a run, whether the path names it by id or as an actor's last run.
-_RUN_SUBPATHS: list[tuple[str, type]] = [
+_RUN_SUBPATHS: list[tuple[str, type[ApiHandlerMixin]]] = [
     ("", runs.RunHandler),
     ("/abort", runs.RunAbortHandler),
     ("/resurrect", runs.RunResurrectHandler),
@@ -24,14 +31,14 @@ _RUN_SUBPATHS: list[tuple[str, type]] = [
 ]
 
 
-def run_routes(prefix: str, run_ref: str) -> list[tuple[str, type, dict]]:
+def run_routes(prefix: str, run_ref: str) -> list[Route]:
     """A run's own routes and its default storages' routes under ``prefix``."""
-    own = [(prefix + sub, handler, {"run_ref": run_ref}) for sub, handler in _RUN_SUBPATHS]
+    own: list[Route] = [(prefix + sub, handler, {"run_ref": run_ref}) for sub, handler in _RUN_SUBPATHS]
     return own + storages.run_storage_routes(prefix, run_ref)
 
 
-# (path under /v2, handler mixin, extra kwargs)
-ROUTES: list[tuple[str, type, dict]] = [
+# (path under /v2, the route's logic, extra kwargs)
+ROUTES: list[Route] = [
     (r"/actor-runs", runs.RunListHandler, {}),
     *run_routes(rf"/actor-runs/{ID}", BY_ID),
     (rf"/logs/{ID}", runs.RunLogHandler, {}),
@@ -52,19 +59,6 @@ for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients 
 ROUTES += storages.ROUTES
 
 
-def make_handlers(prefix: str, auth_base: type, namespace: str) -> list[tuple[str, type, dict]]:
-    """Concrete tornado handlers: each route's logic mixed with ``auth_base``, mounted under ``prefix``."""
-    made: dict[type, type] = {}
-    handlers = []
-    for path, mixin, kwargs in ROUTES:
-        if mixin not in made:
-            made[mixin] = type(f"{namespace}{mixin.__name__}", (mixin, auth_base), {})
-        handlers.append((prefix.rstrip("/") + "/v2" + path + "/?", made[mixin], kwargs))
-    not_found = type(f"{namespace}NotFound", (NotFoundHandlerMixin, auth_base), {})
-    handlers.append((prefix.rstrip("/") + "/v2/.*", not_found, {}))
-    return handlers
-
-
 class NotFoundHandlerMixin(ApiHandlerMixin):
     """Unknown paths under /v2 answer 404 in Apify's shape (after authentication)."""
 
@@ -72,3 +66,28 @@ class NotFoundHandlerMixin(ApiHandlerMixin):
         raise web.HTTPError(404, "This API endpoint does not exist.")
 
     get = post = put = delete = head = patch = _not_found
+
+
+#: A server's concrete handlers by the logic class each one serves.
+HandlerTable = Mapping[type[ApiHandlerMixin], type[ApiHandlerMixin]]
+
+
+def handler_table(*concrete: type[ApiHandlerMixin]) -> HandlerTable:
+    """Concrete handlers keyed by their first base, the route logic they put behind an auth base."""
+    return {handler.__bases__[0]: handler for handler in concrete}
+
+
+def make_handlers(prefix: str, table: HandlerTable) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
+    """The tornado rules of every route mounted under ``prefix``, with the server's concrete handlers."""
+
+    def concrete(logic: type[ApiHandlerMixin]) -> type[ApiHandlerMixin]:
+        if logic not in table:
+            raise LookupError(f"{logic.__module__}.{logic.__name__} has a route but no concrete handler here: "
+                              "declare one in api/run_token_handlers.py and in server/user_handlers.py.")
+        return table[logic]
+
+    base = prefix.rstrip("/") + "/v2"
+    handlers: list[tuple[str, type[web.RequestHandler], dict[str, Any]]] = [
+        (base + path + "/?", concrete(logic), kwargs) for path, logic, kwargs in ROUTES]
+    handlers.append((base + "/.*", concrete(NotFoundHandlerMixin), {}))
+    return handlers

@@ -161,7 +161,8 @@ class RunLogHandler(RunAccess):
                 if chunk:
                     self.write(chunk)
                 break
-            if self.request.connection.stream.closed():
+            stream = self.client_stream()
+            if stream is None or stream.closed():
                 return
             await asyncio.sleep(LOG_POLL_SECS)
             run = await self.call(self.platform.get_run, run_id)

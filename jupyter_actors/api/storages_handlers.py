@@ -27,7 +27,7 @@ from ..platform.storages.item_formats import (
 from ..platform.storages.kinds import LABELS
 from ..platform.storages.statistics import field_statistics
 from ..platform.storages.validation import validate_title
-from .base import MAX_BATCH_REQUESTS
+from .base import MAX_BATCH_REQUESTS, Route
 from .principals import require
 from .run_refs import RunAddressing
 
@@ -67,7 +67,13 @@ ITEMS_UNSUPPORTED = {
 class StorageAccess(RunAddressing):
     """Resolves the storage a request addresses and checks that the caller may use it."""
 
+    #: A sub-resource's handler names its kind; the collection and storage routes pass it as a kwarg.
     kind: str
+
+    def initialize(self, run_ref: str | None = None, kind: str | None = None) -> None:
+        super().initialize(run_ref)
+        if kind is not None:
+            self.kind = kind
 
     @property
     def storages(self):
@@ -508,17 +514,13 @@ class HeadLockHandler(StorageAccess):
         self.send_data(head)
 
 
-def _per_kind(base: type, kind: str) -> type:
-    return type(f"{base.__name__}{kind.title().replace('_', '')}", (base,), {"kind": kind})
-
-
-ROUTES: list[tuple[str, type, dict]] = []
+ROUTES: list[Route] = []
 for _kind, _path in PATH_OF_KIND.items():
     ROUTES += [
-        (f"/{_path}", _per_kind(CollectionHandler, _kind), {}),
-        (rf"/{_path}/{ID}", _per_kind(StorageHandler, _kind), {}),
+        (f"/{_path}", CollectionHandler, {"kind": _kind}),
+        (rf"/{_path}/{ID}", StorageHandler, {"kind": _kind}),
     ]
-_SUBPATHS = [
+_SUBPATHS: list[tuple[str, str, type[StorageAccess]]] = [
     (KEY_VALUE_STORES, r"/keys", KeysHandler),
     (KEY_VALUE_STORES, rf"/records/{ID}", RecordHandler),
     (DATASETS, r"/items", ItemsHandler),
@@ -534,13 +536,13 @@ _SUBPATHS = [
 for _kind, _sub, _handler in _SUBPATHS:
     ROUTES.append((rf"/{PATH_OF_KIND[_kind]}/{ID}{_sub}", _handler, {}))
 _SINGULAR = {KEY_VALUE_STORES: "key-value-store", DATASETS: "dataset", REQUEST_QUEUES: "request-queue"}
-_RUN_STORAGE_HANDLERS = {kind: _per_kind(StorageHandler, kind) for kind in _SINGULAR}
 
 
-def run_storage_routes(run_prefix: str, run_ref: str) -> list[tuple[str, type, dict]]:
+def run_storage_routes(run_prefix: str, run_ref: str) -> list[Route]:
     """A run's default storages under ``run_prefix`` (``/actor-runs/{runId}`` or ``/acts/{actorId}/runs/last``):
     ``.../key-value-store/...``, ``.../dataset/...``, ``.../request-queue/...``."""
-    kwargs = {"run_ref": run_ref}
-    routes = [(f"{run_prefix}/{name}", _RUN_STORAGE_HANDLERS[kind], kwargs) for kind, name in _SINGULAR.items()]
-    routes += [(f"{run_prefix}/{_SINGULAR[kind]}{sub}", handler, kwargs) for kind, sub, handler in _SUBPATHS]
+    routes: list[Route] = [(f"{run_prefix}/{name}", StorageHandler, {"run_ref": run_ref, "kind": kind})
+                           for kind, name in _SINGULAR.items()]
+    routes += [(f"{run_prefix}/{_SINGULAR[kind]}{sub}", handler, {"run_ref": run_ref})
+               for kind, sub, handler in _SUBPATHS]
     return routes

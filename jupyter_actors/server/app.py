@@ -19,7 +19,7 @@ from ..api.actor_server import ActorApiServer, api_settings
 from ..api.routes import make_handlers
 from ..platform.config import SERVER, PlatformConfig, Setting, settings
 from ..platform.core import Platform
-from .auth import JupyterAuthBase
+from .user_handlers import HANDLERS as USER_HANDLERS
 from .web_proxy import RunWebProxyHandler
 from .runs_stream import stream_handlers
 
@@ -114,7 +114,7 @@ class ActorsExtension(ExtensionApp):
         self.log.info("jupyter-actors: data in %s; actors reach the API at %s", config.data_dir, self.actor_server.url)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(make_handlers(API_PATH, JupyterAuthBase, "User"))
+        self.handlers.extend(make_handlers(API_PATH, USER_HANDLERS))
         self.handlers.extend(stream_handlers(API_PATH))
         self.handlers.append((r"actors/web/([^/]+)(/.*)?", RunWebProxyHandler))
 

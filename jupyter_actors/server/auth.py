@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jupyter_server.base.handlers import JupyterHandler
 
-from ..api.principals import UserPrincipal
+from ..api.principals import Principal, UserPrincipal
 from ..platform.errors import Forbidden, Unauthorized
 
 AUTH_RESOURCE = "actors"
@@ -14,6 +14,7 @@ class JupyterAuthBase(JupyterHandler):
     """Every request must carry a Jupyter user (token or cookie) allowed on the ``actors`` resource."""
 
     auth_resource = AUTH_RESOURCE
+    principal: Principal
 
     def check_xsrf_cookie(self) -> None:
         """XSRF guards a logged-in browser's cookie; a request with no user at all gets the 401 of ``prepare``.

@@ -40,7 +40,7 @@ def sse_event(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # type: ignore[misc]  # as routes.make_handlers mixes them
+class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # as the user-facing API's handlers (user_handlers.py)
     """Streams run changes until the client goes away."""
 
     keepalive_secs = 15.0
@@ -57,8 +57,9 @@ class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # type: ignore[misc]
     def _enqueue(self, row: dict) -> None:
         if self._queue.qsize() >= self.max_pending:
             self._end()
-            if not self.request.connection.stream.closed():  # a flush stuck on the client fails now
-                self.request.connection.stream.close()
+            stream = self.client_stream()
+            if stream is not None and not stream.closed():  # a flush stuck on the client fails now
+                stream.close()
         else:
             self._queue.put_nowait(row)
 
