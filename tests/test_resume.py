@@ -310,3 +310,36 @@ def test_a_run_that_ended_while_nobody_watched_is_finished_as_if_watched(platfor
     assert steps == [f"step {i}" for i in range(6)]  # the lines printed while unwatched, once each
     wait_until(lambda: not docker_client.api.containers(all=True, filters={"id": container_id}), 30,
                message="container removed after its log was stored")
+
+
+def test_a_stopping_run_whose_container_is_gone_ends_as_its_stop_intended(platform_factory, tmp_path, docker_client):
+    """The server recorded why it stops a run (abort, timeout, disk), then died before the container was
+    gone; the container disappears while nobody watches. The next start ends each run as intended."""
+    from jupyter_actors.platform.lifecycle import STOP_ABORT, STOP_DISK, STOP_TIMEOUT, RunStatus
+
+    from .conftest import define_actor
+
+    data_dir = tmp_path / "stopping"
+    first = platform_factory(data_dir=data_dir)
+    define_actor(first, "sleeper", "import time\nprint('up', flush=True)\ntime.sleep(600)\n")
+    runs = {intent: first.start_run("sleeper", memory_mb=1024, timeout_secs=300)["id"]
+            for intent in (STOP_ABORT, STOP_TIMEOUT, STOP_DISK)}
+    for run_id in runs.values():
+        wait_until(lambda run_id=run_id: b"up" in first.run_log(run_id), 60, message="running")
+    first.transition(runs[STOP_ABORT], RunStatus.ABORTING, stop_intent=STOP_ABORT, status_message="Aborting")
+    first.transition(runs[STOP_TIMEOUT], RunStatus.TIMING_OUT, stop_intent=STOP_TIMEOUT,
+                     status_message="The run is timing out")
+    assert first.stores.runs.mark_stopping(runs[STOP_DISK], STOP_DISK, "Over its disk limit")
+    containers = [first.get_run(run_id)["container_id"] for run_id in runs.values()]
+    first.close()  # the server goes away before it stopped them (as with kill -9)
+    for container_id in containers:  # and the engine loses them
+        docker_client.api.remove_container(container_id, force=True)
+
+    second = platform_factory(data_dir=data_dir)
+    report = second.reconcile()
+    assert sorted(report.finished) == sorted(runs.values()) and report.restarted == report.adopted == []
+    aborted, timed_out, over_disk = (second.get_run(runs[intent]) for intent in (STOP_ABORT, STOP_TIMEOUT, STOP_DISK))
+    assert (aborted["status"], aborted["status_message"]) == ("ABORTED", "The run was aborted")
+    assert (timed_out["status"], timed_out["status_message"]) == ("TIMED-OUT", "The run timed out after 300 seconds")
+    assert over_disk["status"] == "FAILED" and "disk limit" in over_disk["status_message"]
+    assert all(run["finished_at"] and run["status_message_terminal"] for run in (aborted, timed_out, over_disk))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import Enum
 
 from .errors import Conflict
+from .models import Run
 
 
 class RunStatus(str, Enum):
@@ -81,3 +82,21 @@ def check_transition(current: RunStatus | str, target: RunStatus | str) -> RunSt
             type="run-status-transition-not-allowed",
         )
     return target
+
+
+def stop_outcome(run: Run) -> tuple[RunStatus, str] | None:
+    """The status and message a run ends with when the platform stopped it (its stop intent); None if not.
+
+    A terminal status message the actor set wins over the default, except for the disk limit: that one
+    is the platform's reason, and the user must see it.
+    """
+    intent = run["stop_intent"]
+    if intent == STOP_DISK:
+        return RunStatus.FAILED, f"The run used more than its disk limit of {run['disk_mb']} MB and was stopped"
+    if intent == STOP_TIMEOUT:
+        target, default = RunStatus.TIMED_OUT, f"The run timed out after {run['timeout_secs']} seconds"
+    elif intent == STOP_ABORT:
+        target, default = RunStatus.ABORTED, "The run was aborted"
+    else:
+        return None
+    return target, (run["status_message"] if run["status_message_terminal"] else None) or default

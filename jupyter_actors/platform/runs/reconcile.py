@@ -2,7 +2,8 @@
 
 Every run recorded as unfinished is matched with its labelled container: a running one is adopted,
 one that exited on its own is finished as if it had been watched, and one the engine or the host
-lost (or that the platform stopped to migrate it) is restarted with the same id and storages.
+lost (or that the platform stopped to migrate it) is restarted with the same id and storages. A run
+the platform was stopping (abort, timeout, disk) ends as its stop intended, container or not.
 The engine's event stream replays only its last 256 events, so it is never used to catch up.
 """
 
@@ -33,6 +34,8 @@ class Adopter(Protocol):
     def adopt(self, run: Run, container_id: str) -> None: ...
 
     def restart_lost(self, run: Run, reason: str) -> None: ...
+
+    def finish_stopped(self, run: Run) -> None: ...
 
 
 @dataclass
@@ -109,11 +112,12 @@ def reconcile(runs: RunStore, backend: Backend, adopter: Adopter, *, instance_id
                 backend.remove(current.id)
             adopter.restart_lost(run, reason)
             report.restarted.append(run["id"])
+        elif current is None:  # being stopped (abort, timeout, disk) and its container is gone too
+            adopter.finish_stopped(run)
+            report.finished.append(run["id"])
         else:
-            # NOTE: a run with a stop intent (abort, timeout, disk) whose container is gone gets here with
-            # ``current`` None and fails; kept as it was (a behaviour fix belongs in its own change).
-            adopter.adopt(run, current.id)  # type: ignore[union-attr]
-            (report.adopted if current.running else report.finished).append(run["id"])  # type: ignore[union-attr]
+            adopter.adopt(run, current.id)
+            (report.adopted if current.running else report.finished).append(run["id"])
 
     grace = dt.timedelta(seconds=orphan_grace_secs)
     for run_id, states in by_run.items():

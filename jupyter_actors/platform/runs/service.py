@@ -25,7 +25,7 @@ from ..clock import iso, utcnow
 from ..config import PlatformConfig
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ids import new_id, new_token, token_hash
-from ..lifecycle import STOP_ABORT, STOP_MIGRATE, RunStatus
+from ..lifecycle import STOP_ABORT, STOP_MIGRATE, RunStatus, stop_outcome
 from ..limits import ContainerLimits
 from ..models import Actor, Build, Run, Version
 from ..quota import Admission
@@ -244,6 +244,18 @@ class RunService:
         self.ensure_network()
         self._launch(restarted, actor_row, build_row, version, limits, token=token,
                      mode="restart" if run["status"] == RunStatus.RUNNING else "new")
+
+    def finish_stopped(self, run: Run) -> None:
+        """A run the platform was stopping whose container is gone (lost while nobody watched it): it ends
+        as its stop intended; its log holds all it printed while watched."""
+        stopped = stop_outcome(run)
+        assert stopped is not None, "only a run with a stop intent is finished as stopped"
+        target, message = stopped
+        try:
+            self.transition(run["id"], target, finished_at=utcnow(), status_message=message,
+                            status_message_terminal=1)
+        except Conflict:
+            log.warning("run %s is %s; not moving it to %s", run["id"], run["status"], target)
 
     # -- while it runs ----------------------------------------------------------------------------
 

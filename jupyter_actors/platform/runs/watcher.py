@@ -18,7 +18,7 @@ from ..backends.base import Backend, ContainerSpec, LogStream
 from ..clock import parse_iso, utcnow
 from ..config import PlatformConfig
 from ..errors import Conflict
-from ..lifecycle import STOP_ABORT, STOP_DISK, STOP_MIGRATE, STOP_TIMEOUT, RunStatus
+from ..lifecycle import STOP_ABORT, STOP_MIGRATE, STOP_TIMEOUT, RunStatus, stop_outcome
 from ..models import Run
 from ..runlog import RunLog
 
@@ -268,19 +268,12 @@ class RunWatcher:
             # The engine's own deadline (a backstop while the server was away) stopped it: a timeout.
             try:
                 run = self.platform.transition(self.run_id, RunStatus.TIMING_OUT, stop_intent=STOP_TIMEOUT)
-                intent = STOP_TIMEOUT
             except Conflict:
                 run = self.platform.get_run(self.run_id)
-                intent = run["stop_intent"]
-        if intent == STOP_TIMEOUT:
-            target, default = RunStatus.TIMED_OUT, f"The run timed out after {run['timeout_secs']} seconds"
-        elif intent == STOP_ABORT:
-            target, default = RunStatus.ABORTED, "The run was aborted"
-        elif intent == STOP_DISK:
-            target, default = RunStatus.FAILED, (
-                f"The run used more than its disk limit of {run['disk_mb']} MB and was stopped"
-            )
-            message = None
+        stopped = stop_outcome(run)
+        if stopped is not None:
+            target, default = stopped
+            message = None  # stop_outcome weighed the actor's own message already
         elif error or (state is not None and state.error and exit_code != 0):
             target, default = RunStatus.FAILED, error or (state.error if state is not None else None) or ""
         elif state is not None and state.oom_killed:
