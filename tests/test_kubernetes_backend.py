@@ -35,7 +35,6 @@ import pytest
 
 from jupyter_actors.platform.backends.base import ContainerSpec
 from jupyter_actors.platform.backends.kubernetes import (
-    ANNOTATION_ERROR,
     KubernetesBackend,
     job_name,
     job_state,
@@ -627,15 +626,24 @@ def test_close_unblocks_a_reader_waiting_for_the_pod_to_start(cluster):
 
 
 @fake_only
-def test_a_pod_that_cannot_start_fails_the_run_with_the_clusters_reason(cluster):
+def test_a_pod_that_cannot_start_ends_its_log_and_state_and_reading_changes_nothing(cluster):
+    """The reader stops following a pod that will never start, ``inspect`` says why and ``wait`` returns;
+    none of them writes to the cluster (the run's watcher then fails the run and removes its Job)."""
     cluster.backend.image_pull_grace_secs = 0
     job, _ = cluster.started("pending")
+
+    def writes() -> list[dict]:
+        return [r for method in ("POST", "PUT", "PATCH", "DELETE") for r in cluster.fake.requests_to(method, "")]
+
+    made = len(writes())  # the Job's create and start
     assert joined(in_thread(lambda: list(cluster.backend.logs(job, None, True))), cluster.timeout) == []
-    cluster.wait(job)
     state = cluster.backend.inspect(job)
-    assert not state.running and state.status == "failed" and state.exit_code is None
-    assert "ImagePullBackOff" in state.error
-    assert "ImagePullBackOff" in cluster.fake.job(job)["metadata"]["annotations"][ANNOTATION_ERROR]
+    assert not state.running and state.exit_code is None
+    assert state.error and "ImagePullBackOff" in state.error
+    cluster.wait(job)
+    assert len(writes()) == made, "reading a log or a state changed the cluster"
+    assert [p["metadata"]["name"] for p in cluster.fake.pods_of(job)], "the pod was deleted"
+    cluster.backend.remove(job)
 
 
 # -- the platform on the Kubernetes backend ----------------------------------------------------------------

@@ -27,10 +27,11 @@ How it maps onto the ``Backend`` protocol (the Docker backend is the reference):
   its pods with the requested grace period: the grace period of a Job's deletion is not passed on to
   its pods by the garbage collector, which would use the pod's own 30 s default.
 * A pod that cannot start (an invalid image name, an image that cannot be pulled for
-  ``image_pull_grace_secs``, a container config error) would wait for its deadline: the run's
-  following log reader records the cluster's reason on the Job and deletes the pod, so the Job fails
-  (``backoffLimit: 0``) and ``ContainerState.error`` carries the reason. A Job that failed because of
-  a disruption it did not absorb (a cluster without ``podFailurePolicy``) is reported ``lost``.
+  ``image_pull_grace_secs``, a container config error) would wait for its deadline: a following log
+  reader stops, ``inspect`` reports the Job not running with the cluster's reason as
+  ``ContainerState.error``, and ``wait`` returns, so the run's watcher fails the run and removes the
+  Job. Reading a log or a state never changes the cluster. A Job that failed because of a disruption
+  it did not absorb (a cluster without ``podFailurePolicy``) is reported ``lost``.
 * Logs come from the pod with ``timestamps=true``; the kubelet's ``sinceTime`` has only second
   precision (and the Python client does not expose it), so the log is read with a generous
   ``sinceSeconds`` and lines before ``since_ns`` are dropped here.
@@ -54,7 +55,6 @@ How it differs from Docker:
 
 from .backend import KubernetesBackend
 from .jobs import (
-    ANNOTATION_ERROR,
     ANNOTATION_NAME,
     CONTAINER,
     SAMPLE_NETWORK_POLICY,
@@ -67,6 +67,6 @@ from .jobs import (
 )
 
 __all__ = [
-    "ANNOTATION_ERROR", "ANNOTATION_NAME", "CONTAINER", "SAMPLE_NETWORK_POLICY", "KubernetesBackend",
+    "ANNOTATION_NAME", "CONTAINER", "SAMPLE_NETWORK_POLICY", "KubernetesBackend",
     "job_finished", "job_name", "job_state", "merged_labels", "split_labels", "timestamp_ns",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -15,16 +16,15 @@ from ...errors import EngineUnavailable, NotFound
 from ..base import Backend, ContainerSpec, ContainerState
 from .client import STREAM_ERRORS, ApiException, kubernetes
 from .jobs import (
-    ANNOTATION_ERROR,
     CANNOT_PULL,
     CANNOT_START,
     POD_JOB_LABELS,
     SAMPLE_NETWORK_POLICY,
     _container_status,
     _owned_by,
-    _pod_done,
     _pod_order,
     _time,
+    _waiting_to_start,
     job_body,
     job_finished,
     job_name,
@@ -167,20 +167,10 @@ class KubernetesBackend(Backend):
             return None
         return f"The cluster cannot start the container: {reason}: {waiting.get('message', '')}".rstrip(": ")
 
-    def _fail_job(self, name: str, message: str) -> None:
-        """Record why, then delete the pod that cannot start: with ``backoffLimit: 0`` the Job fails."""
-        try:
-            self._call(self.batch.patch_namespaced_job, name, self.namespace,
-                       {"metadata": {"annotations": {ANNOTATION_ERROR: message}}},
-                       _content_type="application/merge-patch+json")
-            for pod in self._job_pods(name):
-                if not _pod_done(pod):
-                    self._call(self.core.delete_namespaced_pod, pod["metadata"]["name"], self.namespace,
-                               grace_period_seconds=0)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        log.warning("failing Job %s: %s", name, message)
+    def _unstartable(self, pods: list[dict[str, Any]]) -> str | None:
+        """Why the Job's current pod will never start (it would wait for the Job's deadline), or None."""
+        pod = pods[-1] if pods else None
+        return self._cannot_start(pod) if pod is not None and _waiting_to_start(pod) else None
 
     # -- containers -------------------------------------------------------------------------------
 
@@ -222,13 +212,22 @@ class KubernetesBackend(Backend):
         self._delete_job(container_id)
 
     def inspect(self, container_id: str) -> ContainerState | None:
+        """The Job as a ContainerState; one whose pod will never start is reported ended, with the reason."""
         job = self._get_job(container_id)
         if job is None:
             return None
-        return job_state(job, self._job_pods(container_id, job["metadata"].get("uid")))
+        return self._state(job, self._job_pods(container_id, job["metadata"].get("uid")))
+
+    def _state(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> ContainerState:
+        state = job_state(job, pods)
+        problem = self._unstartable(pods) if state.running else None
+        if problem:
+            return dataclasses.replace(state, running=False, status="failed", error=problem)
+        return state
 
     def wait(self, container_id: str) -> None:
-        """Block until the Job has finished (Complete or Failed) or is gone.
+        """Block until the Job has finished (Complete or Failed), is gone, or its pod will never start
+        (as ``inspect`` reports it; the pod is looked at when the Job is listed, not watched).
 
         A watch from the resource version of a fresh list; when the API answers 410 Gone (the version
         was compacted away) it lists again and watches from the new version.
@@ -240,6 +239,8 @@ class KubernetesBackend(Backend):
                 listing = self._call(self.batch.list_namespaced_job, self.namespace, field_selector=selector)
                 items = listing.get("items") or []
                 if not items or job_finished(items[0]) or items[0]["metadata"].get("deletionTimestamp"):
+                    return
+                if self._unstartable(self._job_pods(container_id, items[0]["metadata"].get("uid"))):
                     return
                 version = listing["metadata"]["resourceVersion"]
                 while version is not None and not self._closed.is_set():
@@ -268,6 +269,8 @@ class KubernetesBackend(Backend):
         with self._watches_lock:
             self._watches.add(response)
         try:
+            if self._closed.is_set():  # closed while the watch was being answered: ``close`` missed it
+                return None
             for raw in _iter_lines(response):
                 if not raw.strip():
                     continue
@@ -313,7 +316,7 @@ class KubernetesBackend(Backend):
             if any(found.get(key) != value for key, value in labels.items()):
                 continue
             mine = sorted((p for p in by_job.get(meta["name"], []) if _owned_by(p, meta.get("uid"))), key=_pod_order)
-            states.append(job_state(job, mine))
+            states.append(self._state(job, mine))
         return states
 
     def disk_usage(self, container_id: str) -> int:

@@ -22,8 +22,6 @@ ANNOTATION_MOVED = "jupyter-actors/annotated-labels"
 #: Labels the Job controller puts on its pods (``job-name`` on every version, the other since 1.27).
 POD_JOB_LABELS = ("job-name", "batch.kubernetes.io/job-name")
 
-#: Annotation with the reason the backend failed a Job whose pod could not start.
-ANNOTATION_ERROR = "jupyter-actors/error"
 #: Waiting reasons of a container that will not start without a change to the Job.
 CANNOT_START = frozenset({"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"})
 #: Waiting reasons of a container whose image cannot be pulled (yet): fatal after ``image_pull_grace_secs``.
@@ -211,9 +209,9 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> ContainerState
     else:
         word = "pending"
     ended = terminated if terminated and not running else None
-    error = (meta.get("annotations") or {}).get(ANNOTATION_ERROR)
+    error = None
     waiting = state.get("waiting") or {}
-    if not error and waiting.get("reason") in CANNOT_START | CANNOT_PULL:
+    if waiting.get("reason") in CANNOT_START | CANNOT_PULL:
         reason = f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
         error = f"The cluster cannot start the container: {reason}"
     pod_status = (pod or {}).get("status") or {}

@@ -1,4 +1,8 @@
-"""A Job's log: its pods' logs in order, read with ``timestamps=true`` and deduplicated at pod boundaries."""
+"""A Job's log: its pods' logs in order, read with ``timestamps=true`` and deduplicated at pod boundaries.
+
+Reading never changes the cluster: a followed pod that will never start ends the stream, and the
+backend's ``inspect`` then reports why (its watcher fails the run and removes the Job).
+"""
 
 from __future__ import annotations
 
@@ -39,8 +43,6 @@ class JobPods(Protocol):
     def _job_over(self, name: str) -> bool: ...
 
     def _cannot_start(self, pod: dict[str, Any]) -> str | None: ...
-
-    def _fail_job(self, name: str, message: str) -> None: ...
 
 
 def _iter_lines(response) -> Iterator[bytes]:
@@ -113,7 +115,6 @@ class KubernetesLogStream(LogStream):
     def _lines(self) -> Iterator[LogLine]:
         done: set[str] = set()
         followed_to_end: set[str] = set()
-        given_up: set[str] = set()
         position: dict[str, tuple[int, int]] = {}  # pod -> (last ts yielded, lines yielded at it)
         while not self._closed.is_set():
             pods = [p for p in self._backend._job_pods(self._name) if p["metadata"]["name"] not in done]
@@ -128,10 +129,8 @@ class KubernetesLogStream(LogStream):
             if _waiting_to_start(pod):
                 if not self._follow:
                     return
-                problem = None if name in given_up else self._backend._cannot_start(pod)
-                if problem:  # the run would wait for its deadline: fail it now, with the cluster's reason
-                    self._backend._fail_job(self._name, problem)
-                    given_up.add(name)
+                if self._backend._cannot_start(pod):
+                    return  # no line will ever come; ``inspect`` says why
                 if not self._pause():
                     return
                 continue
