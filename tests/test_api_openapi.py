@@ -158,6 +158,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"/{spelling}/{name}/versions", 200)
         await call("POST", f"/{spelling}/{name}/versions", 201, json=version)
         await call("GET", f"/{spelling}/{name}/versions/0.0", 200)
+        await call("POST", f"/{spelling}/{name}/validate-input", 200, json={"n": 1})
         build = (await call("POST", f"/{spelling}/{name}/builds?waitForFinish=60", 201)).json()["data"]
         build = wait_until(lambda b=build: platform.get_build(b["id"])["status"] == "SUCCEEDED" and b, 120)
         await call("GET", f"/{spelling}/{name}/builds", 200)

@@ -25,6 +25,7 @@ from .clock import parse_iso
 from .config import PlatformConfig
 from .errors import NotFound
 from .housekeeping import Housekeeping
+from .input_schema import InputCheck
 from .images import download_wheels
 from .lifecycle import ACTIVE_STATUSES, LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT, RunStatus
 from .models import USERNAME, Actor, Build, Run, Version
@@ -198,6 +199,11 @@ class Platform:
         return self.runs.start(actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
                                content_type=content_type, origin=origin, parent_run_id=parent_run_id,
                                web_public=web_public)
+
+    def validate_input(self, actor: str, input: bytes | str | dict[str, Any] | list[Any] | None, *,
+                       content_type: str | None = None, build: str | None = None) -> InputCheck:
+        """Check an input against the actor's input schema as a start would (nothing is started)."""
+        return self.runs.validate_input(actor, input, content_type=content_type, build=build)
 
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
                       timeout_secs: int | str | None = None) -> Run:
