@@ -187,6 +187,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", f"/actor-runs/{run_id}?waitForFinish=30", 200)
     await call("GET", f"/actor-runs/{run_id}/log?stream=true", 200)
     await call("GET", f"/logs/{run_id}", 200)
+    await call("GET", f"/actor-runs/{run_id}/stats-samples", 200)
+    await call("GET", "/actors/doc/runs/last/stats-samples", 200)
+    await call("GET", "/acts/doc-acts/runs/last/stats-samples", 200)
     await call("GET", "/actor-runs/nope", 404)
     assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
     await call("GET", "/users/someone-else", 404)

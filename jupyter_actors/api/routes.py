@@ -21,6 +21,7 @@ _RUN_SUBPATHS: list[tuple[str, type]] = [
     ("/metamorph", runs.RunNotSupportedHandler),
     ("/reboot", runs.RunNotSupportedHandler),
     ("/log", runs.RunLogHandler),
+    ("/stats-samples", runs.RunStatsSamplesHandler),
 ]
 
 

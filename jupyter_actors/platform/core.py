@@ -36,6 +36,7 @@ from .retention import Retention
 from .runs.container import NETWORK_NAME
 from .runs.reconcile import ReconcileReport
 from .runs.service import EventSink, RunService
+from .runs.usage import UsageSampler
 from .sources import ActorDefinition
 from .storages import Storages
 from .stores import Stores
@@ -82,6 +83,8 @@ class Platform:
                                logs_dir=logs_dir)
         self.housekeeping = Housekeeping(self.stores, self.runs, self.retention, self.storages, self.backend,
                                          self.config)
+        self.usage = UsageSampler(self.stores.runs, self.backend, self._watched_containers,
+                                  self.config.usage_sample_secs)
         self._closed = False
 
     def _instance_id(self) -> str:
@@ -293,8 +296,20 @@ class Platform:
     # -- background work, restarts, shutdown ------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start the housekeeping thread (heartbeat, retention, disk limits); the serving process calls this once."""
+        """Start the housekeeping thread (heartbeat, retention, disk limits) and the usage sampler; the serving
+        process calls this once."""
         self.housekeeping.start()
+        self.usage.start()
+
+    def _watched_containers(self) -> list[tuple[str, str]]:
+        """(run id, container id) of every run this process watches and whose container exists."""
+        return [(run_id, watcher.container_id) for run_id, watcher in list(self.runs.watchers.items())
+                if watcher.container_id]
+
+    def run_samples(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's memory and CPU samples, oldest first (bounded; older ones thinned)."""
+        self.get_run(run_id)
+        return self.stores.runs.samples(run_id)
 
     def reconcile(self) -> ReconcileReport:
         """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
@@ -321,6 +336,7 @@ class Platform:
             return
         self._closed = True
         self.housekeeping.stop()
+        self.usage.stop()
         self.runs.close()
         self.registry.close()
         self.storages.close()
