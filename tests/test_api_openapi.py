@@ -159,6 +159,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"/{spelling}/{name}/versions", 200)
         await call("POST", f"/{spelling}/{name}/versions", 201, json=version)
         await call("GET", f"/{spelling}/{name}/versions/0.0", 200)
+        await call("POST", f"/{spelling}/{name}/validate-input", 200, json={"n": 1})
         build = (await call("POST", f"/{spelling}/{name}/builds?waitForFinish=60", 201)).json()["data"]
         build = wait_until(lambda b=build: platform.get_build(b["id"])["status"] == "SUCCEEDED" and b, 120)
         await call("GET", f"/{spelling}/{name}/builds", 200)
@@ -187,6 +188,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", f"/actor-runs/{run_id}?waitForFinish=30", 200)
     await call("GET", f"/actor-runs/{run_id}/log?stream=true", 200)
     await call("GET", f"/logs/{run_id}", 200)
+    await call("GET", f"/actor-runs/{run_id}/stats-samples", 200)
+    await call("GET", "/actors/doc/runs/last/stats-samples", 200)
+    await call("GET", "/acts/doc-acts/runs/last/stats-samples", 200)
     await call("GET", "/actor-runs/nope", 404)
     assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
     await call("GET", "/users/someone-else", 404)

@@ -389,3 +389,26 @@ async def test_javascript_cell_runs_on_the_node_image_with_its_packages(kernel, 
     # Python-only options are refused with what to use instead.
     reply, messages = await off(kernel.run, define_cell("js-cell", JS_CELL, "--node --requirements r.txt"))
     assert reply["content"]["ename"] == "UsageError" and "--package" in stream_text(messages, "stderr")
+
+
+async def test_input_schema_option_refuses_bad_input_plainly_and_fills_defaults(kernel, api_url, api_token,
+                                                                               tmp_path):
+    schema = ('{"title": "In", "type": "object", "schemaVersion": 1, "required": ["url"], "properties": {'
+              '"url": {"title": "URL", "type": "string", "editor": "textfield"},'
+              '"count": {"title": "Count", "type": "integer", "minimum": 1, "default": 2}}}')
+    (tmp_path / "schema.json").write_text(schema)
+    echo = ("import asyncio\nfrom apify import Actor\n\nasync def main():\n    async with Actor:\n"
+            "        await Actor.set_value('OUTPUT', await Actor.get_input())\n\nasyncio.run(main())\n")
+    await off(kernel.run, "%load_ext jupyter_actors")
+    reply, messages = await off(kernel.run, define_cell("schema-echo", echo, f"--input-schema '{schema}' "
+                                                        "--input '{\"count\": 0}'"))
+    errors = [m["content"] for m in messages if m["msg_type"] == "error"]
+    assert reply["content"]["status"] == "error" and errors[0]["ename"] == "InvalidInputError", messages
+    shown = "\n".join(errors[0]["traceback"])
+    assert "input.url is required" in shown and "input.count" in shown and "Traceback" not in shown, shown
+    assert (await api_get(api_url, api_token, "/actor-runs"))["total"] == 0  # nothing was started
+    reply, messages = await off(kernel.run, define_cell(
+        "schema-echo", echo, f"--input-schema {tmp_path / 'schema.json'} --input '{{\"url\": \"u\"}}' --out s"))
+    assert reply["content"]["status"] == "ok", messages
+    reply, messages = await off(kernel.run, "print(s.status, s.output)")
+    assert stream_text(messages).strip() == "SUCCEEDED {'url': 'u', 'count': 2}"

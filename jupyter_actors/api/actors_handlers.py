@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
 from ..platform.errors import InvalidInput
+from ..platform.input_schema import invalid_input
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
@@ -148,7 +149,31 @@ class ActorHandler(ActorAccess):
         self.finish()
 
 
-class ActorRunsHandler(RunListing):
+class StartInput(ApiHandlerMixin):
+    async def start_input(self) -> tuple[bytes | bytearray | None, str | None]:
+        """The input a start sends (None: none) with its content type (``contentType`` or the header)."""
+        body = await self.raw_body()
+        if body.strip() in (b"", b"null"):
+            return None, None
+        return body, self.content_type_header(self.query("contentType") or self.request.headers.get("Content-Type"),
+                                              default="application/json; charset=utf-8")
+
+
+class ValidateInputHandler(StartInput, ActorAccess):
+    """``POST /v2/acts/{id}/validate-input``: ``{"valid": true}``, or 400 naming each bad field, as a start would."""
+
+    async def post(self, actor_id: str) -> None:
+        self.reject_unknown_query({"build", "contentType"})
+        actor = await self.readable_actor(actor_id)
+        run_input, content_type = await self.start_input()
+        check = await self.call(self.platform.validate_input, actor["id"], run_input, content_type=content_type,
+                                build=self.query("build"))
+        if not check.valid:
+            raise invalid_input(check.errors)
+        self.send_json({"valid": True})
+
+
+class ActorRunsHandler(StartInput, RunListing):
     async def post(self, actor_id: str) -> None:
         """Start a run; every option is checked before the platform stores anything."""
         self.reject_unknown_query(RUN_START_OPTIONS)
@@ -158,14 +183,7 @@ class ActorRunsHandler(RunListing):
         self.query_float("maxTotalChargeUsd")
         web_public = self.query_bool("webServerPublic")
         require(self.principal.may_publish_web or not web_public, "start a run with a public web server")
-        body = await self.raw_body()
-        run_input = None if body.strip() in (b"", b"null") else body
-        content_type = None
-        if run_input is not None:
-            content_type = self.content_type_header(
-                self.query("contentType") or self.request.headers.get("Content-Type"),
-                default="application/json; charset=utf-8",
-            )
+        run_input, content_type = await self.start_input()
         run = await self.call(
             self.platform.start_run, actor_id, build=self.query("build"), memory_mb=self.query("memory"),
             timeout_secs=self.query("timeout"), input=run_input, content_type=content_type,

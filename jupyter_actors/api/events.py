@@ -19,6 +19,7 @@ from tornado.ioloop import PeriodicCallback
 from ..platform.clock import now_iso
 from ..platform.core import Platform
 from ..platform.lifecycle import RunStatus
+from ..platform.runs.usage import RunUsage
 
 
 class ActorEvents:
@@ -28,8 +29,7 @@ class ActorEvents:
         self.platform = platform
         self.loop = loop
         self.sockets: dict[str, set[EventsSocketHandler]] = defaultdict(set)
-        self._cpu_samples: dict[str, tuple[int, int]] = {}
-        self._usage: dict[str, dict] = {}
+        self._usage: dict[str, RunUsage] = {}
         config = platform.config
         self._periodic = [
             PeriodicCallback(self._persist_state, config.persist_state_interval_secs * 1000),
@@ -76,33 +76,20 @@ class ActorEvents:
         if run is None or not run["container_id"]:
             return None
         backend = self.platform.backend
-        used = backend.memory_usage(run["container_id"]) or 0
-        cpu_ns = backend.cpu_usage_ns(run["container_id"])
-        now = time.monotonic_ns()
-        previous = self._cpu_samples.get(run_id)
-        percent = 0.0
-        if cpu_ns is not None and previous is not None and now > previous[1]:
-            percent = max(0.0, (cpu_ns - previous[0]) / (now - previous[1]) * 100)
-        if cpu_ns is not None:
-            self._cpu_samples[run_id] = (cpu_ns, now)
-        stats = self._usage.setdefault(run_id, {"count": 0, "mem_sum": 0, "cpu_sum": 0.0, "cpu_max": 0.0, "mem_max": 0})
-        stats["count"] += 1
-        stats["mem_sum"] += used
-        stats["cpu_sum"] += percent
-        stats["cpu_max"] = max(stats["cpu_max"], percent)
-        stats["mem_max"] = max(stats["mem_max"], used)
+        container_id = run["container_id"]
+        usage = self._usage.setdefault(run_id, RunUsage())  # since this socket connected, at this cadence
+        percent = usage.add(container_id, backend.memory_usage(container_id) or 0, None,
+                            backend.cpu_usage_ns(container_id), None, time.monotonic_ns())
+        stats = usage.stats(running=True)
         return {
-            "memAvgBytes": stats["mem_sum"] // stats["count"], "memCurrentBytes": used,
-            "memMaxBytes": stats["mem_max"],
-            "cpuAvgUsage": stats["cpu_sum"] / stats["count"], "cpuMaxUsage": stats["cpu_max"],
-            "cpuCurrentUsage": percent,
+            **{key: stats[key] for key in ("memAvgBytes", "memCurrentBytes", "memMaxBytes", "cpuAvgUsage",
+                                           "cpuMaxUsage", "cpuCurrentUsage")},
             "isCpuOverloaded": percent / 100 >= 0.95 * (run["cpu_cores"] or 1),
             "createdAt": now_iso(),
         }
 
     def forget(self, run_id: str) -> None:
         """The run's last socket closed: drop its usage samples."""
-        self._cpu_samples.pop(run_id, None)
         self._usage.pop(run_id, None)
 
     def close(self) -> None:

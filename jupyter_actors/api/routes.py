@@ -28,6 +28,7 @@ _RUN_SUBPATHS: list[tuple[str, type[ApiHandlerMixin]]] = [
     ("/metamorph", runs.RunNotSupportedHandler),
     ("/reboot", runs.RunNotSupportedHandler),
     ("/log", runs.RunLogHandler),
+    ("/stats-samples", runs.RunStatsSamplesHandler),
 ]
 
 
@@ -53,6 +54,7 @@ for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients 
         (rf"/{_actors}/{ID}/runs", actors.ActorRunsHandler, {}),
         *run_routes(rf"/{_actors}/{ID}/runs/last", LAST_OF_ACTOR),
         (rf"/{_actors}/{ID}/builds", actors.ActorBuildsHandler, {}),
+        (rf"/{_actors}/{ID}/validate-input", actors.ValidateInputHandler, {}),
         (rf"/{_actors}/{ID}/versions", actors.ActorVersionsHandler, {}),
         (rf"/{_actors}/{ID}/versions/{ID}", actors.ActorVersionHandler, {}),
     ]

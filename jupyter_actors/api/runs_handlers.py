@@ -136,6 +136,16 @@ class RunNotSupportedHandler(RunAccess):
                             type="not-implemented", status=501)
 
 
+class RunStatsSamplesHandler(RunAccess):
+    """``GET /v2/actor-runs/{id}/stats-samples`` (beyond Apify): the run's memory and CPU over time."""
+
+    async def get(self, ref: str) -> None:
+        self.reject_unknown_query(set())
+        run = await self.load_run(ref)
+        samples = await self.call(self.platform.run_samples, run["id"])
+        self.send_data(self.views.stats_samples(run, samples))
+
+
 class RunLogHandler(RunAccess):
     """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
 

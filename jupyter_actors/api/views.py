@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
-from ..platform.clock import parse_iso, utcnow
+from ..platform.clock import iso, parse_iso, utcnow
 from ..platform.core import USERNAME, Platform
 from ..platform.lifecycle import RunStatus
+from ..platform.runs.usage import RunUsage
 
 #: What crawlee's ``Request`` model needs present (it calls ``headers.items()``): a request added with
 #: just a url, by apify-client or plain HTTP, must still come back with these when the SDK reads it.
 REQUEST_DEFAULTS = {"method": "GET", "retryCount": 0, "noRetry": False, "headers": {}, "userData": {}}
+
+
+def iso_ms(at_ms: int) -> str:
+    """Unix milliseconds as Apify's ISO UTC time with milliseconds."""
+    return iso(dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.timezone.utc))
 
 
 class Views:
@@ -44,7 +51,7 @@ class Views:
                 "restartCount": row["restart_count"],
                 "resurrectCount": row["resurrect_count"],
                 "computeUnits": row["memory_mb"] / 1024 * duration_ms / 3_600_000,
-                **self.memory_stats(row),
+                **RunUsage.loads(row.get("usage")).stats(running=not RunStatus(row["status"]).is_terminal),
             },
             "options": {
                 "build": options.get("build") or "latest",
@@ -70,12 +77,17 @@ class Views:
             "isTerminal": RunStatus(row["status"]).is_terminal,
         }
 
-    def memory_stats(self, row: dict) -> dict:
-        """Memory in use while the container runs, read from its cgroup (about 0.1 ms)."""
-        if row["status"] != "RUNNING" or not row.get("container_id"):
-            return {}
-        used = self.platform.backend.memory_usage(row["container_id"])
-        return {} if used is None else {"memCurrentBytes": used, "memMaxBytes": row["memory_mb"] * 1024 * 1024}
+    def stats_samples(self, row: dict, samples: list[dict]) -> dict:
+        """The run's sampled memory and CPU series with the limits they are plotted against (beyond Apify)."""
+        return {
+            "runId": row["id"],
+            "memoryLimitBytes": row["memory_mb"] * 1024 * 1024,
+            "cpuCores": row["cpu_cores"],
+            "intervalSecs": self.platform.config.usage_sample_secs,
+            "count": len(samples),
+            "items": [{"at": iso_ms(sample["at_ms"]), "memBytes": sample["mem_bytes"],
+                       "cpuUsage": sample["cpu_usage"]} for sample in samples],
+        }
 
     def build(self, row: dict) -> dict:
         return {

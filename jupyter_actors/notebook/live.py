@@ -273,8 +273,9 @@ def _clock(state: dict) -> str:
 
 
 def _memory_used(data: dict) -> int | None:
+    """While the run runs, what it uses now; once it ended, its peak."""
     stats = data.get("stats") or {}
-    for key in ("memCurrentBytes", "memAvgBytes"):
+    for key in (("memMaxBytes",) if data.get("isTerminal") else ("memCurrentBytes", "memAvgBytes")):
         if isinstance(stats.get(key), (int, float)):
             return int(stats[key])
     return None

@@ -58,6 +58,9 @@ def make_parser() -> _Parser:
     source.add_argument("--input", dest="input_json", metavar="JSON",
                         help="run input as inline JSON (or text with --content-type)")
     source.add_argument("--input-var", metavar="VAR", help="name of a Python variable holding the input")
+    parser.add_argument("--input-schema", metavar="PATH|JSON",
+                        help="the actor's input schema (Apify's input_schema.json): a file path or inline JSON; "
+                             "the server checks every start's input against it and fills in its defaults")
     parser.add_argument("--content-type", metavar="TYPE", help="content type of the input (default application/json)")
     parser.add_argument("--build", default="latest", metavar="TAG", help="build tag to create and run (default latest)")
     image = parser.add_mutually_exclusive_group()
@@ -105,6 +108,23 @@ def _read(path: str, what: str) -> str:
         raise UsageError(f"%%actor: cannot read the {what} {path}: {exc.strerror}") from None
 
 
+def resolve_input_schema(args: argparse.Namespace) -> dict | None:
+    """``--input-schema``: inline JSON when it starts with ``{``, else a path to a JSON file."""
+    text = args.input_schema
+    if text is None:
+        return None
+    source = "--input-schema"
+    if not text.lstrip().startswith("{"):
+        source, text = f"the input schema {text}", _read(text, "input schema")
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"%%actor: {source} is not valid JSON ({exc}).") from None
+    if not isinstance(schema, dict):
+        raise UsageError(f"%%actor: {source} must be a JSON object (Apify's input_schema.json).")
+    return schema
+
+
 def resolve_input(args: argparse.Namespace, namespace: dict[str, Any]) -> Any:
     if args.input_var is not None:
         if args.input_var not in namespace:
@@ -118,6 +138,7 @@ def resolve_input(args: argparse.Namespace, namespace: dict[str, Any]) -> Any:
 def run_cell(args: argparse.Namespace, cell: str, namespace: dict[str, Any]) -> Run:
     """Define, build (reused when unchanged), start and show; waits unless ``--detach``."""
     run_input = resolve_input(args, namespace)
+    schema = resolve_input_schema(args)
     dockerfile = actors.image_dockerfile(args.image) if args.image else (
         _read(args.dockerfile, "Dockerfile") if args.dockerfile else None)
     requirements = _read(args.requirements, "requirements file") if args.requirements else None
@@ -125,7 +146,7 @@ def run_cell(args: argparse.Namespace, cell: str, namespace: dict[str, Any]) -> 
     if args.node:
         package_json = _read(args.package_json, "package.json") if args.package_json else None
         files = actors.node_source_files(cell, args.packages, package_json, dockerfile)
-    actors.define(args.name, cell, requirements, dockerfile=dockerfile, files=files)
+    actors.define(args.name, cell, requirements, dockerfile=dockerfile, files=files, input_schema=schema)
     actors.build(args.name, tag=args.build)
     run = actors.start(args.name, run_input, memory=args.memory, timeout=args.timeout, build=args.build,
                        content_type=args.content_type)

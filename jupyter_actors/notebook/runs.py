@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 MAX_WAIT_SECS = 60  # the server's cap on one waitForFinish long-poll
+USAGE_COLUMNS = ["at", "memBytes", "cpuUsage"]
 
 
 class Run:
@@ -93,6 +94,26 @@ class Run:
         view.display()
         view.start()
         return view
+
+    def usage(self) -> pandas.DataFrame:
+        """The run's memory and CPU samples (``GET .../stats-samples``) as a DataFrame indexed by UTC time:
+        ``memBytes`` in use and ``cpuUsage`` in percent of one core; ``attrs`` holds the run's
+        ``memoryLimitBytes`` and ``cpuCores``. The server keeps a bounded, evenly spaced series."""
+        import pandas
+
+        data = self.client.get(f"/actor-runs/{self.id}/stats-samples")
+        frame = pandas.DataFrame(data["items"], columns=USAGE_COLUMNS)
+        frame["at"] = pandas.to_datetime(frame["at"], utc=True, format="ISO8601")
+        frame = frame.set_index("at").astype({"memBytes": "int64", "cpuUsage": "float64"})
+        frame.attrs.update(memoryLimitBytes=data["memoryLimitBytes"], cpuCores=data["cpuCores"],
+                           intervalSecs=data["intervalSecs"])
+        return frame
+
+    def plot_usage(self) -> Any:
+        """Memory and CPU over time against the run's limits (a matplotlib Figure; needs matplotlib)."""
+        from .usage_plot import plot_usage
+
+        return plot_usage(self.usage(), title=f"Run {self.id}")
 
     @property
     def key_value_store(self) -> KeyValueStore:

@@ -121,6 +121,10 @@ class PlatformConfig:
     public_base_url: str | None = setting(
         None, help="Base URL of the Jupyter server as users reach it; run web servers are proxied under it at "
                    "``actors/web/<unguessable id>/``. None: derived from public_api_url.")
+    usage_sample_secs: float = setting(
+        3.0, exposed=(SERVER,),
+        help="Seconds between samples of running runs' memory and CPU (run stats and the stats-samples series; "
+             "0: off).")
     disk_check_interval_secs: float = setting(5.0, help="Seconds between disk-usage checks of a running container.")
     docker_base_url: str | None = setting(
         None, exposed=(SERVER,),

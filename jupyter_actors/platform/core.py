@@ -25,6 +25,7 @@ from .clock import parse_iso
 from .config import PlatformConfig
 from .errors import NotFound
 from .housekeeping import Housekeeping
+from .input_schema import InputCheck
 from .images import download_wheels
 from .lifecycle import ACTIVE_STATUSES, LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT, RunStatus
 from .models import USERNAME, Actor, Build, Run, Version
@@ -35,6 +36,7 @@ from .retention import Retention
 from .runs.container import NETWORK_NAME
 from .runs.reconcile import ReconcileReport
 from .runs.service import EventSink, RunService
+from .runs.usage import UsageSampler
 from .sources import ActorDefinition
 from .storages import Storages
 from .stores import Stores
@@ -81,6 +83,8 @@ class Platform:
                                logs_dir=logs_dir)
         self.housekeeping = Housekeeping(self.stores, self.runs, self.retention, self.storages, self.backend,
                                          self.config)
+        self.usage = UsageSampler(self.stores.runs, self.backend, self._watched_containers,
+                                  self.config.usage_sample_secs)
         self._closed = False
 
     def _instance_id(self) -> str:
@@ -199,6 +203,11 @@ class Platform:
                                content_type=content_type, origin=origin, parent_run_id=parent_run_id,
                                web_public=web_public)
 
+    def validate_input(self, actor: str, input: bytes | str | dict[str, Any] | list[Any] | None, *,
+                       content_type: str | None = None, build: str | None = None) -> InputCheck:
+        """Check an input against the actor's input schema as a start would (nothing is started)."""
+        return self.runs.validate_input(actor, input, content_type=content_type, build=build)
+
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
                       timeout_secs: int | str | None = None) -> Run:
         return self.runs.resurrect(run_id, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs)
@@ -287,8 +296,20 @@ class Platform:
     # -- background work, restarts, shutdown ------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start the housekeeping thread (heartbeat, retention, disk limits); the serving process calls this once."""
+        """Start the housekeeping thread (heartbeat, retention, disk limits) and the usage sampler; the serving
+        process calls this once."""
         self.housekeeping.start()
+        self.usage.start()
+
+    def _watched_containers(self) -> list[tuple[str, str]]:
+        """(run id, container id) of every run this process watches and whose container exists."""
+        return [(run_id, watcher.container_id) for run_id, watcher in list(self.runs.watchers.items())
+                if watcher.container_id]
+
+    def run_samples(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's memory and CPU samples, oldest first (bounded; older ones thinned)."""
+        self.get_run(run_id)
+        return self.stores.runs.samples(run_id)
 
     def reconcile(self) -> ReconcileReport:
         """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
@@ -315,6 +336,7 @@ class Platform:
             return
         self._closed = True
         self.housekeeping.stop()
+        self.usage.stop()
         self.runs.close()
         self.registry.close()
         self.storages.close()

@@ -91,6 +91,7 @@ class Run(TypedDict):
     container_port: int | None
     host_port: int | None
     web_host: str | None
+    usage: str | None  # JSON of runs.usage.RunUsage: the run's resource totals so far
 
 
 class Tombstone(TypedDict):

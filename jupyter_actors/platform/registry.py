@@ -137,6 +137,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE actors ADD COLUMN min_memory_mb INTEGER;
     ALTER TABLE actors ADD COLUMN max_memory_mb INTEGER;
     """,
+    # (d18) run resource usage: the running totals as JSON on the run, and a bounded series of samples.
+    """
+    ALTER TABLE runs ADD COLUMN usage TEXT;
+    CREATE TABLE run_samples (
+        run_id TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,      -- Unix time of the sample in milliseconds
+        mem_bytes INTEGER NOT NULL,
+        cpu_usage REAL NOT NULL,     -- percent of one CPU core since the previous sample
+        PRIMARY KEY (run_id, at_ms)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -236,6 +236,28 @@ class RunStore:
                 db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", (storage_id, kind, reason, now))
             db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'run', ?, ?)", (run_id, reason, now))
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            db.execute("DELETE FROM run_samples WHERE run_id = ?", (run_id,))
+
+    def add_sample(self, run_id: str, sample: dict[str, Any] | None, usage: str, *, max_samples: int) -> bool:
+        """Store the run's new usage totals, with ``sample`` in its series when given; past ``max_samples``
+        every second sample goes (the first and newest stay). True when the series was thinned."""
+        with self.registry.transaction() as db:
+            db.execute("UPDATE runs SET usage = ? WHERE id = ?", (usage, run_id))
+            if sample is None:
+                return False
+            db.execute("INSERT OR REPLACE INTO run_samples (run_id, at_ms, mem_bytes, cpu_usage) VALUES (?, ?, ?, ?)",
+                       (run_id, sample["at_ms"], sample["mem_bytes"], sample["cpu_usage"]))
+            times = [row[0] for row in db.execute(
+                "SELECT at_ms FROM run_samples WHERE run_id = ? ORDER BY at_ms", (run_id,))]
+            if len(times) <= max_samples:
+                return False
+            db.executemany("DELETE FROM run_samples WHERE run_id = ? AND at_ms = ?",
+                           [(run_id, at) for at in times[1:-1:2]])
+            return True
+
+    def samples(self, run_id: str) -> list[dict[str, Any]]:
+        return self.registry.query("SELECT at_ms, mem_bytes, cpu_usage FROM run_samples WHERE run_id = ? "
+                                   "ORDER BY at_ms", (run_id,))
 
 
 class Tombstones:

@@ -65,6 +65,7 @@ class ActorsExtension(ExtensionApp):
     on_shutdown = platform_trait("on_shutdown")
     migrate_grace_secs = platform_trait("migrate_grace_secs")
     persist_state_interval_secs = platform_trait("persist_state_interval_secs")
+    usage_sample_secs = platform_trait("usage_sample_secs")
     retention_days = platform_trait("retention_days")
     log_cap_mb = platform_trait("log_cap_mb")
     sqlite_synchronous = platform_trait("sqlite_synchronous")

@@ -217,6 +217,14 @@ class Backend:
         """CPU time the container used so far, in ns; None when the engine cannot tell."""
         return None
 
+    def memory_peak(self, container_id: str) -> int | None:
+        """The most memory the container has used at once, in bytes; None when the engine cannot tell."""
+        return None
+
+    def network_bytes(self, container_id: str) -> tuple[int, int] | None:
+        """Bytes the container received and sent (rx, tx) so far; None when the engine cannot tell."""
+        return None
+
     def ensure_network(self, name: str) -> str | None:
         """Create the runs' network if needed (only when ``has_network``); returns its id."""
         return None

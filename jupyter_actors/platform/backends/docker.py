@@ -297,6 +297,41 @@ class DockerBackend(Backend):
                 continue
         return None
 
+    def memory_peak(self, container_id: str) -> int | None:
+        """The container's peak memory, from its cgroup (v1 max_usage_in_bytes, v2 memory.peak)."""
+        for path in (
+            f"/sys/fs/cgroup/memory/docker/{container_id}/memory.max_usage_in_bytes",
+            f"/sys/fs/cgroup/memory/system.slice/docker-{container_id}.scope/memory.max_usage_in_bytes",
+            f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/memory.peak",
+            f"/sys/fs/cgroup/docker/{container_id}/memory.peak",
+        ):
+            value = _read_int(path)
+            if value is not None:
+                return value
+        return None
+
+    def network_bytes(self, container_id: str) -> tuple[int, int] | None:
+        """Received and sent bytes of the container's network namespace (its first process's
+        /proc/<pid>/net/dev, loopback left out); found through the cgroup, no engine call."""
+        for path in (f"/sys/fs/cgroup/pids/docker/{container_id}/cgroup.procs",
+                     f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cgroup.procs",
+                     f"/sys/fs/cgroup/docker/{container_id}/cgroup.procs"):
+            try:
+                with open(path) as handle:
+                    pid = handle.readline().strip()
+                with open(f"/proc/{pid}/net/dev") as handle:
+                    lines = handle.readlines()[2:]
+            except (OSError, ValueError):
+                continue
+            rx = tx = 0
+            for line in lines:
+                name, _, counters = line.partition(":")
+                fields = counters.split()
+                if name.strip() != "lo" and len(fields) >= 9:
+                    rx, tx = rx + int(fields[0]), tx + int(fields[8])
+            return rx, tx
+        return None
+
     def cpu_usage_ns(self, container_id: str) -> int | None:
         """CPU time the container has used so far, in ns, from its cgroup."""
         for path in (
@@ -446,3 +481,12 @@ class DockerBackend(Backend):
         except APIError as exc:
             if exc.status_code != 409:
                 raise
+
+
+def _read_int(path: str) -> int | None:
+    """An integer cgroup file; None when it is missing or not a number."""
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None

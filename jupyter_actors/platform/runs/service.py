@@ -24,6 +24,7 @@ from ..changes import Changes
 from ..clock import iso, utcnow
 from ..config import PlatformConfig
 from ..errors import Conflict, InvalidInput, NotFound
+from ..input_schema import InputCheck, check_input, invalid_input
 from ..ids import new_id, new_token, token_hash
 from ..lifecycle import STOP_ABORT, STOP_MIGRATE, RunStatus, stop_outcome
 from ..limits import ContainerLimits
@@ -108,7 +109,7 @@ class RunService:
         timeout = limits_mod.validate_timeout(
             timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
         )
-        body, content_type = input_body(input, content_type)
+        body, content_type = checked_input(version, *input_body(input, content_type))
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
         port = container_port(version, self.config.container_port)  # may refuse: before anything is stored
         token = new_token()
@@ -152,6 +153,22 @@ class RunService:
                 "container_port": port,
             })
         return self._launch(self.get_run(run_id), actor_row, build_row, version, limits, token=token)
+
+    def validate_input(self, actor: str, input: bytes | str | dict[str, Any] | list[Any] | None, *,
+                       content_type: str | None = None, build: str | None = None) -> InputCheck:
+        """What starting the actor with ``input`` would say about it, without starting anything."""
+        actor_row = self.actors.get(actor)
+        try:
+            version_number: str | None = self.builds.resolve(actor_row, build)["version_number"]
+        except NotFound:
+            if build is not None:
+                raise
+            version_number = None  # not built yet: the newest version's schema
+        version = self.actors.version(actor_row["id"], version_number)
+        body, content_type = input_body(input, content_type)
+        if not version.get("input_schema"):
+            return InputCheck(value={}, errors=[])
+        return check_version_input(version, body, content_type)
 
     def _launch(self, run: Run, actor: Actor, build: Build, version: Version, limits: ContainerLimits, *,
                 token: str, mode: str = "new") -> Run:
@@ -388,6 +405,27 @@ class RunService:
             watcher.thread.join(timeout=5)
 
 
+def checked_input(version: Version, body: bytes | None,
+                  content_type: str | None) -> tuple[bytes | None, str | None]:
+    """The INPUT checked against the version's input schema, with its defaults filled in (Apify's rule);
+    InvalidInput naming each bad field. Without a schema the input is stored as given."""
+    if not version.get("input_schema"):
+        return body, content_type
+    check = check_version_input(version, body, content_type)
+    if not check.valid:
+        raise invalid_input(check.errors)
+    return json.dumps(check.value).encode("utf-8"), content_type or "application/json; charset=utf-8"
+
+
+def check_version_input(version: Version, body: bytes | None, content_type: str | None) -> InputCheck:
+    """Check a start's input against the version's schema (which it must have)."""
+    schema = json.loads(version["input_schema"] or "{}")
+    if body is not None and (content_type or "").split(";")[0].strip().lower() != "application/json":
+        raise InvalidInput(f"This actor has an input schema, so its input must be a JSON object "
+                           f"(application/json), not {content_type}.", type="invalid-input")
+    return check_input(schema, json.loads(body) if body is not None else None)
+
+
 def input_body(value: bytes | str | dict[str, Any] | list[Any] | None,
                content_type: str | None) -> tuple[bytes | None, str | None]:
     """The INPUT record as bytes with its content type; JSON input is checked to be JSON."""
@@ -409,4 +447,4 @@ def input_body(value: bytes | str | dict[str, Any] | list[Any] | None,
     return body, content_type
 
 
-__all__ = ["EventSink", "RunService", "input_body"]
+__all__ = ["EventSink", "RunService", "check_version_input", "checked_input", "input_body"]
