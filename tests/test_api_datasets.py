@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import zipfile
 from xml.etree import ElementTree
 
@@ -134,3 +135,62 @@ async def test_storage_titles_on_create_update_and_get(api_url, api_token):
         assert cleared.json()["data"]["title"] is None  # (apify-client drops None fields, so plain HTTP)
     plain = await client.request_queues().get_or_create(name="untitled")
     assert plain.title is None
+
+
+async def test_arrow_and_parquet_formats_honour_item_options(api_url, api_token, monkeypatch):
+    """Columnar reads beyond Apify's formats: typed columns where a column has one JSON type, JSON text
+    (marked in the field metadata) elsewhere, a missing field told apart from an explicit null."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from jupyter_actors.platform.storages import columnar
+
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        dataset = (await http.post("/datasets", params={"name": "columnar"})).json()["data"]["id"]
+        assert (await http.post(f"/datasets/{dataset}/items", json=ITEMS)).status_code == 201
+        response = await http.get(f"/datasets/{dataset}/items", params={"format": "arrow"})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+        assert response.headers["x-apify-pagination-total"] == "4"
+        table = pa.ipc.open_stream(response.content).read_all()
+        assert table.column_names == ["name", "tags", "shop", "#debug", "price", "ok"]
+        assert table.column("name").to_pylist() == [item["name"] for item in ITEMS]
+        assert table.schema.field("price").type == pa.float64()
+        assert table.column("price").to_pylist() == [10, -5.5, None, None]
+        json_columns = [field.name for field in table.schema if field.metadata == columnar.JSON_ENCODING]
+        assert json_columns == ["tags", "shop", "ok"]  # nested, nested with null, booleans with gaps
+        assert table.column("tags").to_pylist() == ['["a","b"]', "[]", '[{"tag":"c","w":1}]', '"none"']
+        assert table.column("shop").to_pylist() == ['{"city":"Brno","geo":{"lat":49.2}}', "null", None,
+                                                    '{"city":"Praha"}']  # explicit null, then missing
+
+        shaped = await http.get(f"/datasets/{dataset}/items", params={
+            "format": "parquet", "offset": 1, "limit": 2, "desc": "true", "fields": "name,price,shop"})
+        assert shaped.headers["content-type"] == "application/vnd.apache.parquet"
+        assert shaped.headers["x-apify-pagination-count"] == "2"
+        read = pq.read_table(io.BytesIO(shaped.content))
+        assert read.column_names == ["name", "price", "shop"]
+        assert read.column("name").to_pylist() == ["@sum", "+1"]  # newest first, one skipped
+        assert read.schema.field("shop").metadata == columnar.JSON_ENCODING  # survives in Parquet
+        cleaned = await http.get(f"/datasets/{dataset}/items", params={"format": "arrow", "omit": "tags,shop",
+                                                                      "clean": "true"})
+        assert pa.ipc.open_stream(cleaned.content).read_all().column_names == ["name", "price", "ok"]
+
+        # A column of mixed JSON types cannot be one Arrow type: JSON text there, the rest typed.
+        mixed = (await http.post("/datasets", params={"name": "mixed"})).json()["data"]["id"]
+        await http.post(f"/datasets/{mixed}/items", json=[{"v": 1, "n": 1}, {"v": "one", "n": 2.5}, {"v": True}])
+        table = pa.ipc.open_stream((await http.get(f"/datasets/{mixed}/items?format=arrow")).content).read_all()
+        assert table.column("v").to_pylist() == ["1", '"one"', "true"]
+        assert table.schema.field("n").type == pa.float64() and table.column("n").to_pylist() == [1, 2.5, None]
+        empty = (await http.post("/datasets", params={"name": "empty"})).json()["data"]["id"]
+        assert pa.ipc.open_stream((await http.get(f"/datasets/{empty}/items?format=arrow")).content
+                                  ).read_all().num_columns == 0
+
+        refused = await http.get(f"/datasets/{dataset}/items", params={"format": "parquet", "bom": "true"})
+        assert refused.status_code == 400 and "bom" in refused.json()["error"]["message"]
+
+        with monkeypatch.context() as patch:  # a server installed without the arrow extra
+            patch.setitem(sys.modules, "pyarrow", None)
+            refused = await http.get(f"/datasets/{dataset}/items", params={"format": "arrow"})
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["type"] == "arrow-not-installed" and "jupyter-actors[arrow]" in error["message"]

@@ -21,9 +21,12 @@ def test_benchmarks_smoke_mode_prints_a_table_and_writes_json(tmp_path, docker_c
     assert "machine:" in result.stdout and "ratio" in result.stdout
     report = json.loads(out.read_text())
     names = [row["name"] for row in report["rows"]]
-    for expected in ("start -> SUCCEEDED + OUTPUT, 1024 MB", "log stream", "dataset read to pandas",
+    for expected in ("start -> SUCCEEDED + OUTPUT, 1024 MB", "log stream", "dataset read to pandas, Arrow path",
+                     "dataset read to pandas, JSON path",
                      "record set 1 KB", "runs of 128 MB", "running runs adopted", "into a notebook kernel",
                      "host crash: server start until", "engine restart: server start until",
                      "swarm: start -> SUCCEEDED", "swarm: 3 concurrent runs"):
         assert any(expected in name for name in names), expected
     assert all(row["ours_stats"]["median"] is not None for row in report["rows"])
+    chart = out.with_suffix(".png")  # start latencies and dataset reads, beside the JSON
+    assert chart.read_bytes().startswith(b"\x89PNG") and f"chart: {chart}" in result.stdout

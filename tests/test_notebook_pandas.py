@@ -119,3 +119,60 @@ async def test_key_value_store_to_pandas_is_one_request(client):
     assert frame["key"].tolist() == [f"key-{i:02d}" for i in range(12)]
     assert frame.loc[1, "contentType"].startswith("text/plain")
     assert frame.loc[0, "contentType"].startswith("application/json") and frame.loc[0, "size"] == 8
+
+
+# Nested values, explicit nulls beside missing fields, mixed types, booleans with gaps, timestamps.
+ODD_ITEMS = [
+    {"id": 1, "price": 9.5, "name": "a", "ok": True, "shop": {"city": "Brno", "geo": [49.2, 16.6]}, "tags": ["x"],
+     "any": 1, "none": None, "at": "2024-05-01T12:00:00Z", "flag": True},
+    {"id": 2, "price": None, "name": None, "ok": False, "shop": None, "tags": [], "any": "two", "none": None,
+     "at": "2024-05-02T12:00:00Z"},
+    {"id": 3, "name": "c", "ok": True, "tags": [{"k": 1}], "any": [3], "at": None, "flag": None, "late": "new"},
+    {"id": 4, "price": 1, "ok": True, "any": {"four": 4.0}, "none": None, "flag": False},
+]
+
+
+# pyarrow's JSON reader takes these (no column of mixed types); nested and gappy columns are redone.
+UNIFORM_ITEMS = [{key: value for key, value in item.items() if key not in ("any", "tags")} for item in ODD_ITEMS]
+
+
+@pytest.mark.parametrize("items", [ITEMS, ODD_ITEMS, UNIFORM_ITEMS, [{"a": 1, "b": "x"}, {"a": 2}], [{}, {}]],
+                         ids=["timestamps", "odd", "uniform", "plain", "empty-items"])
+async def test_to_pandas_is_the_same_frame_through_arrow_and_json(client, monkeypatch, items):
+    pytest.importorskip("pyarrow")
+    from jupyter_actors.notebook import storages
+
+    dataset = await _dataset(client, "both-paths", items)
+    seen = _count_requests(client)
+    for options in ({}, {"desc": True, "offset": 1, "limit": 2}, {"fields": ["id", "any", "missing"]},
+                    {"clean": True, "omit": ["tags"]}, {"dtype_backend": "numpy_nullable"},
+                    {"dtype_backend": "pyarrow"}, {"parse_dates": False}):
+        through_arrow = await off(dataset.to_pandas, **options)
+        assert "format=arrow" in seen[-1], seen[-1]
+        with monkeypatch.context() as patch:
+            patch.setattr(storages, "_have_pyarrow", lambda: False)  # a kernel without pyarrow
+            through_json = await off(dataset.to_pandas, **options)
+        assert "format=json" in seen[-1], seen[-1]
+        pd.testing.assert_frame_equal(through_arrow, through_json, check_exact=True, obj=str(options))
+    empty = await off(client.post, "/datasets", name="no-items")
+    frames = [await off(jupyter_actors.Dataset(empty["id"], client=client).to_pandas)]
+    with monkeypatch.context() as patch:
+        patch.setattr(storages, "_have_pyarrow", lambda: False)
+        frames.append(await off(jupyter_actors.Dataset(empty["id"], client=client).to_pandas))
+    pd.testing.assert_frame_equal(*frames)
+
+
+async def test_to_pandas_falls_back_to_json_when_the_server_has_no_pyarrow(client, monkeypatch):
+    pytest.importorskip("pyarrow")
+    from jupyter_actors.platform.storages import columnar
+
+    dataset = await _dataset(client, "no-arrow-server", ODD_ITEMS)
+    whole = await off(dataset.to_pandas)
+
+    def missing():
+        raise columnar.InvalidInput("no pyarrow", type="arrow-not-installed")
+
+    monkeypatch.setattr(columnar, "_pyarrow", missing)
+    seen = _count_requests(client)
+    pd.testing.assert_frame_equal(await off(dataset.to_pandas), whole)
+    assert ["format=arrow" in url for url in seen] == [True, False]

@@ -55,6 +55,27 @@ def test_exit_zero_succeeds_and_logs_every_line_in_order(platform):
     wait_until(lambda: platform.backend.inspect(run["container_id"]) is None, 10, message="container removed")
 
 
+def test_a_finished_run_costs_one_inspect_and_no_wait_or_drain(platform, monkeypatch):
+    """The followed log that the engine ended holds every line and the inspect that finds the container
+    stopped is its final state: no wait, no second log request, no second inspect (the per-run overhead)."""
+    define_actor(platform, "quick-printer", "for i in range(2000):\n    print(f'line {i}')\nraise SystemExit(4)\n")
+    calls: list[tuple[str, str]] = []
+    for name in ("inspect", "wait", "logs"):
+        original = getattr(platform.backend, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            if threading.current_thread().name.startswith("run-"):  # the run's watcher
+                calls.append((_name, "follow" if kwargs.get("follow") else ""))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(platform.backend, name, counted)
+    run = platform.wait_run(platform.start_run("quick-printer", memory_mb=TEST_MEMORY_MB)["id"], timeout=120)
+    assert run["status"] == "FAILED" and run["exit_code"] == 4, run
+    lines = platform.run_log(run["id"]).decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [f"line {i}" for i in range(2000)]
+    assert calls[calls.index(("logs", "follow")):] == [("logs", "follow"), ("inspect", "")], calls
+
+
 def test_nonzero_exit_fails_with_its_code(platform):
     define_actor(platform, "failer", "import sys\nprint('bad')\nsys.exit(3)\n")
     run = platform.wait_run(platform.start_run("failer", memory_mb=TEST_MEMORY_MB)["id"], timeout=120)

@@ -17,6 +17,7 @@ from ..platform.storages import (
     REQUEST_QUEUES,
     unique_key_to_request_id,
 )
+from ..platform.storages.columnar import require_pyarrow, write_arrow, write_parquet
 from ..platform.storages.item_formats import (
     check_xml_name,
     iter_html,
@@ -47,7 +48,11 @@ INERT_RECORD_TYPES = {"application/json", "text/plain", "text/csv", "image/png",
 ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8",
                 "csv": "text/csv; charset=utf-8", "xml": "application/xml; charset=utf-8",
                 "rss": "application/rss+xml; charset=utf-8", "html": "text/html; charset=utf-8",
-                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                # Beyond Apify's formats: columnar, for DataFrames (platform/storages/columnar.py).
+                "arrow": "application/vnd.apache.arrow.stream", "parquet": "application/vnd.apache.parquet"}
+#: Formats built whole into a temporary file before they are sent (binary: no BOM).
+FILE_FORMATS = {"xlsx": write_xlsx, "arrow": write_arrow, "parquet": write_parquet}
 #: Every option of GET .../items that works here; anything else is refused, never ignored.
 ITEMS_OPTIONS = {"format", "offset", "limit", "desc", "fields", "omit", "clean", "skipEmpty", "skipHidden", "unwind",
                  "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment"}
@@ -259,8 +264,10 @@ class ItemsHandler(StorageAccess):
         for option, formats in ITEMS_FORMAT_OPTIONS.items():
             if self.query(option) and fmt not in formats:
                 raise InvalidInput(f"Option {option} applies to format {' or '.join(formats)} only, not {fmt}.")
-        if fmt == "xlsx" and self.query_bool("bom"):
-            raise InvalidInput("bom does not apply to format xlsx (a binary file).")
+        if fmt in FILE_FORMATS and self.query_bool("bom"):
+            raise InvalidInput(f"bom does not apply to format {fmt} (a binary file).")
+        if fmt in ("arrow", "parquet"):
+            require_pyarrow()
         delimiter = self.query("delimiter", ",")
         if len(delimiter) != 1 or delimiter in '"\r\n':
             raise InvalidInput(f"delimiter must be one character other than a quote or a newline, not {delimiter!r}.")
@@ -279,6 +286,8 @@ class ItemsHandler(StorageAccess):
         title = meta.get("name") or meta["id"]
         if fmt == "xlsx":  # a zip: built whole (in constant memory, spooled to disk) before it is sent
             pieces = _file_pieces(await self.call(write_xlsx, page, skip_header_row=skip_header_row))
+        elif fmt in FILE_FORMATS:  # a table: built whole (held in memory, spooled to disk) before it is sent
+            pieces = _file_pieces(await self.call(FILE_FORMATS[fmt], page))
         elif fmt == "csv":
             pieces = page.iter_csv(delimiter=delimiter, bom=bom, skip_header_row=skip_header_row)
         elif fmt == "xml":

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import orjson
 
 from .client import Client, resolve
-from .errors import ActorsError, NotFoundError
+from .errors import ActorsError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas
@@ -221,13 +221,33 @@ class Dataset:
         field names is passed to the server's ``flatten`` instead, like ``fields``, ``omit``, ``clean``
         and ``unwind``. Columns of ISO-8601 timestamps become datetimes (``parse_dates=False``: not).
         ``dtype_backend`` is pandas' ("numpy_nullable" or "pyarrow", which needs pyarrow installed).
+        With pyarrow installed the items come as Arrow (``format=arrow``: no JSON parsed here), else
+        as JSON; the frame is the same either way.
         """
         _check_backend(dtype_backend)
         local_flatten = flatten is True
-        items = self._items(offset=offset, limit=limit, fields=fields, desc=desc, omit=omit, clean=clean,
-                            unwind=unwind, flatten=None if isinstance(flatten, bool) else flatten)
-        return frame_of(items, fields=fields, flatten=local_flatten, dtype_backend=dtype_backend,
-                        parse_dates=parse_dates)
+        options: dict[str, Any] = {"offset": offset, "limit": limit, "fields": fields, "desc": desc, "omit": omit,
+                                   "clean": clean, "unwind": unwind,
+                                   "flatten": None if isinstance(flatten, bool) else flatten}
+        frame = None if local_flatten or not _have_pyarrow() else self._arrow_frame(**options)
+        if frame is None:
+            frame = records_frame(self._items(**options), flatten=local_flatten)
+        return finish_frame(frame, fields=fields, flatten=local_flatten, dtype_backend=dtype_backend,
+                            parse_dates=parse_dates)
+
+    def _arrow_frame(self, *, offset: int = 0, limit: int | None = None, desc: bool = False,
+                     **options: Any) -> pandas.DataFrame | None:
+        """The items as sent in ``format=arrow``; None when the server cannot send it (no pyarrow there)."""
+        try:
+            response = self.client.request("GET", f"/datasets/{self.id}/items", params={
+                "format": "arrow", "offset": offset, **({"limit": limit} if limit is not None else {}),
+                **({"desc": "true"} if desc else {}), **item_params(**options),
+            })
+        except InvalidInputError as exc:
+            if exc.type == "arrow-not-installed" or "'arrow' is not supported" in str(exc):
+                return None
+            raise
+        return arrow_frame(response.content)
 
     def iter_pandas(self, chunksize: int = ITEMS_PAGE, *, fields: Sequence[str] | None = None,
                     flatten: bool | Sequence[str] = False, desc: bool = False, omit: Sequence[str] | None = None,
@@ -288,12 +308,60 @@ def _check_backend(dtype_backend: str | None) -> None:
 def frame_of(items: list[dict], *, fields: Sequence[str] | None = None, flatten: bool = False,
              dtype_backend: str | None = None, parse_dates: bool = True) -> pandas.DataFrame:
     """A DataFrame of decoded items: flattened, reindexed to ``fields``, timestamps parsed, dtypes as asked."""
+    return finish_frame(records_frame(items, flatten=flatten), fields=fields, flatten=flatten,
+                        dtype_backend=dtype_backend, parse_dates=parse_dates)
+
+
+def records_frame(items: list[dict], *, flatten: bool = False) -> pandas.DataFrame:
+    """One row per item, columns in first-seen key order; items without fields still count as rows
+    (``from_records`` alone would return no rows for them)."""
     import pandas
 
-    if flatten:
-        frame = pandas.json_normalize(items)
-    else:
-        frame = pandas.DataFrame.from_records(items) if items else pandas.DataFrame()
+    if not items:
+        return pandas.DataFrame()
+    frame = pandas.json_normalize(items) if flatten else pandas.DataFrame.from_records(items)
+    return frame if len(frame) == len(items) else _rows_only(len(items))
+
+
+def _rows_only(count: int) -> pandas.DataFrame:
+    """``count`` rows without columns (items that have no fields)."""
+    import pandas
+
+    return pandas.DataFrame(index=pandas.RangeIndex(count), columns=pandas.Index([], dtype=object))
+
+
+#: Field metadata of a ``format=arrow`` column holding each value's JSON text (nested, mixed, gaps).
+JSON_ENCODING = (b"jupyter-actors.encoding", b"json")
+
+
+def arrow_frame(stream: bytes) -> pandas.DataFrame:
+    """A ``format=arrow`` body as the frame ``records_frame`` makes of the same items: typed columns as
+    they are, JSON-text columns decoded (an Arrow null there is a missing field: NaN, as records give)."""
+    import pandas
+    import pyarrow
+
+    table = pyarrow.ipc.open_stream(stream).read_all()
+    if not table.num_columns:
+        return _rows_only(table.num_rows) if table.num_rows else pandas.DataFrame()
+    encoded = [field.name for field in table.schema
+               if (field.metadata or {}).get(JSON_ENCODING[0]) == JSON_ENCODING[1]]
+    frame = table.drop_columns(encoded).to_pandas() if encoded else table.to_pandas()
+    # Decoded, then typed by from_records as records' columns are (an all-null column is float NaN,
+    # booleans with a gap stay objects...): each column's type depends on its values alone.
+    loads, missing = orjson.loads, float("nan")
+    decoded = [[missing if text is None else loads(text) for text in table.column(name).to_pylist()]
+               for name in encoded]
+    values = pandas.DataFrame.from_records(list(zip(*decoded, strict=True)), columns=encoded)
+    for name in encoded:
+        frame.insert(table.column_names.index(name), name, values[name])
+    return frame
+
+
+def finish_frame(frame: pandas.DataFrame, *, fields: Sequence[str] | None = None, flatten: bool = False,
+                 dtype_backend: str | None = None, parse_dates: bool = True) -> pandas.DataFrame:
+    """Reindexed to ``fields``, timestamps parsed, dtypes as asked: the same for JSON and Arrow frames."""
+    import pandas
+
     if fields and not flatten:  # the asked-for columns in the asked-for order, even when absent
         frame = frame.reindex(columns=list(fields))
     if parse_dates:
@@ -306,6 +374,15 @@ def frame_of(items: list[dict], *, fields: Sequence[str] | None = None, flatten:
         for column in [c for c in frame.columns if pandas.api.types.is_object_dtype(frame[c])]:
             frame[column] = _to_arrow(frame[column])
     return frame
+
+
+def _have_pyarrow() -> bool:
+    """Whether this kernel can read ``format=arrow`` (pyarrow is optional here)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _to_arrow(series: pandas.Series) -> pandas.Series:

@@ -106,6 +106,7 @@ class DockerLogStream(LogStream):
             return
         if pending:
             yield [parse(pending)]
+        self.complete = not self.closed  # the engine ended the response: a followed container stopped
 
     def __iter__(self) -> Iterator[LogLine]:
         for batch in self.batches():
@@ -128,6 +129,7 @@ class DockerBackend(Backend):
     """Implements ``Backend`` on a Docker engine; all calls are blocking (run them off the event loop)."""
 
     can_set_cpu = True
+    stopped_state_is_final = True  # State.Running, ExitCode and OOMKilled change together in dockerd
     has_network = True
 
     def __init__(self, client: docker.DockerClient | None = None, base_url: str | None = None) -> None:

@@ -44,6 +44,8 @@ class SwarmBackend(DockerBackend):
 
     #: Tasks may run on other nodes: this host's boot time says nothing about them.
     runs_on_this_host = False
+    #: A task's state lags its container's: wait for the task, then inspect it again.
+    stopped_state_is_final = False
 
     def __init__(self, client=None, base_url: str | None = None, *, publish_web_servers: bool = False,
                  stop_grace_secs: float = 10.0) -> None:
