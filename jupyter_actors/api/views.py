@@ -31,7 +31,7 @@ class Views:
             "id": row["id"],
             "actId": row["actor_id"],
             "userId": USERNAME,
-            "actorTaskId": None,
+            "actorTaskId": row.get("actor_task_id"),
             "startedAt": row["started_at"],
             "finishedAt": row["finished_at"],
             "status": row["status"],
@@ -141,6 +141,27 @@ class Views:
                 "memoryMbytes": row["default_memory_mb"],
             },
             "taggedBuilds": tagged,
+        }
+
+    def task(self, row: dict, actor: dict, total_runs: int) -> dict:
+        """Apify's task object (also its list item: ``actName`` and ``actUsername`` included)."""
+        return {
+            "id": row["id"],
+            "userId": USERNAME,
+            "actId": row["actor_id"],
+            "actName": actor["name"],
+            "actUsername": actor["username"],
+            "name": row["name"],
+            "username": USERNAME,
+            "title": row["title"],
+            "description": row["description"],
+            "createdAt": row["created_at"],
+            "modifiedAt": row["modified_at"],
+            "stats": {"totalRuns": total_runs},
+            "options": json.loads(row["options"]),
+            "input": json.loads(row["input"]),
+            "isPublic": False,
+            "consoleUrl": self.console_url("actor-tasks", row["id"]),
         }
 
     def request(self, body: dict) -> dict:

@@ -27,7 +27,7 @@ from .errors import NotFound
 from .housekeeping import Housekeeping
 from .images import download_wheels
 from .lifecycle import ACTIVE_STATUSES, LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT, RunStatus
-from .models import USERNAME, Actor, Build, Run, Version
+from .models import USERNAME, Actor, Build, Run, Task, Version
 from .proxy import ProxyEndpoint
 from .quota import Admission
 from .registry import Registry
@@ -38,6 +38,7 @@ from .runs.service import EventSink, RunService
 from .sources import ActorDefinition
 from .storages import Storages
 from .stores import Stores
+from .tasks import TaskOptions, TaskService
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Platform:
         self.runs = RunService(self.stores, self.actors, self.builds, self.storages, self.backend, self.admission,
                                self.changes, self.retention, config=self.config, instance_id=self.instance_id,
                                logs_dir=logs_dir)
+        self.tasks = TaskService(self.stores, self.actors, self.runs)
         self.housekeeping = Housekeeping(self.stores, self.runs, self.retention, self.storages, self.backend,
                                          self.config)
         self._closed = False
@@ -159,6 +161,30 @@ class Platform:
     def delete_actor(self, actor: str) -> None:
         self.retention.delete_actor(self.actors.get(actor))
 
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def create_task(self, actor: str, name: str, *, options: TaskOptions | None = None, input: object = None,
+                    title: str | None = None, description: str | None = None) -> Task:
+        return self.tasks.create(actor, name, options=options, input=input, title=title, description=description)
+
+    def get_task(self, task: str) -> Task:
+        return self.tasks.get(task)
+
+    def list_tasks(self) -> list[Task]:
+        return self.tasks.all()
+
+    def update_task(self, task: str, **changes: Any) -> Task:
+        return self.tasks.update(task, **changes)
+
+    def delete_task(self, task: str) -> None:
+        self.tasks.delete(task)
+
+    def start_task(self, task: str, *, input: object = None, build: str | None = None,
+                   memory_mb: int | str | None = None, timeout_secs: int | str | None = None, origin: str = "API",
+                   parent_run_id: str | None = None, web_public: bool = False) -> Run:
+        return self.tasks.start(task, input=input, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs,
+                                origin=origin, parent_run_id=parent_run_id, web_public=web_public)
+
     # -- builds -----------------------------------------------------------------------------------
 
     def build(self, actor: str, *, version: str | None = None, tag: str | None = None, wait: bool = True) -> Build:
@@ -193,11 +219,11 @@ class Platform:
     def start_run(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
                   timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
                   content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
-                  web_public: bool = False) -> Run:
+                  web_public: bool = False, actor_task_id: str | None = None) -> Run:
         """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
         return self.runs.start(actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
                                content_type=content_type, origin=origin, parent_run_id=parent_run_id,
-                               web_public=web_public)
+                               web_public=web_public, actor_task_id=actor_task_id)
 
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
                       timeout_secs: int | str | None = None) -> Run:
@@ -220,17 +246,23 @@ class Platform:
 
     def list_runs(self, actor: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
                   offset: int = 0, limit: int | None = None, origin: str | None = None,
-                  started_before: str | None = None, started_after: str | None = None) -> list[Run]:
+                  started_before: str | None = None, started_after: str | None = None,
+                  task: str | None = None) -> list[Run]:
+        """Runs of all actors, of one ``actor``, or of one ``task``."""
         actor_id = self.actors.get(actor)["id"] if actor is not None else None
+        task_id = self.tasks.get(task)["id"] if task is not None else None
         return self.stores.runs.query(actor_id, status=status, desc=desc, offset=offset, limit=limit, origin=origin,
-                                      started_before=started_before, started_after=started_after)
+                                      started_before=started_before, started_after=started_after,
+                                      actor_task_id=task_id)
 
-    def last_run(self, actor: str, *, status: Sequence[str] | None = None, origin: str | None = None) -> Run:
-        """The actor's most recently started run (of these statuses and origin); NotFound if none."""
-        runs = self.list_runs(actor, status=status, origin=origin, desc=True, limit=1)
+    def last_run(self, actor: str | None, *, status: Sequence[str] | None = None, origin: str | None = None,
+                 task: str | None = None) -> Run:
+        """The actor's (or the task's) most recently started run (of these statuses and origin); NotFound if none."""
+        runs = self.list_runs(actor, status=status, origin=origin, desc=True, limit=1, task=task)
         if not runs:
             which = f" with status {', '.join(status)}" if status else ""
-            raise NotFound(f"Actor {actor} has no run{which}{f' of origin {origin}' if origin else ''} yet.")
+            owner = f"Actor {actor}" if task is None else f"Actor task {task}"
+            raise NotFound(f"{owner} has no run{which}{f' of origin {origin}' if origin else ''} yet.")
         return runs[0]
 
     def runs_in(self, statuses: tuple[str, ...]) -> list[Run]:

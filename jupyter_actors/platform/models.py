@@ -91,6 +91,19 @@ class Run(TypedDict):
     container_port: int | None
     host_port: int | None
     web_host: str | None
+    actor_task_id: str | None  # the task the run was started from, if any
+
+
+class Task(TypedDict):
+    id: str
+    actor_id: str
+    name: str
+    title: str | None
+    description: str | None
+    options: str  # JSON object {build, timeoutSecs, memoryMbytes, restartOnError}
+    input: str  # JSON object
+    created_at: str
+    modified_at: str
 
 
 class Tombstone(TypedDict):

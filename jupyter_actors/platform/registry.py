@@ -137,6 +137,23 @@ MIGRATIONS: list[str] = [
     ALTER TABLE actors ADD COLUMN min_memory_mb INTEGER;
     ALTER TABLE actors ADD COLUMN max_memory_mb INTEGER;
     """,
+    # 7: actor tasks (a saved actor, input and run options) and the task a run was started from.
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL REFERENCES actors(id) ON DELETE CASCADE,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT,
+        description TEXT,
+        options TEXT NOT NULL DEFAULT '{}', -- JSON {build, timeoutSecs, memoryMbytes, restartOnError}
+        input TEXT NOT NULL DEFAULT '{}',   -- JSON object: the run input, merged under a run's own
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL
+    );
+    CREATE INDEX tasks_by_actor ON tasks (actor_id);
+    ALTER TABLE runs ADD COLUMN actor_task_id TEXT;
+    CREATE INDEX runs_by_task ON runs (actor_task_id, created_at);
+    """,
 ]
 
 

@@ -13,7 +13,7 @@ from .clock import now_iso
 from .errors import NotFound
 from .ids import token_hash
 from .lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, check_transition
-from .models import Actor, Build, Run, Tombstone, Version
+from .models import Actor, Build, Run, Task, Tombstone, Version
 from .registry import Registry
 
 
@@ -196,7 +196,8 @@ class RunStore:
 
     def query(self, actor_id: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
               offset: int = 0, limit: int | None = None, origin: str | None = None,
-              started_before: str | None = None, started_after: str | None = None) -> list[Run]:
+              started_before: str | None = None, started_after: str | None = None,
+              actor_task_id: str | None = None) -> list[Run]:
         """Runs, oldest first unless ``desc``; ``status`` is one status or several (any of them),
         ``started_before``/``started_after`` are ISO timestamps (inclusive bounds)."""
         clauses: list[str] = []
@@ -206,6 +207,7 @@ class RunStore:
             clauses.append(f"status IN ({_marks(statuses)})")
             params.extend(statuses)
         for clause, value in (("actor_id = ?", actor_id), ("origin = ?", origin),
+                              ("actor_task_id = ?", actor_task_id),
                               ("started_at <= ?", started_before), ("started_at >= ?", started_after)):
             if value is not None:
                 clauses.append(clause)
@@ -238,6 +240,40 @@ class RunStore:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
 
+class TaskStore:
+    """Actor tasks: a saved actor, input and run options, looked up by id or name."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def find(self, ref: str) -> Task | None:
+        """By id, name, or ``username/name`` / ``username~name``."""
+        name = ref.replace("~", "/").split("/")[-1]
+        return cast("Task | None", self.registry.query_one(
+            "SELECT * FROM tasks WHERE id = ? OR name = ? ORDER BY id = ? DESC", (ref, name, ref)))
+
+    def all(self) -> list[Task]:
+        return cast("list[Task]", self.registry.query("SELECT * FROM tasks ORDER BY created_at, rowid"))
+
+    def insert(self, task: dict[str, Any]) -> None:
+        self.registry.insert("tasks", task)
+
+    def update(self, task_id: str, values: dict[str, Any]) -> None:
+        self.registry.update("tasks", {"id": task_id}, values)
+
+    def run_count(self, task_id: str) -> int:
+        row = self.registry.query_one("SELECT COUNT(*) AS n FROM runs WHERE actor_task_id = ?", (task_id,))
+        return int(row["n"]) if row else 0
+
+    def name_taken(self, name: str, other_than: str | None = None) -> bool:
+        row = self.registry.query_one("SELECT id FROM tasks WHERE name = ?", (name,))
+        return row is not None and row["id"] != other_than
+
+    def delete(self, task_id: str) -> None:
+        with self.registry.transaction() as db:
+            db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+
+
 class Tombstones:
     """What was deleted, by retention or by the user, so it answers 404 saying why."""
 
@@ -256,6 +292,7 @@ class Stores:
         self.actors = ActorStore(registry)
         self.builds = BuildStore(registry)
         self.runs = RunStore(registry)
+        self.tasks = TaskStore(registry)
         self.tombstones = Tombstones(registry)
 
     def get_meta(self, key: str) -> str | None:
