@@ -21,17 +21,18 @@ from .backends.base import Backend
 from .build_service import BuildService
 from .builds import Builder
 from .changes import Changes, RunListener
-from .clock import parse_iso
+from .clock import parse_iso, utcnow
 from .config import PlatformConfig
 from .errors import NotFound
 from .housekeeping import Housekeeping
 from .images import download_wheels
 from .lifecycle import ACTIVE_STATUSES, LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT, RunStatus
-from .models import USERNAME, Actor, Build, Run, Task, Version
+from .models import USERNAME, Actor, Build, Run, Schedule, ScheduleLogEntry, Task, Version
 from .proxy import ProxyEndpoint
 from .quota import Admission
 from .registry import Registry
 from .retention import Retention
+from .schedules import Clock, Scheduler, ScheduleService
 from .runs.container import NETWORK_NAME
 from .runs.reconcile import ReconcileReport
 from .runs.service import EventSink, RunService
@@ -50,7 +51,8 @@ __all__ = [
 
 class Platform:
     def __init__(self, config: PlatformConfig | None = None, *, backend: Backend | None = None,
-                 storages: Storages | None = None) -> None:
+                 storages: Storages | None = None, clock: Clock = utcnow) -> None:
+        """``clock``: the time schedules fire by (tests pass one they move)."""
         self.config = config or PlatformConfig()
         self.data_dir = self.config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +83,8 @@ class Platform:
                                self.changes, self.retention, config=self.config, instance_id=self.instance_id,
                                logs_dir=logs_dir)
         self.tasks = TaskService(self.stores, self.actors, self.runs)
+        self.schedules = ScheduleService(self.stores, self.actors, self.tasks, self.runs, clock=clock)
+        self.scheduler = Scheduler(self.schedules)
         self.housekeeping = Housekeeping(self.stores, self.runs, self.retention, self.storages, self.backend,
                                          self.config)
         self._closed = False
@@ -184,6 +188,28 @@ class Platform:
                    parent_run_id: str | None = None, web_public: bool = False) -> Run:
         return self.tasks.start(task, input=input, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs,
                                 origin=origin, parent_run_id=parent_run_id, web_public=web_public)
+
+    # -- schedules --------------------------------------------------------------------------------
+
+    def create_schedule(self, fields: dict[str, Any]) -> Schedule:
+        """``fields`` by column: name, cron_expression, timezone, is_enabled, is_exclusive, title, description,
+        actions (Apify's action objects)."""
+        return self.schedules.create(fields)
+
+    def get_schedule(self, schedule: str) -> Schedule:
+        return self.schedules.get(schedule)
+
+    def list_schedules(self) -> list[Schedule]:
+        return self.schedules.all()
+
+    def update_schedule(self, schedule: str, fields: dict[str, Any]) -> Schedule:
+        return self.schedules.update(schedule, fields)
+
+    def delete_schedule(self, schedule: str) -> None:
+        self.schedules.delete(schedule)
+
+    def schedule_log(self, schedule: str) -> list[ScheduleLogEntry]:
+        return self.schedules.log(schedule)
 
     # -- builds -----------------------------------------------------------------------------------
 
@@ -322,6 +348,11 @@ class Platform:
         """Start the housekeeping thread (heartbeat, retention, disk limits); the serving process calls this once."""
         self.housekeeping.start()
 
+    def start_scheduler(self) -> None:
+        """Fire schedules from now on (the serving process calls this once, after ``reconcile``); firings
+        missed while no server ran fire once now (see ``schedules.py``)."""
+        self.scheduler.start()
+
     def reconcile(self) -> ReconcileReport:
         """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
         report = self.runs.reconcile(self.previous_heartbeat)
@@ -346,6 +377,7 @@ class Platform:
         if self._closed:
             return
         self._closed = True
+        self.scheduler.stop()
         self.housekeeping.stop()
         self.runs.close()
         self.registry.close()

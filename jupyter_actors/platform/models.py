@@ -106,6 +106,30 @@ class Task(TypedDict):
     modified_at: str
 
 
+class Schedule(TypedDict):
+    id: str
+    name: str
+    title: str | None
+    description: str | None
+    cron_expression: str
+    timezone: str
+    is_enabled: int
+    is_exclusive: int
+    actions: str  # JSON list of Apify's actions (RUN_ACTOR, RUN_ACTOR_TASK), each with its id
+    created_at: str
+    modified_at: str
+    next_run_at: str | None
+    last_run_at: str | None
+    last_run_ids: str  # JSON list: the runs its last firing started
+
+
+class ScheduleLogEntry(TypedDict):
+    schedule_id: str
+    created_at: str
+    level: str
+    message: str
+
+
 class Tombstone(TypedDict):
     id: str
     kind: str  # run, key_value_stores, datasets, request_queues, build, actor

@@ -154,6 +154,33 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN actor_task_id TEXT;
     CREATE INDEX runs_by_task ON runs (actor_task_id, created_at);
     """,
+    # 8: schedules (a cron expression in a time zone and the runs it starts) and the log of their firings.
+    """
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT,
+        description TEXT,
+        cron_expression TEXT NOT NULL,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        is_enabled INTEGER NOT NULL DEFAULT 1,
+        is_exclusive INTEGER NOT NULL DEFAULT 0,
+        actions TEXT NOT NULL DEFAULT '[]',     -- JSON list of Apify's actions, each with its id
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        next_run_at TEXT,                       -- when it fires next (NULL while disabled)
+        last_run_at TEXT,
+        last_run_ids TEXT NOT NULL DEFAULT '[]' -- the runs its last firing started (for isExclusive)
+    );
+    CREATE INDEX schedules_by_next_run ON schedules (next_run_at);
+    CREATE TABLE schedule_log (
+        schedule_id TEXT NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX schedule_log_by_schedule ON schedule_log (schedule_id, created_at);
+    """,
 ]
 
 
