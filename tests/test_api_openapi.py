@@ -214,6 +214,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", "/acts/doc-acts/runs/last?waitForFinish=30", 200)
 
     task_last_run = await walk_task_routes(call, platform)
+    await walk_schedule_routes(call)
 
     # Storages: by id under /{collection}/..., and as the run's default under /actor-runs/{id}/...
     collections = {"key-value-stores": "key-value-store", "datasets": "dataset", "request-queues": "request-queue"}
@@ -337,6 +338,28 @@ async def walk_task_routes(call, platform) -> str:
     wait_until(lambda: platform.get_run(second["id"])["status"] == "SUCCEEDED", 60)
     await call("DELETE", last, 204)  # the second run; the first becomes the last again
     return last
+
+
+async def walk_schedule_routes(call) -> None:
+    """Every schedule operation (firing is tested with a moved clock in test_api_schedules.py)."""
+    await call("GET", "/schedules", 200)
+    body = {"name": "doc-schedule", "cronExpression": "0 3 * * *", "timezone": "Europe/Prague", "isEnabled": True,
+            "isExclusive": True, "title": "Doc", "notifications": {"email": False}, "actions": [
+                {"type": "RUN_ACTOR", "actorId": "doc-task-actor", "runInput": {"body": "{}", "contentType": None},
+                 "runOptions": {"memoryMbytes": TEST_MEMORY_MB}},
+                {"type": "RUN_ACTOR_TASK", "actorTaskId": "doc-task", "input": {"c": 3}}]}
+    schedule_id = (await call("POST", "/schedules", 201, json=body)).json()["data"]["id"]
+    await call("POST", "/schedules", 400, json={**body, "name": "doc-bad", "cronExpression": "* * *"})
+    await call("POST", "/schedules", 201, json={"name": "doc-schedule-2", "cronExpression": "@daily"})
+    await call("GET", "/schedules?offset=0&limit=5&desc=true", 200)
+    await call("GET", f"/schedules/{schedule_id}", 200)
+    await call("PUT", "/schedules/local~doc-schedule", 200, json={"isEnabled": False, "description": "off"})
+    await call("PUT", "/schedules/doc-schedule", 400, json={"timezone": "Nowhere/Land"})
+    await call("GET", "/schedules/doc-schedule/log", 200)
+    await call("GET", "/schedules/nope/log", 404)
+    await call("DELETE", "/schedules/doc-schedule-2", 204)
+    await call("DELETE", f"/schedules/{schedule_id}", 204)
+    await call("GET", f"/schedules/{schedule_id}", 404)
 
 
 async def test_what_the_document_forbids_the_api_refuses_and_the_other_way_round(api_url, api_token, actors_app):

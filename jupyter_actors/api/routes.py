@@ -6,6 +6,7 @@ from tornado import web
 
 from . import actors_handlers as actors
 from . import runs_handlers as runs
+from . import schedules_handlers as schedules
 from . import storages_handlers as storages
 from . import tasks_handlers as tasks
 from . import users_handlers as users
@@ -44,6 +45,9 @@ ROUTES: list[tuple[str, type, dict]] = [
     (rf"/actor-tasks/{ID}/input", tasks.TaskInputHandler, {}),
     (rf"/actor-tasks/{ID}/runs", tasks.TaskRunsHandler, {}),
     *run_routes(rf"/actor-tasks/{ID}/runs/last", LAST_OF_TASK),
+    (r"/schedules", schedules.ScheduleListHandler, {}),
+    (rf"/schedules/{ID}", schedules.ScheduleHandler, {}),
+    (rf"/schedules/{ID}/log", schedules.ScheduleLogHandler, {}),
 ]
 for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients and docs say acts
     ROUTES += [

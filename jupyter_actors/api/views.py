@@ -164,6 +164,27 @@ class Views:
             "consoleUrl": self.console_url("actor-tasks", row["id"]),
         }
 
+    def schedule(self, row: dict) -> dict:
+        """Apify's schedule object (also its list item)."""
+        return {
+            "id": row["id"],
+            "userId": USERNAME,
+            "name": row["name"],
+            "title": row["title"],
+            "description": row["description"],
+            "cronExpression": row["cron_expression"],
+            "timezone": row["timezone"],
+            "isEnabled": bool(row["is_enabled"]),
+            "isExclusive": bool(row["is_exclusive"]),
+            "createdAt": row["created_at"],
+            "modifiedAt": row["modified_at"],
+            "nextRunAt": row["next_run_at"],
+            "lastRunAt": row["last_run_at"],
+            "notifications": {"email": False},
+            "actions": json.loads(row["actions"]),
+            "consoleUrl": self.console_url("schedules", row["id"]),
+        }
+
     def request(self, body: dict) -> dict:
         """A stored request as the SDKs read it: missing or null fields get crawlee's defaults, other nulls
         are left out (JavaScript crawlee's Request refuses ``handledAt: null`` and the like)."""

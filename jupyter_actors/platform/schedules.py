@@ -83,7 +83,8 @@ def validate_timezone(name: object) -> str:
 def next_firing(expression: str, timezone: str, after: dt.datetime) -> dt.datetime:
     """The first time strictly after ``after`` that ``expression`` matches in ``timezone`` (in UTC)."""
     local = after.astimezone(ZoneInfo(timezone))
-    return croniter(expression, local).get_next(dt.datetime).astimezone(dt.timezone.utc)
+    following: dt.datetime = croniter(expression, local).get_next(dt.datetime)
+    return following.astimezone(dt.timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ class ScheduleService:
         self.stores.schedules.delete(self.get(ref)["id"])
         self.on_change()
 
-    def checked_fields(self, fields: dict[str, Any], *, create: bool, schedule_id: str | None = None) -> dict:
+    def checked_fields(self, fields: dict[str, Any], *, create: bool,
+                       schedule_id: str | None = None) -> dict[str, Any]:
         """Columns from checked values: name, cron_expression, timezone, is_enabled, is_exclusive, title,
         description, actions (Apify's action objects; actors and tasks must exist)."""
         values: dict[str, Any] = {}

@@ -164,7 +164,8 @@ class TaskService:
         return self.stores.tasks.run_count(task_id)
 
     def input(self, ref: str) -> dict[str, Any]:
-        return json.loads(self.get(ref)["input"])
+        value: dict[str, Any] = json.loads(self.get(ref)["input"])
+        return value
 
     def start(self, ref: str, *, input: object = None, build: str | None = None, memory_mb: int | str | None = None,
               timeout_secs: int | str | None = None, origin: str = "API", parent_run_id: str | None = None,
