@@ -1,6 +1,6 @@
 """jupyter-actors: Apify-style actors run as resource-limited Docker containers from Jupyter.
 
-The notebook API (``connect``, ``call``, ``start``, ``run``, ``runs``, ``define``, ``form``,
+The notebook API (``connect``, ``call``, ``start``, ``run``, ``runs``, ``define``, ``form``, ``task``,
 ``key_value_store``, ``dataset``, ...) lives in ``jupyter_actors.notebook`` and is re-exported here
 lazily, so importing the package (as the server extension does) stays cheap.
 """
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Run,
         RunForm,
         ServerNotFound,
+        Task,
         build,
         call,
         connect,
@@ -36,13 +37,14 @@ if TYPE_CHECKING:
         run,
         runs,
         start,
+        task,
     )
 
 __all__ = [
     "ActorsError", "ApiError", "BuildFailed", "Client", "Dataset", "InputValidationError", "InvalidInputError",
-    "KeyValueStore", "NotFoundError", "Run", "RunForm", "ServerNotFound", "build", "call", "connect", "dataset",
-    "default_client", "define", "delete_actor", "delete_build", "form", "key_value_store", "load_ipython_extension",
-    "run", "runs", "start",
+    "KeyValueStore", "NotFoundError", "Run", "RunForm", "ServerNotFound", "Task", "build", "call", "connect",
+    "dataset", "default_client", "define", "delete_actor", "delete_build", "form", "key_value_store",
+    "load_ipython_extension", "run", "runs", "start", "task",
 ]
 
 

@@ -103,9 +103,11 @@ def platform_factory(docker_client, base_image, tmp_path):
 
     made = []
 
-    def make(data_dir: Path | None = None, serve_api: bool = True, **config) -> Platform:
+    def make(data_dir: Path | None = None, serve_api: bool = True, clock=None, **config) -> Platform:
+        """``clock``: the time the platform's schedules fire by (default the real one)."""
         config.setdefault("stop_grace_secs", 2)
-        platform = Platform(PlatformConfig(data_dir=data_dir or tmp_path / f"platform{len(made)}", **config))
+        platform = Platform(PlatformConfig(data_dir=data_dir or tmp_path / f"platform{len(made)}", **config),
+                            **({"clock": clock} if clock is not None else {}))
         loop = server = None
         if serve_api:
             loop = LoopThread()

@@ -218,6 +218,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("POST", "/acts/doc-acts/runs/last/abort?gracefully=false", 200)
     await call("GET", "/acts/doc-acts/runs/last?waitForFinish=30", 200)
 
+    task_last_run = await walk_task_routes(call, platform)
+    await walk_schedule_routes(call)
+
     # Storages: by id under /{collection}/..., and as the run's default under /actor-runs/{id}/...
     collections = {"key-value-stores": "key-value-store", "datasets": "dataset", "request-queues": "request-queue"}
     created = {}
@@ -231,7 +234,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
                  f"/request-queues/{created['request-queues']}"),
                 tuple(f"/actor-runs/{run_id}/{single}" for single in collections.values()),
                 tuple(f"/actors/doc/runs/last/{single}" for single in collections.values()),
-                tuple(f"/acts/doc-acts/runs/last/{single}" for single in collections.values())]
+                tuple(f"/acts/doc-acts/runs/last/{single}" for single in collections.values()),
+                tuple(f"{task_last_run}/{single}" for single in collections.values())]
     for kvs, dataset, queue in prefixes:
         for prefix in (kvs, dataset, queue):
             await call("GET", prefix, 200)
@@ -278,6 +282,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("DELETE", f"/actor-runs/{run_id}/{single}", 204)
         await call("DELETE", f"/actors/doc/runs/last/{single}", 204)
         await call("DELETE", f"/acts/doc-acts/runs/last/{single}", 404)  # deleted by run id just above
+        await call("DELETE", f"{task_last_run}/{single}", 204)
         await call("GET", f"/{collection}/{created[collection]}", 404)
 
     wait_until(lambda: platform.get_run(other_id)["status"] == "RUNNING", 60)
@@ -293,7 +298,73 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("DELETE", "/actors/doc", 204)
     await call("DELETE", "/acts/local~doc-acts", 204)
     await call("GET", "/acts/doc", 404)
+    await call("DELETE", "/actors/doc-task-actor", 204)  # with its task
     assert json.loads((await call("GET", "/actors", 200)).text)["data"]["items"] == []
+
+
+async def walk_task_routes(call, platform) -> str:
+    """Every task operation, and every run operation under a task's last run; returns that last run's path
+    (its storages are walked with the others)."""
+    version = {"versionNumber": "0.0", "sourceType": "SOURCE_FILES", "buildTag": "latest",
+               "sourceFiles": [{"name": "main.py", "format": "TEXT", "content": "print('task run')"}]}
+    await call("POST", "/actors", 201, json={"name": "doc-task-actor", "versions": [version]})
+    build = (await call("POST", "/actors/doc-task-actor/builds?waitForFinish=60", 201)).json()["data"]
+    wait_until(lambda: platform.get_build(build["id"])["status"] == "SUCCEEDED", 120)
+    await call("GET", "/actor-tasks", 200)
+    body = {"actId": "local~doc-task-actor", "name": "doc-task", "input": {"a": 1}, "title": "Doc task",
+            "options": {"memoryMbytes": TEST_MEMORY_MB, "timeoutSecs": 60, "build": "latest"},
+            "actorStandby": {}, "publicConfig": {}}
+    task_id = (await call("POST", "/actor-tasks", 201, json=body)).json()["data"]["id"]
+    await call("POST", "/actor-tasks", 400, json={**body, "name": "other", "options": {"restartOnError": True}})
+    await call("POST", "/actor-tasks", 201, json={"actId": "doc-task-actor", "name": "doc-task-2"})
+    await call("GET", "/actor-tasks?offset=0&limit=10&desc=true", 200)
+    await call("GET", f"/actor-tasks/{task_id}", 200)
+    await call("PUT", "/actor-tasks/local~doc-task", 200, json={"description": "doc", "options": {"build": None}})
+    await call("GET", "/actor-tasks/doc-task/input", 200)
+    await call("PUT", "/actor-tasks/doc-task/input", 200, json={"a": 2})
+    await call("PUT", "/actor-tasks/doc-task/input", 400, json=[1])
+    await call("DELETE", "/actor-tasks/doc-task-2", 204)
+    await call("GET", "/actor-tasks/doc-task-2", 404)
+    last = "/actor-tasks/doc-task/runs/last"
+    await call("GET", last, 404)
+    await call("POST", "/actor-tasks/doc-task/runs?waitForFinish=60", 201, json={"b": 1})
+    await call("POST", "/actor-tasks/doc-task/runs?maxItems=1", 400)
+    await call("GET", "/actor-tasks/doc-task/runs?desc=true&status=SUCCEEDED,RUNNING", 200)
+    await call("GET", f"{last}?status=SUCCEEDED&origin=API&waitForFinish=30", 200)
+    await call("PUT", last, 409, json={"statusMessage": "finished already"})
+    await call("GET", f"{last}/log", 200)
+    await call("POST", f"{last}/abort", 409)
+    for action in ("metamorph", "reboot"):
+        await call("POST", f"{last}/{action}", 501)
+        await call("POST", f"/actor-tasks/nope/runs/last/{action}", 404)
+    await call("POST", f"{last}/resurrect?memory={TEST_MEMORY_MB}", 200)
+    await call("GET", f"{last}?waitForFinish=30", 200)
+    second = (await call("POST", "/actor-tasks/doc-task/runs?waitForFinish=60", 201)).json()["data"]
+    wait_until(lambda: platform.get_run(second["id"])["status"] == "SUCCEEDED", 60)
+    await call("DELETE", last, 204)  # the second run; the first becomes the last again
+    return last
+
+
+async def walk_schedule_routes(call) -> None:
+    """Every schedule operation (firing is tested with a moved clock in test_api_schedules.py)."""
+    await call("GET", "/schedules", 200)
+    body = {"name": "doc-schedule", "cronExpression": "0 3 * * *", "timezone": "Europe/Prague", "isEnabled": True,
+            "isExclusive": True, "title": "Doc", "notifications": {"email": False}, "actions": [
+                {"type": "RUN_ACTOR", "actorId": "doc-task-actor", "runInput": {"body": "{}", "contentType": None},
+                 "runOptions": {"memoryMbytes": TEST_MEMORY_MB}},
+                {"type": "RUN_ACTOR_TASK", "actorTaskId": "doc-task", "input": {"c": 3}}]}
+    schedule_id = (await call("POST", "/schedules", 201, json=body)).json()["data"]["id"]
+    await call("POST", "/schedules", 400, json={**body, "name": "doc-bad", "cronExpression": "* * *"})
+    await call("POST", "/schedules", 201, json={"name": "doc-schedule-2", "cronExpression": "@daily"})
+    await call("GET", "/schedules?offset=0&limit=5&desc=true", 200)
+    await call("GET", f"/schedules/{schedule_id}", 200)
+    await call("PUT", "/schedules/local~doc-schedule", 200, json={"isEnabled": False, "description": "off"})
+    await call("PUT", "/schedules/doc-schedule", 400, json={"timezone": "Nowhere/Land"})
+    await call("GET", "/schedules/doc-schedule/log", 200)
+    await call("GET", "/schedules/nope/log", 404)
+    await call("DELETE", "/schedules/doc-schedule-2", 204)
+    await call("DELETE", f"/schedules/{schedule_id}", 204)
+    await call("GET", f"/schedules/{schedule_id}", 404)
 
 
 async def test_what_the_document_forbids_the_api_refuses_and_the_other_way_round(api_url, api_token, actors_app):

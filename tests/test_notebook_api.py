@@ -130,7 +130,7 @@ def test_public_names_are_guarded():
     import jupyter_actors.notebook as notebook
 
     public = {"connect", "call", "start", "run", "runs", "key_value_store", "dataset", "define", "build", "form",
-              "delete_actor", "delete_build",
+              "delete_actor", "delete_build", "task", "Task",
               "load_ipython_extension", "default_client", "Client", "Run", "RunForm", "KeyValueStore", "Dataset",
               "ActorsError", "ApiError", "NotFoundError", "InvalidInputError", "BuildFailed", "InputValidationError",
               "ServerNotFound"}

@@ -15,6 +15,12 @@ RUN_START_OPTIONS = {
     "build", "memory", "timeout", "waitForFinish", "maxItems", "maxTotalChargeUsd", "restartOnError",
     "forcePermissionLevel", "webhooks", "contentType",
 }
+#: Apify's run options that runs here cannot honour yet: refused when set, so nothing is silently ignored.
+UNSUPPORTED_RUN_OPTIONS = {
+    "restartOnError": "restartOnError is not supported here yet: a failed run is not restarted (leave it unset)",
+    "maxItems": "maxItems is not supported here yet: a run's dataset is not capped (leave it unset)",
+    "maxTotalChargeUsd": "maxTotalChargeUsd is not supported here: runs are not charged (leave it unset)",
+}
 
 
 #: Fields of Apify's actor object this API acts on, with their JSON types; other fields are ignored.
@@ -173,25 +179,39 @@ class ValidateInputHandler(StartInput, ActorAccess):
         self.send_json({"valid": True})
 
 
-class ActorRunsHandler(StartInput, RunListing):
-    async def post(self, actor_id: str) -> None:
-        """Start a run; every option is checked before the platform stores anything."""
+class RunStarting(StartInput, RunListing):
+    """Starting a run of an actor or of a task: the same query options, checked before anything is stored."""
+
+    def start_options(self) -> dict:
+        """The platform's start arguments from the query (build, memory, timeout, who starts it)."""
         self.reject_unknown_query(RUN_START_OPTIONS)
-        wait = self.wait_secs()
-        self.query_int("maxItems")
-        self.query_bool("restartOnError")
-        self.query_float("maxTotalChargeUsd")
+        given = {"maxItems": self.query_int("maxItems") is not None,
+                 "restartOnError": self.query_bool("restartOnError"),
+                 "maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None}
+        refused = [name for name in UNSUPPORTED_RUN_OPTIONS if given[name]]
+        if refused:
+            raise InvalidInput("; ".join(UNSUPPORTED_RUN_OPTIONS[name] for name in refused) + ".")
         web_public = self.query_bool("webServerPublic")
         require(self.principal.may_publish_web or not web_public, "start a run with a public web server")
-        run_input, content_type = await self.start_input()
-        run = await self.call(
-            self.platform.start_run, actor_id, build=self.query("build"), memory_mb=self.query("memory"),
-            timeout_secs=self.query("timeout"), input=run_input, content_type=content_type,
-            origin="ACTOR" if self.principal.run_id else "API", parent_run_id=self.principal.run_id,
-            web_public=web_public,
-        )
+        return {"build": self.query("build"), "memory_mb": self.query("memory"), "timeout_secs": self.query("timeout"),
+                "origin": "ACTOR" if self.principal.run_id else "API", "parent_run_id": self.principal.run_id,
+                "web_public": web_public}
+
+    async def send_started(self, run: dict, wait: int) -> None:
+        """201 with the run, once it finished or ``waitForFinish`` seconds passed."""
         run = await self.wait_for_finish(run, wait)
         self.send_data(await self.call(self.views.run, run), 201)
+
+
+class ActorRunsHandler(RunStarting):
+    async def post(self, actor_id: str) -> None:
+        """Start a run; every option is checked before the platform stores anything."""
+        options = self.start_options()
+        wait = self.wait_secs()
+        run_input, content_type = await self.start_input()
+        run = await self.call(self.platform.start_run, actor_id, input=run_input, content_type=content_type,
+                              **options)
+        await self.send_started(run, wait)
 
     async def get(self, actor_id: str) -> None:
         await self.send_runs(actor_id)

@@ -13,10 +13,12 @@ from tornado import web
 
 from . import actors_handlers as actors
 from . import runs_handlers as runs
+from . import schedules_handlers as schedules
 from . import storages_handlers as storages
+from . import tasks_handlers as tasks
 from . import users_handlers as users
 from .base import ApiHandlerMixin, Route
-from .run_refs import BY_ID, LAST_OF_ACTOR
+from .run_refs import BY_ID, LAST_OF_ACTOR, LAST_OF_TASK
 
 ID = r"([^/]+)"
 
@@ -46,6 +48,14 @@ ROUTES: list[Route] = [
     (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
     (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
     (rf"/users/{ID}", users.UserHandler, {}),
+    (r"/actor-tasks", tasks.TaskListHandler, {}),
+    (rf"/actor-tasks/{ID}", tasks.TaskHandler, {}),
+    (rf"/actor-tasks/{ID}/input", tasks.TaskInputHandler, {}),
+    (rf"/actor-tasks/{ID}/runs", tasks.TaskRunsHandler, {}),
+    *run_routes(rf"/actor-tasks/{ID}/runs/last", LAST_OF_TASK),
+    (r"/schedules", schedules.ScheduleListHandler, {}),
+    (rf"/schedules/{ID}", schedules.ScheduleHandler, {}),
+    (rf"/schedules/{ID}/log", schedules.ScheduleLogHandler, {}),
 ]
 for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients and docs say acts
     ROUTES += [

@@ -50,12 +50,14 @@ class RunAccess(RunAddressing):
 
 
 class RunListing(RunAccess):
-    async def send_runs(self, actor_id: str | None) -> None:
-        """One page of runs (all, or one actor's), newest first with ``desc``; a run token sees only its own."""
+    async def send_runs(self, actor_id: str | None, *, task: str | None = None) -> None:
+        """One page of runs (all, one actor's or one task's), newest first with ``desc``; a run token sees only
+        its own."""
         offset, limit, desc = self.paging()
         runs = await self.call(
             self.platform.list_runs, actor_id, status=self.run_statuses(), desc=desc,
             started_before=self.query_time("startedBefore"), started_after=self.query_time("startedAfter"),
+            task=task,
         )
         if self.principal.run_id:
             children = await self.children()

@@ -38,7 +38,7 @@ class Views:
             "id": row["id"],
             "actId": row["actor_id"],
             "userId": USERNAME,
-            "actorTaskId": None,
+            "actorTaskId": row.get("actor_task_id"),
             "startedAt": row["started_at"],
             "finishedAt": row["finished_at"],
             "status": row["status"],
@@ -153,6 +153,48 @@ class Views:
                 "memoryMbytes": row["default_memory_mb"],
             },
             "taggedBuilds": tagged,
+        }
+
+    def task(self, row: dict, actor: dict, total_runs: int) -> dict:
+        """Apify's task object (also its list item: ``actName`` and ``actUsername`` included)."""
+        return {
+            "id": row["id"],
+            "userId": USERNAME,
+            "actId": row["actor_id"],
+            "actName": actor["name"],
+            "actUsername": actor["username"],
+            "name": row["name"],
+            "username": USERNAME,
+            "title": row["title"],
+            "description": row["description"],
+            "createdAt": row["created_at"],
+            "modifiedAt": row["modified_at"],
+            "stats": {"totalRuns": total_runs},
+            "options": json.loads(row["options"]),
+            "input": json.loads(row["input"]),
+            "isPublic": False,
+            "consoleUrl": self.console_url("actor-tasks", row["id"]),
+        }
+
+    def schedule(self, row: dict) -> dict:
+        """Apify's schedule object (also its list item)."""
+        return {
+            "id": row["id"],
+            "userId": USERNAME,
+            "name": row["name"],
+            "title": row["title"],
+            "description": row["description"],
+            "cronExpression": row["cron_expression"],
+            "timezone": row["timezone"],
+            "isEnabled": bool(row["is_enabled"]),
+            "isExclusive": bool(row["is_exclusive"]),
+            "createdAt": row["created_at"],
+            "modifiedAt": row["modified_at"],
+            "nextRunAt": row["next_run_at"],
+            "lastRunAt": row["last_run_at"],
+            "notifications": {"email": False},
+            "actions": json.loads(row["actions"]),
+            "consoleUrl": self.console_url("schedules", row["id"]),
         }
 
     def request(self, body: dict) -> dict:

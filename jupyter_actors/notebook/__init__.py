@@ -20,6 +20,7 @@ from .errors import (
 from .form import RunForm, form
 from .runs import Run, run, runs
 from .storages import Dataset, KeyValueStore, dataset, key_value_store
+from .tasks import Task, task
 
 
 def load_ipython_extension(ipython) -> None:  # an InteractiveShell
@@ -31,7 +32,7 @@ def load_ipython_extension(ipython) -> None:  # an InteractiveShell
 
 __all__ = [
     "ActorsError", "ApiError", "BuildFailed", "Client", "Dataset", "InputValidationError", "InvalidInputError",
-    "KeyValueStore", "NotFoundError", "Run", "RunForm", "ServerNotFound", "build", "call", "connect", "dataset",
-    "default_client", "define", "delete_actor", "delete_build", "form", "key_value_store", "load_ipython_extension",
-    "run", "runs", "start",
+    "KeyValueStore", "NotFoundError", "Run", "RunForm", "ServerNotFound", "Task", "build", "call", "connect",
+    "dataset", "default_client", "define", "delete_actor", "delete_build", "form", "key_value_store",
+    "load_ipython_extension", "run", "runs", "start", "task",
 ]

@@ -21,18 +21,19 @@ from .backends.base import Backend
 from .build_service import BuildService
 from .builds import Builder
 from .changes import Changes, RunListener
-from .clock import parse_iso
+from .clock import parse_iso, utcnow
 from .config import PlatformConfig
 from .errors import NotFound
 from .housekeeping import Housekeeping
 from .input_schema import InputCheck
 from .images import download_wheels
 from .lifecycle import ACTIVE_STATUSES, LABEL_ACTOR, LABEL_INSTANCE, LABEL_RUN, LABEL_TIMEOUT_AT, RunStatus
-from .models import USERNAME, Actor, Build, Run, Version
+from .models import USERNAME, Actor, Build, Run, Schedule, ScheduleLogEntry, Task, Version
 from .proxy import ProxyEndpoint
 from .quota import Admission
 from .registry import Registry
 from .retention import Retention
+from .schedules import Clock, Scheduler, ScheduleService
 from .runs.container import NETWORK_NAME
 from .runs.reconcile import ReconcileReport
 from .runs.service import EventSink, RunService
@@ -40,6 +41,7 @@ from .runs.usage import UsageSampler
 from .sources import ActorDefinition
 from .storages import Storages
 from .stores import Stores
+from .tasks import TaskOptions, TaskService
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ __all__ = [
 
 class Platform:
     def __init__(self, config: PlatformConfig | None = None, *, backend: Backend | None = None,
-                 storages: Storages | None = None) -> None:
+                 storages: Storages | None = None, clock: Clock = utcnow) -> None:
+        """``clock``: the time schedules fire by (tests pass one they move)."""
         self.config = config or PlatformConfig()
         self.data_dir = self.config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +84,9 @@ class Platform:
         self.runs = RunService(self.stores, self.actors, self.builds, self.storages, self.backend, self.admission,
                                self.changes, self.retention, config=self.config, instance_id=self.instance_id,
                                logs_dir=logs_dir)
+        self.tasks = TaskService(self.stores, self.actors, self.runs)
+        self.schedules = ScheduleService(self.stores, self.actors, self.tasks, self.runs, clock=clock)
+        self.scheduler = Scheduler(self.schedules)
         self.housekeeping = Housekeeping(self.stores, self.runs, self.retention, self.storages, self.backend,
                                          self.config)
         self.usage = UsageSampler(self.stores.runs, self.backend, self._watched_containers,
@@ -163,6 +169,52 @@ class Platform:
     def delete_actor(self, actor: str) -> None:
         self.retention.delete_actor(self.actors.get(actor))
 
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def create_task(self, actor: str, name: str, *, options: TaskOptions | None = None, input: object = None,
+                    title: str | None = None, description: str | None = None) -> Task:
+        return self.tasks.create(actor, name, options=options, input=input, title=title, description=description)
+
+    def get_task(self, task: str) -> Task:
+        return self.tasks.get(task)
+
+    def list_tasks(self) -> list[Task]:
+        return self.tasks.all()
+
+    def update_task(self, task: str, **changes: Any) -> Task:
+        return self.tasks.update(task, **changes)
+
+    def delete_task(self, task: str) -> None:
+        self.tasks.delete(task)
+
+    def start_task(self, task: str, *, input: object = None, build: str | None = None,
+                   memory_mb: int | str | None = None, timeout_secs: int | str | None = None, origin: str = "API",
+                   parent_run_id: str | None = None, web_public: bool = False) -> Run:
+        return self.tasks.start(task, input=input, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs,
+                                origin=origin, parent_run_id=parent_run_id, web_public=web_public)
+
+    # -- schedules --------------------------------------------------------------------------------
+
+    def create_schedule(self, fields: dict[str, Any]) -> Schedule:
+        """``fields`` by column: name, cron_expression, timezone, is_enabled, is_exclusive, title, description,
+        actions (Apify's action objects)."""
+        return self.schedules.create(fields)
+
+    def get_schedule(self, schedule: str) -> Schedule:
+        return self.schedules.get(schedule)
+
+    def list_schedules(self) -> list[Schedule]:
+        return self.schedules.all()
+
+    def update_schedule(self, schedule: str, fields: dict[str, Any]) -> Schedule:
+        return self.schedules.update(schedule, fields)
+
+    def delete_schedule(self, schedule: str) -> None:
+        self.schedules.delete(schedule)
+
+    def schedule_log(self, schedule: str) -> list[ScheduleLogEntry]:
+        return self.schedules.log(schedule)
+
     # -- builds -----------------------------------------------------------------------------------
 
     def build(self, actor: str, *, version: str | None = None, tag: str | None = None, wait: bool = True) -> Build:
@@ -197,11 +249,11 @@ class Platform:
     def start_run(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
                   timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
                   content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
-                  web_public: bool = False) -> Run:
+                  web_public: bool = False, actor_task_id: str | None = None) -> Run:
         """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
         return self.runs.start(actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
                                content_type=content_type, origin=origin, parent_run_id=parent_run_id,
-                               web_public=web_public)
+                               web_public=web_public, actor_task_id=actor_task_id)
 
     def validate_input(self, actor: str, input: bytes | str | dict[str, Any] | list[Any] | None, *,
                        content_type: str | None = None, build: str | None = None) -> InputCheck:
@@ -229,17 +281,23 @@ class Platform:
 
     def list_runs(self, actor: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
                   offset: int = 0, limit: int | None = None, origin: str | None = None,
-                  started_before: str | None = None, started_after: str | None = None) -> list[Run]:
+                  started_before: str | None = None, started_after: str | None = None,
+                  task: str | None = None) -> list[Run]:
+        """Runs of all actors, of one ``actor``, or of one ``task``."""
         actor_id = self.actors.get(actor)["id"] if actor is not None else None
+        task_id = self.tasks.get(task)["id"] if task is not None else None
         return self.stores.runs.query(actor_id, status=status, desc=desc, offset=offset, limit=limit, origin=origin,
-                                      started_before=started_before, started_after=started_after)
+                                      started_before=started_before, started_after=started_after,
+                                      actor_task_id=task_id)
 
-    def last_run(self, actor: str, *, status: Sequence[str] | None = None, origin: str | None = None) -> Run:
-        """The actor's most recently started run (of these statuses and origin); NotFound if none."""
-        runs = self.list_runs(actor, status=status, origin=origin, desc=True, limit=1)
+    def last_run(self, actor: str | None, *, status: Sequence[str] | None = None, origin: str | None = None,
+                 task: str | None = None) -> Run:
+        """The actor's (or the task's) most recently started run (of these statuses and origin); NotFound if none."""
+        runs = self.list_runs(actor, status=status, origin=origin, desc=True, limit=1, task=task)
         if not runs:
             which = f" with status {', '.join(status)}" if status else ""
-            raise NotFound(f"Actor {actor} has no run{which}{f' of origin {origin}' if origin else ''} yet.")
+            owner = f"Actor {actor}" if task is None else f"Actor task {task}"
+            raise NotFound(f"{owner} has no run{which}{f' of origin {origin}' if origin else ''} yet.")
         return runs[0]
 
     def runs_in(self, statuses: tuple[str, ...]) -> list[Run]:
@@ -311,6 +369,11 @@ class Platform:
         self.get_run(run_id)
         return self.stores.runs.samples(run_id)
 
+    def start_scheduler(self) -> None:
+        """Fire schedules from now on (the serving process calls this once, after ``reconcile``); firings
+        missed while no server ran fire once now (see ``schedules.py``)."""
+        self.scheduler.start()
+
     def reconcile(self) -> ReconcileReport:
         """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
         report = self.runs.reconcile(self.previous_heartbeat)
@@ -335,6 +398,7 @@ class Platform:
         if self._closed:
             return
         self._closed = True
+        self.scheduler.stop()
         self.housekeeping.stop()
         self.usage.stop()
         self.runs.close()

@@ -21,7 +21,7 @@ def run_environment(run: Run, actor: Actor, build: Build, token: str, *, api_url
     pairs: dict[tuple[str, ...], str | None] = {
         ("APIFY_ACTOR_ID", "ACTOR_ID"): actor["id"],
         ("APIFY_ACTOR_RUN_ID", "ACTOR_RUN_ID"): run["id"],
-        ("APIFY_ACTOR_TASK_ID", "ACTOR_TASK_ID"): "",
+        ("APIFY_ACTOR_TASK_ID", "ACTOR_TASK_ID"): run.get("actor_task_id") or "",
         ("APIFY_ACTOR_BUILD_ID", "ACTOR_BUILD_ID"): build["id"],
         ("APIFY_ACTOR_BUILD_NUMBER", "ACTOR_BUILD_NUMBER"): build["build_number"],
         ("ACTOR_FULL_NAME",): f"{actor['username']}/{actor['name']}",

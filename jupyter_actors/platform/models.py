@@ -92,6 +92,43 @@ class Run(TypedDict):
     host_port: int | None
     web_host: str | None
     usage: str | None  # JSON of runs.usage.RunUsage: the run's resource totals so far
+    actor_task_id: str | None  # the task the run was started from, if any
+
+
+class Task(TypedDict):
+    id: str
+    actor_id: str
+    name: str
+    title: str | None
+    description: str | None
+    options: str  # JSON object {build, timeoutSecs, memoryMbytes, restartOnError}
+    input: str  # JSON object
+    created_at: str
+    modified_at: str
+
+
+class Schedule(TypedDict):
+    id: str
+    name: str
+    title: str | None
+    description: str | None
+    cron_expression: str
+    timezone: str
+    is_enabled: int
+    is_exclusive: int
+    actions: str  # JSON list of Apify's actions (RUN_ACTOR, RUN_ACTOR_TASK), each with its id
+    created_at: str
+    modified_at: str
+    next_run_at: str | None
+    last_run_at: str | None
+    last_run_ids: str  # JSON list: the runs its last firing started
+
+
+class ScheduleLogEntry(TypedDict):
+    schedule_id: str
+    created_at: str
+    level: str
+    message: str
 
 
 class Tombstone(TypedDict):

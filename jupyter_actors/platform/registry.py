@@ -137,7 +137,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE actors ADD COLUMN min_memory_mb INTEGER;
     ALTER TABLE actors ADD COLUMN max_memory_mb INTEGER;
     """,
-    # (d18) run resource usage: the running totals as JSON on the run, and a bounded series of samples.
+    # 7: run resource usage: the running totals as JSON on the run, and a bounded series of samples.
     """
     ALTER TABLE runs ADD COLUMN usage TEXT;
     CREATE TABLE run_samples (
@@ -147,6 +147,50 @@ MIGRATIONS: list[str] = [
         cpu_usage REAL NOT NULL,     -- percent of one CPU core since the previous sample
         PRIMARY KEY (run_id, at_ms)
     ) WITHOUT ROWID;
+    """,
+    # 8: actor tasks (a saved actor, input and run options) and the task a run was started from.
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL REFERENCES actors(id) ON DELETE CASCADE,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT,
+        description TEXT,
+        options TEXT NOT NULL DEFAULT '{}', -- JSON {build, timeoutSecs, memoryMbytes, restartOnError}
+        input TEXT NOT NULL DEFAULT '{}',   -- JSON object: the run input, merged under a run's own
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL
+    );
+    CREATE INDEX tasks_by_actor ON tasks (actor_id);
+    ALTER TABLE runs ADD COLUMN actor_task_id TEXT;
+    CREATE INDEX runs_by_task ON runs (actor_task_id, created_at);
+    """,
+    # 9: schedules (a cron expression in a time zone and the runs it starts) and the log of their firings.
+    """
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT,
+        description TEXT,
+        cron_expression TEXT NOT NULL,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        is_enabled INTEGER NOT NULL DEFAULT 1,
+        is_exclusive INTEGER NOT NULL DEFAULT 0,
+        actions TEXT NOT NULL DEFAULT '[]',     -- JSON list of Apify's actions, each with its id
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        next_run_at TEXT,                       -- when it fires next (NULL while disabled)
+        last_run_at TEXT,
+        last_run_ids TEXT NOT NULL DEFAULT '[]' -- the runs its last firing started (for isExclusive)
+    );
+    CREATE INDEX schedules_by_next_run ON schedules (next_run_at);
+    CREATE TABLE schedule_log (
+        schedule_id TEXT NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX schedule_log_by_schedule ON schedule_log (schedule_id, created_at);
     """,
 ]
 

@@ -13,8 +13,8 @@ from .clock import now_iso
 from .errors import NotFound
 from .ids import token_hash
 from .lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, check_transition
-from .models import Actor, Build, Run, Tombstone, Version
-from .registry import Registry
+from .models import Actor, Build, Run, Schedule, ScheduleLogEntry, Task, Tombstone, Version
+from .registry import Registry, dumps
 
 
 def _marks(values: tuple[Any, ...] | list[Any]) -> str:
@@ -196,7 +196,8 @@ class RunStore:
 
     def query(self, actor_id: str | None = None, *, status: str | Sequence[str] | None = None, desc: bool = True,
               offset: int = 0, limit: int | None = None, origin: str | None = None,
-              started_before: str | None = None, started_after: str | None = None) -> list[Run]:
+              started_before: str | None = None, started_after: str | None = None,
+              actor_task_id: str | None = None) -> list[Run]:
         """Runs, oldest first unless ``desc``; ``status`` is one status or several (any of them),
         ``started_before``/``started_after`` are ISO timestamps (inclusive bounds)."""
         clauses: list[str] = []
@@ -206,6 +207,7 @@ class RunStore:
             clauses.append(f"status IN ({_marks(statuses)})")
             params.extend(statuses)
         for clause, value in (("actor_id = ?", actor_id), ("origin = ?", origin),
+                              ("actor_task_id = ?", actor_task_id),
                               ("started_at <= ?", started_before), ("started_at >= ?", started_after)):
             if value is not None:
                 clauses.append(clause)
@@ -260,6 +262,102 @@ class RunStore:
                                    "ORDER BY at_ms", (run_id,))
 
 
+class TaskStore:
+    """Actor tasks: a saved actor, input and run options, looked up by id or name."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def find(self, ref: str) -> Task | None:
+        """By id, name, or ``username/name`` / ``username~name``."""
+        name = ref.replace("~", "/").split("/")[-1]
+        return cast("Task | None", self.registry.query_one(
+            "SELECT * FROM tasks WHERE id = ? OR name = ? ORDER BY id = ? DESC", (ref, name, ref)))
+
+    def all(self) -> list[Task]:
+        return cast("list[Task]", self.registry.query("SELECT * FROM tasks ORDER BY created_at, rowid"))
+
+    def insert(self, task: dict[str, Any]) -> None:
+        self.registry.insert("tasks", task)
+
+    def update(self, task_id: str, values: dict[str, Any]) -> None:
+        self.registry.update("tasks", {"id": task_id}, values)
+
+    def run_count(self, task_id: str) -> int:
+        row = self.registry.query_one("SELECT COUNT(*) AS n FROM runs WHERE actor_task_id = ?", (task_id,))
+        return int(row["n"]) if row else 0
+
+    def name_taken(self, name: str, other_than: str | None = None) -> bool:
+        row = self.registry.query_one("SELECT id FROM tasks WHERE name = ?", (name,))
+        return row is not None and row["id"] != other_than
+
+    def delete(self, task_id: str) -> None:
+        with self.registry.transaction() as db:
+            db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+
+
+class ScheduleStore:
+    """Schedules and their log: each firing's outcome is written in the same transaction as its next time."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def find(self, ref: str) -> Schedule | None:
+        """By id, name, or ``username/name`` / ``username~name``."""
+        name = ref.replace("~", "/").split("/")[-1]
+        return cast("Schedule | None", self.registry.query_one(
+            "SELECT * FROM schedules WHERE id = ? OR name = ? ORDER BY id = ? DESC", (ref, name, ref)))
+
+    def all(self) -> list[Schedule]:
+        return cast("list[Schedule]", self.registry.query("SELECT * FROM schedules ORDER BY created_at, rowid"))
+
+    def due(self, now: str) -> list[Schedule]:
+        """Enabled schedules whose next firing is at or before ``now`` (an ISO timestamp)."""
+        return cast("list[Schedule]", self.registry.query(
+            "SELECT * FROM schedules WHERE is_enabled = 1 AND next_run_at IS NOT NULL AND next_run_at <= ? "
+            "ORDER BY next_run_at", (now,)))
+
+    def next_due_at(self) -> str | None:
+        row = self.registry.query_one("SELECT MIN(next_run_at) AS at FROM schedules WHERE is_enabled = 1")
+        return row["at"] if row else None
+
+    def name_taken(self, name: str, other_than: str | None = None) -> bool:
+        row = self.registry.query_one("SELECT id FROM schedules WHERE name = ?", (name,))
+        return row is not None and row["id"] != other_than
+
+    def insert(self, schedule: dict[str, Any]) -> None:
+        self.registry.insert("schedules", schedule)
+
+    def update(self, schedule_id: str, values: dict[str, Any]) -> None:
+        self.registry.update("schedules", {"id": schedule_id}, values)
+
+    def claim(self, schedule_id: str, due_at: str, next_run_at: str | None, fired_at: str) -> bool:
+        """Move a due firing on to ``next_run_at`` before its runs start (so a crash never fires it twice);
+        False if the schedule was changed, deleted or fired meanwhile."""
+        with self.registry.transaction() as db:
+            return bool(db.execute(
+                "UPDATE schedules SET next_run_at = ?, last_run_at = ? WHERE id = ? AND next_run_at = ?",
+                (next_run_at, fired_at, schedule_id, due_at)).rowcount)
+
+    def record(self, schedule_id: str, run_ids: list[str] | None, entries: list[tuple[str, str]], at: str) -> None:
+        """A firing's outcome: its log ``entries`` (level, message) and, unless None, the runs it started."""
+        with self.registry.transaction() as db:
+            if run_ids is not None:
+                db.execute("UPDATE schedules SET last_run_ids = ? WHERE id = ?", (dumps(run_ids), schedule_id))
+            for level, message in entries:
+                if db.execute("SELECT 1 FROM schedules WHERE id = ?", (schedule_id,)).fetchone():
+                    self.registry.insert("schedule_log", {"schedule_id": schedule_id, "created_at": at,
+                                                          "level": level, "message": message}, db)
+
+    def log(self, schedule_id: str) -> list[ScheduleLogEntry]:
+        return cast("list[ScheduleLogEntry]", self.registry.query(
+            "SELECT * FROM schedule_log WHERE schedule_id = ? ORDER BY created_at, rowid", (schedule_id,)))
+
+    def delete(self, schedule_id: str) -> None:
+        with self.registry.transaction() as db:
+            db.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,))
+
+
 class Tombstones:
     """What was deleted, by retention or by the user, so it answers 404 saying why."""
 
@@ -278,6 +376,8 @@ class Stores:
         self.actors = ActorStore(registry)
         self.builds = BuildStore(registry)
         self.runs = RunStore(registry)
+        self.tasks = TaskStore(registry)
+        self.schedules = ScheduleStore(registry)
         self.tombstones = Tombstones(registry)
 
     def get_meta(self, key: str) -> str | None:

@@ -108,6 +108,7 @@ class ActorsExtension(ExtensionApp):
         self.actor_server.start()
         self.platform.start_background()
         self.platform.reconcile()
+        self.platform.start_scheduler()
         # Kernels this server starts inherit these, so `%load_ext jupyter_actors` finds the API by itself.
         os.environ["JUPYTER_ACTORS_API_URL"] = config.public_api_url
         assert self.serverapp is not None

@@ -99,8 +99,10 @@ class RunService:
     def start(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
               timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
               content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
-              web_public: bool = False) -> Run:
-        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
+              web_public: bool = False, actor_task_id: str | None = None) -> Run:
+        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread.
+
+        ``actor_task_id``: the task the run is started from (its run record and APIFY_ACTOR_TASK_ID say so)."""
         actor_row = self.actors.get(actor)
         build_row = self.builds.resolve(actor_row, build)
         version = self.actors.version(actor_row["id"], build_row["version_number"])
@@ -147,6 +149,7 @@ class RunService:
                 "container_name": f"jupyter-actors-{self.instance_id}-{run_id}",
                 "origin": origin,
                 "parent_run_id": parent_run_id,
+                "actor_task_id": actor_task_id,
                 "options": dumps({"build": build or actor_row["default_build"]}),
                 "web_id": secrets.token_urlsafe(18),
                 "web_public": int(bool(web_public)),
