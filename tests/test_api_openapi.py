@@ -333,6 +333,7 @@ async def walk_task_routes(call, platform) -> str:
     await call("GET", f"{last}?status=SUCCEEDED&origin=API&waitForFinish=30", 200)
     await call("PUT", last, 409, json={"statusMessage": "finished already"})
     await call("GET", f"{last}/log", 200)
+    await call("GET", f"{last}/stats-samples", 200)
     await call("POST", f"{last}/abort", 409)
     for action in ("metamorph", "reboot"):
         await call("POST", f"{last}/{action}", 501)
