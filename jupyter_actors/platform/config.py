@@ -151,6 +151,11 @@ class PlatformConfig:
         help="On server stop: 'migrate' tells actors, waits migrate_grace_secs, stops them and restarts them at "
              "the next start (outage-proof); 'detach' leaves them running to be adopted (an outage over ~2 min "
              "makes SDK actors exit 91).")
+    reconcile_interval_secs: float = setting(
+        10.0, exposed=(SERVER,),
+        help="While the server runs, how often live runs that no watcher follows (the engine restarted or was "
+             "unreachable) are adopted again or restarted as lost; an unreachable engine is retried with a pause "
+             "that doubles up to 60 s.")
     persist_state_interval_secs: float = setting(60.0, exposed=(SERVER,), help="Period of the persistState event.")
     system_info_interval_secs: float = setting(5.0, help="Period of the systemInfo event.")
     heartbeat_secs: float = setting(

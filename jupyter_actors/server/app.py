@@ -64,6 +64,7 @@ class ActorsExtension(ExtensionApp):
     stop_grace_secs = platform_trait("stop_grace_secs")
     on_shutdown = platform_trait("on_shutdown")
     migrate_grace_secs = platform_trait("migrate_grace_secs")
+    reconcile_interval_secs = platform_trait("reconcile_interval_secs")
     persist_state_interval_secs = platform_trait("persist_state_interval_secs")
     retention_days = platform_trait("retention_days")
     log_cap_mb = platform_trait("log_cap_mb")

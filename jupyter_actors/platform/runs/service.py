@@ -25,7 +25,7 @@ from ..clock import iso, utcnow
 from ..config import PlatformConfig
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ids import new_id, new_token, token_hash
-from ..lifecycle import STOP_ABORT, STOP_MIGRATE, RunStatus
+from ..lifecycle import ACTIVE_STATUSES, STOP_ABORT, STOP_MIGRATE, RunStatus
 from ..limits import ContainerLimits
 from ..models import Actor, Build, Run, Version
 from ..quota import Admission
@@ -66,6 +66,7 @@ class RunService:
         #: True once a run's disk use must be measured by the platform (the engine cannot cap it).
         self.disk_measured = False
         self._network: str | None = None
+        self._unwatched: set[str] = set()  # live runs no watcher followed at the last periodic pass
 
     def log_path(self, run_id: str) -> Path:
         return run_log_path(self.logs_dir, run_id)
@@ -355,6 +356,18 @@ class RunService:
         self.ensure_network()
         return reconcile(self.runs, self.backend, self, instance_id=self.instance_id, last_seen=last_seen,
                          orphan_grace_secs=self.config.orphan_grace_secs, log_path=self.log_path)
+
+    def reconcile_unwatched(self) -> ReconcileReport | None:
+        """While the server runs: reconcile the live runs no watcher follows (its engine restarted or
+        was unreachable). A run must be unwatched at two passes in a row: one that is being launched
+        has no watcher for an instant. Raises while the engine does not answer."""
+        unwatched = {run["id"] for run in self.runs.in_statuses(ACTIVE_STATUSES) if not self.is_watched(run["id"])}
+        ripe, self._unwatched = unwatched & self._unwatched, unwatched
+        if not ripe:
+            return None
+        self.ensure_network()
+        return reconcile(self.runs, self.backend, self, instance_id=self.instance_id, last_seen=None,
+                         orphan_grace_secs=self.config.orphan_grace_secs, log_path=self.log_path, only=ripe)
 
     def migrate_all(self) -> None:
         """Tell running actors ``migrating``, give them ``migrate_grace_secs`` to persist, and stop them:

@@ -62,6 +62,8 @@ class RunWatcher:
         self._exited = threading.Event()
         self._resurrected = False
         self._spec: ContainerSpec | None = None
+        #: Set when the watcher gave up on an error: the run is still live and reconciliation takes it over.
+        self.detached = False
         self.thread = threading.Thread(target=self._main, name=f"run-{run_id}", daemon=True)
 
     # -- entry points -----------------------------------------------------------------------------
@@ -141,11 +143,16 @@ class RunWatcher:
             self._follow()
             if not self._closed.is_set():
                 self._finish()
-        except Exception:  # a watcher must never die silently
-            log.exception("watcher of run %s failed", self.run_id)
+        except Exception as exc:  # a watcher must never die silently, nor take a running container with it
+            # An engine restarting or unreachable, a transient engine error, the platform's own disk full:
+            # none of them says the run ended. The run is left as it is and handed back to reconciliation,
+            # which adopts it again (or restarts it as lost) once the engine answers.
             if not self._closed.is_set():
-                self._finish(error="The platform lost track of the container; see the server log.")
+                self.detached = True
+                log.warning("run %s: watching its container failed (%s: %s); it is reconciled again once the "
+                            "engine answers", self.run_id, type(exc).__name__, exc, exc_info=True)
         finally:
+            self._cancel_timers()  # a watcher that adopts the run again arms its own
             self.runlog.close()
             self.platform.forget_watcher(self.run_id, self)
 
