@@ -107,3 +107,17 @@ def test_engine_fault_while_following_a_run_keeps_the_run(ticking, docker_client
         assert flaky.failures >= 1
     finally:
         flaky.down.clear()
+
+
+def test_a_container_the_engine_stopped_is_restarted_as_lost_not_failed(ticking, docker_client):
+    """`docker stop` from outside (as the engine does to every container when it restarts) is not the
+    actor's own exit 143/137: the run is restarted with the same storages and finishes."""
+    platform = ticking
+    run_id = start_ticking(platform)
+    first = platform.get_run(run_id)["container_id"]
+    docker_client.api.stop(first, timeout=1)
+    run = platform.wait_run(run_id, timeout=90)
+    assert run["status"] == "SUCCEEDED", (run, platform.run_log(run_id).decode()[-2000:])
+    assert run["restart_count"] == 1 and run["container_id"] != first, run
+    assert "Restarted" in run["status_message"] or run["status_message"] == "The run finished successfully"
+    assert run_lines(platform, run_id)[-20:] == TICKS  # the restarted container ticked from 1 to the end

@@ -25,6 +25,14 @@ from ..runlog import RunLog
 log = logging.getLogger(__name__)
 
 
+#: Exit codes of SIGKILL and SIGTERM: the actor's own, or the engine's stop (``Backend.stopped_by_engine``).
+SIGNAL_EXIT_CODES = (137, 143)
+
+
+class StoppedByEngine(Exception):
+    """The container ended because the engine stopped it; the watcher hands the run to reconciliation."""
+
+
 class Supervisor(Protocol):
     """What a watcher needs from the service that owns it (``runs.service.RunService``)."""
 
@@ -271,6 +279,11 @@ class RunWatcher:
             self.backend.remove(self.container_id)
             self.platform.restart_lost(run, state.lost)
             return
+        if (intent is None and state is not None and not state.oom_killed and exit_code in SIGNAL_EXIT_CODES
+                and self.container_id and self.backend.stopped_by_engine(self.container_id, state.started_at)):
+            # Not the actor's own end: the engine stopped it (it is restarting, or someone ran `docker stop`).
+            # Left to reconciliation, which restarts it as lost once the engine answers again.
+            raise StoppedByEngine(f"the engine stopped the container (exit {exit_code})")
         if intent is None and state is not None and state.deadline_exceeded:
             # The engine's own deadline (a backstop while the server was away) stopped it: a timeout.
             try:
