@@ -164,6 +164,10 @@ class PlatformConfig:
         7.0, exposed=(SERVER,),
         help="Finished runs are deleted with their default storages after this many days; 0 keeps them "
              "forever. Named storages are kept.")
+    tombstone_retention_days: float = setting(
+        90.0, exposed=(SERVER,),
+        help="Deleted and expired runs, builds, actors and storages answer 404 saying why for this many days; "
+             "then the record of their deletion is dropped (0 keeps it forever).")
     retention_sweep_secs: float = setting(3600.0, help="How often the retention period is applied (also at start).")
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(

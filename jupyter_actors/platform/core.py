@@ -75,7 +75,8 @@ class Platform:
         )
         self.builds = BuildService(self.stores, self.actors, self.builder, self.admission, self.changes)
         self.retention = Retention(self.stores, self.storages, self.backend, logs_dir=logs_dir,
-                                   retention_days=self.config.retention_days)
+                                   retention_days=self.config.retention_days,
+                                   tombstone_retention_days=self.config.tombstone_retention_days)
         self.runs = RunService(self.stores, self.actors, self.builds, self.storages, self.backend, self.admission,
                                self.changes, self.retention, config=self.config, instance_id=self.instance_id,
                                logs_dir=logs_dir)

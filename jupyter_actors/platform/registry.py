@@ -137,6 +137,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE actors ADD COLUMN min_memory_mb INTEGER;
     ALTER TABLE actors ADD COLUMN max_memory_mb INTEGER;
     """,
+    # tombstones are pruned by age (tombstone_retention_days).
+    """
+    CREATE INDEX IF NOT EXISTS tombstones_by_deleted_at ON tombstones (deleted_at);
+    """,
 ]
 
 

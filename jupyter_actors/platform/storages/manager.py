@@ -50,6 +50,7 @@ class Storages:
 
     #: ``accessedAt`` is written at most this often per storage and process (reads stay reads).
     TOUCH_INTERVAL_SECS = 1.0
+    MAX_REMEMBERED_DELETIONS = 4096
 
     def __init__(self, root: Path, *, fsync: bool = False, catalog_fsync: bool = True,
                  max_open_files: int = 256) -> None:
@@ -63,7 +64,8 @@ class Storages:
         self._catalog = Catalog(self.root / "storages.sqlite", fsync=catalog_fsync)
         self._files: OrderedDict[str, StorageFile] = OrderedDict()
         self._files_lock = threading.Lock()
-        self._deleted: set[str] = set()
+        #: Storages deleted lately: a file being deleted is never reopened (``may_create`` covers the rest).
+        self._deleted: OrderedDict[str, None] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._lock_fd: int | None = self._hold_directory()
 
@@ -159,7 +161,9 @@ class Storages:
         row = self._require(kind, id_or_name)
         self._catalog.remove(row["id"])
         with self._files_lock:
-            self._deleted.add(row["id"])
+            self._deleted[row["id"]] = None
+            while len(self._deleted) > self.MAX_REMEMBERED_DELETIONS:  # the catalog says "gone" for older ones
+                self._deleted.popitem(last=False)
             handle = self._files.pop(row["id"], None)
         (handle or FILE_CLASSES[row["kind"]](self._path(row["kind"], row["id"]))).destroy()
         self._touched.pop(row["id"], None)
