@@ -156,6 +156,9 @@ class PlatformConfig:
         help="While the server runs, how often live runs that no watcher follows (the engine restarted or was "
              "unreachable) are adopted again or restarted as lost; an unreachable engine is retried with a pause "
              "that doubles up to 60 s.")
+    status_message_rate: float = setting(
+        5.0, help="A run's status message is stored (and sent to live streams) at most this many times a "
+                  "second; messages set faster are coalesced, the last one wins (0: no limit).")
     persist_state_interval_secs: float = setting(60.0, exposed=(SERVER,), help="Period of the persistState event.")
     system_info_interval_secs: float = setting(5.0, help="Period of the systemInfo event.")
     heartbeat_secs: float = setting(
