@@ -172,6 +172,10 @@ class PlatformConfig:
         help="Deleted and expired runs, builds, actors and storages answer 404 saying why for this many days; "
              "then the record of their deletion is dropped (0 keeps it forever).")
     retention_sweep_secs: float = setting(3600.0, help="How often the retention period is applied (also at start).")
+    storage_max_mb: float = setting(
+        0.0, exposed=(SERVER, CLI),
+        help="Largest size of one storage (key-value store, dataset or request queue) in MB; a write that would "
+             "go over it is refused whole with 403 storage-limit-exceeded (0: no limit).")
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(
         60.0, help="Labelled containers without a run record are removed after this many seconds.")

@@ -61,7 +61,8 @@ class Platform:
         self.backend = backend if backend is not None else create_backend(self.config)
         self.storages = storages if storages is not None else Storages(
             self.data_dir / "storages", fsync=self.config.storage_sqlite_synchronous != "NORMAL",
-            catalog_fsync=self.config.sqlite_synchronous != "NORMAL")
+            catalog_fsync=self.config.sqlite_synchronous != "NORMAL",
+            max_storage_bytes=int(self.config.storage_max_mb * 2**20))
         logs_dir = self.data_dir / "logs"
         self.changes = Changes()
         self.admission = Admission(self.stores.runs, self.config.memory_limit_mb)

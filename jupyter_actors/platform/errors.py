@@ -83,6 +83,13 @@ class DiskFull(PlatformError):
     type = "insufficient-storage"
 
 
+class StorageLimitExceeded(PlatformError):
+    """A write would make a storage larger than the platform's per-storage limit (``storage_max_mb``)."""
+
+    status = 403
+    type = "storage-limit-exceeded"
+
+
 #: SQLite's result code for "database or disk is full".
 SQLITE_FULL = 13
 

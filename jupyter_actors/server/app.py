@@ -68,6 +68,7 @@ class ActorsExtension(ExtensionApp):
     persist_state_interval_secs = platform_trait("persist_state_interval_secs")
     retention_days = platform_trait("retention_days")
     tombstone_retention_days = platform_trait("tombstone_retention_days")
+    storage_max_mb = platform_trait("storage_max_mb")
     log_cap_mb = platform_trait("log_cap_mb")
     sqlite_synchronous = platform_trait("sqlite_synchronous")
     storage_sqlite_synchronous = platform_trait("storage_sqlite_synchronous")

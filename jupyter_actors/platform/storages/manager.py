@@ -53,7 +53,7 @@ class Storages:
     MAX_REMEMBERED_DELETIONS = 4096
 
     def __init__(self, root: Path, *, fsync: bool = False, catalog_fsync: bool = True,
-                 max_open_files: int = 256) -> None:
+                 max_open_files: int = 256, max_storage_bytes: int = 0) -> None:
         """``fsync=True`` makes every storage's commits survive power loss too (SQLite ``synchronous=FULL``);
         ``catalog_fsync`` does so for the catalog (on by default: a storage whose catalog row is lost
         with power would be taken for an orphan and removed)."""
@@ -61,6 +61,7 @@ class Storages:
         self.root.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._max_open = max_open_files
+        self._max_storage_bytes = max_storage_bytes  # 0: no limit (each storage's file; see sqlite.Database)
         self._catalog = Catalog(self.root / "storages.sqlite", fsync=catalog_fsync)
         self._files: OrderedDict[str, StorageFile] = OrderedDict()
         self._files_lock = threading.Lock()
@@ -383,7 +384,8 @@ class Storages:
             if storage_id in self._deleted:
                 raise StorageGone(storage_id)
             handle = FILE_CLASSES[kind](
-                self._path(kind, storage_id), fsync=self._fsync, may_create=partial(self._catalog.exists, storage_id)
+                self._path(kind, storage_id), fsync=self._fsync, may_create=partial(self._catalog.exists, storage_id),
+                max_bytes=self._max_storage_bytes,
             )
             self._files[storage_id] = handle
             if len(self._files) > self._max_open:
