@@ -88,7 +88,10 @@ class Housekeeping:
         self.sweep()
         while not self._closing.wait(interval):
             if time.monotonic() - last_beat >= self.config.heartbeat_secs:
-                self.beat()
+                try:
+                    self.beat()
+                except Exception:  # a full disk, say: the loop must go on (it reconciles when space returns)
+                    log.exception("heartbeat failed")
                 last_beat = time.monotonic()
             if time.monotonic() - last_sweep >= self.config.retention_sweep_secs:
                 self.sweep()

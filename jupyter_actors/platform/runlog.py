@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import contextlib
 import os
 import threading
 from collections import Counter
@@ -54,7 +55,7 @@ class RunLog:
         self._last_start, self._last_end, self._stored = self._load_boundary()
         self._skip: Counter[str] = Counter()
         self._skip_start = self._skip_end = 0
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the life of the capture
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for the life of the capture
 
     def _load_boundary(self) -> tuple[int, int, Counter[str]]:
         """From the file's tail: the last millisecond written and the texts written within it."""
@@ -93,13 +94,25 @@ class RunLog:
             if ms != stamp_ms:  # consecutive lines mostly share a millisecond: format it once
                 stamp_ms, stamp = ms, ms_iso(line.ts_ns)
             out.append(f"{stamp} {line.text}\n")
-        self._remember_last_instant(kept)
         with self._lock:
-            self._file.write("".join(out).encode("utf-8"))
-            self._file.flush()
+            self._write_whole("".join(out).encode("utf-8"))
+            self._remember_last_instant(kept)
             if self.max_bytes and self._file.tell() > self.max_bytes:
                 self._keep_tail()
         return len(kept)
+
+    def _write_whole(self, data: bytes) -> None:
+        """Append all of ``data`` or nothing: on a failed write (a full disk) the file is cut back to where it
+        was, so no torn line glues onto the next one and the next capture resumes from the last whole line."""
+        start = self._file.tell()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view):]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fileno(), start)
+            raise
 
     def _remember_last_instant(self, kept: list[LogLine]) -> None:
         """The texts written at the newest instant: a re-read from there must skip exactly these."""
@@ -131,7 +144,7 @@ class RunLog:
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
         fsync_directory(self.path.parent)
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
 
     def close(self) -> None:
         with self._lock:
