@@ -121,3 +121,25 @@ def test_a_container_the_engine_stopped_is_restarted_as_lost_not_failed(ticking,
     assert run["restart_count"] == 1 and run["container_id"] != first, run
     assert "Restarted" in run["status_message"] or run["status_message"] == "The run finished successfully"
     assert run_lines(platform, run_id)[-20:] == TICKS  # the restarted container ticked from 1 to the end
+
+
+def test_a_container_gone_while_the_engine_was_unreachable_is_restarted(ticking, docker_client, monkeypatch):
+    """The engine comes back without the run's container (removed meanwhile): the run is restarted as lost,
+    with the same id and storages, and finishes; it is never left RUNNING."""
+    platform = ticking
+    flaky = FlakyEngine(monkeypatch, platform.backend)
+    try:
+        run_id = start_ticking(platform)
+        first = platform.get_run(run_id)["container_id"]
+        flaky.down.set()
+        cut_followed_log(platform, run_id)
+        wait_until(lambda: not platform.runs.is_watched(run_id), 10, message="the watcher losing the engine")
+        docker_client.api.remove_container(first, force=True)
+        wait_until(lambda: flaky.failures >= 3, 20, message="reconciliation retrying the engine")
+        flaky.down.clear()
+        run = platform.wait_run(run_id, timeout=90)
+    finally:
+        flaky.down.clear()
+    assert run["status"] == "SUCCEEDED", (run, platform.run_log(run_id).decode()[-2000:])
+    assert run["restart_count"] == 1 and run["container_id"] != first, run
+    assert run_lines(platform, run_id)[-20:] == TICKS
