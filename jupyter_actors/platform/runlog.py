@@ -50,6 +50,7 @@ class RunLog:
         self.path = path
         self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_tail(path)
         self._lock = threading.Lock()
         # The last instant written ([start, end) in ns) and the texts written within it.
         self._last_start, self._last_end, self._stored = self._load_boundary()
@@ -211,6 +212,25 @@ def fsync_directory(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Cut a last line without its newline (a crash mid-append): the engine delivers it again, whole, from the
+    instant of the last whole line."""
+    try:
+        with open(path, "r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            start = max(0, size - 256 * 1024)
+            handle.seek(start)
+            data = handle.read()
+            handle.truncate(start + data.rfind(b"\n") + 1 if b"\n" in data else start)
+    except FileNotFoundError:
+        return
 
 
 def _read_tail_lines(path: Path, max_bytes: int = 256 * 1024) -> list[str]:
