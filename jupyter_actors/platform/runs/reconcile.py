@@ -127,9 +127,6 @@ def _reconcile_run(run: Run, states: list[ContainerState], backend: Backend, ado
             backend.remove(stale.id)
             report.removed.append(stale.id)
     reason = lost_reason(run, current, boot=boot, last_seen=last_seen)
-    if current is None:
-        # Gone although it was being stopped (abort, timeout): restart_lost finishes those as intended.
-        reason = reason or "its container is gone"
     if reason is not None:
         if current is not None:
             store_remaining_log(backend, log_path(run["id"]), run["id"], current.id)  # before the engine forgets
@@ -137,7 +134,9 @@ def _reconcile_run(run: Run, states: list[ContainerState], backend: Backend, ado
         adopter.restart_lost(run, reason)
         report.restarted.append(run["id"])
     else:
-        assert current is not None
+        # NOTE: a run with a stop intent (abort, timeout, disk) whose container is gone gets here with
+        # ``current`` None; it fails (logged by the caller) until its own fix lands (branch a15).
+        assert current is not None, f"run {run['id']} is being stopped and its container is gone"
         adopter.adopt(run, current.id)
         (report.adopted if current.running else report.finished).append(run["id"])
 
