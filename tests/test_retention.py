@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from jupyter_actors.platform.clock import now_iso
 from jupyter_actors.platform.errors import Conflict, NotFound
 
 from .conftest import TEST_MEMORY_MB, define_actor, wait_until
@@ -112,3 +113,44 @@ async def test_deleted_runs_and_their_storages_answer_404_saying_why(api_url, ap
         assert run["id"] not in {item["id"] for item in listed}
         kept = await client.get("/key-value-stores/kept-store/records/note")
         assert kept.status_code == 200
+
+
+def test_tombstones_are_forgotten_after_their_retention(platform_factory):
+    """The tombstones table must not grow forever: deletions older than tombstone_retention_days are dropped
+    at the retention sweep; younger ones still answer 404 saying why."""
+    platform = platform_factory(serve_api=False, tombstone_retention_days=30)
+    with platform.stores.registry.transaction() as db:
+        db.executemany("INSERT INTO tombstones VALUES (?, 'run', 'expired', ?)",
+                       [(f"old{i}", "2020-01-01T00:00:00.000Z") for i in range(1000)])
+        db.execute("INSERT INTO tombstones VALUES ('young', 'run', 'deleted', ?)", (now_iso(),))
+    platform.expire_runs()
+    assert platform.stores.registry.query_one("SELECT COUNT(*) AS n FROM tombstones")["n"] == 1
+    assert platform.tombstone_message("old1", "Run") is None
+    assert "was deleted on" in platform.tombstone_message("young", "Run")
+    with pytest.raises(NotFound, match="was deleted on"):
+        platform.get_run("young")
+
+
+def test_tombstones_are_kept_forever_with_zero(platform_factory):
+    platform = platform_factory(serve_api=False, tombstone_retention_days=0)
+    with platform.stores.registry.transaction() as db:
+        db.execute("INSERT INTO tombstones VALUES ('old', 'run', 'expired', '2020-01-01T00:00:00.000Z')")
+    platform.expire_runs()
+    assert "expired" in platform.tombstone_message("old", "Run")
+
+
+def test_the_storage_managers_deleted_set_is_bounded(tmp_path):
+    from jupyter_actors.platform.storages import DATASETS, Storages
+
+    storages = Storages(tmp_path / "storages")
+    try:
+        storages.MAX_REMEMBERED_DELETIONS = 5
+        ids = [storages.create(DATASETS)["id"] for _ in range(8)]
+        for storage_id in ids:
+            storages.delete(DATASETS, storage_id)
+        assert len(storages._deleted) == 5
+        for storage_id in ids:  # forgotten or not, a deleted storage stays deleted
+            with pytest.raises(NotFound):
+                storages.list_items(storage_id)
+    finally:
+        storages.close()

@@ -106,3 +106,19 @@ def test_the_log_tail_rotation_is_durable(tmp_path, monkeypatch):
     log.append([LogLine(BASE + i, f"line {i} " + "x" * 40) for i in range(10)])
     log.close()
     assert True in synced and False in synced
+
+
+def test_a_torn_last_line_after_a_host_crash_is_cut_and_read_again(tmp_path):
+    """A crash mid-append leaves a line without its end: opening the log must not fail on it (reconciliation
+    would stop there), and the line comes again whole from the engine."""
+    path = tmp_path / "run.log"
+    log = RunLog(path)
+    log.append([LogLine(BASE, "one"), LogLine(BASE + 1_000_000, "two")])
+    log.close()
+    with open(path, "ab") as handle:
+        handle.write(b"2026-01-02T03:04:0")  # the torn start of "three"
+    reopened = RunLog(path)
+    assert reopened.resume() == (BASE + 1_000_000) // 1_000_000 * 1_000_000
+    reopened.append([LogLine(BASE + 1_000_000, "two"), LogLine(BASE + 2_000_000, "three")])
+    reopened.close()
+    assert texts(path) == ["one", "two", "three"]

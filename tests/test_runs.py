@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 
 import pytest
 
@@ -447,3 +448,31 @@ def test_plain_tokens_of_an_older_registry_are_hashed_and_still_authenticate(pla
     platform.registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
     path = platform.registry.path
     assert all(plain.encode() not in f.read_bytes() for f in path.parent.glob(path.name + "*"))
+
+
+def test_status_messages_set_in_a_tight_loop_are_coalesced_and_the_last_wins(platform_factory):
+    """An actor setting its status message in a loop must not flood the registry and the live streams:
+    at most status_message_rate writes a second per run, and the last message is the one stored."""
+    platform = platform_factory(status_message_rate=5)
+    define_actor(platform, "quiet", SLEEPER)
+    run = platform.start_run("quiet", memory_mb=TEST_MEMORY_MB)
+    wait_until(lambda: platform.get_run(run["id"])["status"] == "RUNNING", 60, message="running")
+    written: list[str] = []
+    unsubscribe = platform.subscribe(lambda r: r["id"] == run["id"] and written.append(r["status_message"]))
+    try:
+        started = time.monotonic()
+        for i in range(500):
+            answer = platform.set_status_message(run["id"], f"step {i}")
+            assert answer["status_message"] == f"step {i}"  # the caller sees its own message at once
+        elapsed = time.monotonic() - started
+        wait_until(lambda: platform.get_run(run["id"])["status_message"] == "step 499", 5,
+                   message="the last message stored")
+        assert len(written) <= 5 * (elapsed + 1) + 2, (len(written), elapsed)
+        assert written[-1] == "step 499"
+        # A terminal message is the run's last word: stored at once, whatever the window says.
+        platform.set_status_message(run["id"], "giving up", terminal=True)
+        assert platform.get_run(run["id"])["status_message"] == "giving up"
+    finally:
+        unsubscribe()
+        platform.abort_run(run["id"])
+        platform.wait_run(run["id"], 60)

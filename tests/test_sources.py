@@ -96,3 +96,40 @@ def test_memory_range_is_checked_with_the_default() -> None:
         memory_range(None, 500, None)
     with pytest.raises(InvalidInput, match="512 to 32768 MB"):
         check_memory_in_range(256, 512, None)
+
+
+@pytest.mark.parametrize("key", ["dockerfile", "input"])
+@pytest.mark.parametrize("path", ["../../Dockerfile", "/etc/passwd", "../../../etc/passwd", "a/../../../x"])
+def test_actor_json_paths_must_stay_inside_the_actor(tmp_path, key, path):
+    """Before: '..' past the actor's root was dropped silently (../../Dockerfile read the actor's own)."""
+    write_actor(tmp_path, {"name": "escape", key: path}, {"Dockerfile": "FROM x\n", "main.py": "print(1)\n"})
+    with pytest.raises(InvalidInput, match="outside the actor|inside the actor"):
+        sources.load_actor_dir(tmp_path)
+
+
+def test_symlinks_out_of_the_actor_directory_are_refused(tmp_path):
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "key").write_text("private\n")
+    actor = tmp_path / "actor"
+    write_actor(actor, {"name": "linked"}, {"main.py": "print(1)\n", "data/inside.txt": "ok\n"})
+    (actor / "same.txt").symlink_to(actor / "data" / "inside.txt")  # inside: read as a file
+    assert {e["name"] for e in sources.load_actor_dir(actor).files} >= {"same.txt", "data/inside.txt"}
+    (actor / "key").symlink_to(outside / "key")
+    with pytest.raises(InvalidInput, match="outside the actor's directory"):
+        sources.load_actor_dir(actor)
+    (actor / "key").unlink()
+    (actor / "dir").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidInput, match="outside the actor's directory"):
+        sources.load_actor_dir(actor)
+
+
+@pytest.mark.parametrize("line", ["--index-url https://evil.example/simple", "-r /etc/passwd", "-e .",
+                                  "  --extra-index-url=https://x", "-c /etc/constraints", "--find-links /"])
+def test_requirements_options_for_the_hosts_pip_are_refused(line):
+    with pytest.raises(InvalidInput, match="pip option"):
+        sources.inline_actor("reqs", "print(1)\n", f"six\n{line}\n")
+    # With its own Dockerfile the actor's requirements are installed in the image, not by the host's pip.
+    sources.ActorDefinition(name="reqs", dockerfile="Dockerfile", files=[
+        sources.text_file("Dockerfile", "FROM x\n"), sources.text_file("requirements.txt", line)])
+    sources.inline_actor("reqs", "print(1)\n", "six==1.16.0  # --not-an-option\nrequests[socks]>=2\n")

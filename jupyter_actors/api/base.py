@@ -8,6 +8,7 @@ auth for the user (``server/user_handlers.py``); ``routes.py`` maps the URLs to 
 from __future__ import annotations
 
 import json
+import sqlite3
 import zlib
 from collections.abc import Callable
 from types import TracebackType
@@ -21,7 +22,7 @@ from tornado.iostream import IOStream
 from tornado.log import app_log
 
 from ..platform.core import Platform
-from ..platform.errors import InvalidInput, NotFound, PlatformError
+from ..platform.errors import InvalidInput, NotFound, PlatformError, disk_full
 from ..platform.storages import MAX_RECORD_BYTES
 from . import calls
 from .principals import Principal
@@ -86,7 +87,13 @@ class ApiHandlerMixin(web.RequestHandler):
     async def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a blocking platform call off the event loop (an actor's in the actors' pool, within its run's share)."""
         actor_calls = self.settings.get("jupyter_actors_actor_calls")
-        return await calls.call(self.principal.run_id, actor_calls, function, *args, **kwargs)
+        try:
+            return await calls.call(self.principal.run_id, actor_calls, function, *args, **kwargs)
+        except (OSError, sqlite3.OperationalError) as exc:  # a full disk is an answer (507), not a crash
+            full = disk_full(exc)
+            if full is None:
+                raise
+            raise full from exc
 
     async def children(self) -> set[str]:
         """Runs the calling run started (it may read them and their storages); none for the user."""

@@ -155,6 +155,14 @@ class PlatformConfig:
         help="On server stop: 'migrate' tells actors, waits migrate_grace_secs, stops them and restarts them at "
              "the next start (outage-proof); 'detach' leaves them running to be adopted (an outage over ~2 min "
              "makes SDK actors exit 91).")
+    reconcile_interval_secs: float = setting(
+        10.0, exposed=(SERVER,),
+        help="While the server runs, how often live runs that no watcher follows (the engine restarted or was "
+             "unreachable) are adopted again or restarted as lost; an unreachable engine is retried with a pause "
+             "that doubles up to 60 s.")
+    status_message_rate: float = setting(
+        5.0, help="A run's status message is stored (and sent to live streams) at most this many times a "
+                  "second; messages set faster are coalesced, the last one wins (0: no limit).")
     persist_state_interval_secs: float = setting(60.0, exposed=(SERVER,), help="Period of the persistState event.")
     system_info_interval_secs: float = setting(5.0, help="Period of the systemInfo event.")
     heartbeat_secs: float = setting(
@@ -163,7 +171,15 @@ class PlatformConfig:
         7.0, exposed=(SERVER,),
         help="Finished runs are deleted with their default storages after this many days; 0 keeps them "
              "forever. Named storages are kept.")
+    tombstone_retention_days: float = setting(
+        90.0, exposed=(SERVER,),
+        help="Deleted and expired runs, builds, actors and storages answer 404 saying why for this many days; "
+             "then the record of their deletion is dropped (0 keeps it forever).")
     retention_sweep_secs: float = setting(3600.0, help="How often the retention period is applied (also at start).")
+    storage_max_mb: float = setting(
+        0.0, exposed=(SERVER, CLI),
+        help="Largest size of one storage (key-value store, dataset or request queue) in MB; a write that would "
+             "go over it is refused whole with 403 storage-limit-exceeded (0: no limit).")
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(
         60.0, help="Labelled containers without a run record are removed after this many seconds.")

@@ -66,7 +66,8 @@ class Platform:
         self.backend = backend if backend is not None else create_backend(self.config)
         self.storages = storages if storages is not None else Storages(
             self.data_dir / "storages", fsync=self.config.storage_sqlite_synchronous != "NORMAL",
-            catalog_fsync=self.config.sqlite_synchronous != "NORMAL")
+            catalog_fsync=self.config.sqlite_synchronous != "NORMAL",
+            max_storage_bytes=int(self.config.storage_max_mb * 2**20))
         logs_dir = self.data_dir / "logs"
         self.changes = Changes()
         self.admission = Admission(self.stores.runs, self.config.memory_limit_mb)
@@ -80,7 +81,8 @@ class Platform:
         )
         self.builds = BuildService(self.stores, self.actors, self.builder, self.admission, self.changes)
         self.retention = Retention(self.stores, self.storages, self.backend, logs_dir=logs_dir,
-                                   retention_days=self.config.retention_days)
+                                   retention_days=self.config.retention_days,
+                                   tombstone_retention_days=self.config.tombstone_retention_days)
         self.runs = RunService(self.stores, self.actors, self.builds, self.storages, self.backend, self.admission,
                                self.changes, self.retention, config=self.config, instance_id=self.instance_id,
                                logs_dir=logs_dir)

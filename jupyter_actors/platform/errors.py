@@ -6,6 +6,9 @@ message must say what to fix.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class PlatformError(Exception):
     """Base of every error the platform raises on purpose."""
@@ -71,3 +74,34 @@ class EngineUnavailable(PlatformError):
 class BuildFailed(PlatformError):
     status = 400
     type = "build-failed"
+
+
+class DiskFull(PlatformError):
+    """A write failed because the data directory's disk is full; SQLite rolled it back, nothing is half-written."""
+
+    status = 507
+    type = "insufficient-storage"
+
+
+class StorageLimitExceeded(PlatformError):
+    """A write would make a storage larger than the platform's per-storage limit (``storage_max_mb``)."""
+
+    status = 403
+    type = "storage-limit-exceeded"
+
+
+#: SQLite's result code for "database or disk is full".
+SQLITE_FULL = 13
+
+
+def disk_full(exc: BaseException) -> DiskFull | None:
+    """The answer for a write that failed on a full disk (ENOSPC, a disk quota, SQLITE_FULL), else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" ({exc.filename})" if exc.filename else ""
+    elif isinstance(exc, sqlite3.OperationalError) and (
+            getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in str(exc)):
+        where = ""
+    else:
+        return None
+    return DiskFull(f"The disk of the platform's data directory is full{where}: nothing of this write was stored. "
+                    "Free some space (delete runs or storages, or grow the disk) and send it again.")

@@ -1,4 +1,5 @@
-"""The serving process's background thread: a heartbeat, the retention sweep and runs' disk limits.
+"""The serving process's background thread: a heartbeat, the retention sweep, runs' disk limits, and
+reconciliation of live runs whose watcher lost the engine.
 
 The heartbeat tells the next server what happened while none was alive (see ``runs.reconcile``).
 Disk limits are checked here only on engines that cannot enforce them (overlay2 on ext4).
@@ -23,6 +24,8 @@ from .stores import Stores
 
 log = logging.getLogger(__name__)
 
+MAX_RECONCILE_PAUSE_SECS = 60.0
+
 
 class Housekeeping:
     def __init__(self, stores: Stores, runs: RunService, retention: Retention, storages: Storages,
@@ -35,6 +38,8 @@ class Housekeeping:
         self.config = config
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._reconcile_failures = 0
+        self._next_reconcile = 0.0  # time.monotonic() of the next periodic reconciliation
 
     def start(self) -> None:
         """Start the thread (once); the serving process calls this."""
@@ -55,17 +60,43 @@ class Housekeeping:
         except Exception:  # retention must never stop the housekeeping loop
             log.exception("retention sweep failed")
 
+    def reconcile(self) -> None:
+        """Adopt or restart live runs no watcher follows; while the engine does not answer, try again
+        after a pause that doubles (up to ``MAX_RECONCILE_PAUSE_SECS``)."""
+        if time.monotonic() < self._next_reconcile:
+            return
+        interval = self.config.reconcile_interval_secs
+        try:
+            report = self.runs.reconcile_unwatched()
+        except Exception as exc:  # the engine is restarting or unreachable
+            self._reconcile_failures += 1
+            pause = min(MAX_RECONCILE_PAUSE_SECS, interval * 2 ** self._reconcile_failures)
+            log.warning("reconciling runs failed (%s: %s); trying again in %.1f s", type(exc).__name__, exc, pause)
+            self._next_reconcile = time.monotonic() + pause
+            return
+        self._reconcile_failures = 0
+        self._next_reconcile = time.monotonic() + interval
+        if report is not None:
+            log.info("reconciled runs no watcher followed: adopted %s, finished %s, restarted %s, failed %s",
+                     report.adopted, report.finished, report.restarted, report.failed)
+
     def _loop(self) -> None:
-        interval = min(self.config.disk_check_interval_secs, self.config.heartbeat_secs)
+        interval = min(self.config.disk_check_interval_secs, self.config.heartbeat_secs,
+                       self.config.reconcile_interval_secs)
         last_beat = last_sweep = time.monotonic()
+        self._next_reconcile = last_beat + self.config.reconcile_interval_secs
         self.sweep()
         while not self._closing.wait(interval):
             if time.monotonic() - last_beat >= self.config.heartbeat_secs:
-                self.beat()
+                try:
+                    self.beat()
+                except Exception:  # a full disk, say: the loop must go on (it reconciles when space returns)
+                    log.exception("heartbeat failed")
                 last_beat = time.monotonic()
             if time.monotonic() - last_sweep >= self.config.retention_sweep_secs:
                 self.sweep()
                 last_sweep = time.monotonic()
+            self.reconcile()
             if not self.runs.disk_measured:
                 continue
             for run_id, watcher in list(self.runs.watchers.items()):

@@ -192,6 +192,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX schedule_log_by_schedule ON schedule_log (schedule_id, created_at);
     """,
+    # 10: tombstones are pruned by age (tombstone_retention_days).
+    """
+    CREATE INDEX IF NOT EXISTS tombstones_by_deleted_at ON tombstones (deleted_at);
+    """,
 ]
 
 

@@ -46,12 +46,23 @@ def tombstone_message(tombstones: Tombstones, id_: str, what: str, retention_day
 
 class Retention:
     def __init__(self, stores: Stores, storages: Storages, backend: Backend, *,
-                 logs_dir: Path, retention_days: float) -> None:
+                 logs_dir: Path, retention_days: float, tombstone_retention_days: float = 0.0) -> None:
         self.stores = stores
         self.storages = storages
         self.backend = backend
         self.logs_dir = logs_dir
         self.retention_days = retention_days
+        self.tombstone_retention_days = tombstone_retention_days
+
+    def prune_tombstones(self) -> int:
+        """Forget deletions older than ``tombstone_retention_days`` (they then answer a plain 404)."""
+        days = self.tombstone_retention_days
+        if days <= 0:
+            return 0
+        pruned = self.stores.tombstones.prune(iso(utcnow() - dt.timedelta(days=days)) or "")
+        if pruned:
+            log.info("retention: forgot %d deletion(s) older than %g days", pruned, days)
+        return pruned
 
     def tombstone_message(self, id_: str, what: str) -> str | None:
         return tombstone_message(self.stores.tombstones, id_, what, self.retention_days)
@@ -98,7 +109,9 @@ class Retention:
                 log.warning("could not remove image %s", image)
 
     def expire_runs(self) -> list[str]:
-        """Delete finished runs older than the retention period; returns their ids."""
+        """Delete finished runs older than the retention period, and tombstones older than theirs; returns
+        the runs' ids."""
+        self.prune_tombstones()
         days = self.retention_days
         if days <= 0:
             return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import contextlib
 import os
 import threading
 from collections import Counter
@@ -49,12 +50,13 @@ class RunLog:
         self.path = path
         self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_tail(path)
         self._lock = threading.Lock()
         # The last instant written ([start, end) in ns) and the texts written within it.
         self._last_start, self._last_end, self._stored = self._load_boundary()
         self._skip: Counter[str] = Counter()
         self._skip_start = self._skip_end = 0
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the life of the capture
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for the life of the capture
 
     def _load_boundary(self) -> tuple[int, int, Counter[str]]:
         """From the file's tail: the last millisecond written and the texts written within it."""
@@ -93,13 +95,25 @@ class RunLog:
             if ms != stamp_ms:  # consecutive lines mostly share a millisecond: format it once
                 stamp_ms, stamp = ms, ms_iso(line.ts_ns)
             out.append(f"{stamp} {line.text}\n")
-        self._remember_last_instant(kept)
         with self._lock:
-            self._file.write("".join(out).encode("utf-8"))
-            self._file.flush()
+            self._write_whole("".join(out).encode("utf-8"))
+            self._remember_last_instant(kept)
             if self.max_bytes and self._file.tell() > self.max_bytes:
                 self._keep_tail()
         return len(kept)
+
+    def _write_whole(self, data: bytes) -> None:
+        """Append all of ``data`` or nothing: on a failed write (a full disk) the file is cut back to where it
+        was, so no torn line glues onto the next one and the next capture resumes from the last whole line."""
+        start = self._file.tell()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view):]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fileno(), start)
+            raise
 
     def _remember_last_instant(self, kept: list[LogLine]) -> None:
         """The texts written at the newest instant: a re-read from there must skip exactly these."""
@@ -131,7 +145,7 @@ class RunLog:
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
         fsync_directory(self.path.parent)
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
 
     def close(self) -> None:
         with self._lock:
@@ -198,6 +212,25 @@ def fsync_directory(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Cut a last line without its newline (a crash mid-append): the engine delivers it again, whole, from the
+    instant of the last whole line."""
+    try:
+        with open(path, "r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            start = max(0, size - 256 * 1024)
+            handle.seek(start)
+            data = handle.read()
+            handle.truncate(start + data.rfind(b"\n") + 1 if b"\n" in data else start)
+    except FileNotFoundError:
+        return
 
 
 def _read_tail_lines(path: Path, max_bytes: int = 256 * 1024) -> list[str]:

@@ -46,6 +46,10 @@ class ActorDefinition:
             raise InvalidInput(f"Version must look like MAJOR.MINOR (e.g. 0.0); got {self.version!r}.")
         for entry in self.files:
             validate_file_name(entry["name"])
+        if self.dockerfile is None:  # the generated Dockerfile installs requirements.txt with the host's pip
+            requirements = next((entry for entry in self.files if entry["name"] == "requirements.txt"), None)
+            if requirements is not None:
+                validate_requirements(file_bytes(requirements).decode("utf-8", errors="replace"))
 
 
 def validate_actor_name(name: str) -> str:
@@ -62,6 +66,18 @@ def validate_file_name(name: str) -> str:
     if not name or path.is_absolute() or ".." in path.parts or "\\" in name or name.startswith("~"):
         raise InvalidInput(f"Source file name {name!r} must be a relative path inside the actor.")
     return name
+
+
+def validate_requirements(text: str) -> None:
+    """Packages only: the host's pip reads requirements.txt, so options (``--index-url``, ``-r /etc/...``,
+    ``-e``, ``--find-links``) would point the host at other files or indexes."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("-"):
+            raise InvalidInput(
+                f"requirements.txt line {number} ({stripped.split()[0]}) is a pip option; list packages only "
+                "(the host's pip reads this file), or bring a Dockerfile that installs them in the image."
+            )
 
 
 def text_file(name: str, content: str) -> dict:
@@ -112,7 +128,7 @@ def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dic
         if not isinstance(spec, dict):
             raise InvalidInput(f"{ACTOR_JSON} must be a JSON object.")
     if spec.get("dockerfile"):
-        dockerfile = _normalise(str(PurePosixPath(".actor", spec["dockerfile"])))
+        dockerfile = _inside_actor(spec["dockerfile"], "dockerfile")
         if dockerfile not in by_name:
             raise InvalidInput(f"actor.json names dockerfile {spec['dockerfile']!r}, but {dockerfile} does not exist.")
     else:
@@ -120,7 +136,7 @@ def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dic
                           None)
     input_schema = spec.get("input", spec.get("inputSchema"))
     if isinstance(input_schema, str):
-        schema_name = _normalise(str(PurePosixPath(".actor", input_schema)))
+        schema_name = _inside_actor(input_schema, "input schema")
         if schema_name not in by_name:
             raise InvalidInput(f"actor.json names the input schema {input_schema!r}, but {schema_name} does not exist.")
         try:
@@ -148,12 +164,16 @@ def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dic
     return fields
 
 
-def _normalise(name: str) -> str:
+def _inside_actor(name: object, what: str) -> str:
+    """A path actor.json gives (relative to ``.actor/``) as a source file name; refused if it leaves the actor."""
+    if not isinstance(name, str) or not name or PurePosixPath(name).is_absolute() or "\\" in name:
+        raise InvalidInput(f"actor.json names the {what} {name!r}: give a path relative to .actor/ inside the actor.")
     parts: list[str] = []
-    for part in PurePosixPath(name).parts:
+    for part in PurePosixPath(".actor", name).parts:
         if part == "..":
-            if parts:
-                parts.pop()
+            if not parts:
+                raise InvalidInput(f"actor.json names the {what} {name!r}, which is outside the actor's directory.")
+            parts.pop()
         elif part != ".":
             parts.append(part)
     return "/".join(parts)
@@ -161,9 +181,15 @@ def _normalise(name: str) -> str:
 
 def _read_files(root: Path) -> list[dict]:
     files, total = [], 0
+    real_root = root.resolve()
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if any(part in SKIPPED_DIRS for part in relative.parts) or not path.is_file():
+        if any(part in SKIPPED_DIRS for part in relative.parts):
+            continue
+        if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+            raise InvalidInput(f"{relative.as_posix()} is a symbolic link to {path.resolve()}, outside the actor's "
+                               "directory; copy what it points to into the directory instead.")
+        if not path.is_file():
             continue
         data = path.read_bytes()
         total += len(data)

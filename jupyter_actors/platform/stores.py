@@ -367,6 +367,11 @@ class Tombstones:
     def get(self, id_: str) -> Tombstone | None:
         return cast("Tombstone | None", self.registry.query_one("SELECT * FROM tombstones WHERE id = ?", (id_,)))
 
+    def prune(self, before: str) -> int:
+        """Drop tombstones of deletions before ``before`` (an ISO time); returns how many."""
+        with self.registry.transaction() as db:
+            return db.execute("DELETE FROM tombstones WHERE deleted_at < ?", (before,)).rowcount
+
 
 class Stores:
     """The registry and its stores, opened once per data directory."""

@@ -164,6 +164,11 @@ class Backend:
     def list(self, labels: dict[str, str]) -> list[ContainerState]:
         raise NotImplementedError
 
+    def stopped_by_engine(self, container_id: str, since: dt.datetime | None) -> bool:
+        """Whether the engine (its own stop at an engine restart, or ``docker stop``) signalled the container
+        since ``since``: an exit 137/143 that is then not the actor's own. False when the engine cannot tell."""
+        return False
+
     def disk_usage(self, container_id: str) -> int:
         """Bytes in the container's writable layer."""
         raise NotImplementedError

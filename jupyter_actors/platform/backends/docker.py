@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import docker
@@ -256,6 +257,17 @@ class DockerBackend(Backend):
         self.api._raise_for_status(response)
         self.api._disable_socket_timeout(self.api._get_raw_response_socket(response))
         return response
+
+    def stopped_by_engine(self, container_id: str, since: dt.datetime | None) -> bool:
+        """The engine's ``kill`` events of the container (its stop at a daemon shutdown sends them too; an
+        actor that signals itself does not). The engine keeps its last 256 events in memory only."""
+        start = (since or dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).timestamp() - 1
+        events = self.api.events(since=start, until=time.time() + 0.2, filters={"container": container_id,
+                                                                            "event": "kill"}, decode=True)
+        try:
+            return any(True for _ in events)
+        finally:
+            events.close()
 
     def list(self, labels: dict[str, str]) -> list[ContainerState]:
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}

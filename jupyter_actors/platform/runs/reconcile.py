@@ -44,6 +44,7 @@ class ReconcileReport:
     finished: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # left for the next pass (logged)
 
 
 def host_boot_time(stat_path: str = "/proc/stat") -> dt.datetime | None:
@@ -83,10 +84,12 @@ def lost_reason(run: Run, state: ContainerState | None, *, boot: dt.datetime | N
 
 def reconcile(runs: RunStore, backend: Backend, adopter: Adopter, *, instance_id: str,
               last_seen: dt.datetime | None, orphan_grace_secs: float,
-              log_path: Callable[[str], Path]) -> ReconcileReport:
+              log_path: Callable[[str], Path], only: set[str] | None = None) -> ReconcileReport:
     """Adopt, finish or restart every unfinished run of ``instance_id``; remove containers of no run.
 
-    ``last_seen`` is when the previous server was last alive (its heartbeat).
+    ``last_seen`` is when the previous server was last alive (its heartbeat). ``only``: reconcile just
+    these runs (the periodic pass, while the server runs); others are left to their watchers. Each run
+    is reconciled on its own: one that fails is logged and left for the next pass.
     """
     report = ReconcileReport()
     # This host's boot time says nothing about containers on other machines (swarm nodes, pods).
@@ -96,28 +99,15 @@ def reconcile(runs: RunStore, backend: Backend, adopter: Adopter, *, instance_id
         by_run.setdefault(state.labels.get(LABEL_RUN), []).append(state)
 
     for run in runs.in_statuses(ACTIVE_STATUSES):
-        if adopter.is_watched(run["id"]):
+        if adopter.is_watched(run["id"]) or (only is not None and run["id"] not in only):
             by_run.pop(run["id"], None)
             continue
         states = by_run.pop(run["id"], [])
-        current = next((s for s in states if s.id == run["container_id"] or s.name == run["container_name"]), None)
-        for stale in states:
-            if stale is not current:
-                backend.remove(stale.id)
-                report.removed.append(stale.id)
-        reason = lost_reason(run, current, boot=boot, last_seen=last_seen)
-        if reason is not None:
-            if current is not None:
-                store_remaining_log(backend, log_path(run["id"]), run["id"], current.id)  # before the engine forgets
-                backend.remove(current.id)
-            adopter.restart_lost(run, reason)
-            report.restarted.append(run["id"])
-        elif current is None:  # being stopped (abort, timeout, disk) and its container is gone too
-            adopter.finish_stopped(run)
-            report.finished.append(run["id"])
-        else:
-            adopter.adopt(run, current.id)
-            (report.adopted if current.running else report.finished).append(run["id"])
+        try:
+            _reconcile_run(run, states, backend, adopter, report, boot=boot, last_seen=last_seen, log_path=log_path)
+        except Exception:  # the others still get reconciled; this one is tried again at the next pass
+            log.exception("could not reconcile run %s", run["id"])
+            report.failed.append(run["id"])
 
     grace = dt.timedelta(seconds=orphan_grace_secs)
     for run_id, states in by_run.items():
@@ -129,6 +119,29 @@ def reconcile(runs: RunStore, backend: Backend, adopter: Adopter, *, instance_id
                 backend.remove(state.id)
                 report.removed.append(state.id)
     return report
+
+
+def _reconcile_run(run: Run, states: list[ContainerState], backend: Backend, adopter: Adopter,
+                   report: ReconcileReport, *, boot: dt.datetime | None, last_seen: dt.datetime | None,
+                   log_path: Callable[[str], Path]) -> None:
+    current = next((s for s in states if s.id == run["container_id"] or s.name == run["container_name"]), None)
+    for stale in states:
+        if stale is not current:
+            backend.remove(stale.id)
+            report.removed.append(stale.id)
+    reason = lost_reason(run, current, boot=boot, last_seen=last_seen)
+    if reason is not None:
+        if current is not None:
+            store_remaining_log(backend, log_path(run["id"]), run["id"], current.id)  # before the engine forgets
+            backend.remove(current.id)
+        adopter.restart_lost(run, reason)
+        report.restarted.append(run["id"])
+    elif current is None:  # being stopped (abort, timeout, disk) and its container is gone too
+        adopter.finish_stopped(run)
+        report.finished.append(run["id"])
+    else:
+        adopter.adopt(run, current.id)
+        (report.adopted if current.running else report.finished).append(run["id"])
 
 
 def store_remaining_log(backend: Backend, path: Path, run_id: str, container_id: str) -> None:

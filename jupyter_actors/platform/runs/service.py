@@ -26,7 +26,7 @@ from ..config import PlatformConfig
 from ..errors import Conflict, InvalidInput, NotFound
 from ..input_schema import InputCheck, check_input, invalid_input
 from ..ids import new_id, new_token, token_hash
-from ..lifecycle import STOP_ABORT, STOP_MIGRATE, RunStatus, stop_outcome
+from ..lifecycle import ACTIVE_STATUSES, STOP_ABORT, STOP_MIGRATE, RunStatus, stop_outcome
 from ..limits import ContainerLimits
 from ..models import Actor, Build, Run, Version
 from ..quota import Admission
@@ -37,6 +37,7 @@ from ..storages import Storages
 from ..stores import Stores
 from .container import NETWORK_NAME, Endpoints, container_port, container_spec
 from .reconcile import ReconcileReport, expired, reconcile
+from .status_messages import StatusMessages
 from .watcher import RunWatcher
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class RunService:
         #: True once a run's disk use must be measured by the platform (the engine cannot cap it).
         self.disk_measured = False
         self._network: str | None = None
+        self._unwatched: set[str] = set()  # live runs no watcher followed at the last periodic pass
+        self.status_messages = StatusMessages(config.status_message_rate, self._write_status_message)
 
     def log_path(self, run_id: str) -> Path:
         return run_log_path(self.logs_dir, run_id)
@@ -280,12 +283,25 @@ class RunService:
     # -- while it runs ----------------------------------------------------------------------------
 
     def set_status_message(self, run_id: str, message: str, *, terminal: bool = False) -> Run:
+        """Set a live run's status message; bursts are coalesced (``status_message_rate``), the last one wins."""
         if not isinstance(message, str) or len(message) > 1000:
             raise InvalidInput("statusMessage must be a string of at most 1000 characters.")
         run = self.get_run(run_id)
         if RunStatus(run["status"]).is_terminal:
             raise Conflict(f"Run {run_id} has finished ({run['status']}); its status message is final.")
-        return self.update_run(run_id, status_message=message, status_message_terminal=int(bool(terminal)))
+        if self.status_messages.set(run_id, message, bool(terminal)):
+            return self.get_run(run_id)
+        return cast(Run, {**run, "status_message": message, "status_message_terminal": int(bool(terminal))})
+
+    def _write_status_message(self, run_id: str, message: str, terminal: bool) -> None:
+        try:
+            run = self.get_run(run_id)
+            if RunStatus(run["status"]).is_terminal:  # it finished meanwhile: its message is final
+                self.status_messages.forget(run_id)
+                return
+            self.update_run(run_id, status_message=message, status_message_terminal=int(terminal))
+        except Exception:  # a coalesced write runs on a timer: log, never raise into it
+            log.exception("could not store the status message of run %s", run_id)
 
     def abort(self, run_id: str, *, gracefully: bool = False) -> Run:
         """READY -> ABORTED at once; RUNNING -> ABORTING, then ABORTED when the container is gone."""
@@ -372,6 +388,8 @@ class RunService:
     def forget_watcher(self, run_id: str, watcher: RunWatcher) -> None:
         if self.watchers.get(run_id) is watcher:
             del self.watchers[run_id]
+            if not watcher.detached:
+                self.status_messages.forget(run_id)
 
     def adopt(self, run: Run, container_id: str) -> None:
         """Watch an existing container again: the log continues from its stored tail, the timeout is re-armed."""
@@ -387,6 +405,18 @@ class RunService:
         self.ensure_network()
         return reconcile(self.runs, self.backend, self, instance_id=self.instance_id, last_seen=last_seen,
                          orphan_grace_secs=self.config.orphan_grace_secs, log_path=self.log_path)
+
+    def reconcile_unwatched(self) -> ReconcileReport | None:
+        """While the server runs: reconcile the live runs no watcher follows (its engine restarted or
+        was unreachable). A run must be unwatched at two passes in a row: one that is being launched
+        has no watcher for an instant. Raises while the engine does not answer."""
+        unwatched = {run["id"] for run in self.runs.in_statuses(ACTIVE_STATUSES) if not self.is_watched(run["id"])}
+        ripe, self._unwatched = unwatched & self._unwatched, unwatched
+        if not ripe:
+            return None
+        self.ensure_network()
+        return reconcile(self.runs, self.backend, self, instance_id=self.instance_id, last_seen=None,
+                         orphan_grace_secs=self.config.orphan_grace_secs, log_path=self.log_path, only=ripe)
 
     def migrate_all(self) -> None:
         """Tell running actors ``migrating``, give them ``migrate_grace_secs`` to persist, and stop them:

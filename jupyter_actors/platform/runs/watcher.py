@@ -25,6 +25,14 @@ from ..runlog import RunLog
 log = logging.getLogger(__name__)
 
 
+#: Exit codes of SIGKILL and SIGTERM: the actor's own, or the engine's stop (``Backend.stopped_by_engine``).
+SIGNAL_EXIT_CODES = (137, 143)
+
+
+class StoppedByEngine(Exception):
+    """The container ended because the engine stopped it; the watcher hands the run to reconciliation."""
+
+
 class Supervisor(Protocol):
     """What a watcher needs from the service that owns it (``runs.service.RunService``)."""
 
@@ -64,6 +72,8 @@ class RunWatcher:
         self._spec: ContainerSpec | None = None
         #: The state of the stopped container as ``_follow`` saw it (None: inspect again at the end).
         self._final_state: ContainerState | None = None
+        #: Set when the watcher gave up on an error: the run is still live and reconciliation takes it over.
+        self.detached = False
         self.thread = threading.Thread(target=self._main, name=f"run-{run_id}", daemon=True)
 
     # -- entry points -----------------------------------------------------------------------------
@@ -143,11 +153,16 @@ class RunWatcher:
             self._follow()
             if not self._closed.is_set():
                 self._finish()
-        except Exception:  # a watcher must never die silently
-            log.exception("watcher of run %s failed", self.run_id)
+        except Exception as exc:  # a watcher must never die silently, nor take a running container with it
+            # An engine restarting or unreachable, a transient engine error, the platform's own disk full:
+            # none of them says the run ended. The run is left as it is and handed back to reconciliation,
+            # which adopts it again (or restarts it as lost) once the engine answers.
             if not self._closed.is_set():
-                self._finish(error="The platform lost track of the container; see the server log.")
+                self.detached = True
+                log.warning("run %s: watching its container failed (%s: %s); it is reconciled again once the "
+                            "engine answers", self.run_id, type(exc).__name__, exc, exc_info=True)
         finally:
+            self._cancel_timers()  # a watcher that adopts the run again arms its own
             self.runlog.close()
             self.platform.forget_watcher(self.run_id, self)
 
@@ -280,6 +295,11 @@ class RunWatcher:
             self.backend.remove(self.container_id)
             self.platform.restart_lost(run, state.lost)
             return
+        if (intent is None and state is not None and not state.oom_killed and exit_code in SIGNAL_EXIT_CODES
+                and self.container_id and self.backend.stopped_by_engine(self.container_id, state.started_at)):
+            # Not the actor's own end: the engine stopped it (it is restarting, or someone ran `docker stop`).
+            # Left to reconciliation, which restarts it as lost once the engine answers again.
+            raise StoppedByEngine(f"the engine stopped the container (exit {exit_code})")
         if intent is None and state is not None and state.deadline_exceeded:
             # The engine's own deadline (a backstop while the server was away) stopped it: a timeout.
             try:

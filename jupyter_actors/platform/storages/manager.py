@@ -50,9 +50,10 @@ class Storages:
 
     #: ``accessedAt`` is written at most this often per storage and process (reads stay reads).
     TOUCH_INTERVAL_SECS = 1.0
+    MAX_REMEMBERED_DELETIONS = 4096
 
     def __init__(self, root: Path, *, fsync: bool = False, catalog_fsync: bool = True,
-                 max_open_files: int = 256) -> None:
+                 max_open_files: int = 256, max_storage_bytes: int = 0) -> None:
         """``fsync=True`` makes every storage's commits survive power loss too (SQLite ``synchronous=FULL``);
         ``catalog_fsync`` does so for the catalog (on by default: a storage whose catalog row is lost
         with power would be taken for an orphan and removed)."""
@@ -60,10 +61,12 @@ class Storages:
         self.root.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._max_open = max_open_files
+        self._max_storage_bytes = max_storage_bytes  # 0: no limit (each storage's file; see sqlite.Database)
         self._catalog = Catalog(self.root / "storages.sqlite", fsync=catalog_fsync)
         self._files: OrderedDict[str, StorageFile] = OrderedDict()
         self._files_lock = threading.Lock()
-        self._deleted: set[str] = set()
+        #: Storages deleted lately: a file being deleted is never reopened (``may_create`` covers the rest).
+        self._deleted: OrderedDict[str, None] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._lock_fd: int | None = self._hold_directory()
 
@@ -159,7 +162,9 @@ class Storages:
         row = self._require(kind, id_or_name)
         self._catalog.remove(row["id"])
         with self._files_lock:
-            self._deleted.add(row["id"])
+            self._deleted[row["id"]] = None
+            while len(self._deleted) > self.MAX_REMEMBERED_DELETIONS:  # the catalog says "gone" for older ones
+                self._deleted.popitem(last=False)
             handle = self._files.pop(row["id"], None)
         (handle or FILE_CLASSES[row["kind"]](self._path(row["kind"], row["id"]))).destroy()
         self._touched.pop(row["id"], None)
@@ -379,7 +384,8 @@ class Storages:
             if storage_id in self._deleted:
                 raise StorageGone(storage_id)
             handle = FILE_CLASSES[kind](
-                self._path(kind, storage_id), fsync=self._fsync, may_create=partial(self._catalog.exists, storage_id)
+                self._path(kind, storage_id), fsync=self._fsync, may_create=partial(self._catalog.exists, storage_id),
+                max_bytes=self._max_storage_bytes,
             )
             self._files[storage_id] = handle
             if len(self._files) > self._max_open:

@@ -8,6 +8,7 @@ plus ``busy_timeout``). Each process keeps one connection per file, serialised b
 from __future__ import annotations
 
 import random
+import shutil
 import sqlite3
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..clock import iso, utcnow
+from ..errors import SQLITE_FULL, StorageLimitExceeded
 
 #: How long a writer waits for another process's write lock before SQLite gives up.
 BUSY_TIMEOUT_SECS = 60.0
@@ -40,10 +42,14 @@ class Database:
     #: Entry i upgrades the schema from version i to i + 1. Never edit a released entry: append.
     MIGRATIONS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, path: Path, *, fsync: bool = False, may_create: Callable[[], bool] | None = None) -> None:
-        """``may_create`` is asked before a missing file is created; returning False means "deleted"."""
+    def __init__(self, path: Path, *, fsync: bool = False, may_create: Callable[[], bool] | None = None,
+                 max_bytes: int = 0) -> None:
+        """``may_create`` is asked before a missing file is created; returning False means "deleted".
+        ``max_bytes`` (0: none) caps the file's size: SQLite's own page limit, so a write over it fails
+        whole, inside its transaction, and is refused with ``StorageLimitExceeded``."""
         self.path = path
         self._fsync = fsync
+        self._max_bytes = max_bytes
         self._may_create = may_create
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
@@ -60,8 +66,14 @@ class Database:
             try:
                 yield conn
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 _rollback(conn)
+                if isinstance(exc, sqlite3.OperationalError) and self._hit_cap(conn, exc):
+                    raise StorageLimitExceeded(
+                        f"The write would make this storage larger than the limit of "
+                        f"{self._max_bytes / 2**20:g} MB per storage (storage_max_mb): nothing of it was stored. "
+                        "Delete what you no longer need from the storage, or write to another one."
+                    ) from None
                 raise
 
     @contextmanager
@@ -130,6 +142,17 @@ class Database:
         conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         self._migrate(conn)
+        if self._max_bytes:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {max(1, self._max_bytes // page_size)}")
+
+    def _hit_cap(self, conn: sqlite3.Connection, exc: sqlite3.OperationalError) -> bool:
+        """Whether SQLITE_FULL came from ``max_bytes`` rather than a full disk: the disk has room for the
+        storage to reach its cap, so the cap stopped the write."""
+        if not self._max_bytes or getattr(exc, "sqlite_errorcode", None) != SQLITE_FULL:
+            return False
+        page_size, pages = (conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_size", "page_count"))
+        return shutil.disk_usage(self.path.parent).free > self._max_bytes - page_size * pages
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
