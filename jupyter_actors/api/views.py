@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ..platform.clock import parse_iso, utcnow
 from ..platform.core import USERNAME, Platform
 from ..platform.lifecycle import RunStatus
+from ..platform.models import Actor, Build, Run, Version
 
 #: What crawlee's ``Request`` model needs present (it calls ``headers.items()``): a request added with
 #: just a url, by apify-client or plain HTTP, must still come back with these when the SDK reads it.
@@ -21,7 +23,7 @@ class Views:
     def console_url(self, kind: str, id_: str) -> str:
         return f"{self.api_url}/v2/{kind}/{id_}"
 
-    def run(self, row: dict) -> dict:
+    def run(self, row: Run) -> dict[str, Any]:
         started = parse_iso(row["started_at"])
         finished = parse_iso(row["finished_at"])
         end = finished or utcnow()
@@ -70,14 +72,15 @@ class Views:
             "isTerminal": RunStatus(row["status"]).is_terminal,
         }
 
-    def memory_stats(self, row: dict) -> dict:
+    def memory_stats(self, row: Run) -> dict[str, int]:
         """Memory in use while the container runs, read from its cgroup (about 0.1 ms)."""
-        if row["status"] != "RUNNING" or not row.get("container_id"):
+        container_id = row["container_id"]
+        if row["status"] != "RUNNING" or not container_id:
             return {}
-        used = self.platform.backend.memory_usage(row["container_id"])
+        used = self.platform.backend.memory_usage(container_id)
         return {} if used is None else {"memCurrentBytes": used, "memMaxBytes": row["memory_mb"] * 1024 * 1024}
 
-    def build(self, row: dict) -> dict:
+    def build(self, row: Build) -> dict[str, Any]:
         return {
             "id": row["id"],
             "actId": row["actor_id"],
@@ -96,7 +99,7 @@ class Views:
             "consoleUrl": self.console_url("actor-builds", row["id"]),
         }
 
-    def version(self, row: dict, *, with_files: bool = True) -> dict:
+    def version(self, row: Version, *, with_files: bool = True) -> dict[str, Any]:
         env_vars = [
             {"name": var["name"], "isSecret": bool(var.get("isSecret")),
              **({} if var.get("isSecret") else {"value": var.get("value", "")})}
@@ -111,11 +114,13 @@ class Views:
         }
         if with_files:
             view["sourceFiles"] = json.loads(row["source_files"])
-        if row.get("input_schema"):
-            view["inputSchema"] = json.loads(row["input_schema"])
+        input_schema = row["input_schema"]
+        if input_schema:
+            view["inputSchema"] = json.loads(input_schema)
         return view
 
-    def actor(self, row: dict, versions: list[dict], tags: dict[str, str], builds: dict[str, dict]) -> dict:
+    def actor(self, row: Actor, versions: list[Version], tags: dict[str, str],
+              builds: dict[str, Build]) -> dict[str, Any]:
         """``builds``: the actor's builds by id (for its tagged builds)."""
         tagged = {}
         for tag, build_id in tags.items():
