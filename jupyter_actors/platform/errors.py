@@ -6,6 +6,8 @@ message must say what to fix.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PlatformError(Exception):
     """Base of every error the platform raises on purpose."""
@@ -21,7 +23,7 @@ class PlatformError(Exception):
         if status is not None:
             self.status = status
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"error": {"type": self.type, "message": self.message}}
 
 
