@@ -111,3 +111,11 @@ def test_ruff_finds_nothing():
     result = subprocess.run([str(ruff), "check", "--output-format", "concise", "jupyter_actors", "tests", "benchmarks"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing():
+    """The package type-checks under the mypy settings in pyproject.toml (strict on ``platform/``)."""
+    mypy = Path(sys.executable).with_name("mypy")
+    result = subprocess.run([str(mypy)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stdout + result.stderr

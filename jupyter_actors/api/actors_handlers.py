@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..platform.builds import BUILD_STATUSES_ACTIVE
 from ..platform.errors import InvalidInput
 from ..platform.input_schema import invalid_input
+from ..platform.models import Actor, Build
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
@@ -91,18 +94,18 @@ def definition_from_body(name: str, body: dict, existing_version: dict | None = 
 
 
 class ActorAccess(ApiHandlerMixin):
-    async def readable_actor(self, actor_id: str) -> dict:
+    async def readable_actor(self, actor_id: str) -> Actor:
         """The actor, if the caller may read it (a run token: only its own actor)."""
         actor = await self.call(self.platform.get_actor, actor_id)
         require(self.principal.may_read_actor(actor["id"]), f"read actor {actor_id}")
         return actor
 
-    async def readable_build(self, build_id: str) -> dict:
+    async def readable_build(self, build_id: str) -> Build:
         build = await self.call(self.platform.get_build, build_id)
         require(self.principal.may_read_actor(build["actor_id"]), f"read build {build_id}")
         return build
 
-    def actor_view(self, actor: dict) -> dict:
+    def actor_view(self, actor: Actor) -> dict[str, Any]:
         """Blocking (the registry): call it through ``self.call``."""
         builds = {build["id"]: build for build in self.platform.list_builds(actor["id"])}
         return self.views.actor(actor, self.platform.versions(actor["id"]), self.platform.build_tags(actor["id"]),

@@ -12,7 +12,7 @@ import sqlite3
 import zlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, overload
 
 import brotli
 import orjson
@@ -261,6 +261,15 @@ class ApiHandlerMixin(web.RequestHandler):
     def wait_secs(self) -> int:
         """``waitForFinish``: how long to hold the request for a run or build to finish, capped at 60 s."""
         return min(self.query_int("waitForFinish", 0) or 0, MAX_WAIT_SECS)
+
+    @overload
+    def query(self, name: str) -> str | None: ...
+
+    @overload
+    def query(self, name: str, default: str) -> str: ...
+
+    @overload
+    def query(self, name: str, default: None) -> str | None: ...
 
     def query(self, name: str, default: str | None = None) -> str | None:
         return self.get_query_argument(name, default)

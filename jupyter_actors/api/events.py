@@ -108,7 +108,7 @@ class EventsSocketHandler(websocket.WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return True  # token in the URL; no browser cookies are involved
 
-    async def get(self, run_id: str) -> None:  # type: ignore[override]
+    async def get(self, run_id: str) -> None:
         platform: Platform = self.settings["jupyter_actors_platform"]
         token = self.get_query_argument("token", "") or ""
         run = await asyncio.to_thread(platform.run_for_token, token)  # SQLite: not on the event loop
@@ -120,7 +120,7 @@ class EventsSocketHandler(websocket.WebSocketHandler):
         self.run_id = run_id
         await super().get(run_id)
 
-    def open(self, run_id: str) -> None:  # type: ignore[override]
+    def open(self, run_id: str) -> None:
         self.settings["jupyter_actors_events"].sockets[run_id].add(self)
 
     def on_message(self, message) -> None:  # the SDK never sends; ignore anything that comes

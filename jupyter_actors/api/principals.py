@@ -5,19 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..platform.errors import Forbidden
+from ..platform.models import Run
 
 
 @dataclass(frozen=True)
 class UserPrincipal:
     """The Jupyter user: full access."""
 
-    def may_read_run(self, run: dict, children: set[str]) -> bool:
+    def may_read_run(self, run: Run, children: set[str]) -> bool:
         return True
 
-    def may_abort_run(self, run: dict, children: set[str]) -> bool:
+    def may_abort_run(self, run: Run, children: set[str]) -> bool:
         return True
 
-    def may_update_run(self, run: dict) -> bool:
+    def may_update_run(self, run: Run) -> bool:
         return True
 
     def may_access_storage(self, meta: dict, children: set[str]) -> bool:
@@ -45,13 +46,13 @@ class RunPrincipal:
     run_id: str
     actor_id: str | None = None
 
-    def may_read_run(self, run: dict, children: set[str]) -> bool:
+    def may_read_run(self, run: Run, children: set[str]) -> bool:
         return run["id"] == self.run_id or run["id"] in children
 
-    def may_abort_run(self, run: dict, children: set[str]) -> bool:
+    def may_abort_run(self, run: Run, children: set[str]) -> bool:
         return self.may_read_run(run, children)
 
-    def may_update_run(self, run: dict) -> bool:
+    def may_update_run(self, run: Run) -> bool:
         """Only its own status message (what the SDK's set_status_message, fail and exit send)."""
         return run["id"] == self.run_id
 

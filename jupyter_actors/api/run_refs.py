@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.lifecycle import RunStatus
+from ..platform.models import Run
 from .base import ApiHandlerMixin
 
 #: Route kwargs: ``{"run_ref": BY_ID}``, ``{"run_ref": LAST_OF_ACTOR}`` or ``{"run_ref": LAST_OF_TASK}``.
@@ -38,7 +39,7 @@ class RunAddressing(ApiHandlerMixin):
         """The query options a handler accepts, plus the last-run filters on ``/runs/last`` paths."""
         return allowed | LAST_RUN_QUERY if self.run_ref in (LAST_OF_ACTOR, LAST_OF_TASK) else allowed
 
-    def find_run(self, ref: str) -> dict:
+    def find_run(self, ref: str) -> Run:
         """Blocking (call it in a worker thread): the run row the path names; NotFound if none."""
         if self.run_ref not in (LAST_OF_ACTOR, LAST_OF_TASK):
             return self.platform.get_run(ref)

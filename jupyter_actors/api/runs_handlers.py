@@ -8,6 +8,7 @@ import time
 from ..platform.clock import iso, parse_iso
 from ..platform.errors import InvalidInput, PlatformError
 from ..platform.lifecycle import RunStatus
+from ..platform.models import Run
 from ..platform.runlog import LogFollower
 from .principals import require
 from .run_refs import RunAddressing
@@ -15,13 +16,15 @@ from .run_refs import RunAddressing
 LOG_POLL_SECS = 0.05
 #: PUT /actor-runs/{id}: what the SDK sends (set_status_message, fail, exit) and nothing else.
 #: ``level`` is sent by the JavaScript SDK's setStatusMessage (its log level there); accepted and not stored.
-RUN_UPDATE_FIELDS = {"statusMessage": str, "isStatusMessageTerminal": bool, "generalAccess": (str, type(None)),
-                     "level": (str, type(None))}
+RUN_UPDATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "statusMessage": str, "isStatusMessageTerminal": bool, "generalAccess": (str, type(None)),
+    "level": (str, type(None)),
+}
 RESURRECT_OPTIONS = {"build", "memory", "timeout", "restartOnError"}
 
 
 class RunAccess(RunAddressing):
-    async def load_run(self, ref: str, *, access: str = "read") -> dict:
+    async def load_run(self, ref: str, *, access: str = "read") -> Run:
         """The run the path names (by id, or an actor's last run), if the caller may ``access`` it: read,
         abort, update (status) or manage (delete, resurrect)."""
         run = await self.call(self.find_run, ref)
@@ -37,7 +40,7 @@ class RunAccess(RunAddressing):
         require(allowed, f"{'delete or resurrect' if access == 'manage' else access} run {run_id}")
         return run
 
-    async def wait_for_finish(self, run: dict, wait: int) -> dict:
+    async def wait_for_finish(self, run: Run, wait: int) -> Run:
         """Hold the request until the run is terminal or ``wait`` seconds passed (see ``wait_secs``)."""
         deadline = time.monotonic() + wait
         while not RunStatus(run["status"]).is_terminal:

@@ -7,7 +7,7 @@ Each storage is addressed by id, name or ``username~name``; ``/actor-runs/{id}/k
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..platform.core import USERNAME
 from ..platform.errors import Forbidden, InvalidInput, NotFound
@@ -36,7 +36,7 @@ ID = r"([^/]+)"
 T = TypeVar("T")
 UNLIMITED = 999_999_999_999
 PATH_OF_KIND = {KEY_VALUE_STORES: "key-value-stores", DATASETS: "datasets", REQUEST_QUEUES: "request-queues"}
-RUN_FIELD = {
+RUN_FIELD: dict[str, Literal["default_key_value_store_id", "default_dataset_id", "default_request_queue_id"]] = {
     KEY_VALUE_STORES: "default_key_value_store_id",
     DATASETS: "default_dataset_id",
     REQUEST_QUEUES: "default_request_queue_id",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from ..platform.clock import iso, parse_iso, utcnow
 from ..platform.core import USERNAME, Platform
 from ..platform.lifecycle import RunStatus
 from ..platform.runs.usage import RunUsage
+from ..platform.models import Actor, Build, Run, Version
 
 #: What crawlee's ``Request`` model needs present (it calls ``headers.items()``): a request added with
 #: just a url, by apify-client or plain HTTP, must still come back with these when the SDK reads it.
@@ -28,7 +30,7 @@ class Views:
     def console_url(self, kind: str, id_: str) -> str:
         return f"{self.api_url}/v2/{kind}/{id_}"
 
-    def run(self, row: dict) -> dict:
+    def run(self, row: Run) -> dict[str, Any]:
         started = parse_iso(row["started_at"])
         finished = parse_iso(row["finished_at"])
         end = finished or utcnow()
@@ -77,7 +79,7 @@ class Views:
             "isTerminal": RunStatus(row["status"]).is_terminal,
         }
 
-    def stats_samples(self, row: dict, samples: list[dict]) -> dict:
+    def stats_samples(self, row: Run, samples: list[dict[str, Any]]) -> dict[str, Any]:
         """The run's sampled memory and CPU series with the limits they are plotted against (beyond Apify)."""
         return {
             "runId": row["id"],
@@ -89,7 +91,7 @@ class Views:
                        "cpuUsage": sample["cpu_usage"]} for sample in samples],
         }
 
-    def build(self, row: dict) -> dict:
+    def build(self, row: Build) -> dict[str, Any]:
         return {
             "id": row["id"],
             "actId": row["actor_id"],
@@ -108,7 +110,7 @@ class Views:
             "consoleUrl": self.console_url("actor-builds", row["id"]),
         }
 
-    def version(self, row: dict, *, with_files: bool = True) -> dict:
+    def version(self, row: Version, *, with_files: bool = True) -> dict[str, Any]:
         env_vars = [
             {"name": var["name"], "isSecret": bool(var.get("isSecret")),
              **({} if var.get("isSecret") else {"value": var.get("value", "")})}
@@ -123,11 +125,13 @@ class Views:
         }
         if with_files:
             view["sourceFiles"] = json.loads(row["source_files"])
-        if row.get("input_schema"):
-            view["inputSchema"] = json.loads(row["input_schema"])
+        input_schema = row["input_schema"]
+        if input_schema:
+            view["inputSchema"] = json.loads(input_schema)
         return view
 
-    def actor(self, row: dict, versions: list[dict], tags: dict[str, str], builds: dict[str, dict]) -> dict:
+    def actor(self, row: Actor, versions: list[Version], tags: dict[str, str],
+              builds: dict[str, Build]) -> dict[str, Any]:
         """``builds``: the actor's builds by id (for its tagged builds)."""
         tagged = {}
         for tag, build_id in tags.items():

@@ -111,10 +111,9 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix="jupyter-actors-build-") as tmp:
             context = Path(tmp)
             sources.write_files(files, context)
-            dockerfile = version_row["dockerfile"]
-            generated = dockerfile is None
+            generated = version_row["dockerfile"] is None
+            dockerfile = version_row["dockerfile"] or ".jupyter-actors.Dockerfile"
             if generated:
-                dockerfile = ".jupyter-actors.Dockerfile"
                 (context / dockerfile).write_text(sources.generated_dockerfile(names))
             buildargs = {"BASE_IMAGE": self.base_image}
             if self.network:  # a company proxy the host uses: Docker's predefined args, kept out of the image

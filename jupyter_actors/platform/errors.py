@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from typing import Any
 
 
 class PlatformError(Exception):
@@ -24,7 +25,7 @@ class PlatformError(Exception):
         if status is not None:
             self.status = status
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"error": {"type": self.type, "message": self.message}}
 
 

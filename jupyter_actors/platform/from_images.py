@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .backends.base import Backend
 from .errors import BuildFailed
 
 #: Repositories of Apify's images: one of these without a mapping cannot be provided here.
@@ -68,7 +69,7 @@ def from_lines(dockerfile: str, buildargs: dict[str, str] | None = None) -> list
 
 
 def _substitute(text: str, values: dict[str, str]) -> str:
-    def one(match: re.Match) -> str:
+    def one(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(3)
         if name in values:
             return values[name]
@@ -80,7 +81,7 @@ def _substitute(text: str, values: dict[str, str]) -> str:
 class FromResolver:
     """Decides, per build, which image each FROM line really uses, and rewrites the Dockerfile."""
 
-    def __init__(self, backend, mapping: dict[str, str], log: Callable[[str], None]) -> None:
+    def __init__(self, backend: Backend, mapping: dict[str, str], log: Callable[[str], None]) -> None:
         self.backend = backend
         self.mapping = mapping
         self.log = log

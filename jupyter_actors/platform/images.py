@@ -336,7 +336,7 @@ def build_image_from_context(client: docker.DockerClient, context: Path, name: s
             lines.append(text)
             if text.startswith("Step "):
                 log(f"  {text}")
-    return client.images.get(name).id
+    return str(client.images.get(name).id)
 
 
 def _wheel_cache(work_dir: Path, target: WheelTarget) -> Path:
@@ -345,7 +345,7 @@ def _wheel_cache(work_dir: Path, target: WheelTarget) -> Path:
 
 def _image_id(client: docker.DockerClient, name: str) -> str | None:
     try:
-        return client.images.get(name).id
+        return str(client.images.get(name).id)
     except docker.errors.ImageNotFound:
         return None
 
@@ -434,7 +434,7 @@ def _unmount_under(root: Path) -> None:
         subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
 
 
-def _run_logged(cmd: list[str], log: Log, env: dict | None = None) -> None:
+def _run_logged(cmd: list[str], log: Log, env: dict[str, str] | None = None) -> None:
     """Run ``cmd``; log its stage changes (the word after ``I:``), keep the tail for the error."""
     # debootstrap reports on stdout, mmdebstrap on stderr: read both as one stream.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -490,7 +490,7 @@ def _build_final(client: docker.DockerClient, name: str, rootfs: str, target: Wh
     return image_id
 
 
-def _version_key(filename: str) -> tuple:
+def _version_key(filename: str) -> tuple[int, ...]:
     version = filename.split("-")[1]
     return tuple(int(x) if x.isdigit() else 0 for x in version.split("."))
 

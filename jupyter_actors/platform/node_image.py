@@ -95,7 +95,7 @@ def ensure_node_image(
 
 def _image_id(client: docker.DockerClient, name: str) -> str | None:
     try:
-        return client.images.get(name).id
+        return str(client.images.get(name).id)
     except docker.errors.ImageNotFound:
         return None
 
@@ -136,7 +136,7 @@ def unpack_node_wheel(wheel: Path, dest: Path) -> str:
     return match.group(1) if match else "unknown"
 
 
-def _npm(node_root: Path, args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _npm(node_root: Path, args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(node_root / "bin" / "node"), str(node_root / "bin" / _LINKS["npm"]), *args],
                           cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
@@ -173,6 +173,6 @@ def _preinstall(node_root: Path, app: Path, cache: Path, ca_bundle: str | None, 
 
 def _installed_version(app: Path, package: str) -> str:
     try:
-        return json.loads((app / "node_modules" / package / "package.json").read_text())["version"]
+        return str(json.loads((app / "node_modules" / package / "package.json").read_text())["version"])
     except (OSError, ValueError, KeyError):
         return "unknown"

@@ -38,11 +38,16 @@ import socket
 import threading
 import time
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from .backends.base import LogLine
 from .lifecycle import RunStatus
+from .models import Run
+from .registry import Registry
+from .runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ class ProxyEndpoint:
         return f"http://{self.hostname}:{self.port}"
 
 
-def run_proxy_password(run: dict) -> str:
+def run_proxy_password(run: Run) -> str:
     """The run's proxy password: its id and a MAC of it under the hash of the run's API token.
 
     Derived, not stored: a restarted server recomputes it, and it never reveals the token.
@@ -79,7 +84,7 @@ def run_proxy_password(run: dict) -> str:
     return f"{run['id']}_{mac}"
 
 
-def proxy_environment(endpoint: ProxyEndpoint | None, run: dict) -> dict[str, str]:
+def proxy_environment(endpoint: ProxyEndpoint | None, run: Run) -> dict[str, str]:
     """The ``APIFY_PROXY_*`` variables of a run's container; none while no proxy is being served."""
     if endpoint is None:
         return {}
@@ -146,17 +151,39 @@ class Client:
     run_id: str | None
 
 
+class _LiveRun(Protocol):
+    @property
+    def runlog(self) -> RunLog: ...
+
+
+class _LiveRuns(Protocol):
+    @property
+    def watchers(self) -> Mapping[str, _LiveRun]: ...
+
+
+class ProxyPlatform(Protocol):
+    """What the proxy needs of the platform (``core.Platform``): its registry, runs, and live runs' logs."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def runs(self) -> _LiveRuns: ...
+
+    def get_run(self, run_id: str) -> Run: ...
+
+
 class Credentials:
     """The passwords the proxy accepts: each live run's, and the user's. Also where notes go."""
 
-    def __init__(self, platform) -> None:
+    def __init__(self, platform: ProxyPlatform) -> None:
         self.platform = platform
 
     def user_password(self) -> str:
         """The user's proxy password (``users/me`` on the user API), made once per data directory."""
         registry = self.platform.registry
         with _USER_PASSWORD_LOCK:
-            value = registry.get_meta("proxy_user_password")
+            value: str | None = registry.get_meta("proxy_user_password")
             if value is None:
                 value = "user_" + secrets.token_hex(16)
                 registry.set_meta("proxy_user_password", value)
@@ -202,7 +229,7 @@ class ProxyServer:
         self._auth_cache: dict[str, tuple[float, Client]] = {}
         self._noted: set[tuple[str | None, tuple[str, ...], str | None]] = set()
         self._self_addresses: set[tuple[str, int]] = set()
-        self._starting: asyncio.Task | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
 
     def start(self, host: str, port: int = 0, *, advertise_host: str | None = None,
@@ -309,6 +336,7 @@ class ProxyServer:
         password = unquote(password)
         cached = self._auth_cache.get(password)
         now = time.monotonic()
+        client: Client | None
         if cached is not None and now - cached[0] < AUTH_CACHE_SECS:
             client = cached[1]
         else:
@@ -352,13 +380,14 @@ class ProxyServer:
             target = (self.upstream.host, self.upstream.port)
         else:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            addresses = [info[4][0] for info in infos]
+            addresses = [str(info[4][0]) for info in infos]
             if not addresses or any(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses):
                 raise Refused(f"{host} is this machine's loopback, which runs may not reach through the proxy.")
             target = (addresses[0], port)
         return await asyncio.wait_for(asyncio.open_connection(*target), CONNECT_TIMEOUT_SECS)
 
-    async def _open_or_reply(self, writer, host: str, port: int):
+    async def _open_or_reply(self, writer: asyncio.StreamWriter, host: str,
+                             port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """The connection towards ``host:port``, or None once the client was told why there is none."""
         try:
             return await self._open(host, port)
@@ -368,7 +397,8 @@ class ProxyServer:
             await _reply(writer, 502, f"Cannot connect to {host}:{port}: {error}.")
         return None
 
-    async def _tunnel(self, reader, writer, host: str, port: int, version: str) -> None:
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int,
+                      version: str) -> None:
         upstream = await self._open_or_reply(writer, host, port)
         if upstream is None:
             return
@@ -389,7 +419,8 @@ class ProxyServer:
         finally:
             up_writer.close()
 
-    async def _forward(self, reader, writer, method, target, version, headers, host, port, path) -> None:
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, target: str,
+                       version: str, headers: list[tuple[str, str]], host: str, port: int, path: str) -> None:
         upstream = await self._open_or_reply(writer, host, port)
         if upstream is None:
             return
@@ -455,7 +486,8 @@ async def _reply(writer: asyncio.StreamWriter, status: int, body: str, *, extra:
     await writer.drain()
 
 
-async def _pipe_both(reader, writer, up_reader, up_writer) -> None:
+async def _pipe_both(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader,
+                     up_writer: asyncio.StreamWriter) -> None:
     """Copy bytes both ways until the far side is done (a client's half-close does not end the reply)."""
 
     async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

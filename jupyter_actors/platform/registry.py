@@ -234,7 +234,7 @@ class Registry:
 
     @property
     def schema_version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -249,25 +249,26 @@ class Registry:
             else:
                 self._db.execute("COMMIT")
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(row) for row in self._db.execute(sql, tuple(params))]
 
-    def query_one(self, sql: str, params: Iterable[Any] = ()) -> dict | None:
+    def query_one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
-    def insert(self, table: str, row: dict, db: sqlite3.Connection | None = None) -> None:
+    def insert(self, table: str, row: dict[str, Any], db: sqlite3.Connection | None = None) -> None:
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         self._execute(db, f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
 
-    def update(self, table: str, key: dict, values: dict, db: sqlite3.Connection | None = None) -> None:
+    def update(self, table: str, key: dict[str, Any], values: dict[str, Any],
+               db: sqlite3.Connection | None = None) -> None:
         sets = ", ".join(f"{column} = ?" for column in values)
         where = " AND ".join(f"{column} = ?" for column in key)
         self._execute(db, f"UPDATE {table} SET {sets} WHERE {where}", [*values.values(), *key.values()])
 
-    def _execute(self, db: sqlite3.Connection | None, sql: str, params: list) -> None:
+    def _execute(self, db: sqlite3.Connection | None, sql: str, params: list[Any]) -> None:
         if db is not None:
             db.execute(sql, params)
             return

@@ -13,6 +13,7 @@ import os
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import BinaryIO
 
 from .backends.base import LogLine
 
@@ -196,7 +197,7 @@ class LogFollower:
         self.last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
         return data
 
-    def _place_in(self, handle) -> int:
+    def _place_in(self, handle: BinaryIO) -> int:
         """Where the new file goes on after the last line delivered (0 when it is not there)."""
         if not self.last_line:
             return 0

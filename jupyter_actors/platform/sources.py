@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import InvalidInput
 
@@ -27,14 +28,14 @@ class ActorDefinition:
     """Everything needed to create or update an actor version."""
 
     name: str
-    files: list[dict]
+    files: list[dict[str, Any]]
     version: str = "0.0"
     build_tag: str = "latest"
     title: str | None = None
     description: str | None = None
     dockerfile: str | None = None  # path among ``files``; None = the platform writes one
-    input_schema: dict | None = None
-    env_vars: list[dict] = field(default_factory=list)
+    input_schema: dict[str, Any] | None = None
+    env_vars: list[dict[str, Any]] = field(default_factory=list[Any])
     default_memory_mb: int | None = None
     default_timeout_secs: int | None = None
     min_memory_mb: int | None = None  # the memory range runs may ask for (None: no bound)
@@ -80,17 +81,17 @@ def validate_requirements(text: str) -> None:
             )
 
 
-def text_file(name: str, content: str) -> dict:
+def text_file(name: str, content: str) -> dict[str, Any]:
     return {"name": name, "format": "TEXT", "content": content}
 
 
-def file_bytes(entry: dict) -> bytes:
+def file_bytes(entry: dict[str, Any]) -> bytes:
     if entry.get("format", "TEXT").upper() == "BASE64":
         return base64.b64decode(entry["content"])
     return str(entry["content"]).encode("utf-8")
 
 
-def inline_actor(name: str, main_py: str, requirements: str | None = None, **options) -> ActorDefinition:
+def inline_actor(name: str, main_py: str, requirements: str | None = None, **options: Any) -> ActorDefinition:
     """What a notebook cell defines: a ``main.py`` and optionally a ``requirements.txt``."""
     files = [text_file("main.py", main_py)]
     if requirements and requirements.strip():
@@ -111,7 +112,7 @@ def load_actor_dir(path: Path | str) -> ActorDefinition:
 ACTOR_JSON = ".actor/actor.json"
 
 
-def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dict:
+def actor_spec_fields(files: list[dict[str, Any]], default_name: str | None = None) -> dict[str, Any]:
     """ActorDefinition fields from the files' ``.actor/actor.json`` (Apify's layout), or from the files alone.
 
     The same for a directory and for source files sent to the API: ``dockerfile`` (relative to
@@ -119,7 +120,7 @@ def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dic
     to ``.actor/`` or the schema itself), ``environmentVariables``, ``defaultMemoryMbytes``, ``buildTag``.
     """
     by_name = {entry["name"]: entry for entry in files}
-    spec: dict = {}
+    spec: dict[str, Any] = {}
     if ACTOR_JSON in by_name:
         try:
             spec = json.loads(file_bytes(by_name[ACTOR_JSON]))
@@ -127,6 +128,7 @@ def actor_spec_fields(files: list[dict], default_name: str | None = None) -> dic
             raise InvalidInput(f"{ACTOR_JSON} is not valid JSON: {exc}") from None
         if not isinstance(spec, dict):
             raise InvalidInput(f"{ACTOR_JSON} must be a JSON object.")
+    dockerfile: str | None
     if spec.get("dockerfile"):
         dockerfile = _inside_actor(spec["dockerfile"], "dockerfile")
         if dockerfile not in by_name:
@@ -179,7 +181,7 @@ def _inside_actor(name: object, what: str) -> str:
     return "/".join(parts)
 
 
-def _read_files(root: Path) -> list[dict]:
+def _read_files(root: Path) -> list[dict[str, Any]]:
     files, total = [], 0
     real_root = root.resolve()
     for path in sorted(root.rglob("*")):
@@ -202,7 +204,7 @@ def _read_files(root: Path) -> list[dict]:
     return files
 
 
-def source_hash(files: list[dict], dockerfile: str | None, base_image_id: str) -> str:
+def source_hash(files: list[dict[str, Any]], dockerfile: str | None, base_image_id: str) -> str:
     """Identical source on the same base image gives the same hash, so its build can be reused."""
     digest = hashlib.sha256()
     for entry in sorted(files, key=lambda item: item["name"]):
@@ -211,7 +213,7 @@ def source_hash(files: list[dict], dockerfile: str | None, base_image_id: str) -
     return digest.hexdigest()
 
 
-def write_files(files: list[dict], dest: Path) -> None:
+def write_files(files: list[dict[str, Any]], dest: Path) -> None:
     for entry in files:
         target = dest / validate_file_name(entry["name"])
         target.parent.mkdir(parents=True, exist_ok=True)

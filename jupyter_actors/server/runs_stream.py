@@ -26,6 +26,7 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 from ..api.base import ApiHandlerMixin
+from ..platform.models import Run
 from .auth import JupyterAuthBase
 
 STREAM_PATH = "stream/runs"
@@ -101,7 +102,7 @@ class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # as the user-facing
         finally:
             self.run_events.remove_listener(listener)
 
-    def _view(self, row: dict) -> dict:
+    def _view(self, row: Run) -> dict[str, Any]:
         run = self.views.run(row)
         run["actorName"] = self._actor_names.get(row["actor_id"], row["actor_id"])
         return run

@@ -179,7 +179,7 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
 
     # -- HTTP -------------------------------------------------------------------------------------
 
-    async def get(self, web_id: str, path: str | None = None) -> None:  # type: ignore[override]
+    async def get(self, web_id: str, path: str | None = None) -> None:
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
             await websocket.WebSocketHandler.get(self, web_id, path)
             return
@@ -217,11 +217,11 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
         self.set_header("Content-Security-Policy", SANDBOX)
         self.finish()
 
-    post = put = delete = patch = head = options = proxy  # type: ignore[assignment]
+    post = put = delete = patch = head = options = proxy
 
     # -- websockets -------------------------------------------------------------------------------
 
-    async def open(self, web_id: str, path: str | None = None) -> None:  # type: ignore[override]
+    async def open(self, web_id: str, path: str | None = None) -> None:
         headers = {k: v for k, v in self.request.headers.get_all() if k.lower() not in DROPPED_REQUEST_HEADERS}
         request = httpclient.HTTPRequest(self.upstream_url("ws"), headers=headers)
         try:
@@ -236,7 +236,7 @@ class RunWebProxyHandler(websocket.WebSocketHandler, JupyterHandler):
             with contextlib.suppress(websocket.WebSocketClosedError):
                 self.write_message(message, binary=isinstance(message, bytes))
 
-    async def on_message(self, message) -> None:  # type: ignore[override]
+    async def on_message(self, message) -> None:
         upstream = getattr(self, "upstream", None)
         if upstream is not None:
             await upstream.write_message(message, binary=isinstance(message, bytes))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import docker
+import requests
 from docker.errors import APIError, NotFound
 from docker.types import CancellableStream
 
@@ -27,7 +28,7 @@ def _parse_engine_time(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(parse_timestamp_ns(text) / 1e9, tz=dt.timezone.utc)
 
 
-def body_blocks(response) -> Iterator[bytes]:
+def body_blocks(response: requests.Response) -> Iterator[bytes]:
     """A streamed response's body in blocks of whatever the socket has, with HTTP chunking undone.
 
     dockerd sends every log line as its own HTTP chunk; urllib3 hands them on one by one (about
@@ -39,7 +40,8 @@ def body_blocks(response) -> Iterator[bytes]:
         return
     buffer, pos, need, crlf = b"", 0, None, False
     while data := fp.read1(1 << 16):
-        buffer, pos, out = buffer[pos:] + data, 0, []
+        buffer, pos = buffer[pos:] + data, 0
+        out: list[bytes] = []
         while True:
             if crlf:  # the CRLF after a chunk's data
                 if len(buffer) - pos < 2:
@@ -178,9 +180,9 @@ class DockerBackend(Backend):
             )
         except APIError as exc:
             if exc.status_code == 409:  # created before a crash: adopt it rather than duplicate it
-                return self.api.inspect_container(spec.name)["Id"]
+                return str(self.api.inspect_container(spec.name)["Id"])
             raise
-        return created["Id"]
+        return str(created["Id"])
 
     def start(self, container_id: str) -> None:
         self.api.start(container_id)
@@ -252,7 +254,7 @@ class DockerBackend(Backend):
         response = self.api._get(self.api._url("/containers/{0}/logs", container_id), params=params, stream=True)
         return DockerLogStream(CancellableStream(demultiplexed(body_blocks(self._stream_response(response))), response))
 
-    def _stream_response(self, response):
+    def _stream_response(self, response: requests.Response) -> requests.Response:
         """Check the status and lift the client's read timeout: a followed log may be quiet for hours."""
         self.api._raise_for_status(response)
         self.api._disable_socket_timeout(self.api._get_raw_response_socket(response))
@@ -374,22 +376,22 @@ class DockerBackend(Backend):
         existing = self.api.networks(names=[name])
         for network in existing:
             if network["Name"] == name:
-                return network["Id"]
+                return str(network["Id"])
         try:
-            return self.api.create_network(
+            return str(self.api.create_network(
                 name,
                 driver="bridge",
                 options={"com.docker.network.bridge.enable_icc": "false"},
                 labels={"jupyter-actors": "network"},
-            )["Id"]
+            )["Id"])
         except APIError as exc:
             if exc.status_code == 409:
-                return self.api.inspect_network(name)["Id"]
+                return str(self.api.inspect_network(name)["Id"])
             raise
 
     def network_gateway(self, name: str) -> str:
         config = self.api.inspect_network(name)["IPAM"]["Config"]
-        return config[0]["Gateway"]
+        return str(config[0]["Gateway"])
 
     # -- images -----------------------------------------------------------------------------------
 
@@ -405,7 +407,7 @@ class DockerBackend(Backend):
         network: bool = True,
     ) -> str:
         memory = memory_mb * 1024 * 1024
-        image_id = None
+        image_id: str | None = None
         error = None
         last_layer = None
         stage_results: list[str] = []  # what earlier stages of a multi-stage build left (untagged images)
@@ -458,7 +460,7 @@ class DockerBackend(Backend):
             return False
 
     def image_id(self, image: str) -> str:
-        return self.api.inspect_image(image)["Id"]
+        return str(self.api.inspect_image(image)["Id"])
 
     def image_labels(self, image: str) -> dict[str, str]:
         return (self.api.inspect_image(image).get("Config") or {}).get("Labels") or {}
@@ -471,7 +473,7 @@ class DockerBackend(Backend):
         try:
             for event in self.api.pull(name, tag=tag, stream=True, decode=True):
                 if "error" in event:
-                    return event["error"].strip()
+                    return str(event["error"]).strip()
         except APIError as exc:
             return str(exc.explanation or exc)
         return None

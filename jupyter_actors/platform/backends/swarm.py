@@ -17,7 +17,10 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
+import docker
 import requests
 from docker.errors import APIError, NotFound
 from docker.types import CancellableStream, ContainerSpec as SwarmContainerSpec
@@ -47,7 +50,8 @@ class SwarmBackend(DockerBackend):
     #: A task's state lags its container's: wait for the task, then inspect it again.
     stopped_state_is_final = False
 
-    def __init__(self, client=None, base_url: str | None = None, *, publish_web_servers: bool = False,
+    def __init__(self, client: docker.DockerClient | None = None, base_url: str | None = None, *,
+                 publish_web_servers: bool = False,
                  stop_grace_secs: float = 10.0) -> None:
         super().__init__(client, base_url)
         swarm = self.api.info().get("Swarm") or {}
@@ -115,9 +119,9 @@ class SwarmBackend(DockerBackend):
                                               mode=ServiceMode("replicated-job"), endpoint_spec=endpoint)
         except APIError as exc:
             if exc.status_code == 409:  # created before a crash: adopt it rather than duplicate it
-                return self.api.inspect_service(spec.name)["ID"]
+                return str(self.api.inspect_service(spec.name)["ID"])
             raise
-        return created["ID"]
+        return str(created["ID"])
 
     def start(self, container_id: str) -> None:
         """Nothing to do: a job service starts when it is created."""
@@ -149,7 +153,7 @@ class SwarmBackend(DockerBackend):
 
     # -- state ---------------------------------------------------------------------------------------
 
-    def _task(self, service_id: str) -> dict | None:
+    def _task(self, service_id: str) -> dict[str, Any] | None:
         """The service's newest task (a job service has one, unless the swarm replaced it)."""
         try:
             tasks = self.api.tasks(filters={"service": service_id})
@@ -160,7 +164,7 @@ class SwarmBackend(DockerBackend):
     def _local_container(self, service_id: str) -> str | None:
         """The task's container id when it is on this engine (a single node, or the manager's tasks)."""
         task = self._task(service_id)
-        container_id = ((task or {}).get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+        container_id: str | None = ((task or {}).get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
         if not container_id:
             return None
         try:
@@ -222,7 +226,7 @@ class SwarmBackend(DockerBackend):
     def wait(self, container_id: str) -> None:
         self._await_task_end(container_id)
 
-    def _await_task_end(self, service_id: str, give_up=lambda: False) -> None:
+    def _await_task_end(self, service_id: str, give_up: Callable[[], bool] = lambda: False) -> None:
         """Return once the task is over (or ``give_up()``): blocked on its container's exit when that
         container is on this engine, then (or otherwise) until the task state, which lags, says so."""
         while not give_up():

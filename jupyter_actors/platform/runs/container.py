@@ -66,7 +66,7 @@ def container_spec(run: Run, actor: Actor, build: Build, version: Version, limit
         events_url=template.format(run_id=run["id"], token=token) if template else None,
         persist_state_interval_secs=config.persist_state_interval_secs,
         container_port=run["container_port"] or config.container_port, custom=json.loads(version["env_vars"]),
-        proxy=proxy_environment(endpoints.proxy_endpoint, dict(run)),  # its MAC is under the token's hash
+        proxy=proxy_environment(endpoints.proxy_endpoint, run),  # its MAC is under the token's hash
     )
     labels = {
         LABEL_INSTANCE: instance_id,

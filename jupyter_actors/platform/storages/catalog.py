@@ -43,7 +43,7 @@ class Catalog(Database):
     def insert(
         self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None,
         title: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """A new row; Conflict if the name is taken (names are unique per kind)."""
         with self.write() as db:
             return self._insert(db, kind, name, run_id, actor_id, title)
@@ -51,7 +51,7 @@ class Catalog(Database):
     def get_or_insert(
         self, kind: StorageKind, name: str, *, run_id: str | None = None, actor_id: str | None = None,
         title: str | None = None,
-    ) -> tuple[dict, bool]:
+    ) -> tuple[dict[str, Any], bool]:
         """The row named ``name``, created (with ``title``) if missing; atomic across processes."""
         with self.write() as db:
             row = _one(db, f"SELECT {_COLUMNS} FROM storages WHERE kind = ? AND name = ?", (kind, name))
@@ -59,7 +59,7 @@ class Catalog(Database):
                 return row, False
             return self._insert(db, kind, name, run_id, actor_id, title), True
 
-    def find(self, kind: StorageKind, id_or_name: str) -> dict | None:
+    def find(self, kind: StorageKind, id_or_name: str) -> dict[str, Any] | None:
         """By id first, then by name (Apify accepts either in a path). One statement: this runs per call."""
         rows = self.query(
             f"SELECT {_COLUMNS} FROM storages WHERE id = ? AND kind = ? UNION ALL "
@@ -76,7 +76,7 @@ class Catalog(Database):
 
     def page(
         self, kind: StorageKind, *, unnamed: bool, offset: int, limit: int, desc: bool
-    ) -> tuple[int, list[dict]]:
+    ) -> tuple[int, list[dict[str, Any]]]:
         """(total, rows) ordered by creation; without ``unnamed`` only named storages, as in Apify."""
         where = "kind = ?" if unnamed else "kind = ? AND name IS NOT NULL"
         order = "DESC" if desc else "ASC"
@@ -90,7 +90,7 @@ class Catalog(Database):
             )
         return total, rows
 
-    def rename(self, kind: StorageKind, storage_id: str, name: str | None) -> dict:
+    def rename(self, kind: StorageKind, storage_id: str, name: str | None) -> dict[str, Any]:
         with self.write() as db:
             self._check_name_free(db, kind, name, storage_id)
             db.execute(
@@ -98,7 +98,7 @@ class Catalog(Database):
             )
             return _one(db, f"SELECT {_COLUMNS} FROM storages WHERE id = ?", (storage_id,))  # type: ignore[return-value]
 
-    def retitle(self, storage_id: str, title: str | None) -> dict:
+    def retitle(self, storage_id: str, title: str | None) -> dict[str, Any]:
         with self.write() as db:
             db.execute(
                 "UPDATE storages SET title = ?, modified_at = ? WHERE id = ?", (title, iso(utcnow()), storage_id)
@@ -119,7 +119,7 @@ class Catalog(Database):
     def _insert(
         self, db: sqlite3.Connection, kind: StorageKind, name: str | None, run_id: str | None, actor_id: str | None,
         title: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         self._check_name_free(db, kind, name, None)
         now = iso(utcnow())
         row = {
@@ -149,7 +149,7 @@ class Catalog(Database):
             )
 
 
-def row_to_meta(row: dict) -> dict:
+def row_to_meta(row: dict[str, Any]) -> dict[str, Any]:
     """The Apify-shaped part of the metadata that the catalog knows (camelCase, ISO timestamps)."""
     return {
         "id": row["id"],
@@ -163,12 +163,12 @@ def row_to_meta(row: dict) -> dict:
     }
 
 
-def _one(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> dict | None:
+def _one(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
     rows = _all(db, sql, params)
     return rows[0] if rows else None
 
 
-def _all(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict]:
+def _all(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
     cursor = db.execute(sql, params)
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, values, strict=True)) for values in cursor]

@@ -51,7 +51,7 @@ class EncodedItems:
     clean_item_count: int
 
 
-def encode_items(payload: bytes | bytearray | memoryview | str | dict | list) -> EncodedItems:
+def encode_items(payload: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]) -> EncodedItems:
     """Validate a push (a JSON object or an array of objects, raw or parsed) and re-encode it compactly.
 
     Nothing is stored when this raises, so a bad item anywhere in the array rejects the whole push.
@@ -113,7 +113,7 @@ class DatasetFile(StorageFile):
         """,
     )
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         with self.read() as db:
             modified_at, count, clean = db.execute(
                 "SELECT modified_at, item_count, clean_item_count FROM state"
@@ -122,7 +122,7 @@ class DatasetFile(StorageFile):
 
     def item_count(self) -> int:
         with self.read() as db:
-            return db.execute("SELECT item_count FROM state").fetchone()[0]
+            return int(db.execute("SELECT item_count FROM state").fetchone()[0])
 
     def append(self, batch: EncodedItems) -> int:
         """Append in one transaction; returns the dataset's item count afterwards."""
@@ -137,7 +137,7 @@ class DatasetFile(StorageFile):
             if merge:
                 pieces = self._merge_tail(db, tail_start, pieces)
                 first, tail_rows = tail_start, 0
-            seq = first
+            seq: int = first
             for item_count, body in pieces:
                 db.execute("INSERT INTO chunks (first_seq, item_count, body) VALUES (?, ?, ?)", (seq, item_count, body))
                 seq += item_count
@@ -226,9 +226,10 @@ def _too_many(count: str) -> InvalidInput:
                         f"all); this one has {count}. Push the items in several parts. Nothing was stored.")
 
 
-def _parse(payload: Any) -> list:
+def _parse(payload: Any) -> list[Any]:
     if isinstance(payload, (bytes, bytearray, memoryview, str)):
-        braces = 0 if isinstance(payload, memoryview) else payload.count("{" if isinstance(payload, str) else b"{")
+        braces = 0 if isinstance(payload, memoryview) else (
+            payload.count("{") if isinstance(payload, str) else payload.count(b"{"))
         if braces > MAX_PUSH_OBJECTS:
             raise _too_many(f"up to {braces} objects")
         try:
@@ -252,7 +253,7 @@ def _parse(payload: Any) -> list:
     return payload
 
 
-def _clean_count(block: list[dict], body: bytes) -> int:
+def _clean_count(block: list[dict[str, Any]], body: bytes) -> int:
     """Items that stay non-empty without their hidden (``#``) fields; byte checks skip most work."""
     if b'"#' in body:  # some key (or string value) starts with '#': look at the keys
         return sum(1 for item in block if any(not key.startswith("#") for key in item))

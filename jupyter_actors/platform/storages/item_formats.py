@@ -94,7 +94,7 @@ def iter_html(page: ItemsPage, *, title: str, bom: bool = False, skip_header_row
     yield b"</table></body></html>\n"
 
 
-def write_xlsx(page: ItemsPage, *, skip_header_row: bool = False) -> tempfile.SpooledTemporaryFile:
+def write_xlsx(page: ItemsPage, *, skip_header_row: bool = False) -> tempfile.SpooledTemporaryFile[bytes]:
     """The page as one worksheet, written row by row in constant memory into a temporary file (read it
     from the start). Strings are written as strings, never as formulas; nested values as JSON text."""
     columns = page.columns()

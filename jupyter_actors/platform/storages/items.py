@@ -85,7 +85,7 @@ class ItemFilter:
             items = (item for item in items if item != EMPTY_ITEM)
         return b"\n".join(items)
 
-    def reshape(self, item: dict) -> list[dict]:
+    def reshape(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         """The items one stored item becomes (several with ``unwind``, none for an empty unwound array)."""
         if self.fields is not None:
             item = {name: item[name] for name in self.fields if name in item}
@@ -101,7 +101,7 @@ class ItemFilter:
         return items
 
 
-def _unwind(item: dict, field: str) -> list[dict]:
+def _unwind(item: dict[str, Any], field: str) -> list[dict[str, Any]]:
     value = item.get(field)
     rest = {key: kept for key, kept in item.items() if key != field}
     if isinstance(value, dict):
@@ -111,8 +111,8 @@ def _unwind(item: dict, field: str) -> list[dict]:
     return [item]
 
 
-def _flatten(item: dict, fields: tuple[str, ...]) -> dict:
-    flat: dict = {}
+def _flatten(item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
     for key, value in item.items():
         if key in fields and isinstance(value, dict):
             _flatten_into(flat, key, value)
@@ -121,7 +121,7 @@ def _flatten(item: dict, fields: tuple[str, ...]) -> dict:
     return flat
 
 
-def _flatten_into(flat: dict, prefix: str, value: dict) -> None:
+def _flatten_into(flat: dict[str, Any], prefix: str, value: dict[str, Any]) -> None:
     for key, inner in value.items():
         if isinstance(inner, dict) and inner:
             _flatten_into(flat, f"{prefix}.{key}", inner)
@@ -164,7 +164,7 @@ class ItemsPage:
         for segment in self.segments():
             yield from segment.split(b"\n")
 
-    def items(self) -> list[dict]:
+    def items(self) -> list[dict[str, Any]]:
         return [orjson.loads(item) for item in self.iter_raw_items()]
 
     # -- encodings ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ A record write is one transaction, so a crash leaves either the old or the new v
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import InvalidInput, NotFound
 from .sqlite import StorageFile
@@ -42,7 +42,7 @@ class KeyValueStoreFile(StorageFile):
         """,
     )
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         with self.read() as db:
             modified_at, count, total = db.execute(
                 "SELECT modified_at, record_count, total_bytes FROM state"
@@ -101,7 +101,7 @@ class KeyValueStoreFile(StorageFile):
 
     def list_keys(
         self, *, exclusive_start_key: str | None = None, limit: int | None = None, prefix: str | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """One page of keys in ascending order, shaped like Apify's ListOfKeys (minus public URLs)."""
         limit = _keys_limit(limit)
         start = exclusive_start_key or ""

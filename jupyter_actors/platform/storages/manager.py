@@ -74,30 +74,31 @@ class Storages:
 
     def create(
         self, kind: StorageKind, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """A new storage; Conflict if ``name`` is taken. ``run_id``/``actor_id`` record the owner."""
         kind = check_kind(kind)
         if name is not None:
             validate_name(name)
         return self._metadata(self._catalog.insert(kind, name, run_id=run_id, actor_id=actor_id))
 
-    def create_kvs(self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None) -> dict:
+    def create_kvs(self, name: str | None = None, *, run_id: str | None = None,
+                   actor_id: str | None = None) -> dict[str, Any]:
         return self.create(KEY_VALUE_STORES, name, run_id=run_id, actor_id=actor_id)
 
     def create_dataset(
         self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         return self.create(DATASETS, name, run_id=run_id, actor_id=actor_id)
 
     def create_request_queue(
         self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         return self.create(REQUEST_QUEUES, name, run_id=run_id, actor_id=actor_id)
 
     def get_or_create(
         self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None,
         title: str | None = None,
-    ) -> tuple[dict, bool]:
+    ) -> tuple[dict[str, Any], bool]:
         """``POST /{collection}?name=``: (metadata, created). Without a name it always creates; ``title``
         is given to a storage this creates (an existing one keeps its own)."""
         kind = check_kind(kind)
@@ -109,13 +110,13 @@ class Storages:
         row, created = self._catalog.get_or_insert(kind, name, run_id=run_id, actor_id=actor_id, title=title)
         return self._metadata(row), created
 
-    def get(self, kind: StorageKind, id_or_name: str) -> dict:
+    def get(self, kind: StorageKind, id_or_name: str) -> dict[str, Any]:
         """Metadata by ID or name; NotFound if neither matches."""
         row = self._require(kind, id_or_name)
         self._touch(row["id"])
         return self._metadata(row, id_or_name)
 
-    def find(self, kind: StorageKind, id_or_name: str) -> dict | None:
+    def find(self, kind: StorageKind, id_or_name: str) -> dict[str, Any] | None:
         try:
             return self.get(kind, id_or_name)
         except NotFound:
@@ -123,7 +124,7 @@ class Storages:
 
     def list_storages(
         self, kind: StorageKind, *, unnamed: bool = False, offset: int = 0, limit: int | None = None, desc: bool = False
-    ) -> dict:
+    ) -> dict[str, Any]:
         """A page shaped like Apify's list: ``{total, offset, limit, desc, count, unnamed, items}``.
 
         As in Apify, only named storages are listed unless ``unnamed`` is true; oldest first.
@@ -144,14 +145,14 @@ class Storages:
             "count": len(items), "unnamed": unnamed, "items": items,
         }
 
-    def rename(self, kind: StorageKind, id_or_name: str, name: str | None) -> dict:
+    def rename(self, kind: StorageKind, id_or_name: str, name: str | None) -> dict[str, Any]:
         """Give the storage a new name, or make it unnamed with None; Conflict if the name is taken."""
         if name is not None:
             validate_name(name)
         row = self._require(kind, id_or_name)
         return self._metadata(self._catalog.rename(row["kind"], row["id"], name), id_or_name)
 
-    def retitle(self, kind: StorageKind, id_or_name: str, title: str | None) -> dict:
+    def retitle(self, kind: StorageKind, id_or_name: str, title: str | None) -> dict[str, Any]:
         """Set the storage's free-form title (None clears it)."""
         title = validate_title(title)
         row = self._require(kind, id_or_name)
@@ -214,14 +215,14 @@ class Storages:
     def list_keys(
         self, store: str, *, exclusive_start_key: str | None = None, limit: int | None = 1000,
         prefix: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """``{items: [{key, size}], count, limit, isTruncated, exclusiveStartKey, nextExclusiveStartKey}``."""
         with self._use(KeyValueStoreFile, store) as kvs:
             return kvs.list_keys(exclusive_start_key=exclusive_start_key, limit=limit, prefix=prefix)
 
     # -- datasets ------------------------------------------------------------------------------------
 
-    def push_items(self, dataset: str, items: bytes | bytearray | memoryview | str | dict | list) -> int:
+    def push_items(self, dataset: str, items: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]) -> int:
         """Append a JSON object or array of objects (raw body or parsed); returns the new item count.
 
         The whole push is validated first and stored in one transaction: all of it or nothing.
@@ -259,21 +260,21 @@ class Storages:
 
     def add_requests(
         self, queue: str, requests: Sequence[Any], *, forefront: bool = False, client_key: str | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """``{processedRequests: [{requestId, uniqueKey, wasAlreadyPresent, wasAlreadyHandled}],
         unprocessedRequests: []}``; every request is validated before any is stored."""
         checked = [QueuedRequest.from_api(raw, where=f"Request {index}") for index, raw in enumerate(requests)]
         with self._use(RequestQueueFile, queue) as file:
             return file.add_requests(checked, forefront=forefront, client_key=client_key)
 
-    def get_request(self, queue: str, request_id: str) -> dict:
+    def get_request(self, queue: str, request_id: str) -> dict[str, Any]:
         with self._use(RequestQueueFile, queue) as file:
             return file.get_request(request_id)
 
     def update_request(
-        self, queue: str, request_id: str, request: dict, *, forefront: bool = False, client_key: str | None = None,
-        run_id: str | None = None,
-    ) -> dict:
+        self, queue: str, request_id: str, request: dict[str, Any], *, forefront: bool = False,
+        client_key: str | None = None, run_id: str | None = None,
+    ) -> dict[str, Any]:
         """Upsert: ``{requestId, wasAlreadyPresent, wasAlreadyHandled}``; ``handledAt`` marks it handled.
         ``run_id`` is the calling run, which owns the locks it took whatever its clientKey."""
         checked = QueuedRequest.from_api(request, where="The request", request_id=request_id)
@@ -290,7 +291,7 @@ class Storages:
     def lock_head(
         self, queue: str, *, lock_secs: float, limit: int | None = None, client_key: str | None = None,
         run_id: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Lock and return the first available requests: ``{limit, lockSecs, clientKey, queueModifiedAt,
         hadMultipleClients, queueHasLockedRequests, items: [{..., lockExpiresAt}]}``."""
         with self._use(RequestQueueFile, queue) as file:
@@ -299,7 +300,7 @@ class Storages:
     def prolong_request_lock(
         self, queue: str, request_id: str, *, lock_secs: float, forefront: bool = False,
         client_key: str | None = None, run_id: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """``{lockExpiresAt}``; only the lock's holder may prolong it."""
         with self._use(RequestQueueFile, queue) as file:
             return file.prolong_lock(request_id, lock_secs=lock_secs, locker=Locker(client_key, run_id),
@@ -312,12 +313,13 @@ class Storages:
         with self._use(RequestQueueFile, queue) as file:
             file.delete_lock(request_id, locker=Locker(client_key, run_id), forefront=forefront)
 
-    def unlock_requests(self, queue: str, *, client_key: str | None = None, run_id: str | None = None) -> dict:
+    def unlock_requests(self, queue: str, *, client_key: str | None = None,
+                        run_id: str | None = None) -> dict[str, Any]:
         """Release every lock of this clientKey (and of this run): ``{unlockedCount}``."""
         with self._use(RequestQueueFile, queue) as file:
             return file.unlock_all(Locker(client_key, run_id))
 
-    def list_head(self, queue: str, *, limit: int | None = 100, client_key: str | None = None) -> dict:
+    def list_head(self, queue: str, *, limit: int | None = 100, client_key: str | None = None) -> dict[str, Any]:
         """``{limit, queueModifiedAt, hadMultipleClients, items: [{id, uniqueKey, url, method, retryCount}]}``."""
         with self._use(RequestQueueFile, queue) as file:
             return file.head(limit=limit, client_key=client_key)
@@ -331,7 +333,7 @@ class Storages:
         exclusive_start_id: str | None = None,
         filter: Iterable[str] | None = None,  # the API's name
         client_key: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """``{items, limit, exclusiveStartId, cursor, nextCursor}``; pass ``nextCursor`` back for more."""
         with self._use(RequestQueueFile, queue) as file:
             return file.list_requests(
@@ -352,7 +354,7 @@ class Storages:
         except StorageGone:
             raise self._not_found(kind, id_or_name) from None
 
-    def _require(self, kind: StorageKind, id_or_name: str) -> dict:
+    def _require(self, kind: StorageKind, id_or_name: str) -> dict[str, Any]:
         row = self._catalog.find(check_kind(kind), id_or_name)
         if row is None:
             raise self._not_found(kind, id_or_name)
@@ -362,7 +364,7 @@ class Storages:
     def _not_found(kind: StorageKind, id_or_name: str) -> NotFound:
         return NotFound(f"{LABELS[kind]} '{id_or_name}' was not found; check the ID or name.")
 
-    def _metadata(self, row: dict, id_or_name: str | None = None) -> dict:
+    def _metadata(self, row: dict[str, Any], id_or_name: str | None = None) -> dict[str, Any]:
         meta = row_to_meta(row)
         try:
             contents = self._file(row).metadata()
@@ -373,7 +375,7 @@ class Storages:
         meta["accessedAt"] = max(row["accessed_at"], meta["modifiedAt"])
         return meta
 
-    def _file(self, row: dict) -> StorageFile:
+    def _file(self, row: dict[str, Any]) -> StorageFile:
         storage_id, kind = row["id"], row["kind"]
         evicted = None
         with self._files_lock:

@@ -187,7 +187,7 @@ class RequestQueueFile(StorageFile):
         super().__init__(*args, **kwargs)
         self._clients_seen: set[str] = set()
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         with self.read() as db:
             modified_at, total, handled, multiple = db.execute(
                 "SELECT modified_at, total_count, handled_count, had_multiple_clients FROM state"
@@ -200,7 +200,8 @@ class RequestQueueFile(StorageFile):
             "hadMultipleClients": bool(multiple),
         }
 
-    def add_requests(self, requests: Sequence[QueuedRequest], *, forefront: bool, client_key: str | None) -> dict:
+    def add_requests(self, requests: Sequence[QueuedRequest], *, forefront: bool,
+                     client_key: str | None) -> dict[str, Any]:
         """Add new requests; ones already present (by unique key) are reported and left untouched."""
         processed = []
         with self.write() as db:
@@ -226,7 +227,7 @@ class RequestQueueFile(StorageFile):
 
     def update_request(
         self, request: QueuedRequest, *, forefront: bool, client_key: str | None, locker: Locker | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Upsert. A ``handledAt`` marks it handled (and releases its lock); an unhandled one moves to the
         front or the end. A request locked by another client is refused, as Apify does."""
         locker = locker or Locker(client_key)
@@ -243,12 +244,13 @@ class RequestQueueFile(StorageFile):
         self._remember_client(client_key)
         return {"requestId": request.id, "wasAlreadyPresent": present is not None, "wasAlreadyHandled": was_handled}
 
-    def get_request(self, request_id: str) -> dict:
+    def get_request(self, request_id: str) -> dict[str, Any]:
         with self.read() as db:
             row = db.execute("SELECT body FROM requests WHERE id = ?", (request_id,)).fetchone()
         if row is None:
             raise NotFound(f"Request '{request_id}' was not found in this request queue.")
-        return orjson.loads(row[0])
+        request: dict[str, Any] = orjson.loads(row[0])
+        return request
 
     def delete_request(self, request_id: str, locker: Locker | None = None) -> None:
         """Remove a request; one locked by another client is refused."""
@@ -264,7 +266,7 @@ class RequestQueueFile(StorageFile):
             )
             self.mark_modified(db)
 
-    def head(self, *, limit: int | None, client_key: str | None) -> dict:
+    def head(self, *, limit: int | None, client_key: str | None) -> dict[str, Any]:
         """The first unhandled, unlocked requests in queue order (forefront ones first)."""
         limit = _limit(limit, default=100, ceiling=MAX_HEAD_LIMIT)
         self._note_client_once(client_key)
@@ -282,7 +284,7 @@ class RequestQueueFile(StorageFile):
             "items": [dict(zip(_HEAD_COLUMNS, row, strict=True)) for row in rows],
         }
 
-    def lock_head(self, *, limit: int | None, lock_secs: float, locker: Locker) -> dict:
+    def lock_head(self, *, limit: int | None, lock_secs: float, locker: Locker) -> dict[str, Any]:
         """Lock the first available requests for ``lock_secs`` and return them, in one transaction: two
         clients asking at once never get the same request."""
         limit = _limit(limit, default=MAX_LOCK_HEAD_LIMIT, ceiling=MAX_LOCK_HEAD_LIMIT)
@@ -316,7 +318,7 @@ class RequestQueueFile(StorageFile):
             "items": [{**dict(zip(_HEAD_COLUMNS, row, strict=True)), "lockExpiresAt": lock_expires_at} for row in rows],
         }
 
-    def prolong_lock(self, request_id: str, *, lock_secs: float, locker: Locker, forefront: bool) -> dict:
+    def prolong_lock(self, request_id: str, *, lock_secs: float, locker: Locker, forefront: bool) -> dict[str, Any]:
         """Extend the caller's lock to ``lock_secs`` from now: ``{lockExpiresAt}``.
 
         Only the client that took the lock may prolong it; an expired lock nobody else took since is
@@ -356,7 +358,7 @@ class RequestQueueFile(StorageFile):
                 self._to_front(db, request_id)
             self.mark_modified(db)
 
-    def unlock_all(self, locker: Locker) -> dict:
+    def unlock_all(self, locker: Locker) -> dict[str, Any]:
         """Release every live lock the caller holds (its clientKey's and, from a run, its run's)."""
         with self.write() as db:
             rows = db.execute(
@@ -378,7 +380,7 @@ class RequestQueueFile(StorageFile):
         exclusive_start_id: str | None,
         filter: Iterable[str] | None,  # the API's name
         client_key: str | None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """All requests ordered by ID, paged with an opaque cursor. ``filter`` narrows them to ``pending``
         (not handled yet, locked or not) and/or ``locked`` (under a live lock); several filters are a union.
         Locked requests carry their ``lockExpiresAt``."""
@@ -418,9 +420,9 @@ class RequestQueueFile(StorageFile):
     # -- internals ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _lock_row(db: sqlite3.Connection, request_id: str) -> tuple:
+    def _lock_row(db: sqlite3.Connection, request_id: str) -> tuple[Any, ...]:
         """(order_no, lock_expires_at, lock_client, lock_run); NotFound for an unknown request."""
-        row = db.execute(
+        row: tuple[Any, ...] | None = db.execute(
             "SELECT order_no, lock_expires_at, lock_client, lock_run FROM requests WHERE id = ?", (request_id,)
         ).fetchone()
         if row is None:

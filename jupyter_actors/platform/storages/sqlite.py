@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..clock import iso, utcnow
 from ..errors import SQLITE_FULL, StorageLimitExceeded
@@ -87,7 +87,7 @@ class Database:
             finally:
                 _rollback(conn)  # nothing to keep: ending a read transaction either way is the same
 
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """One statement outside any explicit transaction (SQLite runs it on its own snapshot)."""
         with self._lock:
             return self._connection().execute(sql, params).fetchall()
@@ -119,7 +119,7 @@ class Database:
     @property
     def schema_version(self) -> int:
         with self._lock:
-            return self._connection().execute("PRAGMA user_version").fetchone()[0]
+            return int(self._connection().execute("PRAGMA user_version").fetchone()[0])
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -175,7 +175,7 @@ class Database:
 
 
 def connect_wal(
-    path: Path, *, timeout: float, setup: Callable[[sqlite3.Connection], None], **options: object
+    path: Path, *, timeout: float, setup: Callable[[sqlite3.Connection], None], **options: Any
 ) -> sqlite3.Connection:
     """Connect to ``path`` in WAL mode and run ``setup`` on the new connection (pragmas, migrations).
 
@@ -187,7 +187,8 @@ def connect_wal(
     deadline = time.monotonic() + timeout
     pause = 0.001
     while True:
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False, **options)
+        conn: sqlite3.Connection = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                                                   check_same_thread=False, **options)
         try:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -204,11 +205,14 @@ def connect_wal(
         pause = min(pause * 2, OPEN_RETRY_MAX_SECS)
 
 
+#: SQLite's primary result codes for a locked database (``sqlite3`` names them from Python 3.11 only).
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+
 def _is_busy(error: sqlite3.OperationalError) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED (``sqlite_errorcode`` exists from Python 3.11; the message before)."""
     code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
     return "locked" in str(error) or "busy" in str(error)
 
 
@@ -220,7 +224,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
 class StorageFile(Database):
     """The file of one storage. Every schema has a one-row ``state`` table with ``modified_at``."""
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         """Counters and ``modifiedAt`` for the storage's API object (camelCase keys)."""
         raise NotImplementedError
 

@@ -9,6 +9,7 @@ and object key counts (booleans do not count), ``nullCount`` items where it is n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -36,7 +37,7 @@ class _Field:
             self.high = measure if self.high is None else max(self.high, measure)
 
 
-def field_statistics(page: ItemsPage) -> dict:
+def field_statistics(page: ItemsPage) -> dict[str, Any]:
     """``{"fieldStatistics": {field: {min, max, nullCount, emptyCount}}}`` over the page's items."""
     fields: dict[str, _Field] = {}
     total = 0

@@ -10,7 +10,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+
+from urllib3 import HTTPResponse
 
 from ...errors import EngineUnavailable, NotFound
 from ..base import Backend, ContainerSpec, ContainerState
@@ -68,12 +70,12 @@ class KubernetesBackend(Backend):
         self.batch = kubernetes.client.BatchV1Api(self.api_client)
         self.core = kubernetes.client.CoreV1Api(self.api_client)
         self._closed = threading.Event()
-        self._watches: set = set()
+        self._watches: set[Any] = set()  # urllib3 responses of the open watches
         self._watches_lock = threading.Lock()
         self._ping()
 
     @staticmethod
-    def _load_client(kubeconfig: str | None, context: str | None):
+    def _load_client(kubeconfig: str | None, context: str | None) -> kubernetes.client.ApiClient:
         from kubernetes import config as kube_config
 
         configuration = kubernetes.client.Configuration()
@@ -121,7 +123,7 @@ class KubernetesBackend(Backend):
     # -- API helpers ------------------------------------------------------------------------------
 
     @staticmethod
-    def _call(function: Callable, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         """One API call answered as the plain JSON object the API reference documents."""
         kwargs.setdefault("_request_timeout", (10, 60))
         response = function(*args, _preload_content=False, **kwargs)
@@ -181,7 +183,7 @@ class KubernetesBackend(Backend):
 
     def create(self, spec: ContainerSpec) -> str:
         body = self.job_body(spec)
-        name = body["metadata"]["name"]
+        name: str = body["metadata"]["name"]
         try:
             self._call(self.batch.create_namespaced_job, self.namespace, body)
         except ApiException as exc:
@@ -261,11 +263,11 @@ class KubernetesBackend(Backend):
 
     def _watch(self, selector: str, version: str) -> str | None:
         """One watch request: "" when the Job finished or went, None to relist, else the version reached."""
-        response = self.batch.list_namespaced_job(
+        response = cast(HTTPResponse, self.batch.list_namespaced_job(  # raw: _preload_content=False
             self.namespace, field_selector=selector, resource_version=version, watch=True,
             allow_watch_bookmarks=True, timeout_seconds=self.watch_timeout_secs, _preload_content=False,
             _request_timeout=(10, self.watch_timeout_secs + 30),
-        )
+        ))
         with self._watches_lock:
             self._watches.add(response)
         try:
@@ -368,7 +370,7 @@ class KubernetesBackend(Backend):
 
     def push_image(self, image: str, repository: str) -> str:
         images = self._image_backend("push an image")
-        push = getattr(images, "push_image", None)
+        push: Callable[[str, str], str] | None = getattr(images, "push_image", None)
         if push is None:
             raise EngineUnavailable(f"The image backend {type(images).__name__} cannot push images.")
         return push(image, repository)

@@ -143,7 +143,8 @@ def job_finished(job: dict[str, Any]) -> bool:
 
 
 def _container_status(pod: dict[str, Any] | None) -> dict[str, Any]:
-    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+    statuses: list[dict[str, Any]] = ((pod or {}).get("status") or {}).get("containerStatuses") or []
+    for status in statuses:
         if status.get("name") == CONTAINER:
             return status
     return {}

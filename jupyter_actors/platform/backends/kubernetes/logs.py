@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from urllib3 import HTTPResponse
+
 from ..base import LogLine, LogStream
 from .client import STREAM_ERRORS, ApiException
 from .jobs import (
@@ -45,7 +47,7 @@ class JobPods(Protocol):
     def _cannot_start(self, pod: dict[str, Any]) -> str | None: ...
 
 
-def _iter_lines(response) -> Iterator[bytes]:
+def _iter_lines(response: HTTPResponse) -> Iterator[bytes]:
     """Lines of a streamed urllib3 response, as they arrive (chunked) or block by block."""
     pending = b""
     chunks = response.stream(amt=None) if getattr(response, "chunked", False) else response.stream(65536)
@@ -57,8 +59,9 @@ def _iter_lines(response) -> Iterator[bytes]:
         yield pending
 
 
-def _shutdown(response) -> None:
-    """Unblock a thread reading ``response``: shut its socket down, then close it."""
+def _shutdown(response: Any) -> None:
+    """Unblock a thread reading ``response``: shut its socket down, then close it (``Any``: it digs
+    into the private attributes of urllib3's and http.client's responses, whichever it finds)."""
     sock = None
     connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
     if connection is not None:
@@ -88,7 +91,7 @@ class KubernetesLogStream(LogStream):
         self._follow = follow
         self._closed = threading.Event()
         self._lock = threading.Lock()
-        self._response = None
+        self._response: HTTPResponse | None = None
 
     def __iter__(self) -> Iterator[LogLine]:
         try:
@@ -187,7 +190,7 @@ class KubernetesLogStream(LogStream):
         finished = _time((_terminated(pod) or {}).get("finishedAt"))
         return bool(self._since and finished and finished.timestamp() * 1e9 + 1e9 <= self._since)
 
-    def _open(self, pod: str, follow: bool, since_ns: int):
+    def _open(self, pod: str, follow: bool, since_ns: int) -> HTTPResponse | None:
         kwargs: dict[str, Any] = {"container": CONTAINER, "follow": follow, "timestamps": True,
                                   "_preload_content": False}
         if since_ns:
@@ -196,7 +199,8 @@ class KubernetesLogStream(LogStream):
         if not follow:  # a followed log may stay quiet for hours: no read timeout then
             kwargs["_request_timeout"] = (10, 120)
         try:
-            response = self._backend.core.read_namespaced_pod_log(pod, self._backend.namespace, **kwargs)
+            response: HTTPResponse = self._backend.core.read_namespaced_pod_log(  # raw: _preload_content=False
+                pod, self._backend.namespace, **kwargs)
         except ApiException as exc:
             if exc.status in (400, 404):  # waiting to start (ContainerCreating) or gone
                 return None
