@@ -7,6 +7,7 @@ import json
 from ..platform.clock import parse_iso, utcnow
 from ..platform.core import USERNAME, Platform
 from ..platform.lifecycle import RunStatus
+from ..platform.models import Actor, Schedule, Task
 
 #: What crawlee's ``Request`` model needs present (it calls ``headers.items()``): a request added with
 #: just a url, by apify-client or plain HTTP, must still come back with these when the SDK reads it.
@@ -143,7 +144,7 @@ class Views:
             "taggedBuilds": tagged,
         }
 
-    def task(self, row: dict, actor: dict, total_runs: int) -> dict:
+    def task(self, row: Task, actor: Actor, total_runs: int) -> dict:
         """Apify's task object (also its list item: ``actName`` and ``actUsername`` included)."""
         return {
             "id": row["id"],
@@ -164,7 +165,7 @@ class Views:
             "consoleUrl": self.console_url("actor-tasks", row["id"]),
         }
 
-    def schedule(self, row: dict) -> dict:
+    def schedule(self, row: Schedule) -> dict:
         """Apify's schedule object (also its list item)."""
         return {
             "id": row["id"],
