@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..platform.errors import InvalidInput
+from ..platform.models import Task
 from ..platform.tasks import TaskOptions
 from .actors_handlers import RunStarting
 from .base import ApiHandlerMixin
@@ -54,7 +55,7 @@ class TaskAccess(ApiHandlerMixin):
         """Tasks are the user's: a run token may start them, not read or change them."""
         require(self.principal.may_manage_actors, what)
 
-    def task_view(self, task: dict) -> dict:
+    def task_view(self, task: Task) -> dict:
         """Blocking (the registry): call it through ``self.call``."""
         return self.views.task(task, self.platform.get_actor(task["actor_id"]),
                                self.platform.tasks.run_count(task["id"]))

@@ -9,8 +9,8 @@ from typing import Any
 from ..platform.clock import iso, parse_iso, utcnow
 from ..platform.core import USERNAME, Platform
 from ..platform.lifecycle import RunStatus
+from ..platform.models import Actor, Build, Run, Schedule, Task, Version
 from ..platform.runs.usage import RunUsage
-from ..platform.models import Actor, Build, Run, Version
 
 #: What crawlee's ``Request`` model needs present (it calls ``headers.items()``): a request added with
 #: just a url, by apify-client or plain HTTP, must still come back with these when the SDK reads it.
@@ -159,7 +159,7 @@ class Views:
             "taggedBuilds": tagged,
         }
 
-    def task(self, row: dict, actor: dict, total_runs: int) -> dict:
+    def task(self, row: Task, actor: Actor, total_runs: int) -> dict:
         """Apify's task object (also its list item: ``actName`` and ``actUsername`` included)."""
         return {
             "id": row["id"],
@@ -180,7 +180,7 @@ class Views:
             "consoleUrl": self.console_url("actor-tasks", row["id"]),
         }
 
-    def schedule(self, row: dict) -> dict:
+    def schedule(self, row: Schedule) -> dict:
         """Apify's schedule object (also its list item)."""
         return {
             "id": row["id"],

@@ -391,6 +391,7 @@ class Platform:
         persist, stop them, and restart them at the next start - nothing depends on how long the
         server stays down. ``detach``: leave the containers running to be adopted.
         """
+        self.scheduler.stop()  # first: no firing may start a run while the others are being stopped
         if self.config.on_shutdown == "migrate":
             self.runs.migrate_all()
         self.close()
