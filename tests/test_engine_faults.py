@@ -16,6 +16,8 @@ import docker
 import pytest
 import requests
 
+from jupyter_actors.platform.errors import EngineUnavailable
+
 from .conftest import TEST_MEMORY_MB, define_actor, wait_until
 
 TICKER = """
@@ -31,7 +33,7 @@ class FlakyEngine:
     """Wraps a backend's engine calls: ``down`` makes them fail as an unreachable engine does, and
     ``fail_next_follow`` makes the next followed log request fail with a 500."""
 
-    CALLS = ("logs", "inspect", "wait", "list", "kill", "stop", "remove", "create", "start")
+    CALLS = ("logs", "inspect", "wait", "list", "kill", "stop", "remove", "create", "start", "ensure_network")
 
     def __init__(self, monkeypatch, backend) -> None:
         self.down = threading.Event()
@@ -39,6 +41,7 @@ class FlakyEngine:
         self.failures = 0
         for name in self.CALLS:
             monkeypatch.setattr(backend, name, self._wrap(name, getattr(backend, name)))
+        monkeypatch.setattr(backend.api, "ping", self._wrap("ping", backend.api.ping))  # the engine's own client
 
     def _wrap(self, name, call):
         def wrapped(*args, **kwargs):
@@ -99,6 +102,12 @@ def test_engine_fault_while_following_a_run_keeps_the_run(ticking, docker_client
             assert time.monotonic() - started < 0.5
             assert docker_client.api.inspect_container(container_id)["State"]["Running"]
             wait_until(lambda: flaky.failures >= 3, 20, message="reconciliation retrying the engine")
+            # A start meanwhile is refused with 503, saying why, and nothing of it is stored.
+            runs_before = len(platform.list_runs())
+            with pytest.raises(EngineUnavailable) as refused:
+                platform.start_run("ticker", memory_mb=TEST_MEMORY_MB)
+            assert refused.value.status == 503 and "does not answer" in refused.value.message
+            assert len(platform.list_runs()) == runs_before
             flaky.down.clear()
         run = platform.wait_run(run_id, timeout=90)
         assert run["status"] == "SUCCEEDED", (run, platform.run_log(run_id).decode()[-2000:])

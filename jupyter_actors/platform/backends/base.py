@@ -164,6 +164,9 @@ class Backend:
     def list(self, labels: dict[str, str]) -> list[ContainerState]:
         raise NotImplementedError
 
+    def require_engine(self) -> None:
+        """Raise ``EngineUnavailable`` when the engine does not answer now (checked before a run is recorded)."""
+
     def stopped_by_engine(self, container_id: str, since: dt.datetime | None) -> bool:
         """Whether the engine (its own stop at an engine restart, or ``docker stop``) signalled the container
         since ``since``: an exit 137/143 that is then not the actor's own. False when the engine cannot tell."""

@@ -260,6 +260,15 @@ class DockerBackend(Backend):
         self.api._disable_socket_timeout(self.api._get_raw_response_socket(response))
         return response
 
+    def require_engine(self) -> None:
+        try:
+            self.api.ping()
+        except Exception as exc:  # restarting, stopped, or its socket gone
+            raise EngineUnavailable(
+                f"The Docker engine does not answer ({type(exc).__name__}): no run can start until it is back. "
+                "Runs already started are adopted again, or restarted, once it answers."
+            ) from None
+
     def stopped_by_engine(self, container_id: str, since: dt.datetime | None) -> bool:
         """The engine's ``kill`` events of the container (its stop at a daemon shutdown sends them too; an
         actor that signals itself does not). The engine keeps its last 256 events in memory only."""

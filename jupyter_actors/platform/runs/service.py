@@ -118,6 +118,7 @@ class RunService:
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
         port = container_port(version, self.config.container_port)  # may refuse: before anything is stored
         token = new_token()
+        self.backend.require_engine()  # refused (503) before anything is stored while the engine is away
         self.ensure_network()
         with self.admission.lock:
             self.admission.check(memory, what="run")
