@@ -8,6 +8,7 @@ from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
 from .runs_handlers import RunListing
+from .webhooks_handlers import decode_ad_hoc
 
 RUN_START_OPTIONS = {
     "webServerPublic",  # ours: the run's container web server is reachable without Jupyter login
@@ -158,6 +159,8 @@ class ActorRunsHandler(RunListing):
         self.query_float("maxTotalChargeUsd")
         web_public = self.query_bool("webServerPublic")
         require(self.principal.may_publish_web or not web_public, "start a run with a public web server")
+        encoded = self.query("webhooks")
+        webhooks = decode_ad_hoc(encoded) if encoded else []
         body = await self.raw_body()
         run_input = None if body.strip() in (b"", b"null") else body
         content_type = None
@@ -170,7 +173,7 @@ class ActorRunsHandler(RunListing):
             self.platform.start_run, actor_id, build=self.query("build"), memory_mb=self.query("memory"),
             timeout_secs=self.query("timeout"), input=run_input, content_type=content_type,
             origin="ACTOR" if self.principal.run_id else "API", parent_run_id=self.principal.run_id,
-            web_public=web_public,
+            web_public=web_public, webhooks=webhooks,
         )
         run = await self.wait_for_finish(run, wait)
         self.send_data(await self.call(self.views.run, run), 201)

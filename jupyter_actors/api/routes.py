@@ -8,6 +8,7 @@ from . import actors_handlers as actors
 from . import runs_handlers as runs
 from . import storages_handlers as storages
 from . import users_handlers as users
+from . import webhooks_handlers as webhooks
 from .base import ApiHandlerMixin
 from .run_refs import BY_ID, LAST_OF_ACTOR
 
@@ -38,6 +39,12 @@ ROUTES: list[tuple[str, type, dict]] = [
     (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
     (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
     (rf"/users/{ID}", users.UserHandler, {}),
+    (r"/webhooks", webhooks.WebhookListHandler, {}),
+    (rf"/webhooks/{ID}", webhooks.WebhookHandler, {}),
+    (rf"/webhooks/{ID}/test", webhooks.WebhookTestHandler, {}),
+    (rf"/webhooks/{ID}/dispatches", webhooks.WebhookDispatchesHandler, {}),
+    (r"/webhook-dispatches", webhooks.DispatchListHandler, {}),
+    (rf"/webhook-dispatches/{ID}", webhooks.DispatchHandler, {}),
 ]
 for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients and docs say acts
     ROUTES += [
@@ -48,6 +55,7 @@ for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients 
         (rf"/{_actors}/{ID}/builds", actors.ActorBuildsHandler, {}),
         (rf"/{_actors}/{ID}/versions", actors.ActorVersionsHandler, {}),
         (rf"/{_actors}/{ID}/versions/{ID}", actors.ActorVersionHandler, {}),
+        (rf"/{_actors}/{ID}/webhooks", webhooks.ActorWebhooksHandler, {}),
     ]
 ROUTES += storages.ROUTES
 

@@ -38,6 +38,9 @@ from .runs.service import EventSink, RunService
 from .sources import ActorDefinition
 from .storages import Storages
 from .stores import Stores
+from .webhooks.delivery import Delivery
+from .webhooks.service import WebhookService, WebhookSettings
+from .webhooks.store import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,12 @@ class Platform:
         self.runs = RunService(self.stores, self.actors, self.builds, self.storages, self.backend, self.admission,
                                self.changes, self.retention, config=self.config, instance_id=self.instance_id,
                                logs_dir=logs_dir)
+        self.webhook_delivery = Delivery(
+            WebhookStore(self.registry), timeout_secs=self.config.webhook_timeout_secs,
+            max_attempts=self.config.webhook_max_attempts, retry_base_secs=self.config.webhook_retry_base_secs)
+        self.webhooks = WebhookService(self.webhook_delivery.store, self.actors, self.stores.runs,
+                                       self.webhook_delivery)
+        self.changes.subscribe_events(self.webhooks.on_event)
         self.housekeeping = Housekeeping(self.stores, self.runs, self.retention, self.storages, self.backend,
                                          self.config)
         self._closed = False
@@ -193,11 +202,18 @@ class Platform:
     def start_run(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
                   timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
                   content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
-                  web_public: bool = False) -> Run:
-        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
-        return self.runs.start(actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
-                               content_type=content_type, origin=origin, parent_run_id=parent_run_id,
-                               web_public=web_public)
+                  web_public: bool = False, webhooks: Sequence[WebhookSettings] = ()) -> Run:
+        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread.
+
+        ``webhooks``: ad-hoc webhooks of this run (their condition is the run), checked before it starts.
+        """
+        self.webhooks.check_ad_hoc(webhooks)
+        run = self.runs.start(actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
+                              content_type=content_type, origin=origin, parent_run_id=parent_run_id,
+                              web_public=web_public)
+        if webhooks:
+            self.webhooks.attach_to_run(run, webhooks)
+        return run
 
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
                       timeout_secs: int | str | None = None) -> Run:
@@ -287,8 +303,10 @@ class Platform:
     # -- background work, restarts, shutdown ------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start the housekeeping thread (heartbeat, retention, disk limits); the serving process calls this once."""
+        """Start the housekeeping thread (heartbeat, retention, disk limits) and webhook delivery (which resumes
+        the dispatches a previous process left unsent); the serving process calls this once."""
         self.housekeeping.start()
+        self.webhook_delivery.start()
 
     def reconcile(self) -> ReconcileReport:
         """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
@@ -316,6 +334,7 @@ class Platform:
         self._closed = True
         self.housekeeping.stop()
         self.runs.close()
+        self.webhook_delivery.stop()
         self.registry.close()
         self.storages.close()
 

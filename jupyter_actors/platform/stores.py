@@ -154,14 +154,16 @@ class RunStore:
     def update(self, run_id: str, values: dict[str, Any]) -> None:
         self.registry.update("runs", {"id": run_id}, values)
 
-    def transition(self, run_id: str, target: RunStatus, values: dict[str, Any]) -> None:
-        """Set ``status`` to ``target`` with ``values`` if the lifecycle allows it (else Conflict), atomically."""
+    def transition(self, run_id: str, target: RunStatus, values: dict[str, Any]) -> str:
+        """Set ``status`` to ``target`` with ``values`` if the lifecycle allows it (else Conflict), atomically;
+        returns the status it had."""
         with self.registry.transaction() as db:
             row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise NotFound(f"Run {run_id!r} was not found.")
             check_transition(row["status"], target)
             self.registry.update("runs", {"id": run_id}, {"status": RunStatus(target).value, **values}, db)
+        return str(row["status"])
 
     def mark_stopping(self, run_id: str, intent: str, message: str) -> bool:
         """Record why a RUNNING run is being stopped, unless a stop is under way already."""
