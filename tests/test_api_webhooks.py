@@ -222,3 +222,48 @@ async def test_ad_hoc_webhooks_of_a_run_start(api_url, api_token, receiver, acto
     hooks = (await client.webhooks().list()).items
     assert len(hooks) == 1 and hooks[0].is_ad_hoc and hooks[0].condition.actor_run_id == run.id
 
+
+ADDS_WEBHOOK = """
+import asyncio
+from apify import Actor, Webhook
+
+async def main():
+    async with Actor:
+        url = (await Actor.get_input())["url"]
+        run_id = Actor.configuration.actor_run_id
+        hook = Webhook(event_types=["ACTOR.RUN.SUCCEEDED"], request_url=url, idempotency_key=f"{run_id}-done",
+                       payload_template='{"run": {{resource.id}}, "status": {{resource.status}}}')
+        await Actor.add_webhook(hook)
+        await Actor.add_webhook(hook)  # a retry with the same key adds nothing
+        refused = {}
+        attempts = {
+            "other actor": Actor.apify_client.webhooks().create(
+                event_types=["ACTOR.RUN.SUCCEEDED"], request_url=url, actor_id=Actor.configuration.actor_id),
+            "list": Actor.apify_client.webhooks().list(),
+        }
+        for name, attempt in attempts.items():
+            try:
+                await attempt
+                refused[name] = "allowed"
+            except Exception as exc:
+                refused[name] = getattr(exc, "status_code", repr(exc))
+        await Actor.set_value("OUTPUT", refused)
+
+asyncio.run(main())
+"""
+
+
+async def test_sdk_actor_adds_a_webhook_of_its_own_run_only(api_url, api_token, receiver, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    await create_and_build(client, "hook-sdk", ADDS_WEBHOOK)
+    run = await client.actor("local/hook-sdk").call(run_input={"url": receiver.url("/sdk")}, memory_mbytes=1024,
+                                                    logger=None)
+    assert status(run) == "SUCCEEDED", await client.run(run.id).log().get()
+    delivered = await received(receiver, lambda rs: next((r for r in rs if r.path == "/sdk"), None))
+    assert delivered.json == {"run": run.id, "status": "SUCCEEDED"}
+    output = (await client.key_value_store(run.default_key_value_store_id).get_record("OUTPUT"))["value"]
+    assert output == {"other actor": 403, "list": 403}
+    hooks = (await client.webhooks().list()).items
+    assert len(hooks) == 1 and hooks[0].is_ad_hoc and hooks[0].condition.actor_run_id == run.id
+    assert hooks[0].model_extra["idempotencyKey"] == f"{run.id}-done"
+    assert len([r for r in receiver.requests if r.path == "/sdk"]) == 1
