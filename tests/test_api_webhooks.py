@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
 from apify_client import ApifyClientAsync
 
-from .test_api_sdk import create_and_build, source_version, status
+from .test_api_sdk import SLEEPER, create_and_build, source_version, status
 from .webhook_receiver import Receiver
 
 RETRY_BASE_SECS = 0.5
@@ -267,3 +268,34 @@ async def test_sdk_actor_adds_a_webhook_of_its_own_run_only(api_url, api_token, 
     assert len(hooks) == 1 and hooks[0].is_ad_hoc and hooks[0].condition.actor_run_id == run.id
     assert hooks[0].model_extra["idempotencyKey"] == f"{run.id}-done"
     assert len([r for r in receiver.requests if r.path == "/sdk"]) == 1
+
+
+async def test_every_run_ending_and_resurrection_is_an_event(api_url, api_token, receiver, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    await create_and_build(client, "hook-ends", SLEEPER)
+    await create_and_build(client, "hook-fails", "import sys\nsys.exit(2)\n")
+    for name in ("hook-ends", "hook-fails"):
+        await client.webhooks().create(
+            event_types=["ACTOR.RUN.SUCCEEDED", "ACTOR.RUN.FAILED", "ACTOR.RUN.ABORTED", "ACTOR.RUN.TIMED_OUT",
+                         "ACTOR.RUN.RESURRECTED"],
+            request_url=receiver.url(f"/{name}"), actor_id=f"local~{name}",
+            payload_template='{"type": {{eventType}}, "status": {{resource.status}}, "run": {{eventData.actorRunId}}}')
+
+    def events(path: str) -> list[tuple[str, str]]:
+        return [(r.json["type"], r.json["status"]) for r in receiver.requests if r.path == path]
+
+    failed = await client.actor("local/hook-fails").call(memory_mbytes=1024, logger=None)
+    await received(receiver, lambda rs: events("/hook-fails"))
+    assert events("/hook-fails") == [("ACTOR.RUN.FAILED", "FAILED")] and status(failed) == "FAILED"
+
+    run = await client.actor("local/hook-ends").call(memory_mbytes=1024, run_timeout=timedelta(seconds=2),
+                                                    logger=None)
+    assert status(run) == "TIMED-OUT"
+    await received(receiver, lambda rs: len(events("/hook-ends")) == 1)
+    await client.run(run.id).resurrect(memory_mbytes=1024, run_timeout=timedelta(seconds=600))
+    await received(receiver, lambda rs: len(events("/hook-ends")) == 2)
+    await client.run(run.id).abort()
+    await received(receiver, lambda rs: len(events("/hook-ends")) == 3)
+    assert events("/hook-ends") == [("ACTOR.RUN.TIMED_OUT", "TIMED-OUT"), ("ACTOR.RUN.RESURRECTED", "RUNNING"),
+                                    ("ACTOR.RUN.ABORTED", "ABORTED")]
+    assert {r.json["run"] for r in receiver.requests if r.path == "/hook-ends"} == {run.id}
