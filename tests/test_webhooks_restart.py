@@ -63,3 +63,42 @@ def test_a_refused_dispatch_is_delivered_after_a_server_restart(server, receiver
     # Every call the receiver saw is recorded, the refused ones first; delivered once, not once per start.
     assert [call.response_status for call in dispatch.calls] == [503] * len(refused) + [200]
     assert len(receiver.requests) == len(refused) + 1
+
+
+def test_events_a_dying_server_left_undispatched_are_dispatched_at_the_next_start(platform_factory, tmp_path,
+                                                                                    receiver):
+    """The run's end is stored but the server dies before storing its dispatch: the next start replays the
+    events since the last heartbeat, to the webhooks that existed when they happened, once."""
+    from jupyter_actors.platform.clock import iso, parse_iso
+    from jupyter_actors.platform.webhooks.service import WebhookSettings
+
+    from .conftest import TEST_MEMORY_MB, define_actor
+
+    receiver.set_answer(200)
+    data_dir = tmp_path / "crashing"
+    first = platform_factory(data_dir=data_dir)
+    define_actor(first, "hook-crash", "print('done')\n")
+    settings = WebhookSettings(event_types=("ACTOR.RUN.SUCCEEDED",), request_url=receiver.url("/before"),
+                               actor_id="hook-crash")
+    before, _ = first.webhooks.create(settings)
+    run = first.start_run("hook-crash", memory_mb=TEST_MEMORY_MB)
+    run = first.wait_run(run["id"], 120)
+    assert run["status"] == "SUCCEEDED"
+    receiver.wait_for(lambda requests: len(requests) == 1, 30)
+    # The crash: the dispatch was never stored (nor sent), and the last heartbeat was just before the end.
+    first.registry.query("DELETE FROM webhook_dispatches")
+    first.webhooks.create(WebhookSettings(event_types=("ACTOR.RUN.SUCCEEDED",), request_url=receiver.url("/after"),
+                                          actor_id="hook-crash"))
+    first.stores.set_meta("heartbeat", iso(parse_iso(run["finished_at"])))
+    first.close()
+    receiver.requests.clear()
+
+    second = platform_factory(data_dir=data_dir)
+    second.reconcile()
+    second.reconcile()  # a replay of a replay stores nothing new
+    delivered = receiver.wait_for(lambda requests: requests, 30)
+    assert delivered[0].path == "/before" and delivered[0].json["resource"]["id"] == run["id"]
+    dispatches = second.webhooks.dispatches()
+    assert [d["webhook_id"] for d in dispatches] == [before["id"]]
+    wait_until(lambda: second.webhooks.dispatch(dispatches[0]["id"])["status"] == "SUCCEEDED", 30)
+    assert [r.path for r in receiver.requests] == ["/before"]

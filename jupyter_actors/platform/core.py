@@ -309,8 +309,10 @@ class Platform:
         self.webhook_delivery.start()
 
     def reconcile(self) -> ReconcileReport:
-        """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
+        """Match unfinished runs with the engine's containers (adopt, finish or restart them), and store the
+        webhook dispatches of events a previous server died before storing."""
         report = self.runs.reconcile(self.previous_heartbeat)
+        self.webhooks.catch_up(self.previous_heartbeat, margin_secs=self.config.heartbeat_secs)
         log.info(
             "reconciled: adopted %s, finished %s, restarted %s, removed %s containers",
             len(report.adopted), len(report.finished), len(report.restarted), len(report.removed))

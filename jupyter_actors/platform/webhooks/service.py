@@ -8,6 +8,7 @@ send it. Its methods block: async callers run them in a thread.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..actors import ActorService
-from ..changes import BUILD_FINISHED_EVENTS, RUN_CREATED, RUN_FINISHED_EVENTS, RUN_RESURRECTED
+from ..changes import BUILD_CREATED, BUILD_FINISHED_EVENTS, RUN_CREATED, RUN_FINISHED_EVENTS, RUN_RESURRECTED
 from ..clock import iso, utcnow
 from ..errors import InvalidInput, NotFound
 from ..ids import new_id
@@ -28,7 +29,7 @@ from .store import DISPATCH_ACTIVE, DISPATCH_FAILED, Dispatch, Webhook, WebhookS
 from .templates import DEFAULT_PAYLOAD_TEMPLATE, check_template, render
 
 RUN_EVENT_TYPES = (RUN_CREATED, *RUN_FINISHED_EVENTS.values(), RUN_RESURRECTED)
-BUILD_EVENT_TYPES = ("ACTOR.BUILD.CREATED", *BUILD_FINISHED_EVENTS.values())
+BUILD_EVENT_TYPES = (BUILD_CREATED, *BUILD_FINISHED_EVENTS.values())
 EVENT_TYPES = (*RUN_EVENT_TYPES, *BUILD_EVENT_TYPES)
 TEST_EVENT = "TEST"
 MAX_TEMPLATE_CHARS = 64 * 1024
@@ -176,14 +177,19 @@ class WebhookService:
 
     # -- events and dispatches --------------------------------------------------------------------
 
-    def on_event(self, event_type: str, record: dict) -> None:
-        """A run or build event: store a dispatch for each matching webhook and wake the delivery."""
+    def on_event(self, event_type: str, record: dict, *, happened_at: str | None = None) -> None:
+        """A run or build event: store a dispatch for each matching webhook and wake the delivery.
+
+        ``happened_at``: when a replayed event happened; webhooks created after it do not hear it.
+        """
         if event_type in RUN_EVENT_TYPES:
             kind, run_id = "run", record["id"]
             data = {"actorId": record["actor_id"], "actorRunId": run_id}
             if record.get("actor_task_id"):
                 data["actorTaskId"] = record["actor_task_id"]
-            key = f"{run_id}:{event_type}:{record.get('resurrect_count', 0)}"
+            # A run is created once; it may end (and be resurrected) again after each resurrection.
+            occurrence = "" if event_type == RUN_CREATED else f":{record.get('resurrect_count', 0)}"
+            key = f"{run_id}:{event_type}{occurrence}"
         elif event_type in BUILD_EVENT_TYPES:
             kind, run_id = "build", None
             data = {"actorId": record["actor_id"], "actorBuildId": record["id"]}
@@ -191,13 +197,35 @@ class WebhookService:
         else:
             return
         hooks = [hook for hook in self.store.matching(actor_id=record["actor_id"], run_id=run_id)
-                 if event_type in json.loads(hook["event_types"])]
+                 if event_type in json.loads(hook["event_types"])
+                 and (happened_at is None or hook["created_at"] <= happened_at)]
         if not hooks:
             return
         resource = self.resource_view(kind, record) if self.resource_view is not None else dict(record)
         for hook in hooks:
             self._store_dispatch(hook, event_type, data, resource, key)
         self.delivery.wake()
+
+    def catch_up(self, since: dt.datetime | None, *, margin_secs: float) -> None:
+        """Replay the events of runs and builds that changed since ``since`` (the previous server's last
+        heartbeat, less ``margin_secs``): a server that died between storing a run's change and storing its
+        dispatches left them unstored. Stored ones are not stored again (one per webhook and occurrence)."""
+        if since is None:
+            return
+        cutoff = iso(since - dt.timedelta(seconds=margin_secs))
+        assert cutoff is not None
+        for run in self.store.runs_changed_since(cutoff):
+            if run["created_at"] >= cutoff:
+                self.on_event(RUN_CREATED, run, happened_at=run["created_at"])
+            finished = run["finished_at"]
+            if finished and finished >= cutoff and run["status"] in RUN_FINISHED_EVENTS:
+                self.on_event(RUN_FINISHED_EVENTS[run["status"]], run, happened_at=finished)
+        for build in self.store.builds_changed_since(cutoff):
+            if build["started_at"] >= cutoff:
+                self.on_event(BUILD_CREATED, build, happened_at=build["started_at"])
+            finished = build["finished_at"]
+            if finished and finished >= cutoff and build["status"] in BUILD_FINISHED_EVENTS:
+                self.on_event(BUILD_FINISHED_EVENTS[build["status"]], build, happened_at=finished)
 
     def test(self, webhook_id: str) -> Dispatch:
         """A dispatch of the TEST event with a sample payload, sent like any other."""

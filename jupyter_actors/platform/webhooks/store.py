@@ -10,6 +10,7 @@ import json
 from typing import Any, TypedDict, cast
 
 from ..clock import now_iso
+from ..models import Build, Run
 from ..registry import Registry, dumps
 
 DISPATCH_ACTIVE = "ACTIVE"
@@ -154,3 +155,13 @@ class WebhookStore:
             "SELECT * FROM webhook_dispatches WHERE webhook_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
             (webhook_id,))
         return (int(row["total"]) if row else 0), cast("Dispatch | None", last)
+
+    # -- what changed while no server was alive (read here, as only webhooks replay it) --------------
+
+    def runs_changed_since(self, cutoff: str) -> list[Run]:
+        return cast("list[Run]", self.registry.query(
+            "SELECT * FROM runs WHERE created_at >= ? OR finished_at >= ? ORDER BY created_at", (cutoff, cutoff)))
+
+    def builds_changed_since(self, cutoff: str) -> list[Build]:
+        return cast("list[Build]", self.registry.query(
+            "SELECT * FROM builds WHERE started_at >= ? OR finished_at >= ? ORDER BY started_at", (cutoff, cutoff)))
