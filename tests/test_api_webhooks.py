@@ -299,3 +299,39 @@ async def test_every_run_ending_and_resurrection_is_an_event(api_url, api_token,
     assert events("/hook-ends") == [("ACTOR.RUN.TIMED_OUT", "TIMED-OUT"), ("ACTOR.RUN.RESURRECTED", "RUNNING"),
                                     ("ACTOR.RUN.ABORTED", "ABORTED")]
     assert {r.json["run"] for r in receiver.requests if r.path == "/hook-ends"} == {run.id}
+
+
+JS_ADDS_WEBHOOK = """
+import { Actor } from 'apify';
+
+await Actor.init();
+const { url } = await Actor.getInput();
+const options = {
+    eventTypes: ['ACTOR.RUN.SUCCEEDED'], requestUrl: url, idempotencyKey: `${Actor.getEnv().actorRunId}-js`,
+    payloadTemplate: '{"run": {{resource.id}}, "from": "js"}', isApifyIntegration: false,
+};
+await Actor.addWebhook(options);
+await Actor.addWebhook(options);
+await Actor.exit();
+"""
+
+
+async def test_javascript_actor_adds_a_webhook(api_url, api_token, receiver, apify_images, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    dockerfile = 'FROM apify/actor-node:24\nCOPY --chown=myuser:myuser . ./\nCMD ["npm", "start", "--silent"]\n'
+    files = {"Dockerfile": dockerfile,
+             "package.json": json.dumps({"name": "js-hook", "version": "0.0.1", "type": "module",
+                                         "dependencies": {"apify": "^3"}, "scripts": {"start": "node main.js"}}),
+             "main.js": JS_ADDS_WEBHOOK}
+    await client.actors().create(name="js-hook", versions=[{
+        "versionNumber": "0.0", "sourceType": "SOURCE_FILES",
+        "sourceFiles": [{"name": name, "format": "TEXT", "content": content} for name, content in files.items()]}])
+    build = await client.actor("local/js-hook").build(version_number="0.0", wait_for_finish=60)
+    assert str(build.status).endswith("SUCCEEDED"), await client.build(build.id).log().get()
+    run = await client.actor("local/js-hook").call(run_input={"url": receiver.url("/js")}, memory_mbytes=1024,
+                                                   logger=None)
+    assert status(run) == "SUCCEEDED", await client.run(run.id).log().get()
+    delivered = await received(receiver, lambda rs: next((r for r in rs if r.path == "/js"), None))
+    assert delivered.json == {"run": run.id, "from": "js"}
+    hooks = (await client.webhooks().list()).items
+    assert len(hooks) == 1 and hooks[0].is_ad_hoc and hooks[0].condition.actor_run_id == run.id

@@ -24,6 +24,7 @@ WEBHOOK_FIELDS: dict[str, type | tuple[type, ...]] = {
     "headersTemplate": _OPTIONAL_STR, "description": _OPTIONAL_STR, "isAdHoc": _OPTIONAL_BOOL,
     "ignoreSslErrors": _OPTIONAL_BOOL, "doNotRetry": _OPTIONAL_BOOL, "idempotencyKey": _OPTIONAL_STR,
     "shouldInterpolateStrings": _OPTIONAL_BOOL,
+    "isApifyIntegration": _OPTIONAL_BOOL,  # the JavaScript SDK's addWebhook may send it
 }
 #: The fields of an ad-hoc webhook in a run start's ``webhooks`` (apify-client's WebhookRepresentation).
 AD_HOC_FIELDS = {name: WEBHOOK_FIELDS[name] for name in (
@@ -55,6 +56,10 @@ def settings_changes(body: dict, what: str = "") -> dict[str, Any]:
             if not all(isinstance(item, str) for item in value):
                 raise InvalidInput(f"{what}eventTypes must be a list of event type strings.")
             changes["event_types"] = tuple(value)
+        elif name == "isApifyIntegration":
+            if value:
+                raise InvalidInput(f"{what}isApifyIntegration: Apify's integrations are not available here; "
+                                   "leave it out or false.")
         elif name in _FLAGS:
             changes[_COLUMNS[name]] = bool(value)
         else:
