@@ -168,6 +168,8 @@ async def test_bad_webhooks_answer_400_and_store_nothing(api_url, api_token, act
         assert (await http.get("/webhook-dispatches/nope")).status_code == 404
     assert [w.id for w in (await client.webhooks().list()).items] == [hook["id"]]
     assert (await client.actor("local/hook-bad").runs().list()).items == []
+    await client.actor("local/hook-bad").delete()  # its webhooks go with it: they could never fire again
+    assert (await client.webhooks().list()).items == []
 
 
 async def test_failed_calls_are_retried_with_backoff_and_do_not_retry_is_honoured(api_url, api_token, receiver,
@@ -222,6 +224,8 @@ async def test_ad_hoc_webhooks_of_a_run_start(api_url, api_token, receiver, acto
     assert {r.json["id"] for r in receiver.requests} == {run.id}
     hooks = (await client.webhooks().list()).items
     assert len(hooks) == 1 and hooks[0].is_ad_hoc and hooks[0].condition.actor_run_id == run.id
+    await client.run(run.id).delete()  # the run's webhooks go with it
+    assert (await client.webhooks().list()).items == []
 
 
 ADDS_WEBHOOK = """

@@ -154,8 +154,9 @@ class RunService:
                 "web_public": int(bool(web_public)),
                 "container_port": port,
             })
-        self.changes.event(RUN_CREATED, self.get_run(run_id))
-        return self._launch(self.get_run(run_id), actor_row, build_row, version, limits, token=token)
+        run = self.get_run(run_id)
+        self.changes.event(RUN_CREATED, run)
+        return self._launch(run, actor_row, build_row, version, limits, token=token)
 
     def _launch(self, run: Run, actor: Actor, build: Build, version: Version, limits: ContainerLimits, *,
                 token: str, mode: str = "new") -> Run:
