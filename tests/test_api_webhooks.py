@@ -224,6 +224,15 @@ async def test_ad_hoc_webhooks_of_a_run_start(api_url, api_token, receiver, acto
     assert {r.json["id"] for r in receiver.requests} == {run.id}
     hooks = (await client.webhooks().list()).items
     assert len(hooks) == 1 and hooks[0].is_ad_hoc and hooks[0].condition.actor_run_id == run.id
+    # Ad-hoc: only the first time. A resurrected run that succeeds again dispatches nothing more (while a
+    # persistent webhook of the run hears that second end: the event was handled).
+    await client.webhooks().create(event_types=["ACTOR.RUN.SUCCEEDED"], request_url=receiver.url("/persistent"),
+                                   actor_run_id=run.id)
+    await client.run(run.id).resurrect(memory_mbytes=1024)
+    assert status(await client.run(run.id).wait_for_finish()) == "SUCCEEDED"
+    await received(receiver, lambda rs: next((r for r in rs if r.path == "/persistent"), None))
+    assert len((await client.webhook(hooks[0].id).dispatches().list()).items) == 2
+    assert len([r for r in receiver.requests if r.path == "/adhoc"]) == 2
     await client.run(run.id).delete()  # the run's webhooks go with it
     assert (await client.webhooks().list()).items == []
 

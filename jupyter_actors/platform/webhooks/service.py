@@ -191,13 +191,13 @@ class WebhookService:
             data = {"actorId": record["actor_id"], "actorRunId": run_id}
             if record.get("actor_task_id"):
                 data["actorTaskId"] = record["actor_task_id"]
+            once = f"{run_id}:{event_type}"
             # A run is created once; it may end (and be resurrected) again after each resurrection.
-            occurrence = "" if event_type == RUN_CREATED else f":{record.get('resurrect_count', 0)}"
-            key = f"{run_id}:{event_type}{occurrence}"
+            key = once if event_type == RUN_CREATED else f"{once}:{record.get('resurrect_count', 0)}"
         elif event_type in BUILD_EVENT_TYPES:
             kind, run_id = "build", None
             data = {"actorId": record["actor_id"], "actorBuildId": record["id"]}
-            key = f"{record['id']}:{event_type}"
+            key = once = f"{record['id']}:{event_type}"
         else:
             return
         hooks = [hook for hook in self.store.matching(actor_id=record["actor_id"], run_id=run_id)
@@ -205,9 +205,11 @@ class WebhookService:
                  and (happened_at is None or hook["created_at"] <= happened_at)]
         if not hooks:
             return
-        resource = self.resource_view(kind, record) if self.resource_view is not None else dict(record)
+        resource = self.resource_view(kind, record) if self.resource_view is not None else {
+            "id": record["id"], "actId": record["actor_id"], "status": record["status"]}  # no API to show it
         for hook in hooks:
-            self._store_dispatch(hook, event_type, data, resource, key)
+            # An ad-hoc webhook fires the first time its condition is met only (Apify): once per event type.
+            self._store_dispatch(hook, event_type, data, resource, once if hook["is_ad_hoc"] else key)
         self.delivery.wake()
 
     def catch_up(self, since: dt.datetime | None, *, margin_secs: float) -> None:
