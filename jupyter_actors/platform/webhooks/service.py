@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ..actors import ActorService
@@ -21,7 +21,7 @@ from ..clock import iso, utcnow
 from ..errors import InvalidInput, NotFound
 from ..ids import new_id
 from ..lifecycle import RunStatus
-from ..models import USERNAME
+from ..models import USERNAME, Build, Run
 from ..registry import dumps
 from ..stores import RunStore
 from .delivery import Delivery
@@ -36,7 +36,7 @@ MAX_TEMPLATE_CHARS = 64 * 1024
 MAX_URL_CHARS = 2048
 
 #: Turns a run or build record into the object Apify's API shows (the payload's ``resource``); set by the API.
-ResourceView = Callable[[str, dict], dict]
+ResourceView = Callable[[str, Any], "dict[str, Any]"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class WebhookService:
         for spec in specs:
             self.check_fields(spec)
 
-    def attach_to_run(self, run: dict, specs: Sequence[WebhookSettings]) -> list[Webhook]:
+    def attach_to_run(self, run: Run, specs: Sequence[WebhookSettings]) -> list[Webhook]:
         """Store a run start's ad-hoc webhooks, then tell them what already happened to the run (its creation,
         and its end if it ended meanwhile): dispatches are stored once per occurrence, so nothing doubles."""
         made = [self.create(dataclasses.replace(spec, actor_run_id=run["id"], actor_id=None, actor_task_id=None,
@@ -181,7 +181,7 @@ class WebhookService:
 
     # -- events and dispatches --------------------------------------------------------------------
 
-    def on_event(self, event_type: str, record: dict, *, happened_at: str | None = None) -> None:
+    def on_event(self, event_type: str, record: Run | Build, *, happened_at: str | None = None) -> None:
         """A run or build event: store a dispatch for each matching webhook and wake the delivery.
 
         ``happened_at``: when a replayed event happened; webhooks created after it do not hear it.
@@ -189,11 +189,12 @@ class WebhookService:
         if event_type in RUN_EVENT_TYPES:
             kind, run_id = "run", record["id"]
             data = {"actorId": record["actor_id"], "actorRunId": run_id}
-            if record.get("actor_task_id"):
-                data["actorTaskId"] = record["actor_task_id"]
+            task_id = cast("dict[str, Any]", record).get("actor_task_id")  # a column of task runs, when tasks exist
+            if task_id:
+                data["actorTaskId"] = task_id
             once = f"{run_id}:{event_type}"
             # A run is created once; it may end (and be resurrected) again after each resurrection.
-            key = once if event_type == RUN_CREATED else f"{once}:{record.get('resurrect_count', 0)}"
+            key = once if event_type == RUN_CREATED else f"{once}:{cast(Run, record)['resurrect_count']}"
         elif event_type in BUILD_EVENT_TYPES:
             kind, run_id = "build", None
             data = {"actorId": record["actor_id"], "actorBuildId": record["id"]}
@@ -256,7 +257,8 @@ class WebhookService:
             self.get(webhook_id)
         return self.store.dispatches(webhook_id=webhook_id, desc=desc)
 
-    def _store_dispatch(self, webhook: Webhook, event_type: str, data: dict | None, resource: dict | None,
+    def _store_dispatch(self, webhook: Webhook, event_type: str, data: dict[str, Any] | None,
+                        resource: dict[str, Any] | None,
                         key: str) -> str:
         now = utcnow()
         context = {"userId": USERNAME, "createdAt": iso(now), "eventType": event_type, "eventData": data,

@@ -38,7 +38,7 @@ def check_template(template: str, what: str, *, interpolate_strings: bool, must_
         if not _PATH.fullmatch(name) or name.split(".")[0] not in VARIABLES:
             raise InvalidInput(f"{what} uses {{{{{name}}}}}, which is not a variable; use "
                                f"{', '.join(VARIABLES)} or a dotted path into them such as {{{{resource.id}}}}.")
-    sample = {name: {} for name in VARIABLES}
+    sample: dict[str, Any] = {name: {} for name in VARIABLES}
     rendered = render(template, sample, interpolate_strings=interpolate_strings, what=what)
     if must_be_object and not isinstance(json.loads(rendered), dict):
         raise InvalidInput(f"{what} must be a JSON object of header names to values.")
