@@ -166,11 +166,7 @@ class Platform:
         return self.actors.version(actor_id, version)
 
     def delete_actor(self, actor: str) -> None:
-        """Delete the actor with its builds and finished runs, and the webhooks of either (they cannot fire)."""
-        row = self.actors.get(actor)
-        run_ids = [run["id"] for run in self.stores.runs.query(row["id"])]
-        self.retention.delete_actor(row)
-        self.webhooks.forget(actor_id=row["id"], run_ids=run_ids)
+        self.retention.delete_actor(self.actors.get(actor))
 
     # -- builds -----------------------------------------------------------------------------------
 
@@ -270,9 +266,8 @@ class Platform:
         return self.runs.log(run_id)
 
     def delete_run(self, run_id: str) -> None:
-        """Delete a finished run with its default storages, log and webhooks (named storages stay)."""
+        """Delete a finished run with its default storages and log (named storages stay)."""
         self.retention.delete_run(self.runs.get_run(run_id))
-        self.webhooks.forget(run_ids=[run_id])
 
     def expire_runs(self) -> list[str]:
         """Apply the retention period now (the housekeeping thread does it hourly and at start)."""

@@ -56,9 +56,10 @@ class ActorStore:
         self.registry.update("actors", {"id": actor_id}, values)
 
     def delete(self, actor_id: str) -> None:
-        """Delete the actor (versions, builds and tags cascade) and leave a tombstone."""
+        """Delete the actor (versions, builds and tags cascade) and its webhooks, and leave a tombstone."""
         with self.registry.transaction() as db:
             db.execute("DELETE FROM actors WHERE id = ?", (actor_id,))
+            db.execute("DELETE FROM webhooks WHERE actor_id = ?", (actor_id,))  # they could never fire again
             db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'actor', 'deleted', ?)", (actor_id, now_iso()))
 
     def versions(self, actor_id: str, *, newest_first: bool = False) -> list[Version]:
@@ -231,13 +232,14 @@ class RunStore:
         return [row["id"] for row in rows]
 
     def delete(self, run_id: str, storages: list[tuple[str, str]], reason: str) -> None:
-        """Delete the run and leave tombstones for it and its default ``(kind, id)`` storages."""
+        """Delete the run and its webhooks, and leave tombstones for it and its default ``(kind, id)`` storages."""
         now = now_iso()
         with self.registry.transaction() as db:
             for kind, storage_id in storages:
                 db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", (storage_id, kind, reason, now))
             db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'run', ?, ?)", (run_id, reason, now))
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            db.execute("DELETE FROM webhooks WHERE actor_run_id = ?", (run_id,))  # they could never fire again
 
 
 class Tombstones:

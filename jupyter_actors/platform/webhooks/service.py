@@ -146,10 +146,6 @@ class WebhookService:
         self.get(webhook_id)
         self.store.delete(webhook_id)
 
-    def forget(self, *, actor_id: str | None = None, run_ids: Sequence[str] = ()) -> None:
-        """Delete the webhooks (and dispatches) of a deleted actor and of deleted runs."""
-        self.store.delete_where(actor_id=actor_id, run_ids=run_ids)
-
     def stats(self, webhook_id: str) -> tuple[int, Dispatch | None]:
         return self.store.stats(webhook_id)
 

@@ -7,7 +7,6 @@ replayed) never sends twice; its calls are appended one transaction per attempt.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any, TypedDict, cast
 
 from ..clock import now_iso
@@ -90,16 +89,6 @@ class WebhookStore:
     def delete(self, webhook_id: str) -> None:
         with self.registry.transaction() as db:
             db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
-
-    def delete_where(self, *, actor_id: str | None, run_ids: Sequence[str]) -> None:
-        """Delete the webhooks whose condition is this actor or one of these runs."""
-        ids = list(run_ids)
-        with self.registry.transaction() as db:
-            if actor_id is not None:
-                db.execute("DELETE FROM webhooks WHERE actor_id = ?", (actor_id,))
-            for start in range(0, len(ids), 500):  # SQLite's limit on parameters
-                chunk = ids[start:start + 500]
-                db.execute(f"DELETE FROM webhooks WHERE actor_run_id IN ({','.join('?' for _ in chunk)})", chunk)
 
     def query(self, *, actor_id: str | None = None, desc: bool = False) -> list[Webhook]:
         where, params = ("WHERE actor_id = ?", [actor_id]) if actor_id is not None else ("", [])
