@@ -3,6 +3,7 @@ true of the real server - every operation is exercised and every response valida
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -165,7 +166,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"/{spelling}/{name}/builds", 200)
         await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
         await call("GET", f"/actor-builds/{build['id']}/log", 200)
-        await call("POST", f"/{spelling}/{name}/runs?memory={TEST_MEMORY_MB}", 201, json={"n": 1})
+        ad_hoc = base64.b64encode(json.dumps([{"eventTypes": ["ACTOR.RUN.CREATED"],
+                                                "requestUrl": "http://127.0.0.1:9/"}]).encode()).decode()
+        await call("POST", f"/{spelling}/{name}/runs?memory={TEST_MEMORY_MB}&webhooks={ad_hoc}", 201, json={"n": 1})
         await call("GET", f"/{spelling}/{name}/runs", 200)
         await call("GET", f"/{spelling}/{name}/runs/last", 200)
         await call("POST", f"/{spelling}/{name}/runs?memory=100", 400)
@@ -220,6 +223,25 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
 
     task_last_run = await walk_task_routes(call, platform)
     await walk_schedule_routes(call)
+    # Webhooks: created on an actor (again with its idempotency key), tested, listed, changed, deleted.
+    hook_body = {"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "condition": {"actorId": "doc"},
+                 "requestUrl": "http://127.0.0.1:9/hook", "idempotencyKey": "doc-hook",
+                 "payloadTemplate": '{"id": {{resource.id}}}'}
+    hook = (await call("POST", "/webhooks", 201, json=hook_body)).json()["data"]
+    await call("POST", "/webhooks", 200, json=hook_body)
+    await call("POST", "/webhooks", 400, json={**hook_body, "eventTypes": ["ACTOR.RUN.DONE"]})
+    await call("GET", "/webhooks?limit=10&desc=true", 200)
+    await call("GET", f"/webhooks/{hook['id']}", 200)
+    await call("PUT", f"/webhooks/{hook['id']}", 200, json={"description": "documented", "condition": {}})
+    dispatch = (await call("POST", f"/webhooks/{hook['id']}/test", 201)).json()["data"]
+    await call("GET", f"/webhooks/{hook['id']}/dispatches?limit=5", 200)
+    await call("GET", "/webhook-dispatches?desc=true", 200)
+    await call("GET", f"/webhook-dispatches/{dispatch['id']}", 200)
+    await call("GET", "/webhook-dispatches/nope", 404)
+    for spelling in ("actors", "acts"):
+        await call("GET", f"/{spelling}/doc/webhooks?offset=0", 200)
+    await call("DELETE", f"/webhooks/{hook['id']}", 204)
+    await call("GET", f"/webhooks/{hook['id']}", 404)
 
     # Storages: by id under /{collection}/..., and as the run's default under /actor-runs/{id}/...
     collections = {"key-value-stores": "key-value-store", "datasets": "dataset", "request-queues": "request-queue"}
@@ -409,6 +431,8 @@ async def test_what_the_document_forbids_the_api_refuses_and_the_other_way_round
         ("GET", f"/datasets/{ds}/items?format=csv&delimiter=%22", None),
         ("GET", f"/key-value-stores/{kvs}/records/r?attachment=", None),
         ("GET", "/actor-runs/nope/log?raw=null", None),
+        ("POST", "/webhooks", {"eventTypes": ["ACTOR.RUN.DONE"], "condition": {"actorId": "strict"},
+                               "requestUrl": "http://127.0.0.1:9/"}),
         ("POST", "/actors/strict/builds?useCache=null", None),
         ("POST", "/actors", {"name": "env", "versions": [{"versionNumber": "0.0", "sourceFiles": files,
                                                           "envVars": [{"name": "A", "isSecret": "no"}]}]}),

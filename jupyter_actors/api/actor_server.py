@@ -27,9 +27,12 @@ from .views import Views
 
 def api_settings(platform: Platform, public_api_url: str, loop: asyncio.AbstractEventLoop) -> dict:
     """The application settings every API handler reads its collaborators from."""
+    views = Views(platform, public_api_url)
+    # A webhook's payload shows the run or build as this API does.
+    platform.webhooks.resource_view = lambda kind, row: views.run(row) if kind == "run" else views.build(row)
     return {
         "jupyter_actors_platform": platform,
-        "jupyter_actors_views": Views(platform, public_api_url),
+        "jupyter_actors_views": views,
         "jupyter_actors_run_events": RunChanges(platform, loop),
     }
 

@@ -7,11 +7,12 @@ from typing import Any
 from ..platform.builds import BUILD_STATUSES_ACTIVE
 from ..platform.errors import InvalidInput
 from ..platform.input_schema import invalid_input
-from ..platform.models import Actor, Build
+from ..platform.models import Actor, Build, Run
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
 from .runs_handlers import RunListing
+from .webhooks_handlers import decode_ad_hoc
 
 RUN_START_OPTIONS = {
     "webServerPublic",  # ours: the run's container web server is reachable without Jupyter login
@@ -185,7 +186,7 @@ class ValidateInputHandler(StartInput, ActorAccess):
 class RunStarting(StartInput, RunListing):
     """Starting a run of an actor or of a task: the same query options, checked before anything is stored."""
 
-    def start_options(self) -> dict:
+    def start_options(self) -> dict[str, Any]:
         """The platform's start arguments from the query (build, memory, timeout, who starts it)."""
         self.reject_unknown_query(RUN_START_OPTIONS)
         given = {"maxItems": self.query_int("maxItems") is not None,
@@ -196,11 +197,12 @@ class RunStarting(StartInput, RunListing):
             raise InvalidInput("; ".join(UNSUPPORTED_RUN_OPTIONS[name] for name in refused) + ".")
         web_public = self.query_bool("webServerPublic")
         require(self.principal.may_publish_web or not web_public, "start a run with a public web server")
+        encoded = self.query("webhooks")
         return {"build": self.query("build"), "memory_mb": self.query("memory"), "timeout_secs": self.query("timeout"),
                 "origin": "ACTOR" if self.principal.run_id else "API", "parent_run_id": self.principal.run_id,
-                "web_public": web_public}
+                "web_public": web_public, "webhooks": decode_ad_hoc(encoded) if encoded else []}
 
-    async def send_started(self, run: dict, wait: int) -> None:
+    async def send_started(self, run: Run, wait: int) -> None:
         """201 with the run, once it finished or ``waitForFinish`` seconds passed."""
         run = await self.wait_for_finish(run, wait)
         self.send_data(await self.call(self.views.run, run), 201)

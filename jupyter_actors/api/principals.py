@@ -30,6 +30,7 @@ class UserPrincipal:
     may_manage_actors = True
     may_manage_runs = True
     may_publish_web = True
+    may_manage_webhooks = True
     run_id: str | None = None
 
 
@@ -68,6 +69,7 @@ class RunPrincipal:
     may_manage_actors = False
     may_manage_runs = False
     may_publish_web = False
+    may_manage_webhooks = False  # it may only add webhooks of its own run (Actor.add_webhook)
 
 
 Principal = UserPrincipal | RunPrincipal

@@ -17,6 +17,7 @@ from . import schedules_handlers as schedules
 from . import storages_handlers as storages
 from . import tasks_handlers as tasks
 from . import users_handlers as users
+from . import webhooks_handlers as webhooks
 from .base import ApiHandlerMixin, Route
 from .run_refs import BY_ID, LAST_OF_ACTOR, LAST_OF_TASK
 
@@ -56,6 +57,12 @@ ROUTES: list[Route] = [
     (r"/schedules", schedules.ScheduleListHandler, {}),
     (rf"/schedules/{ID}", schedules.ScheduleHandler, {}),
     (rf"/schedules/{ID}/log", schedules.ScheduleLogHandler, {}),
+    (r"/webhooks", webhooks.WebhookListHandler, {}),
+    (rf"/webhooks/{ID}", webhooks.WebhookHandler, {}),
+    (rf"/webhooks/{ID}/test", webhooks.WebhookTestHandler, {}),
+    (rf"/webhooks/{ID}/dispatches", webhooks.WebhookDispatchesHandler, {}),
+    (r"/webhook-dispatches", webhooks.DispatchListHandler, {}),
+    (rf"/webhook-dispatches/{ID}", webhooks.DispatchHandler, {}),
 ]
 for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients and docs say acts
     ROUTES += [
@@ -67,6 +74,7 @@ for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients 
         (rf"/{_actors}/{ID}/validate-input", actors.ValidateInputHandler, {}),
         (rf"/{_actors}/{ID}/versions", actors.ActorVersionsHandler, {}),
         (rf"/{_actors}/{ID}/versions/{ID}", actors.ActorVersionHandler, {}),
+        (rf"/{_actors}/{ID}/webhooks", webhooks.ActorWebhooksHandler, {}),
     ]
 ROUTES += storages.ROUTES
 

@@ -19,7 +19,7 @@ REQUEST_DEFAULTS = {"method": "GET", "retryCount": 0, "noRetry": False, "headers
 
 def iso_ms(at_ms: int) -> str:
     """Unix milliseconds as Apify's ISO UTC time with milliseconds."""
-    return iso(dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.timezone.utc))
+    return iso(dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.timezone.utc)) or ""
 
 
 class Views:

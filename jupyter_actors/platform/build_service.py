@@ -6,7 +6,7 @@ import threading
 
 from .actors import ActorService
 from .builds import BUILD_STATUSES_ACTIVE, Builder
-from .changes import Changes
+from .changes import BUILD_CREATED, BUILD_FINISHED_EVENTS, Changes
 from .errors import InvalidInput, NotFound
 from .models import Actor, Build
 from .quota import Admission
@@ -36,8 +36,10 @@ class BuildService:
             self.admission.check(self.builder.build_memory_mb, what="build")
             build = self.builder.create_record(actor_row, version_row, source_hash)
             self.admission.hold_build(build["id"], build["memory_mb"])
+        self.changes.event(BUILD_CREATED, build)
 
         def run_build() -> None:
+            finished = None
             try:
                 finished = self.builder.run(actor_row, version_row, build)
                 if finished["status"] == "SUCCEEDED":
@@ -45,6 +47,9 @@ class BuildService:
             finally:
                 self.admission.release_build(build["id"])
                 self.changes.poke()
+            event = BUILD_FINISHED_EVENTS.get(finished["status"])
+            if event is not None:
+                self.changes.event(event, self.get(build["id"]))
 
         if wait:
             run_build()

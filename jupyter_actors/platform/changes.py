@@ -18,12 +18,31 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RunListener = Callable[[Any], None]
+#: Hears Apify's platform events (``ACTOR.RUN.SUCCEEDED``...) with the run or build they are about.
+EventListener = Callable[[str, Any], None]
+
+RUN_CREATED = "ACTOR.RUN.CREATED"
+RUN_RESURRECTED = "ACTOR.RUN.RESURRECTED"
+BUILD_CREATED = "ACTOR.BUILD.CREATED"
+#: The event a run's move into a terminal status is (from RUNNING, TIMING-OUT, ABORTING or READY).
+RUN_FINISHED_EVENTS = {"SUCCEEDED": "ACTOR.RUN.SUCCEEDED", "FAILED": "ACTOR.RUN.FAILED",
+                       "ABORTED": "ACTOR.RUN.ABORTED", "TIMED-OUT": "ACTOR.RUN.TIMED_OUT"}
+BUILD_FINISHED_EVENTS = {"SUCCEEDED": "ACTOR.BUILD.SUCCEEDED", "FAILED": "ACTOR.BUILD.FAILED",
+                         "ABORTED": "ACTOR.BUILD.ABORTED", "TIMED-OUT": "ACTOR.BUILD.TIMED_OUT"}
+
+
+def run_event_type(previous: str, target: str) -> str | None:
+    """The platform event a run's status change is, if any: finishing, or a finished run resurrected."""
+    if previous in RUN_FINISHED_EVENTS:
+        return RUN_RESURRECTED if target == "RUNNING" else None
+    return RUN_FINISHED_EVENTS.get(target)
 
 
 class Changes:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._listeners: list[RunListener] = []
+        self._event_listeners: list[EventListener] = []
 
     def subscribe(self, listener: RunListener) -> Callable[[], None]:
         """Call ``listener(run)`` on every run change (from platform threads); returns unsubscribe."""
@@ -43,6 +62,19 @@ class Changes:
             except Exception:  # a listener's bug must not break a run
                 log.exception("run listener failed")
         self.poke()
+
+    def subscribe_events(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener(event_type, record)`` on every platform event; returns unsubscribe."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener) if listener in self._event_listeners else None
+
+    def event(self, event_type: str, record: Any) -> None:
+        """Tell event listeners that ``event_type`` happened to ``record`` (a run or a build), once it is stored."""
+        for listener in list(self._event_listeners):
+            try:
+                listener(event_type, record)
+            except Exception:  # a listener's bug must not break a run or a build
+                log.exception("event listener failed for %s", event_type)
 
     def poke(self) -> None:
         """Wake every waiter (something other than a run changed, e.g. a build ended)."""

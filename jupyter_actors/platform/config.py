@@ -183,6 +183,15 @@ class PlatformConfig:
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(
         60.0, help="Labelled containers without a run record are removed after this many seconds.")
+    webhook_timeout_secs: float = setting(
+        30.0, exposed=(SERVER,), help="Seconds a webhook's receiver has to answer one call (Apify's 30 s).")
+    webhook_max_attempts: int = setting(
+        12, exposed=(SERVER,),
+        help="Calls a webhook dispatch gets before it is FAILED: the first and its retries (Apify: 1 + 11).")
+    webhook_retry_base_secs: float = setting(
+        60.0, exposed=(SERVER,),
+        help="Wait before a webhook's first retry; each next retry waits twice as long (Apify: about 1 minute, "
+             "so the 11th retry comes some 32 hours later).")
     sqlite_synchronous: str = setting(
         "FULL", choices=SYNCHRONOUS_MODES, exposed=(SERVER,),
         help="SQLite `synchronous` of the registry (runs, actors, builds) and the storage catalog. 'FULL': a commit "

@@ -42,6 +42,9 @@ from .sources import ActorDefinition
 from .storages import Storages
 from .stores import Stores
 from .tasks import TaskOptions, TaskService
+from .webhooks.delivery import Delivery
+from .webhooks.service import WebhookService, WebhookSettings
+from .webhooks.store import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,12 @@ class Platform:
         self.runs = RunService(self.stores, self.actors, self.builds, self.storages, self.backend, self.admission,
                                self.changes, self.retention, config=self.config, instance_id=self.instance_id,
                                logs_dir=logs_dir)
+        self.webhook_delivery = Delivery(
+            WebhookStore(self.registry), timeout_secs=self.config.webhook_timeout_secs,
+            max_attempts=self.config.webhook_max_attempts, retry_base_secs=self.config.webhook_retry_base_secs)
+        self.webhooks = WebhookService(self.webhook_delivery.store, self.actors, self.stores.runs,
+                                       self.webhook_delivery)
+        self.changes.subscribe_events(self.webhooks.on_event)
         self.tasks = TaskService(self.stores, self.actors, self.runs)
         self.schedules = ScheduleService(self.stores, self.actors, self.tasks, self.runs, clock=clock)
         self.scheduler = Scheduler(self.schedules)
@@ -191,9 +200,11 @@ class Platform:
 
     def start_task(self, task: str, *, input: object = None, build: str | None = None,
                    memory_mb: int | str | None = None, timeout_secs: int | str | None = None, origin: str = "API",
-                   parent_run_id: str | None = None, web_public: bool = False) -> Run:
-        return self.tasks.start(task, input=input, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs,
-                                origin=origin, parent_run_id=parent_run_id, web_public=web_public)
+                   parent_run_id: str | None = None, web_public: bool = False,
+                   webhooks: Sequence[WebhookSettings] = ()) -> Run:
+        return self._with_ad_hoc_webhooks(webhooks, lambda: self.tasks.start(
+            task, input=input, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, origin=origin,
+            parent_run_id=parent_run_id, web_public=web_public))
 
     # -- schedules --------------------------------------------------------------------------------
 
@@ -251,11 +262,24 @@ class Platform:
     def start_run(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
                   timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
                   content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
-                  web_public: bool = False, actor_task_id: str | None = None) -> Run:
-        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread."""
-        return self.runs.start(actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
-                               content_type=content_type, origin=origin, parent_run_id=parent_run_id,
-                               web_public=web_public, actor_task_id=actor_task_id)
+                  web_public: bool = False, actor_task_id: str | None = None,
+                  webhooks: Sequence[WebhookSettings] = ()) -> Run:
+        """Validate, admit against the quota, record (READY) and hand the run to a watcher thread.
+
+        ``webhooks``: ad-hoc webhooks of this run (their condition is the run), checked before it starts.
+        """
+        return self._with_ad_hoc_webhooks(webhooks, lambda: self.runs.start(
+            actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
+            content_type=content_type, origin=origin, parent_run_id=parent_run_id, web_public=web_public,
+            actor_task_id=actor_task_id))
+
+    def _with_ad_hoc_webhooks(self, webhooks: Sequence[WebhookSettings], start: Callable[[], Run]) -> Run:
+        """Start a run with its ad-hoc webhooks, checked before anything is stored."""
+        self.webhooks.check_ad_hoc(webhooks)
+        run = start()
+        if webhooks:
+            self.webhooks.attach_to_run(run, webhooks)
+        return run
 
     def validate_input(self, actor: str, input: bytes | str | dict[str, Any] | list[Any] | None, *,
                        content_type: str | None = None, build: str | None = None) -> InputCheck:
@@ -356,10 +380,11 @@ class Platform:
     # -- background work, restarts, shutdown ------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start the housekeeping thread (heartbeat, retention, disk limits) and the usage sampler; the serving
-        process calls this once."""
+        """Start the housekeeping thread (heartbeat, retention, disk limits), the usage sampler and webhook
+        delivery (which resumes the dispatches a previous process left unsent); the serving process calls this once."""
         self.housekeeping.start()
         self.usage.start()
+        self.webhook_delivery.start()
 
     def _watched_containers(self) -> list[tuple[str, str]]:
         """(run id, container id) of every run this process watches and whose container exists."""
@@ -377,8 +402,10 @@ class Platform:
         self.scheduler.start()
 
     def reconcile(self) -> ReconcileReport:
-        """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""
+        """Match unfinished runs with the engine's containers (adopt, finish or restart them), and store the
+        webhook dispatches of events a previous server died before storing."""
         report = self.runs.reconcile(self.previous_heartbeat)
+        self.webhooks.catch_up(self.previous_heartbeat, margin_secs=self.config.heartbeat_secs)
         log.info(
             "reconciled: adopted %s, finished %s, restarted %s, removed %s containers",
             len(report.adopted), len(report.finished), len(report.restarted), len(report.removed))
@@ -405,6 +432,7 @@ class Platform:
         self.housekeeping.stop()
         self.usage.stop()
         self.runs.close()
+        self.webhook_delivery.stop()
         self.registry.close()
         self.storages.close()
 

@@ -196,6 +196,46 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS tombstones_by_deleted_at ON tombstones (deleted_at);
     """,
+    # 11: webhooks: what to call on which events of an actor or a run; each dispatch is stored before it is
+    # sent and keeps its calls, so delivery resumes after a restart.
+    """
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        is_ad_hoc INTEGER NOT NULL DEFAULT 0,
+        event_types TEXT NOT NULL,               -- JSON list of event types
+        actor_id TEXT,                           -- the condition: exactly one of these is set
+        actor_task_id TEXT,
+        actor_run_id TEXT,
+        request_url TEXT NOT NULL,
+        payload_template TEXT,
+        headers_template TEXT,
+        description TEXT,
+        ignore_ssl_errors INTEGER NOT NULL DEFAULT 0,
+        do_not_retry INTEGER NOT NULL DEFAULT 0,
+        should_interpolate_strings INTEGER NOT NULL DEFAULT 0,
+        idempotency_key TEXT UNIQUE
+    );
+    CREATE INDEX webhooks_by_actor ON webhooks (actor_id);
+    CREATE INDEX webhooks_by_run ON webhooks (actor_run_id);
+    CREATE TABLE webhook_dispatches (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event_key TEXT NOT NULL,                 -- the one occurrence it is for: a second one is not stored
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,                    -- ACTIVE (to be sent), SUCCEEDED, FAILED
+        event_type TEXT NOT NULL,
+        event_data TEXT,                         -- JSON object
+        payload TEXT NOT NULL,                   -- the body, rendered when the event happened
+        headers TEXT NOT NULL,                   -- JSON object of the headers template's headers
+        calls TEXT NOT NULL DEFAULT '[]',        -- JSON list of the attempts made
+        next_attempt_at TEXT,                    -- when to try (again) while ACTIVE
+        UNIQUE (webhook_id, event_key)
+    );
+    CREATE INDEX webhook_dispatches_due ON webhook_dispatches (status, next_attempt_at);
+    CREATE INDEX webhook_dispatches_by_created ON webhook_dispatches (created_at);
+    """,
 ]
 
 

@@ -56,9 +56,10 @@ class ActorStore:
         self.registry.update("actors", {"id": actor_id}, values)
 
     def delete(self, actor_id: str) -> None:
-        """Delete the actor (versions, builds and tags cascade) and leave a tombstone."""
+        """Delete the actor (versions, builds and tags cascade) and its webhooks, and leave a tombstone."""
         with self.registry.transaction() as db:
             db.execute("DELETE FROM actors WHERE id = ?", (actor_id,))
+            db.execute("DELETE FROM webhooks WHERE actor_id = ?", (actor_id,))  # they could never fire again
             db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'actor', 'deleted', ?)", (actor_id, now_iso()))
 
     def versions(self, actor_id: str, *, newest_first: bool = False) -> list[Version]:
@@ -154,14 +155,16 @@ class RunStore:
     def update(self, run_id: str, values: dict[str, Any]) -> None:
         self.registry.update("runs", {"id": run_id}, values)
 
-    def transition(self, run_id: str, target: RunStatus, values: dict[str, Any]) -> None:
-        """Set ``status`` to ``target`` with ``values`` if the lifecycle allows it (else Conflict), atomically."""
+    def transition(self, run_id: str, target: RunStatus, values: dict[str, Any]) -> str:
+        """Set ``status`` to ``target`` with ``values`` if the lifecycle allows it (else Conflict), atomically;
+        returns the status it had."""
         with self.registry.transaction() as db:
             row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise NotFound(f"Run {run_id!r} was not found.")
             check_transition(row["status"], target)
             self.registry.update("runs", {"id": run_id}, {"status": RunStatus(target).value, **values}, db)
+        return str(row["status"])
 
     def mark_stopping(self, run_id: str, intent: str, message: str) -> bool:
         """Record why a RUNNING run is being stopped, unless a stop is under way already."""
@@ -231,7 +234,7 @@ class RunStore:
         return [row["id"] for row in rows]
 
     def delete(self, run_id: str, storages: list[tuple[str, str]], reason: str) -> None:
-        """Delete the run and leave tombstones for it and its default ``(kind, id)`` storages."""
+        """Delete the run and its webhooks, and leave tombstones for it and its default ``(kind, id)`` storages."""
         now = now_iso()
         with self.registry.transaction() as db:
             for kind, storage_id in storages:
@@ -239,6 +242,7 @@ class RunStore:
             db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'run', ?, ?)", (run_id, reason, now))
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             db.execute("DELETE FROM run_samples WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM webhooks WHERE actor_run_id = ?", (run_id,))  # they could never fire again
 
     def add_sample(self, run_id: str, sample: dict[str, Any] | None, usage: str, *, max_samples: int) -> bool:
         """Store the run's new usage totals, with ``sample`` in its series when given; past ``max_samples``

@@ -82,6 +82,9 @@ class ActorsExtension(ExtensionApp):
     kubernetes_context = platform_trait("kubernetes_context")
     proxy_port = platform_trait("proxy_port")
     upstream_proxy = platform_trait("upstream_proxy")
+    webhook_timeout_secs = platform_trait("webhook_timeout_secs")
+    webhook_max_attempts = platform_trait("webhook_max_attempts")
+    webhook_retry_base_secs = platform_trait("webhook_retry_base_secs")
 
     # The server's own settings (the actor-facing listener).
     actor_api_host = Unicode(

@@ -20,7 +20,7 @@ from .. import limits as limits_mod
 from ..backends.base import Backend
 from ..actors import ActorService
 from ..build_service import BuildService
-from ..changes import Changes
+from ..changes import RUN_CREATED, Changes, run_event_type
 from ..clock import iso, utcnow
 from ..config import PlatformConfig
 from ..errors import Conflict, InvalidInput, NotFound
@@ -86,9 +86,12 @@ class RunService:
     def transition(self, run_id: str, target: RunStatus, **values: Any) -> Run:
         """Move a run to ``target`` if the lifecycle allows it (else Conflict), with other fields, atomically."""
         values = {key: iso(value) if isinstance(value, dt.datetime) else value for key, value in values.items()}
-        self.runs.transition(run_id, target, values)
+        previous = self.runs.transition(run_id, target, values)
         run = self.get_run(run_id)
         self.changes.notify(run)
+        event = run_event_type(previous, run["status"])
+        if event is not None:
+            self.changes.event(event, run)
         return run
 
     def update_run(self, run_id: str, **values: Any) -> Run:
@@ -159,7 +162,9 @@ class RunService:
                 "web_public": int(bool(web_public)),
                 "container_port": port,
             })
-        return self._launch(self.get_run(run_id), actor_row, build_row, version, limits, token=token)
+        run = self.get_run(run_id)
+        self.changes.event(RUN_CREATED, run)
+        return self._launch(run, actor_row, build_row, version, limits, token=token)
 
     def validate_input(self, actor: str, input: bytes | str | dict[str, Any] | list[Any] | None, *,
                        content_type: str | None = None, build: str | None = None) -> InputCheck:

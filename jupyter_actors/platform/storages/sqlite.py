@@ -151,7 +151,7 @@ class Database:
         storage to reach its cap, so the cap stopped the write."""
         if not self._max_bytes or getattr(exc, "sqlite_errorcode", None) != SQLITE_FULL:
             return False
-        page_size, pages = (conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_size", "page_count"))
+        page_size, pages = (int(conn.execute(f"PRAGMA {name}").fetchone()[0]) for name in ("page_size", "page_count"))
         return shutil.disk_usage(self.path.parent).free > self._max_bytes - page_size * pages
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
