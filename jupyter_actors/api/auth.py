@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from tornado import web
 
 from ..platform.errors import Unauthorized
 from ..platform.lifecycle import RunStatus
-from .principals import RunPrincipal
+from .principals import RunPrincipal, UserPrincipal
+
+#: Settings key of the per-process credential that opens the user API to the CLI (see platform/datadir.py).
+CLI_CREDENTIAL = "jupyter_actors_cli_credential"
 
 
 def bearer_token(handler: web.RequestHandler) -> str | None:
@@ -36,3 +40,22 @@ class RunTokenAuthBase(web.RequestHandler):
             raise Unauthorized("The token is not valid (unknown, or its run has finished).",
                                type="user-or-token-not-found")
         self.principal = RunPrincipal(run_id=run["id"], actor_id=run["actor_id"])
+
+
+def has_cli_credential(handler: web.RequestHandler) -> bool:
+    """Whether the request carries this process's CLI credential (compared in constant time)."""
+    expected = handler.settings.get(CLI_CREDENTIAL)
+    token = bearer_token(handler)
+    return bool(expected and token and hmac.compare_digest(token.encode(), expected.encode()))
+
+
+class CliCredentialAuthBase(web.RequestHandler):
+    """User-facing base of the API a CLI serves itself (no Jupyter): its own credential is the user."""
+
+    def check_xsrf_cookie(self) -> None:  # bearer credential, no cookies: XSRF does not apply
+        return
+
+    async def prepare(self) -> None:
+        if not has_cli_credential(self):
+            raise Unauthorized("Authentication required: send this process's credential as 'Authorization: Bearer'.")
+        self.principal = UserPrincipal()

@@ -1,0 +1,194 @@
+"""The commands: each talks to the platform through a ``Client`` of the user API (see ``hosting``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from ..notebook.actors import start
+from ..notebook.client import Client
+from ..notebook.errors import NotFoundError
+from ..notebook.runs import Run
+from ..platform.errors import PlatformError
+from .hosting import platform_client
+from .options import _config
+
+EXAMPLES_DIR = Path(__file__).parent.parent / "examples"
+REPO_NOTEBOOKS = Path(__file__).parent.parent.parent / "notebooks"
+BUILD_WAIT_SECS = 60
+
+
+def _ref(name: str) -> str:
+    return quote(name, safe="~")
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from ..platform.engine_setup import ensure_engine
+    from ..platform.images import ensure_actor_python_image, ensure_base_image
+    from ..platform.node_image import ensure_node_image
+
+    config = _config(args)
+    started = time.monotonic()
+    client = ensure_engine(config.docker_base_url)
+    work_dir = config.data_dir / "images"
+    options = {"work_dir": work_dir, "rebuild": args.rebuild, "ca_bundle": config.ca_bundle}
+    # The Apify-style Python image first: the default image's build then reuses its cached venv stage.
+    python = ensure_actor_python_image(client, **options)
+    image = ensure_base_image(client, config.base_image, **options)
+    node = ensure_node_image(client, **options)
+    print(f"Docker engine answers; base image {config.base_image} is {image[:19]}, Apify-style images "
+          f"{python[:19]} (Python) and {node[:19]} (Node.js) ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def build_dir(client: Client, directory: Path) -> dict:
+    """Create or update the actor from a directory in Apify's layout and build it; raises if the build fails."""
+    from ..platform.sources import load_actor_dir
+
+    definition = load_actor_dir(directory)
+    version = {"versionNumber": definition.version, "sourceType": "SOURCE_FILES",
+               "buildTag": definition.build_tag, "sourceFiles": definition.files}
+    try:
+        client.data("PUT", f"/actors/{_ref(definition.name)}", json={"versions": [version]})
+    except NotFoundError:
+        client.post("/actors", json={"name": definition.name, "versions": [version]})
+    build = client.post(f"/actors/{_ref(definition.name)}/builds", version=definition.version,
+                        tag=definition.build_tag, waitForFinish=BUILD_WAIT_SECS)
+    while build["status"] in ("READY", "RUNNING"):
+        build = client.get(f"/actor-builds/{build['id']}", waitForFinish=BUILD_WAIT_SECS)
+    if build["status"] != "SUCCEEDED":
+        sys.stderr.write(client.request("GET", f"/actor-builds/{build['id']}/log").text)
+        raise PlatformError(f"Build {build['buildNumber']} of {definition.name} failed: {build['statusMessage']}")
+    build["actorName"] = definition.name
+    print(f"Built {definition.name} {build['buildNumber']} ({build['imageName']})")
+    return build
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    with platform_client(args) as client:
+        build_dir(client, Path(args.directory))
+    return 0
+
+
+def follow_and_wait(run: Run, *, out=sys.stdout) -> dict:
+    """Print the run's log as it grows until the run is finished; returns the final run record."""
+    for line in run.follow_log():
+        out.write(line + "\n")
+        out.flush()
+    return run.wait().data
+
+
+def print_output(client: Client, run: dict) -> None:
+    print(f"Run {run['id']}: {run['status']} - {run['statusMessage']}")
+    try:
+        response = client.request("GET", f"/key-value-stores/{run['defaultKeyValueStoreId']}/records/OUTPUT")
+    except NotFoundError:
+        print("OUTPUT: (none)")
+        return
+    content_type = response.headers.get("Content-Type", "")
+    text = response.text
+    if content_type.startswith("application/json"):
+        text = json.dumps(response.json(), indent=2)
+    print(f"OUTPUT ({content_type}):\n{text}")
+
+
+def run_and_report(client: Client, name: str, *, run_input=None, build: str | None = None,
+                   memory: int | None = None, timeout: int | None = None, content_type: str | None = None) -> int:
+    """Start a run, follow its log, print its OUTPUT; exit code 0 when it SUCCEEDED."""
+    run = start(name, run_input, memory=memory, timeout=timeout, build=build, content_type=content_type,
+                client=client)
+    options = run.data["options"]
+    print(f"Started run {run.id} of {name} ({options['memoryMbytes']} MB, timeout {options['timeoutSecs']} s)",
+          flush=True)
+    final = follow_and_wait(run)
+    print_output(client, final)
+    return 0 if final["status"] == "SUCCEEDED" else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    run_input = args.input
+    if run_input and run_input.startswith("@"):
+        run_input = Path(run_input[1:]).read_text()
+    with platform_client(args, runs=True) as client:
+        return run_and_report(client, args.name, run_input=run_input, build=args.build, memory=args.memory,
+                              timeout=args.timeout, content_type=args.content_type)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    with platform_client(args) as client:
+        path = f"/actors/{_ref(args.actor)}/runs" if args.actor else "/actor-runs"
+        rows = client.get(path, desc=True, limit=args.limit)["items"]
+        names = {actor["id"]: actor["name"] for actor in client.iter_pages("/actors")}
+        print(f"{'RUN':18} {'ACTOR':20} {'STATUS':10} {'MB':>6} {'STARTED':25} MESSAGE")
+        for row in rows:
+            print(f"{row['id']:18} {names.get(row['actId'], '?'):20} {row['status']:10} "
+                  f"{row['options']['memoryMbytes']:>6} {row['startedAt'] or '':25} {row['statusMessage'] or ''}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    with platform_client(args) as client:
+        sys.stdout.write(client.request("GET", f"/actor-runs/{_ref(args.run)}/log").text)
+    return 0
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    with platform_client(args) as client:
+        run = client.post(f"/actor-runs/{_ref(args.run)}/abort", gracefully=args.gracefully)
+        print(f"Run {run['id']}: {run['status']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """A headless Jupyter server with the extension: the platform's long-lived home (runs, API, UI)."""
+    import os
+
+    from ..platform.config import CLI, settings
+
+    argv = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.ip={args.ip}",
+            f"--ServerApp.port={args.port}", "--ServerApp.jpserver_extensions={'jupyter_actors': True}"]
+    for item in settings(CLI):
+        value = getattr(args, item.name, None)
+        if value:
+            argv.append(f"--ActorsExtension.{item.name}={value}")
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    os.execv(sys.executable, argv + list(args.jupyter_args))
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_hello(args: argparse.Namespace) -> int:
+    """Build the shipped example actor (Apify's layout) and run it with a 256 MB limit; print its OUTPUT."""
+    with platform_client(args, runs=True) as client:
+        build = build_dir(client, EXAMPLES_DIR / "hello-world")
+        return run_and_report(client, "hello-world", build=build["buildNumber"], memory=256, timeout=300,
+                              run_input={"name": "Jupyter", "count": 5})
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """Set up, then execute the quickstart notebook headless against a real server; keep the executed copy."""
+    from ..headless import run_notebook
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise PlatformError(
+            f"{notebook} does not exist; pass --notebook PATH (the repository has notebooks/quickstart.ipynb)."
+        )
+    cmd_setup(argparse.Namespace(**{**vars(args), "rebuild": False}))
+    output = Path(args.output) if args.output else notebook.with_name(notebook.stem + ".executed.ipynb")
+    print(f"Executing {notebook} against a headless Jupyter server with the extension ...", flush=True)
+    started = time.monotonic()
+    run_notebook(notebook, output, data_dir=args.data_dir)
+    import nbformat
+
+    executed = nbformat.read(output, as_version=4)
+    for cell in executed.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                print(out.get("text", ""), end="")
+    print(f"\nDone in {time.monotonic() - started:.0f} s; the executed notebook with its outputs: {output}")
+    return 0
