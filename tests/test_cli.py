@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,11 @@ from .conftest import cleanup_instance
 def cli(tmp_path, docker_client, base_image):
     data_dir = tmp_path / "cli-data"
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def run(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-m", "jupyter_actors.cli", "--data-dir", str(data_dir), *args],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            capture_output=True, text=True, timeout=300, cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )
         if check:
             assert result.returncode == 0, result.stdout + result.stderr
@@ -60,3 +62,31 @@ def test_bad_values_get_a_message_not_a_traceback(cli):
     assert missing.returncode == 2 and "not found" in missing.stderr
     not_dir = cli("build", str(Path(EXAMPLES_DIR).parent), check=False)
     assert not_dir.returncode == 2 and "actor.json" in not_dir.stderr
+
+
+def output_of(stdout: str) -> dict:
+    return json.loads(stdout.split("OUTPUT (application/json; charset=utf-8):\n", 1)[1])
+
+
+def test_run_in_an_actor_directory_builds_and_runs_it(cli, tmp_path):
+    """As ``apify run``: this directory (or one given) is built, then run with its local INPUT.json."""
+    directory = tmp_path / "my-hello"
+    shutil.copytree(EXAMPLES_DIR / "hello-world", directory)
+    local_input = directory / "storage" / "key_value_stores" / "default" / "INPUT.json"
+    local_input.parent.mkdir(parents=True)
+    local_input.write_text('{"name": "Directory", "count": 4}')
+
+    here = cli("run", "--memory", "1024", cwd=directory)
+    assert "Built hello-world 0.0.1" in here.stdout
+    assert output_of(here.stdout) == {"message": "Hello, Directory!", "rows": 4}
+
+    (directory / "src" / "main.py").write_text(
+        (directory / "src" / "main.py").read_text().replace('f"Hello, {name}!"', 'f"Hi again, {name}!"'))
+    given = cli("run", str(directory), "--memory", "1024", "--input", '{"name": "Option", "count": 1}')
+    assert "Built hello-world 0.0.2" in given.stdout  # the changed source is built again
+    assert output_of(given.stdout) == {"message": "Hi again, Option!", "rows": 1}  # --input wins over INPUT.json
+
+    refused = cli("run", str(directory), "--build", "0.0.1", check=False)
+    assert refused.returncode == 2 and "drop --build" in refused.stderr
+    not_actor = cli("run", str(tmp_path), check=False)
+    assert not_actor.returncode == 2 and "actor.json" in not_actor.stderr

@@ -13,6 +13,7 @@ from ..notebook.errors import ActorsError
 from ..platform.errors import PlatformError
 from .commands import (
     EXAMPLES_DIR,
+    LOCAL_INPUT,
     REPO_NOTEBOOKS,
     cmd_abort,
     cmd_build,
@@ -43,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("directory")
     build.set_defaults(func=cmd_build)
 
-    run = commands.add_parser("run", help="run an actor, follow its log and print its OUTPUT")
-    run.add_argument("name")
+    run = commands.add_parser("run", help="run an actor (an actor directory: build it first), follow its log "
+                                          "and print its OUTPUT")
+    run.add_argument("target", nargs="?", metavar="NAME|DIRECTORY", help=(
+        "an actor's name, or a directory in Apify's layout to build and run (default: this directory); "
+        f"a directory's input is {LOCAL_INPUT} in it unless --input is given"))
     run.add_argument("--build", help="build tag or number (default: the actor's default, latest)")
     run.add_argument("--memory", type=int, help="memory in MB: a power of two from 128 to 32768")
     run.add_argument("--timeout", type=int, help="timeout in seconds, 0 for none")

@@ -109,12 +109,34 @@ def run_and_report(client: Client, name: str, *, run_input=None, build: str | No
     return 0 if final["status"] == "SUCCEEDED" else 1
 
 
+#: Where the Apify CLI keeps a local run's input (``apify run`` reads it when no input is given).
+LOCAL_INPUT = Path("storage", "key_value_stores", "default", "INPUT.json")
+
+
+def run_target(target: str | None) -> Path | None:
+    """The actor directory ``run`` builds first (none given: this one), or None for an actor's name."""
+    if target is None:
+        return Path.cwd()
+    path = Path(target)
+    return path if path.is_dir() else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     run_input = args.input
     if run_input and run_input.startswith("@"):
         run_input = Path(run_input[1:]).read_text()
+    directory = run_target(args.target)
+    if directory is not None and args.build:
+        raise PlatformError(f"{directory} is built and run as it is now; --build chooses a build of an actor "
+                            "given by name: drop --build, or give the actor's name.")
+    if directory is not None and run_input is None and (directory / LOCAL_INPUT).is_file():
+        run_input = (directory / LOCAL_INPUT).read_text()
     with platform_client(args, runs=True) as client:
-        return run_and_report(client, args.name, run_input=run_input, build=args.build, memory=args.memory,
+        name, build = args.target, args.build
+        if directory is not None:
+            built = build_dir(client, directory)
+            name, build = built["actorName"], built["buildNumber"]
+        return run_and_report(client, name, run_input=run_input, build=build, memory=args.memory,
                               timeout=args.timeout, content_type=args.content_type)
 
 
