@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,10 @@ from jupyter_actors.platform.registry import Registry
 from .conftest import cleanup_instance
 
 
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+
 @pytest.fixture
 def cli(tmp_path, docker_client, base_image):
     data_dir = tmp_path / "cli-data"
@@ -24,13 +31,13 @@ def cli(tmp_path, docker_client, base_image):
     def run(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-m", "jupyter_actors.cli", "--data-dir", str(data_dir), *args],
-            capture_output=True, text=True, timeout=300, cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            capture_output=True, text=True, timeout=300, cwd=cwd, env=cli_env(),
         )
         if check:
             assert result.returncode == 0, result.stdout + result.stderr
         return result
 
+    run.data_dir = data_dir
     yield run
     if (data_dir / "registry.sqlite").exists():
         registry = Registry(data_dir / "registry.sqlite")
@@ -90,3 +97,48 @@ def test_run_in_an_actor_directory_builds_and_runs_it(cli, tmp_path):
     assert refused.returncode == 2 and "drop --build" in refused.stderr
     not_actor = cli("run", str(tmp_path), check=False)
     assert not_actor.returncode == 2 and "actor.json" in not_actor.stderr
+
+
+def test_json_output_for_scripts(cli):
+    """--json: stdout is one JSON document (Apify's objects); the log and messages go to stderr."""
+    build = json.loads(cli("build", str(EXAMPLES_DIR / "hello-world"), "--json").stdout)
+    assert build["status"] == "SUCCEEDED" and build["buildNumber"] == "0.0.1"
+    ran = cli("run", "hello-world", "--memory", "1024", "--input", '{"name": "JSON", "count": 1}', "--json")
+    run = json.loads(ran.stdout)
+    assert run["status"] == "SUCCEEDED" and run["buildId"] == build["id"] and run["options"]["memoryMbytes"] == 1024
+    assert "Hello, JSON!" in ran.stderr and "Started run" in ran.stderr
+    runs = json.loads(cli("runs", "--json").stdout)
+    assert [item["id"] for item in runs] == [run["id"]] and runs[0]["status"] == "SUCCEEDED"
+
+
+def in_terminal(command: list[str]) -> str:
+    """Run ``command`` on a pseudo-terminal (160 columns), as a person would; returns what it drew."""
+    controller, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal,
+                               env={**cli_env(), "TERM": "xterm-256color", "COLUMNS": "160"})
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the command exited and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    assert process.wait(60) == 0, b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_tables_and_progress_on_a_terminal_plain_in_a_pipe(cli):
+    cli("run", str(EXAMPLES_DIR / "hello-world"), "--memory", "1024")
+    command = [sys.executable, "-m", "jupyter_actors.cli", "--data-dir", str(cli.data_dir)]
+    table = in_terminal([*command, "runs"])
+    assert "┏━" in table and "RUN" in table and "SUCCEEDED" in table and "\x1b[" in table  # a rich table, in colour
+    piped = cli("runs").stdout
+    assert piped.split()[:6] == ["RUN", "ACTOR", "STATUS", "MB", "STARTED", "MESSAGE"]
+    assert "┃" not in piped and "\x1b[" not in piped and "SUCCEEDED" in piped
+    setup = in_terminal([*command, "setup"])
+    assert "4/4" in setup and "Docker engine answers" in setup  # the progress bar reached its last step

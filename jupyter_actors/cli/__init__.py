@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build", help="create/update an actor from a directory in Apify's layout and build it")
     build.add_argument("directory")
+    build.add_argument("--json", action="store_true", help="print the build record as JSON (messages go to stderr)")
     build.set_defaults(func=cmd_build)
 
     run = commands.add_parser("run", help="run an actor (an actor directory: build it first), follow its log "
@@ -54,11 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, help="timeout in seconds, 0 for none")
     run.add_argument("--input", help="input JSON, or @file")
     run.add_argument("--content-type", help="content type of the input (default application/json)")
+    run.add_argument("--json", action="store_true",
+                     help="print the final run record as JSON on stdout (the log and messages go to stderr)")
     run.set_defaults(func=cmd_run)
 
     runs = commands.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--actor")
     runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--json", action="store_true", help="print the runs as a JSON array of Apify run objects")
     runs.set_defaults(func=cmd_runs)
 
     log = commands.add_parser("log", help="print a run's log")

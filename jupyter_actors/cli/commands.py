@@ -16,6 +16,7 @@ from ..notebook.runs import Run
 from ..platform.errors import PlatformError
 from .hosting import platform_client
 from .options import _config
+from .output import Output
 
 EXAMPLES_DIR = Path(__file__).parent.parent / "examples"
 REPO_NOTEBOOKS = Path(__file__).parent.parent.parent / "notebooks"
@@ -32,20 +33,26 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from ..platform.node_image import ensure_node_image
 
     config = _config(args)
+    out = Output()
     started = time.monotonic()
-    client = ensure_engine(config.docker_base_url)
     work_dir = config.data_dir / "images"
     options = {"work_dir": work_dir, "rebuild": args.rebuild, "ca_bundle": config.ca_bundle}
-    # The Apify-style Python image first: the default image's build then reuses its cached venv stage.
-    python = ensure_actor_python_image(client, **options)
-    image = ensure_base_image(client, config.base_image, **options)
-    node = ensure_node_image(client, **options)
-    print(f"Docker engine answers; base image {config.base_image} is {image[:19]}, Apify-style images "
-          f"{python[:19]} (Python) and {node[:19]} (Node.js) ({time.monotonic() - started:.1f} s)")
+    with out.steps(4) as step:
+        step("Docker engine")
+        client = ensure_engine(config.docker_base_url)
+        # The Apify-style Python image first: the default image's build then reuses its cached venv stage.
+        step("Apify-style Python image")
+        python = ensure_actor_python_image(client, **options)
+        step(f"base image {config.base_image}")
+        image = ensure_base_image(client, config.base_image, **options)
+        step("Apify-style Node.js image")
+        node = ensure_node_image(client, **options)
+    out.say(f"Docker engine answers; base image {config.base_image} is {image[:19]}, Apify-style images "
+            f"{python[:19]} (Python) and {node[:19]} (Node.js) ({time.monotonic() - started:.1f} s)")
     return 0
 
 
-def build_dir(client: Client, directory: Path) -> dict:
+def build_dir(client: Client, directory: Path, out: Output) -> dict:
     """Create or update the actor from a directory in Apify's layout and build it; raises if the build fails."""
     from ..platform.sources import load_actor_dir
 
@@ -56,56 +63,66 @@ def build_dir(client: Client, directory: Path) -> dict:
         client.data("PUT", f"/actors/{_ref(definition.name)}", json={"versions": [version]})
     except NotFoundError:
         client.post("/actors", json={"name": definition.name, "versions": [version]})
-    build = client.post(f"/actors/{_ref(definition.name)}/builds", version=definition.version,
-                        tag=definition.build_tag, waitForFinish=BUILD_WAIT_SECS)
-    while build["status"] in ("READY", "RUNNING"):
-        build = client.get(f"/actor-builds/{build['id']}", waitForFinish=BUILD_WAIT_SECS)
+    with out.status(f"Building {definition.name} {definition.version} ...") as update:
+        # On a terminal the spinner shows the build log's last line, so the wait is short; else one long-poll.
+        wait = 2 if out.rich else BUILD_WAIT_SECS
+        build = client.post(f"/actors/{_ref(definition.name)}/builds", version=definition.version,
+                            tag=definition.build_tag, waitForFinish=wait)
+        while build["status"] in ("READY", "RUNNING"):
+            if out.rich:
+                log = client.request("GET", f"/actor-builds/{build['id']}/log").text.strip().splitlines()
+                update(log[-1][:100] if log else "")
+            build = client.get(f"/actor-builds/{build['id']}", waitForFinish=wait)
     if build["status"] != "SUCCEEDED":
         sys.stderr.write(client.request("GET", f"/actor-builds/{build['id']}/log").text)
         raise PlatformError(f"Build {build['buildNumber']} of {definition.name} failed: {build['statusMessage']}")
     build["actorName"] = definition.name
-    print(f"Built {definition.name} {build['buildNumber']} ({build['imageName']})")
+    out.say(f"Built {definition.name} {build['buildNumber']} ({build['imageName']})")
     return build
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    out = Output(args.json)
     with platform_client(args) as client:
-        build_dir(client, Path(args.directory))
+        build = build_dir(client, Path(args.directory), out)
+    if out.as_json:
+        out.data(build)
     return 0
 
 
-def follow_and_wait(run: Run, *, out=sys.stdout) -> dict:
-    """Print the run's log as it grows until the run is finished; returns the final run record."""
+def follow_and_wait(run: Run, out: Output) -> dict:
+    """Write the run's log as it grows until the run is finished; returns the final run record."""
     for line in run.follow_log():
         out.write(line + "\n")
-        out.flush()
     return run.wait().data
 
 
-def print_output(client: Client, run: dict) -> None:
-    print(f"Run {run['id']}: {run['status']} - {run['statusMessage']}")
+def print_output(client: Client, run: dict, out: Output) -> None:
+    out.say(f"Run {run['id']}: {run['status']} - {run['statusMessage']}")
     try:
         response = client.request("GET", f"/key-value-stores/{run['defaultKeyValueStoreId']}/records/OUTPUT")
     except NotFoundError:
-        print("OUTPUT: (none)")
+        out.say("OUTPUT: (none)")
         return
     content_type = response.headers.get("Content-Type", "")
     text = response.text
     if content_type.startswith("application/json"):
         text = json.dumps(response.json(), indent=2)
-    print(f"OUTPUT ({content_type}):\n{text}")
+    out.say(f"OUTPUT ({content_type}):\n{text}")
 
 
-def run_and_report(client: Client, name: str, *, run_input=None, build: str | None = None,
+def run_and_report(client: Client, name: str, out: Output, *, run_input=None, build: str | None = None,
                    memory: int | None = None, timeout: int | None = None, content_type: str | None = None) -> int:
-    """Start a run, follow its log, print its OUTPUT; exit code 0 when it SUCCEEDED."""
+    """Start a run, follow its log, print its OUTPUT (``--json``: then the final run record); exit code 0
+    when it SUCCEEDED."""
     run = start(name, run_input, memory=memory, timeout=timeout, build=build, content_type=content_type,
                 client=client)
     options = run.data["options"]
-    print(f"Started run {run.id} of {name} ({options['memoryMbytes']} MB, timeout {options['timeoutSecs']} s)",
-          flush=True)
-    final = follow_and_wait(run)
-    print_output(client, final)
+    out.say(f"Started run {run.id} of {name} ({options['memoryMbytes']} MB, timeout {options['timeoutSecs']} s)")
+    final = follow_and_wait(run, out)
+    print_output(client, final, out)
+    if out.as_json:
+        out.data(final)
     return 0 if final["status"] == "SUCCEEDED" else 1
 
 
@@ -131,24 +148,31 @@ def cmd_run(args: argparse.Namespace) -> int:
                             "given by name: drop --build, or give the actor's name.")
     if directory is not None and run_input is None and (directory / LOCAL_INPUT).is_file():
         run_input = (directory / LOCAL_INPUT).read_text()
+    out = Output(args.json)
     with platform_client(args, runs=True) as client:
         name, build = args.target, args.build
         if directory is not None:
-            built = build_dir(client, directory)
+            built = build_dir(client, directory, out)
             name, build = built["actorName"], built["buildNumber"]
-        return run_and_report(client, name, run_input=run_input, build=build, memory=args.memory,
+        return run_and_report(client, name, out, run_input=run_input, build=build, memory=args.memory,
                               timeout=args.timeout, content_type=args.content_type)
 
 
+RUN_COLUMNS = (("RUN", 18), ("ACTOR", 20), ("STATUS", 10), ("MB", -6), ("STARTED", 25), ("MESSAGE", 0))
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
+    out = Output(args.json)
     with platform_client(args) as client:
         path = f"/actors/{_ref(args.actor)}/runs" if args.actor else "/actor-runs"
         rows = client.get(path, desc=True, limit=args.limit)["items"]
+        if out.as_json:
+            out.data(rows)
+            return 0
         names = {actor["id"]: actor["name"] for actor in client.iter_pages("/actors")}
-        print(f"{'RUN':18} {'ACTOR':20} {'STATUS':10} {'MB':>6} {'STARTED':25} MESSAGE")
-        for row in rows:
-            print(f"{row['id']:18} {names.get(row['actId'], '?'):20} {row['status']:10} "
-                  f"{row['options']['memoryMbytes']:>6} {row['startedAt'] or '':25} {row['statusMessage'] or ''}")
+    out.table(RUN_COLUMNS, [[row["id"], names.get(row["actId"], "?"), row["status"],
+                             str(row["options"]["memoryMbytes"]), row["startedAt"] or "", row["statusMessage"] or ""]
+                            for row in rows], status_column=2)
     return 0
 
 
@@ -185,9 +209,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_hello(args: argparse.Namespace) -> int:
     """Build the shipped example actor (Apify's layout) and run it with a 256 MB limit; print its OUTPUT."""
+    out = Output()
     with platform_client(args, runs=True) as client:
-        build = build_dir(client, EXAMPLES_DIR / "hello-world")
-        return run_and_report(client, "hello-world", build=build["buildNumber"], memory=256, timeout=300,
+        build = build_dir(client, EXAMPLES_DIR / "hello-world", out)
+        return run_and_report(client, "hello-world", out, build=build["buildNumber"], memory=256, timeout=300,
                               run_input={"name": "Jupyter", "count": 5})
 
 
