@@ -3,6 +3,7 @@ the CLI under the directory's lock; never two platforms on one directory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -180,3 +181,35 @@ def _answers(url: str, credential: str) -> bool:
         return httpx.get(f"{url}/v2/users/me", headers={"Authorization": f"Bearer {credential}"}).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_ctrl_c_aborts_a_run_the_cli_hosts(tmp_path, docker_client, base_image):
+    """Hosted by the CLI, a run cannot outlive it: Ctrl-C aborts it instead of leaving an unwatched container."""
+    data_dir = tmp_path / "data"
+    try:
+        built = cli(data_dir, "build", str(actor_dir(tmp_path)))
+        assert built.returncode == 0, built.stdout + built.stderr
+        process = subprocess.Popen(cli_command(data_dir, "run", "waiter", "--memory", "1024"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+        try:
+            wait_until(lambda: run_statuses(data_dir) == ["RUNNING"], 120, 0.2, "the run RUNNING")
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        assert process.returncode == 130, out + err
+        assert "ABORTED; this command hosts the platform" in out and "Traceback" not in err
+        assert run_statuses(data_dir) == ["ABORTED"]
+        instance = json.loads(cli(data_dir, "runs", "--json").stdout)[0]
+        assert instance["status"] == "ABORTED"
+    finally:
+        cleanup_data_dir(docker_client, data_dir)
+
+
+def run_statuses(data_dir: Path) -> list[str]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(data_dir / "registry.sqlite")) as db:
+        return [row[0] for row in db.execute("SELECT status FROM runs")]

@@ -14,13 +14,14 @@ from ..notebook.client import Client
 from ..notebook.errors import NotFoundError
 from ..notebook.runs import Run
 from ..platform.errors import PlatformError
-from .hosting import platform_client
+from .hosting import HostedClient, platform_client
 from .options import _config
 from .output import Output
 
 EXAMPLES_DIR = Path(__file__).parent.parent / "examples"
 REPO_NOTEBOOKS = Path(__file__).parent.parent.parent / "notebooks"
 BUILD_WAIT_SECS = 60
+ABORT_WAIT_SECS = 60
 
 
 def _ref(name: str) -> str:
@@ -119,7 +120,17 @@ def run_and_report(client: Client, name: str, out: Output, *, run_input=None, bu
                 client=client)
     options = run.data["options"]
     out.say(f"Started run {run.id} of {name} ({options['memoryMbytes']} MB, timeout {options['timeoutSecs']} s)")
-    final = follow_and_wait(run, out)
+    try:
+        final = follow_and_wait(run, out)
+    except KeyboardInterrupt:
+        if isinstance(client, HostedClient):  # nothing would watch it, nor serve its API, once we exit
+            run.abort().wait(ABORT_WAIT_SECS)  # ABORTING until the watcher sees the container stop
+            out.say(f"Run {run.id}: {run.data['status']}; this command hosts the platform, so the run cannot "
+                    "outlive it.")
+        else:
+            out.say(f"Stopped following run {run.id}; it keeps running on the server "
+                    f"(`jupyter-actors abort {run.id}` stops it).")
+        return 130
     print_output(client, final, out)
     if out.as_json:
         out.data(final)

@@ -8,6 +8,7 @@ holding the data directory's lock (see ``platform/datadir.py``).
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -85,17 +86,23 @@ def server_client(args: argparse.Namespace, info: ServerInfo, busy: DataDirBusy)
         client.close()
 
 
+class HostedClient(Client):
+    """The user API of a platform this process hosts: what it runs cannot outlive the command."""
+
+
 @contextmanager
 def hosted_client(platform) -> Iterator[Client]:
     """The user API served from this process on loopback, behind a credential made for it."""
     from ..api.actor_server import LoopThread
     from ..api.user_server import UserApiServer
 
+    # The API's 4xx answers reach the user as the CLI's own error message; the access log would repeat them.
+    logging.getLogger("tornado.access").setLevel(logging.ERROR)
     loop = LoopThread()
     server = UserApiServer(platform, ServerInfo.new_credential())
     client = None
     try:
-        client = Client(loop.call(server.start, loop.loop), server.credential)
+        client = HostedClient(loop.call(server.start, loop.loop), server.credential)
         yield client
     finally:
         if client is not None:
