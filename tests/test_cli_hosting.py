@@ -213,3 +213,9 @@ def run_statuses(data_dir: Path) -> list[str]:
 
     with contextlib.closing(sqlite3.connect(data_dir / "registry.sqlite")) as db:
         return [row[0] for row in db.execute("SELECT status FROM runs")]
+
+
+def test_an_unwritable_data_directory_gets_a_message(tmp_path):
+    refused = cli(Path("/proc/no-such-data-dir"), "runs")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "Cannot lock the data directory /proc/no-such-data-dir" in refused.stderr

@@ -50,8 +50,12 @@ class DataDirLock:
 
     def acquire(self, holder: str) -> DataDirLock:
         """Take the lock, recording ``holder`` (what the refusal of a second process names)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise PlatformError(f"Cannot lock the data directory {self.data_dir}: {exc.strerror} ({exc.filename}); "
+                                "give a directory you can write to (--data-dir).") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
