@@ -77,9 +77,10 @@ class Output:
 
     @contextmanager
     def steps(self, total: int) -> Iterator[Any]:
-        """A progress bar over ``total`` steps: ``step(description)`` starts the next one; plain: a line each."""
+        """A progress bar over ``total`` steps: ``step(description)`` starts the next; plain: a numbered line each."""
         if not self.rich:
-            yield self.say
+            counter = iter(range(1, total + 1))
+            yield lambda description: self.say(f"[{next(counter)}/{total}] {description} ...")
             return
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
