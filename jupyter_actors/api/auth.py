@@ -1,14 +1,18 @@
-"""The two ways into the API: Jupyter's auth for the user, a per-run token for actors."""
+"""The ways into the API: Jupyter's auth for the user, a per-run token for actors, a CLI's own credential."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from tornado import web
 
 from ..platform.errors import Unauthorized
 from ..platform.lifecycle import RunStatus
-from .principals import Principal, RunPrincipal
+from .principals import Principal, RunPrincipal, UserPrincipal
+
+#: Settings key of the per-process credential that opens the user API to the CLI (see platform/datadir.py).
+CLI_CREDENTIAL = "jupyter_actors_cli_credential"
 
 
 def bearer_token(handler: web.RequestHandler) -> str | None:
@@ -20,7 +24,8 @@ def bearer_token(handler: web.RequestHandler) -> str | None:
 
 
 class RunTokenAuthBase(web.RequestHandler):
-    """Actor-facing base: the caller must present the token of a run that has not finished."""
+    """Bearer-token base: the token of a run that has not finished (the actor-facing API), or, on the API
+    a CLI serves itself, that process's own credential, which is the user."""
 
     principal: Principal
 
@@ -28,6 +33,9 @@ class RunTokenAuthBase(web.RequestHandler):
         return
 
     async def prepare(self) -> None:
+        if has_cli_credential(self):
+            self.principal = UserPrincipal()
+            return
         token = bearer_token(self)
         if not token:
             raise Unauthorized(
@@ -38,3 +46,11 @@ class RunTokenAuthBase(web.RequestHandler):
             raise Unauthorized("The token is not valid (unknown, or its run has finished).",
                                type="user-or-token-not-found")
         self.principal = RunPrincipal(run_id=run["id"], actor_id=run["actor_id"])
+
+
+def has_cli_credential(handler: web.RequestHandler) -> bool:
+    """Whether the request carries this process's CLI credential (compared in constant time)."""
+    expected = handler.settings.get(CLI_CREDENTIAL)
+    token = bearer_token(handler)
+    return bool(expected and token and hmac.compare_digest(token.encode(), expected.encode()))
+

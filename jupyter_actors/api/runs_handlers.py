@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from tornado.iostream import StreamClosedError
+
 from ..platform.clock import iso, parse_iso
 from ..platform.errors import InvalidInput, PlatformError
 from ..platform.lifecycle import RunStatus
@@ -168,7 +170,10 @@ class RunLogHandler(RunAccess):
             chunk = await self.call(follower.read)
             if chunk:
                 self.write(chunk)
-                await self.flush()
+                try:
+                    await self.flush()
+                except StreamClosedError:  # the follower went away (Ctrl-C in the CLI): nothing to answer
+                    return
                 continue
             if RunStatus(run["status"]).is_terminal:
                 # One more read after the terminal status: the watcher stores the last lines first.

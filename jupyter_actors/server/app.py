@@ -16,9 +16,11 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, TraitType, Undefined, Unicode
 
 from ..api.actor_server import ActorApiServer, api_settings
+from ..api.auth import CLI_CREDENTIAL
 from ..api.routes import make_handlers
 from ..platform.config import SERVER, PlatformConfig, Setting, settings
 from ..platform.core import Platform
+from ..platform.datadir import DataDirLock, ServerInfo, remove_server_info, write_server_info
 from .user_handlers import HANDLERS as USER_HANDLERS
 from .web_proxy import RunWebProxyHandler
 from .runs_stream import stream_handlers
@@ -105,8 +107,22 @@ class ActorsExtension(ExtensionApp):
             **{item.name: item.convert(getattr(self, item.name)) for item in settings(SERVER)},
             public_api_url=self.public_api_url(),
         )
-        self.platform = Platform(config)
+        server = self.serverapp
+        assert server is not None, "an extension is initialised by its server"
+        # One platform per data directory: refuse to start beside a CLI or another server hosting it.
+        self.data_dir_lock = DataDirLock(config.data_dir).acquire(f"a Jupyter server (port {server.port})")
+        try:
+            self.platform = Platform(config)
+        except BaseException:
+            self.data_dir_lock.release()
+            raise
         self.settings.update(api_settings(self.platform, config.public_api_url, asyncio.get_event_loop()))
+        # A CLI on this data directory finds this server here and runs through it (runs show live in Lab).
+        self.server_info = ServerInfo(
+            url_path_join(server.connection_url, API_PATH), ServerInfo.new_credential(), os.getpid(),
+            server.certfile or True)
+        self.settings[CLI_CREDENTIAL] = self.server_info.credential
+        write_server_info(config.data_dir, self.server_info)
         self.actor_server = ActorApiServer(
             self.platform, self.actor_api_host or self.platform.network_gateway(), self.actor_api_port,
             advertise_url=self.actor_api_url or None,
@@ -131,3 +147,5 @@ class ActorsExtension(ExtensionApp):
         await asyncio.to_thread(self.platform.shutdown)
         self.actor_server.stop()
         self.settings["jupyter_actors_run_events"].close()
+        remove_server_info(self.platform.data_dir, self.server_info)
+        self.data_dir_lock.release()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jupyter_server.base.handlers import JupyterHandler
 
+from ..api.auth import has_cli_credential
 from ..api.principals import Principal, UserPrincipal
 from ..platform.errors import Forbidden, Unauthorized
 
@@ -11,7 +12,8 @@ AUTH_RESOURCE = "actors"
 
 
 class JupyterAuthBase(JupyterHandler):
-    """Every request must carry a Jupyter user (token or cookie) allowed on the ``actors`` resource."""
+    """Every request must carry a Jupyter user (token or cookie) allowed on the ``actors`` resource,
+    or the server's CLI credential (``server.json`` in the data directory: the CLI is the owner)."""
 
     auth_resource = AUTH_RESOURCE
     principal: Principal
@@ -30,6 +32,9 @@ class JupyterAuthBase(JupyterHandler):
         await super().prepare(_redirect_to_login=False)
         if not self.check_origin():
             raise Forbidden("Cross-origin requests are not allowed.")
+        if self.current_user is None and has_cli_credential(self):
+            self.principal = UserPrincipal()
+            return
         if self.current_user is None:
             raise Unauthorized(
                 "Authentication required: send the Jupyter server's token as 'Authorization: Bearer <token>'."
