@@ -164,6 +164,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"/{spelling}/{name}/builds", 200)
         await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
         await call("GET", f"/actor-builds/{build['id']}/log", 200)
+        await call("GET", f"/actor-builds/{build['id']}/log?stream=true", 200)
+        await call("GET", f"/logs/{build['id']}?stream=1", 200)
         await call("POST", f"/{spelling}/{name}/runs?memory={TEST_MEMORY_MB}", 201, json={"n": 1})
         await call("GET", f"/{spelling}/{name}/runs", 200)
         await call("GET", f"/{spelling}/{name}/runs/last", 200)

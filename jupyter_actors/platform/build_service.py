@@ -36,6 +36,7 @@ class BuildService:
             self.admission.check(self.builder.build_memory_mb, what="build")
             build = self.builder.create_record(actor_row, version_row, source_hash)
             self.admission.hold_build(build["id"], build["memory_mb"])
+        self.changes.notify_build(build)
 
         def run_build() -> None:
             try:
@@ -44,7 +45,7 @@ class BuildService:
                     self.stores.actors.tag(actor_row["id"], tag, build["id"])
             finally:
                 self.admission.release_build(build["id"])
-                self.changes.poke()
+                self.changes.notify_build(self.get(build["id"]))
 
         if wait:
             run_build()
