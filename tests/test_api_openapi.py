@@ -166,6 +166,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"/{spelling}/{name}/builds", 200)
         await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
         await call("GET", f"/actor-builds/{build['id']}/log", 200)
+        await call("GET", f"/actor-builds/{build['id']}/log?stream=true", 200)
+        await call("GET", f"/logs/{build['id']}?stream=1", 200)
         ad_hoc = base64.b64encode(json.dumps([{"eventTypes": ["ACTOR.RUN.CREATED"],
                                                 "requestUrl": "http://127.0.0.1:9/"}]).encode()).decode()
         await call("POST", f"/{spelling}/{name}/runs?memory={TEST_MEMORY_MB}&webhooks={ad_hoc}", 201, json={"n": 1})

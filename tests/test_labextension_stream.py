@@ -130,7 +130,7 @@ async def test_stream_keeps_idle_connections_alive(actors_app, api_url, api_toke
             stream(client, api_url) as response:
         events = EventReader(response)
         kind, snapshot = await asyncio.wait_for(events.next(), 30)
-        assert kind == "snapshot" and snapshot == {"runs": []}
+        assert kind == "snapshot" and snapshot == {"runs": [], "builds": []}
 
         async def keepalive() -> None:
             async for line in events._lines:

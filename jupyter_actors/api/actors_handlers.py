@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
-from ..platform.errors import InvalidInput
+from ..platform.errors import InvalidInput, NotFound
 from ..platform.input_schema import invalid_input
 from ..platform.models import Actor, Build, Run
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
-from .runs_handlers import RunListing
+from .runs_handlers import LogStreaming, RunListing, RunLogHandler
 from .webhooks_handlers import decode_ad_hoc
 
 RUN_START_OPTIONS = {
@@ -259,11 +259,34 @@ class BuildHandler(ActorAccess):
         self.finish()
 
 
-class BuildLogHandler(ActorAccess):
+class BuildLogHandler(ActorAccess, LogStreaming):
+    """The build's log; with ``stream=true`` the response stays open and follows until the build ends."""
+
     async def get(self, build_id: str) -> None:
-        await self.readable_build(build_id)
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(await self.call(self.platform.build_log, build_id))
+        self.check_log_options()
+        await self.send_build_log(await self.readable_build(build_id))
+
+    async def send_build_log(self, build: Build) -> None:
+        build_id = build["id"]
+        await self.send_log(self.platform.build_log_path(build_id), lambda: self.platform.build_log(build_id),
+                            lambda: self.platform.get_build(build_id)["status"] not in BUILD_STATUSES_ACTIVE)
+
+
+class LogHandler(BuildLogHandler, RunLogHandler):
+    """``/v2/logs/{id}``: Apify's one address for the log of a run or of a build."""
+
+    async def get(self, ref: str) -> None:
+        self.check_log_options()
+        try:
+            run = await self.load_run(ref)
+        except NotFound as missing:
+            try:
+                build = await self.readable_build(ref)
+            except NotFound:
+                raise missing from None  # neither: the run's message (it may say why it is gone)
+            await self.send_build_log(build)
+            return
+        await self.send_run_log(run)
 
 
 class ActorVersionsHandler(ActorAccess):

@@ -45,7 +45,7 @@ def run_routes(prefix: str, run_ref: str) -> list[Route]:
 ROUTES: list[Route] = [
     (r"/actor-runs", runs.RunListHandler, {}),
     *run_routes(rf"/actor-runs/{ID}", BY_ID),
-    (rf"/logs/{ID}", runs.RunLogHandler, {}),
+    (rf"/logs/{ID}", actors.LogHandler, {}),
     (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
     (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
     (rf"/users/{ID}", users.UserHandler, {}),

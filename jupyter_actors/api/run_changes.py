@@ -1,4 +1,4 @@
-"""Bridges run changes from platform threads to asyncio, for long polls and live streams."""
+"""Bridges run (and build) changes from platform threads to asyncio, for long polls and live streams."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ class RunChanges:
         self._loop = loop
         self._waiters: dict[str | None, set[asyncio.Future]] = defaultdict(set)
         self._listeners: set = set()
+        self._build_listeners: set = set()
         self._unsubscribe = platform.subscribe(self._on_change)
+        self._unsubscribe_builds = platform.subscribe_builds(self._on_build)
 
     def _on_change(self, run: dict) -> None:
         if not self._loop.is_closed():
@@ -28,6 +30,21 @@ class RunChanges:
                     future.set_result(run)
         for listener in list(self._listeners):
             listener(run)
+
+    def _on_build(self, build: dict) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._tell_build, build)
+
+    def _tell_build(self, build: dict) -> None:
+        for listener in list(self._build_listeners):
+            listener(build)
+
+    def add_build_listener(self, listener) -> None:
+        """Call ``listener(build)`` on the loop when a build starts or ends (for push streams)."""
+        self._build_listeners.add(listener)
+
+    def remove_build_listener(self, listener) -> None:
+        self._build_listeners.discard(listener)
 
     def add_listener(self, listener) -> None:
         """Call ``listener(run)`` on the loop for every change (for push streams)."""
@@ -50,3 +67,4 @@ class RunChanges:
 
     def close(self) -> None:
         self._unsubscribe()
+        self._unsubscribe_builds()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from tornado.iostream import StreamClosedError
 
@@ -12,6 +14,7 @@ from ..platform.errors import InvalidInput, PlatformError
 from ..platform.lifecycle import RunStatus
 from ..platform.models import Run
 from ..platform.runlog import LogFollower
+from .base import ApiHandlerMixin
 from .principals import require
 from .run_refs import RunAddressing
 
@@ -153,19 +156,22 @@ class RunStatsSamplesHandler(RunAccess):
         self.send_data(self.views.stats_samples(run, samples))
 
 
-class RunLogHandler(RunAccess):
-    """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
+class LogStreaming(ApiHandlerMixin):
+    """A stored log (a run's or a build's), whole or, with ``stream``, followed until its owner ends."""
 
-    async def get(self, ref: str) -> None:
+    def check_log_options(self) -> None:
+        """Refuse a bad ``raw`` or ``stream`` before anything is looked up."""
         self.query_bool("raw")  # Apify's option; the log is always raw here, but a bad value is still refused
-        run = await self.load_run(ref)
-        run_id = run["id"]
+        self.query_bool("stream")
+
+    async def send_log(self, path: Path, whole: Callable[[], bytes], finished: Callable[[], bool]) -> None:
+        """``whole`` and ``finished`` block (the registry, the file): they run in a worker thread."""
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        path = self.platform.log_path(run_id)
         if not self.query_bool("stream"):
-            self.finish(await self.call(self.platform.run_log, run_id))
+            self.finish(await self.call(whole))
             return
         follower = LogFollower(path)
+        done = await self.call(finished)
         while True:
             chunk = await self.call(follower.read)
             if chunk:
@@ -175,15 +181,27 @@ class RunLogHandler(RunAccess):
                 except StreamClosedError:  # the follower went away (Ctrl-C in the CLI): nothing to answer
                     return
                 continue
-            if RunStatus(run["status"]).is_terminal:
-                # One more read after the terminal status: the watcher stores the last lines first.
-                chunk = await self.call(follower.read)
-                if chunk:
+            if done:
+                # Read to the end once more: the writer stores the last lines before the final status.
+                while chunk := await self.call(follower.read):
                     self.write(chunk)
                 break
             stream = self.client_stream()
             if stream is None or stream.closed():
                 return
             await asyncio.sleep(LOG_POLL_SECS)
-            run = await self.call(self.platform.get_run, run_id)
+            done = await self.call(finished)
         self.finish()
+
+
+class RunLogHandler(RunAccess, LogStreaming):
+    """The stored log; with ``stream=true`` the response stays open and follows until the run ends."""
+
+    async def get(self, ref: str) -> None:
+        self.check_log_options()
+        await self.send_run_log(await self.load_run(ref))
+
+    async def send_run_log(self, run: Run) -> None:
+        run_id = run["id"]
+        await self.send_log(self.platform.log_path(run_id), lambda: self.platform.run_log(run_id),
+                            lambda: RunStatus(self.platform.get_run(run_id)["status"]).is_terminal)

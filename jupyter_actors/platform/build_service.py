@@ -36,6 +36,7 @@ class BuildService:
             self.admission.check(self.builder.build_memory_mb, what="build")
             build = self.builder.create_record(actor_row, version_row, source_hash)
             self.admission.hold_build(build["id"], build["memory_mb"])
+        self.changes.notify_build(build)
         self.changes.event(BUILD_CREATED, build)
 
         def run_build() -> None:
@@ -46,7 +47,7 @@ class BuildService:
                     self.stores.actors.tag(actor_row["id"], tag, build["id"])
             finally:
                 self.admission.release_build(build["id"])
-                self.changes.poke()
+                self.changes.notify_build(self.get(build["id"]))
             event = BUILD_FINISHED_EVENTS.get(finished["status"])
             if event is not None:
                 self.changes.event(event, self.get(build["id"]))

@@ -1,4 +1,4 @@
-"""Who hears about run changes, and how a caller waits for a run or a build to reach a state.
+"""Who hears about run (and build) changes, and how a caller waits for a run or a build to reach a state.
 
 Every store write that changes a run is followed by ``notify``; waiters are woken on any change and
 re-read, so they never miss one (and time out by themselves when nothing changes).
@@ -43,6 +43,7 @@ class Changes:
         self._changed = threading.Condition()
         self._listeners: list[RunListener] = []
         self._event_listeners: list[EventListener] = []
+        self._build_listeners: list[RunListener] = []
 
     def subscribe(self, listener: RunListener) -> Callable[[], None]:
         """Call ``listener(run)`` on every run change (from platform threads); returns unsubscribe."""
@@ -75,6 +76,25 @@ class Changes:
                 listener(event_type, record)
             except Exception:  # a listener's bug must not break a run or a build
                 log.exception("event listener failed for %s", event_type)
+
+    def subscribe_builds(self, listener: RunListener) -> Callable[[], None]:
+        """Call ``listener(build)`` when a build starts and when it ends; returns unsubscribe."""
+        self._build_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._build_listeners:
+                self._build_listeners.remove(listener)
+
+        return unsubscribe
+
+    def notify_build(self, build: Any) -> None:
+        """Tell build listeners about ``build`` and wake every waiter."""
+        for listener in list(self._build_listeners):
+            try:
+                listener(build)
+            except Exception:  # a listener's bug must not break a build
+                log.exception("build listener failed")
+        self.poke()
 
     def poke(self) -> None:
         """Wake every waiter (something other than a run changed, e.g. a build ended)."""

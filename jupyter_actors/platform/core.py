@@ -19,7 +19,7 @@ from .actors import ActorService
 from .backends import create_backend
 from .backends.base import Backend
 from .build_service import BuildService
-from .builds import Builder
+from .builds import BUILD_STATUSES_ACTIVE, Builder
 from .changes import Changes, RunListener
 from .clock import parse_iso, utcnow
 from .config import PlatformConfig
@@ -159,6 +159,16 @@ class Platform:
 
     # -- actors and versions ----------------------------------------------------------------------
 
+    def subscribe_builds(self, listener: RunListener) -> Callable[[], None]:
+        """``listener(build)`` when a build starts and when it ends (from platform threads); returns unsubscribe."""
+        return self.changes.subscribe_builds(listener)
+
+    def active_builds(self) -> list[Build]:
+        """Builds still READY or RUNNING, of every actor, newest first."""
+        active = [build for actor in self.list_actors() for build in self.list_builds(actor["id"])
+                  if build["status"] in BUILD_STATUSES_ACTIVE]
+        return sorted(active, key=lambda build: build["started_at"], reverse=True)
+
     def create_actor(self, definition: ActorDefinition) -> Actor:
         return self.actors.create(definition)
 
@@ -247,6 +257,10 @@ class Platform:
 
     def build_log(self, build_id: str) -> bytes:
         return self.builds.log(build_id)
+
+    def build_log_path(self, build_id: str) -> Path:
+        """Where the build's log is written as it builds (followed by the streaming log endpoints)."""
+        return self.builder.log_path(build_id)
 
     def resolve_build(self, actor_row: Actor, build: str | None) -> Build:
         return self.builds.resolve(actor_row, build)

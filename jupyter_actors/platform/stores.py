@@ -246,7 +246,7 @@ class RunStore:
 
     def add_sample(self, run_id: str, sample: dict[str, Any] | None, usage: str, *, max_samples: int) -> bool:
         """Store the run's new usage totals, with ``sample`` in its series when given; past ``max_samples``
-        every second sample goes (the first and newest stay). True when the series was thinned."""
+        every second sample goes (from the second on). True when the series was thinned."""
         with self.registry.transaction() as db:
             db.execute("UPDATE runs SET usage = ? WHERE id = ?", (usage, run_id))
             if sample is None:
@@ -258,7 +258,7 @@ class RunStore:
             if len(times) <= max_samples:
                 return False
             db.executemany("DELETE FROM run_samples WHERE run_id = ? AND at_ms = ?",
-                           [(run_id, at) for at in times[1:-1:2]])
+                           [(run_id, at) for at in times[1::2]])
             return True
 
     def samples(self, run_id: str) -> list[dict[str, Any]]:

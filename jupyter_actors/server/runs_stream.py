@@ -2,10 +2,12 @@
 
 The stream (``text/event-stream``, behind Jupyter's auth like the rest of the user-facing API):
 
-- ``event: snapshot`` with ``{"runs": [Run, ...]}``: the newest ``limit`` runs (default 500), newest
-  first, sent once when the stream opens;
+- ``event: snapshot`` with ``{"runs": [Run, ...], "builds": [Build, ...]}``: the newest ``limit`` runs
+  (default 500), newest first, and the builds under way, sent once when the stream opens;
 - ``event: run`` with one ``Run`` for every change of any run afterwards (a new run, a status change,
   a status message...), in the order the platform reported them;
+- ``event: build`` with one ``Build`` (plus ``actorName``) when a build starts and when it ends (its
+  log is followed at ``/v2/actor-builds/{id}/log?stream=1``);
 - a ``: keepalive`` comment when nothing happened for ``keepalive_secs``, so proxies keep the
   connection open and a vanished client is noticed.
 
@@ -26,7 +28,7 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 from ..api.base import ApiHandlerMixin
-from ..platform.models import Run
+from ..platform.models import Build, Run
 from .auth import JupyterAuthBase
 
 STREAM_PATH = "stream/runs"
@@ -56,13 +58,19 @@ class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # as the user-facing
         self._end()
 
     def _enqueue(self, row: dict) -> None:
+        self._put(("run", row))
+
+    def _enqueue_build(self, row: dict) -> None:
+        self._put(("build", row))
+
+    def _put(self, item: tuple[str, dict]) -> None:
         if self._queue.qsize() >= self.max_pending:
             self._end()
             stream = self.client_stream()
             if stream is not None and not stream.closed():  # a flush stuck on the client fails now
                 stream.close()
         else:
-            self._queue.put_nowait(row)
+            self._queue.put_nowait(item)
 
     def _end(self) -> None:
         """Drop what is pending (it is stale for a client that must resync) and end the stream."""
@@ -73,39 +81,49 @@ class RunsStreamHandler(ApiHandlerMixin, JupyterAuthBase):  # as the user-facing
     async def get(self) -> None:
         self.reject_unknown_query({"limit"})
         limit = self.query_int("limit", DEFAULT_LIMIT, minimum=1)
-        listener = self._enqueue
+        listener, build_listener = self._enqueue, self._enqueue_build
         # Listen before reading the snapshot: a change in between is queued, not lost.
         self.run_events.add_listener(listener)
+        self.run_events.add_build_listener(build_listener)
         try:
             rows = await self.call(self.platform.list_runs, desc=True, limit=limit)
+            builds = await self.call(self.platform.active_builds)
             await self._refresh_actor_names()
             self.set_header("Content-Type", "text/event-stream; charset=utf-8")
             self.set_header("Cache-Control", "no-cache")
             self.set_header("X-Accel-Buffering", "no")
             self.write("retry: 2000\n\n")
-            self.write(sse_event("snapshot", {"runs": [self._view(row) for row in rows]}))
+            self.write(sse_event("snapshot", {"runs": [self._view(row) for row in rows],
+                                              "builds": [self._build_view(row) for row in builds]}))
             await self.flush()
             while True:
                 try:
-                    row = await asyncio.wait_for(self._queue.get(), self.keepalive_secs)
+                    item = await asyncio.wait_for(self._queue.get(), self.keepalive_secs)
                 except asyncio.TimeoutError:
                     self.write(": keepalive\n\n")
                 else:
-                    if row is _CLOSED:
+                    if item is _CLOSED:
                         break
+                    kind, row = item
                     if row["actor_id"] not in self._actor_names:
                         await self._refresh_actor_names()
-                    self.write(sse_event("run", self._view(row)))
+                    self.write(sse_event(kind, self._view(row) if kind == "run" else self._build_view(row)))
                 await self.flush()
         except StreamClosedError:
             return
         finally:
             self.run_events.remove_listener(listener)
+            self.run_events.remove_build_listener(build_listener)
 
     def _view(self, row: Run) -> dict[str, Any]:
         run = self.views.run(row)
         run["actorName"] = self._actor_names.get(row["actor_id"], row["actor_id"])
         return run
+
+    def _build_view(self, row: Build) -> dict[str, Any]:
+        build = self.views.build(row)
+        build["actorName"] = self._actor_names.get(row["actor_id"], row["actor_id"])
+        return build
 
     async def _refresh_actor_names(self) -> None:
         actors = await self.call(self.platform.list_actors)

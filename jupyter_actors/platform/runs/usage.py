@@ -107,6 +107,8 @@ class UsageSampler:
         self.max_samples = max_samples
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Wall-clock time of a sample (one sample per run and millisecond is stored).
+        self.clock_ns: Callable[[], int] = time.time_ns
 
     def start(self) -> None:
         if self._thread is None and self.interval_secs > 0:
@@ -114,7 +116,10 @@ class UsageSampler:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling; waits for a sample being stored (the registry closes after this)."""
         self._closing.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         while not self._closing.wait(self.interval_secs):
@@ -132,7 +137,7 @@ class UsageSampler:
         peak = self.backend.memory_peak(container_id)
         cpu_ns = self.backend.cpu_usage_ns(container_id)
         network = self.backend.network_bytes(container_id)
-        now_ns = time.time_ns()
+        now_ns = self.clock_ns()
         run = self.runs.find(run_id)
         if run is None:
             return
