@@ -119,3 +119,13 @@ def test_mypy_finds_nothing():
     result = subprocess.run([str(mypy)], cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_route_has_a_concrete_handler_on_both_servers():
+    """A route added to api/routes.py without its two classes would stop the extension from loading."""
+    from jupyter_actors.api.routes import ROUTES, make_handlers
+    from jupyter_actors.api.run_token_handlers import HANDLERS as TOKEN_HANDLERS
+    from jupyter_actors.server.user_handlers import HANDLERS as USER_HANDLERS
+
+    for table in (TOKEN_HANDLERS, USER_HANDLERS):
+        assert len(make_handlers("/", table)) == len(ROUTES) + 1  # every route, plus the 404 catch-all

@@ -92,9 +92,11 @@ class NotFoundHandlerMixin(ApiHandlerMixin):
 HandlerTable = Mapping[type[ApiHandlerMixin], type[ApiHandlerMixin]]
 
 
-def handler_table(*concrete: type[ApiHandlerMixin]) -> HandlerTable:
-    """Concrete handlers keyed by their first base, the route logic they put behind an auth base."""
-    return {handler.__bases__[0]: handler for handler in concrete}
+def handler_table(namespace: Mapping[str, Any], auth_base: type[web.RequestHandler]) -> HandlerTable:
+    """The concrete handlers a module declares (its classes that put a route's logic behind ``auth_base``),
+    keyed by their first base, the route logic: declaring the class is all a new route needs."""
+    return {value.__bases__[0]: value for value in namespace.values()
+            if isinstance(value, type) and issubclass(value, ApiHandlerMixin) and auth_base in value.__bases__}
 
 
 def make_handlers(prefix: str, table: HandlerTable) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
