@@ -22,7 +22,8 @@ from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, REQUEST_QUEUES, StorageKind
 from .kvs import MAX_KEYS_LIMIT, Record
 from .manager import Storages
-from .request_queues import MAX_HEAD_LIMIT, MAX_LIST_LIMIT, unique_key_to_request_id
+from .queued_requests import unique_key_to_request_id
+from .request_queues import MAX_HEAD_LIMIT, MAX_LIST_LIMIT
 from .validation import MAX_RECORD_BYTES, validate_key, validate_name
 
 __all__ = [

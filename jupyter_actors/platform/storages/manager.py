@@ -25,7 +25,8 @@ from .datasets import DatasetFile, encode_items
 from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, StorageKind, check_kind
 from .kvs import KeyValueStoreFile, Record
-from .request_queues import Locker, QueuedRequest, RequestQueueFile
+from .queued_requests import Locker, QueuedRequest
+from .request_queues import RequestQueueFile
 from .sqlite import StorageFile, StorageGone
 from .validation import validate_limit, validate_name, validate_offset, validate_title
 
