@@ -12,13 +12,10 @@ import pytest
 
 from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE
 from jupyter_actors.platform.errors import NotFound
-from jupyter_actors.platform.images import (
+from jupyter_actors.platform.images import WheelTarget, download_wheels, ensure_base_image, image_wheel_target
+from jupyter_actors.platform.rootfs import (
     AptSource,
-    WheelTarget,
-    download_wheels,
-    ensure_base_image,
     host_codename,
-    image_wheel_target,
     parse_deb822_sources,
     parse_one_line_sources,
     pick_base_source,

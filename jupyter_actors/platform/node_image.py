@@ -23,12 +23,10 @@ import docker
 
 from .config import DEFAULT_BASE_IMAGE_MAP, DEFAULT_CA_BUNDLE
 from .errors import BuildFailed
+from .rootfs import Log, ensure_rootfs_image, image_id, remove_quietly
 from .images import (
     DEFAULT_WHEEL_TARGET,
-    Log,
-    _ensure_rootfs_image,
     _lock,
-    _remove_quietly,
     build_image_from_context,
     current_image,
     download_wheels,
@@ -69,10 +67,10 @@ def ensure_node_image(
         current = current_image(client, name, recipe)
         if current is not None and not rebuild:
             return current
-        existing = _image_id(client, name)
+        existing = image_id(client, name)
         started = time.monotonic()
         log(f"Building image {name} offline (Node.js from {wheel.name})")
-        rootfs = _ensure_rootfs_image(client, work_dir, log, rebuild=False)
+        rootfs = ensure_rootfs_image(client, work_dir, log, rebuild=False)
         with tempfile.TemporaryDirectory(prefix="node-context-", dir=work_dir / "tmp") as tmp:
             context = Path(tmp)
             shutil.copy(DOCKERFILE, context / "Dockerfile")
@@ -82,22 +80,15 @@ def ensure_node_image(
             _preinstall(context / "nodejs", context / "app", work_dir / "npm-cache", ca_bundle if ca else None, log)
             sdk_version = _installed_version(context / "app", "apify")
             provides = f"Node.js {node_version}, npm {npm_version}, apify {sdk_version}"
-            image_id = build_image_from_context(
+            built = build_image_from_context(
                 client, context, name, log, recipe=recipe,
                 buildargs={"ROOTFS": rootfs, "PROVIDES": provides},
             )
-        if existing is not None and existing != image_id:
-            _remove_quietly(client, existing)
-        size = client.images.get(image_id).attrs.get("Size", 0) / 1e6
-        log(f"Image {name} ready ({provides}): {image_id[:19]}, {size:.0f} MB, {time.monotonic() - started:.0f} s")
-        return image_id
-
-
-def _image_id(client: docker.DockerClient, name: str) -> str | None:
-    try:
-        return str(client.images.get(name).id)
-    except docker.errors.ImageNotFound:
-        return None
+        if existing is not None and existing != built:
+            remove_quietly(client, existing)
+        size = client.images.get(built).attrs.get("Size", 0) / 1e6
+        log(f"Image {name} ready ({provides}): {built[:19]}, {size:.0f} MB, {time.monotonic() - started:.0f} s")
+        return built
 
 
 def _node_wheel(work_dir: Path, log: Log) -> Path:
