@@ -478,8 +478,9 @@ class RunService:
         watcher = RunWatcher(self, run["id"])
         self.watchers[run["id"]] = watcher
         watcher.adopt(container_id)
-        if run["status"] in (RunStatus.TIMING_OUT, RunStatus.ABORTING):
-            watcher.stop_container(self.config.stop_grace_secs)  # finish the stop the last server began
+        if run["status"] in (RunStatus.TIMING_OUT, RunStatus.ABORTING):  # finish the stop the last server began
+            watcher.stop_container(self.config.stop_grace_secs,
+                                   event="aborting" if run["status"] == RunStatus.TIMING_OUT else None)
 
     def reconcile(self, last_seen: dt.datetime | None) -> ReconcileReport:
         """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""

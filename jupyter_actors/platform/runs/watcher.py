@@ -233,7 +233,9 @@ class RunWatcher:
             )
         except Conflict:
             return  # it ended or is being aborted already
-        self.stop_container(self.platform.config.stop_grace_secs)
+        # As on a graceful abort: `aborting` and `persistState` first, so the actor saves what it did since the
+        # last periodic persist, then the grace period, then SIGTERM.
+        self.stop_container(self.platform.config.stop_grace_secs, event="aborting")
 
     def _follow(self) -> None:
         """Copy the engine's log into the run log until the container has exited and the log is drained.
