@@ -109,3 +109,57 @@ async def test_sdk_reboot_restarts_the_container_with_the_same_input_and_storage
     assert (await client.run(run.id).key_value_store().get_record("OUTPUT"))["value"] == {"boots": 2,
                                                                                          "input": {"n": 7}}
     assert (run.stats.reboot_count, run.stats.restart_count, run.stats.metamorph) == (1, 0, 0)
+
+
+def test_only_the_run_itself_or_the_user_may_metamorph_or_reboot_it(platform_factory):
+    import requests
+
+    from .conftest import define_actor, wait_until
+    from .test_api_hostile import SLEEPER
+
+    platform = platform_factory()
+    define_actor(platform, "sleeper", SLEEPER)
+    runs = [platform.start_run("sleeper", memory_mb=1024, timeout_secs=300) for _ in range(2)]
+    for run in runs:
+        wait_until(lambda run=run: b"sleeping" in platform.run_log(run["id"]), 60, message="running")
+    mine, other = runs
+    base = f"{platform.actor_api_url}/v2/actor-runs/{mine['id']}"
+    as_other = {"Authorization": f"Bearer {other['token']}"}
+    for path in ("/metamorph?targetActorId=sleeper", "/reboot"):
+        refused = requests.post(base + path, headers=as_other, timeout=30)
+        assert refused.status_code == 403, refused.text  # another run may read nothing of it, let alone this
+    assert platform.get_run(mine["id"])["stop_intent"] is None
+    rebooted = requests.post(base + "/reboot", headers={"Authorization": f"Bearer {mine['token']}"}, timeout=30)
+    assert rebooted.status_code == 200 and rebooted.json()["data"]["stats"]["rebootCount"] == 1
+    wait_until(lambda: platform.run_log(mine["id"]).count(b"sleeping") == 2, 60, message="rebooted")
+    assert platform.get_run(mine["id"])["status"] == "RUNNING"
+    for run in runs:
+        platform.abort_run(run["id"])
+        assert platform.wait_run(run["id"], 60)["status"] == "ABORTED"
+
+
+def test_a_hand_over_the_last_server_did_not_finish_is_finished_at_the_next_start(platform_factory, tmp_path):
+    """The server recorded a reboot, then died before the container was replaced: the next start replaces it."""
+    from jupyter_actors.platform.lifecycle import STOP_REBOOT
+
+    from .conftest import define_actor, wait_until
+    from .test_api_hostile import SLEEPER
+
+    data_dir = tmp_path / "hand-over"
+    first = platform_factory(data_dir=data_dir)
+    define_actor(first, "sleeper", SLEEPER)
+    run = first.start_run("sleeper", memory_mb=1024, timeout_secs=300)
+    wait_until(lambda: b"sleeping" in first.run_log(run["id"]), 60, message="running")
+    old_container = first.get_run(run["id"])["container_id"]
+    assert first.stores.runs.mark_stopping(run["id"], STOP_REBOOT, "Rebooting", {"reboot_count": 1})
+    first.close()  # gone before it stopped the container
+
+    second = platform_factory(data_dir=data_dir)
+    report = second.reconcile()
+    assert report.restarted == [run["id"]]
+    wait_until(lambda: second.run_log(run["id"]).count(b"sleeping") == 2, 60, message="replaced")
+    replaced = second.get_run(run["id"])
+    assert replaced["status"] == "RUNNING" and replaced["container_id"] != old_container
+    assert (replaced["reboot_count"], replaced["restart_count"], replaced["stop_intent"]) == (1, 0, None)
+    second.abort_run(run["id"])
+    assert second.wait_run(run["id"], 60)["status"] == "ABORTED"
