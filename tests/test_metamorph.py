@@ -163,3 +163,27 @@ def test_a_hand_over_the_last_server_did_not_finish_is_finished_at_the_next_star
     assert (replaced["reboot_count"], replaced["restart_count"], replaced["stop_intent"]) == (1, 0, None)
     second.abort_run(run["id"])
     assert second.wait_run(run["id"], 60)["status"] == "ABORTED"
+
+
+def test_a_metamorphed_run_keeps_its_target_actor_from_being_deleted(platform_factory):
+    import pytest
+
+    from jupyter_actors.platform.errors import Conflict
+
+    from .conftest import define_actor, wait_until
+    from .test_api_hostile import SLEEPER
+
+    platform = platform_factory()
+    define_actor(platform, "first", SLEEPER)
+    define_actor(platform, "second", SLEEPER.replace("sleeping", "second sleeping"))
+    run = platform.start_run("first", memory_mb=1024, timeout_secs=300)
+    wait_until(lambda: b"sleeping" in platform.run_log(run["id"]), 60, message="running")
+    platform.metamorph_run(run["id"], "second", input={"a": 1})
+    wait_until(lambda: b"second sleeping" in platform.run_log(run["id"]), 60, message="metamorphed")
+    with pytest.raises(Conflict, match="metamorphed into it"):
+        platform.delete_actor("second")
+    morphed = platform.get_run(run["id"])
+    assert morphed["status"] == "RUNNING" and morphed["input_key"] == "INPUT-METAMORPH-1"
+    platform.abort_run(run["id"])
+    assert platform.wait_run(run["id"], 60)["status"] == "ABORTED"
+    platform.delete_actor("second")  # nothing runs it now
