@@ -213,9 +213,10 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("POST", f"/{spelling}/nope/runs/last/metamorph?targetActorId=doc", 404)
         await call("POST", f"/{spelling}/nope/runs/last/reboot", 404)
         if spelling == "actors":  # doc's last run runs: rebooted, then metamorphed into doc-acts
-            await call("POST", f"{last}/reboot", 200)
+            await call("POST", f"{last}/reboot?status=RUNNING", 200)
             wait_until(lambda: (r := platform.get_run(other_id))["stop_intent"] is None and r["reboot_count"], 60)
-            morphed = (await call("POST", f"{last}/metamorph?targetActorId=doc-acts", 200, json={"n": 2})).json()
+            morphed = (await call("POST", f"{last}/metamorph?targetActorId=doc-acts&status=RUNNING&origin=API", 200,
+                                  json={"n": 2})).json()
             assert morphed["data"]["stats"]["metamorph"] == 1 and morphed["data"]["id"] == other_id
         else:  # doc-acts's last run is aborted
             await call("POST", f"{last}/metamorph?targetActorId=doc&build=latest", 409)

@@ -188,7 +188,7 @@ class RunMetamorphHandler(StartInput, RunAccess):
     with the body as its new input; the run itself (its token) or the user may metamorph it."""
 
     async def post(self, ref: str) -> None:
-        self.reject_unknown_query({"targetActorId", "build", "contentType"})
+        self.reject_unknown_query(self.query_options({"targetActorId", "build", "contentType"}))
         target = self.query("targetActorId")
         if not target:
             raise InvalidInput("targetActorId is required: the id or name of the actor to metamorph the run into.")

@@ -141,7 +141,7 @@ class RunRebootHandler(RunAccess):
     itself (its token) or the user may reboot it."""
 
     async def post(self, ref: str) -> None:
-        self.reject_unknown_query(set())
+        self.reject_unknown_query(self.query_options(set()))
         run = await self.load_run(ref, access="update")
         run = await self.call(self.platform.reboot_run, run["id"])
         self.send_data(await self.call(self.views.run, run))
