@@ -81,12 +81,13 @@ async def test_bad_filters_and_unsupported_actions_answer_in_apify_shape(api_url
     await create_and_build(client, "last-failer", "import sys\nsys.exit(3)\n")
     run = await client.actor("local/last-failer").call(memory_mbytes=1024, logger=None)
     async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
-        for path in ("/acts/local~last-failer/runs/last/metamorph", "/actors/last-failer/runs/last/reboot",
-                     f"/actor-runs/{run.id}/metamorph", f"/actor-runs/{run.id}/reboot"):
-            response = await http.post(path)
-            assert response.status_code == 501, (path, response.text)
-            assert response.json()["error"]["type"] == "not-implemented"
-            assert "not supported here" in response.json()["error"]["message"]
+        for path in ("/acts/local~last-failer/runs/last/metamorph?targetActorId=last-failer",
+                     "/actors/last-failer/runs/last/reboot",
+                     f"/actor-runs/{run.id}/metamorph?targetActorId=last-failer", f"/actor-runs/{run.id}/reboot"):
+            response = await http.post(path)  # the last run has finished: nothing to metamorph or reboot
+            assert response.status_code == 409, (path, response.text)
+            assert response.json()["error"]["type"] == "run-not-running"
+            assert "only a RUNNING run" in response.json()["error"]["message"]
         bad = await http.get("/acts/last-failer/runs/last?status=DONE")
         assert bad.status_code == 400 and "DONE" in bad.json()["error"]["message"]
         bad = await http.get("/actor-runs?startedAfter=yesterday")

@@ -210,12 +210,22 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"{last}?status=SUCCEEDED", 404)
         await call("PUT", last, 200 if spelling == "actors" else 409, json={"statusMessage": "last"})
         await call("GET", f"{last}/log", 200)
-        for action in ("metamorph", "reboot"):
-            await call("POST", f"{last}/{action}", 501)
-            await call("POST", f"/{spelling}/nope/runs/last/{action}", 404)
-    for action in ("metamorph", "reboot"):
-        await call("POST", f"/actor-runs/{run_id}/{action}", 501)
-        await call("POST", f"/actor-runs/nope/{action}", 404)
+        await call("POST", f"/{spelling}/nope/runs/last/metamorph?targetActorId=doc", 404)
+        await call("POST", f"/{spelling}/nope/runs/last/reboot", 404)
+        if spelling == "actors":  # doc's last run runs: rebooted, then metamorphed into doc-acts
+            await call("POST", f"{last}/reboot?status=RUNNING", 200)
+            wait_until(lambda: (r := platform.get_run(other_id))["stop_intent"] is None and r["reboot_count"], 60)
+            morphed = (await call("POST", f"{last}/metamorph?targetActorId=doc-acts&status=RUNNING&origin=API", 200,
+                                  json={"n": 2})).json()
+            assert morphed["data"]["stats"]["metamorph"] == 1 and morphed["data"]["id"] == other_id
+        else:  # doc-acts's last run is aborted
+            await call("POST", f"{last}/metamorph?targetActorId=doc&build=latest", 409)
+            await call("POST", f"{last}/reboot", 409)
+    await call("POST", f"/actor-runs/{run_id}/metamorph?targetActorId=doc&contentType=application/json", 409)
+    await call("POST", f"/actor-runs/{run_id}/metamorph", 400)  # which actor?
+    await call("POST", f"/actor-runs/{run_id}/reboot", 409)
+    await call("POST", "/actor-runs/nope/metamorph?targetActorId=doc", 404)
+    await call("POST", "/actor-runs/nope/reboot", 404)
     await call("POST", "/actors/doc/runs/last/resurrect", 409)
     await call("POST", "/actors/doc/runs/last/abort?status=ABORTED", 404)
     await call("POST", f"/acts/doc-acts/runs/last/resurrect?memory={TEST_MEMORY_MB}", 200)
@@ -359,9 +369,10 @@ async def walk_task_routes(call, platform) -> str:
     await call("GET", f"{last}/log", 200)
     await call("GET", f"{last}/stats-samples", 200)
     await call("POST", f"{last}/abort", 409)
-    for action in ("metamorph", "reboot"):
-        await call("POST", f"{last}/{action}", 501)
-        await call("POST", f"/actor-tasks/nope/runs/last/{action}", 404)
+    await call("POST", f"{last}/metamorph?targetActorId=doc", 409)  # finished
+    await call("POST", f"{last}/reboot", 409)
+    await call("POST", "/actor-tasks/nope/runs/last/metamorph?targetActorId=doc", 404)
+    await call("POST", "/actor-tasks/nope/runs/last/reboot", 404)
     await call("POST", f"{last}/resurrect?memory={TEST_MEMORY_MB}", 200)
     await call("GET", f"{last}?waitForFinish=30", 200)
     second = (await call("POST", "/actor-tasks/doc-task/runs?waitForFinish=60", 201)).json()["data"]

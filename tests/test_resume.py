@@ -343,3 +343,50 @@ def test_a_stopping_run_whose_container_is_gone_ends_as_its_stop_intended(platfo
     assert (timed_out["status"], timed_out["status_message"]) == ("TIMED-OUT", "The run timed out after 300 seconds")
     assert over_disk["status"] == "FAILED" and "disk limit" in over_disk["status_message"]
     assert all(run["finished_at"] and run["status_message_terminal"] for run in (aborted, timed_out, over_disk))
+
+
+# Counts until it is stopped; saves its count only when the platform says persistState (the periodic one is off).
+PERSIST_ON_EVENT = """
+import asyncio
+from apify import Actor, Event
+
+async def main():
+    async with Actor:
+        state = {"count": 0}
+
+        async def persist(event_data):
+            await Actor.set_value("STATE", dict(state))
+            print(f"persisted {state['count']}", flush=True)
+
+        async def aborting(event_data):
+            await Actor.set_value("ABORTING", {"aborting": True})
+
+        Actor.on(Event.PERSIST_STATE, persist)
+        Actor.on(Event.ABORTING, aborting)
+        while True:
+            state["count"] += 1
+            print(f"count {state['count']}", flush=True)
+            await asyncio.sleep(0.2)
+
+asyncio.run(main())
+"""
+
+
+def test_a_timeout_sends_aborting_and_persist_state_before_the_sigterm(platform_factory):
+    from .conftest import define_actor
+
+    platform = platform_factory(persist_state_interval_secs=600.0, stop_grace_secs=10)
+    define_actor(platform, "persist-on-event", PERSIST_ON_EVENT)
+    run = platform.start_run("persist-on-event", memory_mb=1024, timeout_secs=8)
+    final = platform.wait_run(run["id"], timeout=120)
+    log = platform.run_log(run["id"]).decode()
+    assert final["status"] == "TIMED-OUT", log
+    value, _ = platform.storages.get_record(run["default_key_value_store_id"], "STATE")
+    saved = json.loads(value)["count"]
+    counts = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if " count " in line]
+    assert saved >= 10  # what it had counted when the timeout came (about 8 s at 5 a second), not nothing
+    assert f"persisted {saved}" in log
+    value, _ = platform.storages.get_record(run["default_key_value_store_id"], "ABORTING")
+    assert json.loads(value) == {"aborting": True}
+    # It was given the grace period and stopped then (SIGTERM after it), not killed at the timeout.
+    assert counts[-1] > saved + 10

@@ -11,7 +11,7 @@ from ..platform.models import Actor, Build, Run
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
 from .principals import require
-from .runs_handlers import LogStreaming, RunListing, RunLogHandler
+from .runs_handlers import LogStreaming, RunAccess, RunListing, RunLogHandler
 from .webhooks_handlers import decode_ad_hoc
 
 RUN_START_OPTIONS = {
@@ -181,6 +181,22 @@ class ValidateInputHandler(StartInput, ActorAccess):
         if not check.valid:
             raise invalid_input(check.errors)
         self.send_json({"valid": True})
+
+
+class RunMetamorphHandler(StartInput, RunAccess):
+    """``POST /v2/actor-runs/{id}/metamorph?targetActorId=...``: the running run becomes a run of the target actor
+    with the body as its new input; the run itself (its token) or the user may metamorph it."""
+
+    async def post(self, ref: str) -> None:
+        self.reject_unknown_query(self.query_options({"targetActorId", "build", "contentType"}))
+        target = self.query("targetActorId")
+        if not target:
+            raise InvalidInput("targetActorId is required: the id or name of the actor to metamorph the run into.")
+        run = await self.load_run(ref, access="update")
+        run_input, content_type = await self.start_input()
+        run = await self.call(self.platform.metamorph_run, run["id"], target, build=self.query("build"),
+                              input=run_input, content_type=content_type)
+        self.send_data(await self.call(self.views.run, run))
 
 
 class RunStarting(StartInput, RunListing):

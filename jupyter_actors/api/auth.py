@@ -9,6 +9,7 @@ from tornado import web
 
 from ..platform.errors import Unauthorized
 from ..platform.lifecycle import RunStatus
+from ..platform.runs.handover import current_actor_id
 from .principals import Principal, RunPrincipal, UserPrincipal
 
 #: Settings key of the per-process credential that opens the user API to the CLI (see platform/datadir.py).
@@ -45,7 +46,7 @@ class RunTokenAuthBase(web.RequestHandler):
         if run is None or RunStatus(run["status"]).is_terminal:
             raise Unauthorized("The token is not valid (unknown, or its run has finished).",
                                type="user-or-token-not-found")
-        self.principal = RunPrincipal(run_id=run["id"], actor_id=run["actor_id"])
+        self.principal = RunPrincipal(run_id=run["id"], actor_id=current_actor_id(run))  # its code's actor
 
 
 def has_cli_credential(handler: web.RequestHandler) -> bool:

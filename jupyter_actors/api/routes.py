@@ -28,8 +28,8 @@ _RUN_SUBPATHS: list[tuple[str, type[ApiHandlerMixin]]] = [
     ("", runs.RunHandler),
     ("/abort", runs.RunAbortHandler),
     ("/resurrect", runs.RunResurrectHandler),
-    ("/metamorph", runs.RunNotSupportedHandler),
-    ("/reboot", runs.RunNotSupportedHandler),
+    ("/metamorph", actors.RunMetamorphHandler),
+    ("/reboot", runs.RunRebootHandler),
     ("/log", runs.RunLogHandler),
     ("/stats-samples", runs.RunStatsSamplesHandler),
 ]

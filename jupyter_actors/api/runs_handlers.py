@@ -1,4 +1,4 @@
-"""Runs: get (with waitForFinish long-polling), update status message, abort, resurrect, log."""
+"""Runs: get (with waitForFinish long-polling), update status message, abort, resurrect, reboot, log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from tornado.iostream import StreamClosedError
 
 from ..platform.clock import iso, parse_iso
-from ..platform.errors import InvalidInput, PlatformError
+from ..platform.errors import InvalidInput
 from ..platform.lifecycle import RunStatus
 from ..platform.models import Run
 from ..platform.runlog import LogFollower
@@ -136,14 +136,15 @@ class RunResurrectHandler(RunAccess):
         self.send_data(await self.call(self.views.run, run))
 
 
-class RunNotSupportedHandler(RunAccess):
-    """Metamorph and reboot: routed so that callers get a clear 501, not a 404 that reads as "no such run"."""
+class RunRebootHandler(RunAccess):
+    """``POST /v2/actor-runs/{id}/reboot``: the running run's container restarts (same input and storages); the run
+    itself (its token) or the user may reboot it."""
 
     async def post(self, ref: str) -> None:
-        await self.load_run(ref, access="update")
-        action = self.request.path.rstrip("/").rsplit("/", 1)[-1]
-        raise PlatformError(f"Run {action} is not supported here yet; start a new run of the target actor instead.",
-                            type="not-implemented", status=501)
+        self.reject_unknown_query(self.query_options(set()))
+        run = await self.load_run(ref, access="update")
+        run = await self.call(self.platform.reboot_run, run["id"])
+        self.send_data(await self.call(self.views.run, run))
 
 
 class RunStatsSamplesHandler(RunAccess):

@@ -10,6 +10,7 @@ from ..platform.clock import iso, parse_iso, utcnow
 from ..platform.core import USERNAME, Platform
 from ..platform.lifecycle import RunStatus
 from ..platform.models import Actor, Build, Run, Schedule, Task, Version
+from ..platform.runs.handover import metamorphs
 from ..platform.runs.usage import RunUsage
 
 #: What crawlee's ``Request`` model needs present (it calls ``headers.items()``): a request added with
@@ -52,6 +53,8 @@ class Views:
                 "runTimeSecs": duration_ms / 1000,
                 "restartCount": row["restart_count"],
                 "resurrectCount": row["resurrect_count"],
+                "rebootCount": row["reboot_count"],
+                "metamorph": len(metamorphs(row)),
                 "computeUnits": row["memory_mb"] / 1024 * duration_ms / 3_600_000,
                 **RunUsage.loads(row.get("usage")).stats(running=not RunStatus(row["status"]).is_terminal),
             },
@@ -77,6 +80,7 @@ class Views:
             "containerUrl": self.platform.web_url(row),
             "webServerPublic": bool(row.get("web_public")),
             "isTerminal": RunStatus(row["status"]).is_terminal,
+            "metamorphs": metamorphs(row),  # the last one names the actor the run's container runs now
         }
 
     def stats_samples(self, row: Run, samples: list[dict[str, Any]]) -> dict[str, Any]:

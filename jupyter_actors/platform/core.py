@@ -307,6 +307,14 @@ class Platform:
     def abort_run(self, run_id: str, *, gracefully: bool = False) -> Run:
         return self.runs.abort(run_id, gracefully=gracefully)
 
+    def metamorph_run(self, run_id: str, target_actor: str, *, build: str | None = None,
+                      input: bytes | str | dict[str, Any] | list[Any] | None = None,
+                      content_type: str | None = None) -> Run:
+        return self.runs.metamorph(run_id, target_actor, build=build, input=input, content_type=content_type)
+
+    def reboot_run(self, run_id: str) -> Run:
+        return self.runs.reboot(run_id)
+
     def wait_run(self, run_id: str, timeout: float | None = None) -> Run:
         return self.runs.wait(run_id, timeout)
 

@@ -46,6 +46,10 @@ STOP_TIMEOUT = "timeout"
 STOP_ABORT = "abort"
 STOP_DISK = "disk"
 STOP_MIGRATE = "migrate"
+# The container is stopped to make way for another in the same run (metamorph, reboot): the run goes on.
+STOP_METAMORPH = "metamorph"
+STOP_REBOOT = "reboot"
+HANDOVER_INTENTS = (STOP_METAMORPH, STOP_REBOOT)
 
 # Labels on every run container: which platform instance, run and actor it belongs to.
 LABEL_INSTANCE = "jupyter-actors.instance"

@@ -93,6 +93,8 @@ class Run(TypedDict):
     web_host: str | None
     usage: str | None  # JSON of runs.usage.RunUsage: the run's resource totals so far
     actor_task_id: str | None  # the task the run was started from, if any
+    metamorphs: str  # JSON list of {createdAt, actorId, buildId, inputKey}; the last names the current actor
+    reboot_count: int
 
 
 class Task(TypedDict):

@@ -236,6 +236,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_dispatches_due ON webhook_dispatches (status, next_attempt_at);
     CREATE INDEX webhook_dispatches_by_created ON webhook_dispatches (created_at);
     """,
+    # 12: metamorph and reboot: a run's metamorphs (JSON list of {createdAt, actorId, buildId, inputKey}: the
+    # last one names the actor its container runs now) and how often it was rebooted.
+    """
+    ALTER TABLE runs ADD COLUMN metamorphs TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE runs ADD COLUMN reboot_count INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

@@ -81,9 +81,12 @@ class Retention:
 
     def delete_actor(self, actor: Actor) -> None:
         """Delete an actor with its versions, builds, runs and their default storages; refused while it runs."""
-        active = self.stores.runs.active_ids(actor_id=actor["id"])
+        active = set(self.stores.runs.active_ids(actor_id=actor["id"]))
+        for build in self.stores.builds.of_actor(actor["id"]):  # runs metamorphed into it run its builds
+            active.update(self.stores.runs.active_ids(build_id=build["id"]))
         if active:
-            raise Conflict(f"Actor {actor['name']} has {len(active)} unfinished run(s); abort them first.")
+            raise Conflict(f"Actor {actor['name']} has {len(active)} unfinished run(s) (its own, or runs metamorphed "
+                           "into it); abort them first.")
         for run in self.stores.runs.query(actor["id"]):
             self.delete_run(run)
         images = [b["image"] for b in self.stores.builds.of_actor(actor["id"]) if b["image"]]

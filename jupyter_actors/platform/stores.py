@@ -166,14 +166,16 @@ class RunStore:
             self.registry.update("runs", {"id": run_id}, {"status": RunStatus(target).value, **values}, db)
         return str(row["status"])
 
-    def mark_stopping(self, run_id: str, intent: str, message: str) -> bool:
-        """Record why a RUNNING run is being stopped, unless a stop is under way already."""
+    def mark_stopping(self, run_id: str, intent: str, message: str, values: dict[str, Any] | None = None) -> bool:
+        """Record why a RUNNING run is being stopped (with other ``values`` of the same change), unless a stop
+        is under way already."""
         with self.registry.transaction() as db:
-            changed = db.execute(
-                "UPDATE runs SET stop_intent = ?, status_message = ? WHERE id = ? AND status = 'RUNNING' "
-                "AND stop_intent IS NULL", (intent, message, run_id),
-            ).rowcount
-        return bool(changed)
+            row = db.execute("SELECT status, stop_intent FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row["status"] != RunStatus.RUNNING.value or row["stop_intent"] is not None:
+                return False
+            self.registry.update("runs", {"id": run_id},
+                                 {"stop_intent": intent, "status_message": message, **(values or {})}, db)
+        return True
 
     def memory_in_use(self) -> int:
         """Memory (MB) held by runs that may have a container."""

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ..backends.base import Backend, ContainerState
 from ..clock import parse_iso, utcnow
-from ..lifecycle import ACTIVE_STATUSES, LABEL_INSTANCE, LABEL_RUN, STOP_MIGRATE
+from ..lifecycle import ACTIVE_STATUSES, HANDOVER_INTENTS, LABEL_INSTANCE, LABEL_RUN, STOP_MIGRATE
 from ..models import Run
 from ..runlog import RunLog
 from ..stores import RunStore
@@ -63,6 +63,8 @@ def lost_reason(run: Run, state: ContainerState | None, *, boot: dt.datetime | N
     """Why a run's container did not end by the actor's own exit, or None if it did (or still runs)."""
     if run["stop_intent"] == STOP_MIGRATE:
         return "it was stopped for a server shutdown"
+    if run["stop_intent"] in HANDOVER_INTENTS:
+        return f"it was stopped for a {run['stop_intent']}"  # its next container starts (restart_lost hands over)
     if run["stop_intent"]:
         return None  # aborted, timed out or over its disk: finish as intended
     if state is None or state.status == "created":

@@ -26,7 +26,8 @@ from ..config import PlatformConfig
 from ..errors import Conflict, InvalidInput, NotFound
 from ..input_schema import InputCheck, check_input, invalid_input
 from ..ids import new_id, new_token, token_hash
-from ..lifecycle import ACTIVE_STATUSES, STOP_ABORT, STOP_MIGRATE, RunStatus, stop_outcome
+from ..lifecycle import (ACTIVE_STATUSES, HANDOVER_INTENTS, STOP_ABORT, STOP_METAMORPH, STOP_MIGRATE, STOP_REBOOT,
+                         RunStatus, stop_outcome)
 from ..limits import ContainerLimits
 from ..models import Actor, Build, Run, Version
 from ..quota import Admission
@@ -36,6 +37,7 @@ from ..runlog import run_log_path
 from ..storages import Storages
 from ..stores import Stores
 from .container import NETWORK_NAME, Endpoints, container_port, container_spec
+from .handover import MAX_METAMORPHS, current_actor_id, metamorph_input_key, metamorphs
 from .reconcile import ReconcileReport, expired, reconcile
 from .status_messages import StatusMessages
 from .watcher import RunWatcher
@@ -210,7 +212,7 @@ class RunService:
                 f"Run {run_id} is {run['status']}; only a finished run (SUCCEEDED, FAILED, TIMED-OUT, ABORTED) "
                 "can be resurrected.", type="run-not-finished",
             )
-        actor_row = self.actors.get(run["actor_id"])
+        actor_row = self.actors.get(current_actor_id(run))  # after a metamorph: the target's builds
         build_row = self.builds.resolve(actor_row, build) if build else self.builds.get(run["build_id"])
         version = self.actors.version(actor_row["id"], build_row["version_number"])
         memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else run["memory_mb"])
@@ -247,32 +249,105 @@ class RunService:
             self.transition(run_id, RunStatus.ABORTED, finished_at=utcnow(), status_message_terminal=1,
                             status_message="The run was aborted")
             return
+        if run["stop_intent"] in HANDOVER_INTENTS:  # lost while making way for its next container: start that one
+            self.hand_over(run)
+            return
         if run["restart_count"] >= self.config.max_restarts:
             self.transition(run_id, RunStatus.FAILED, finished_at=utcnow(), status_message_terminal=1,
                             status_message=f"The run was lost {run['restart_count'] + 1} times ({reason}); "
                                            f"not restarted again")
             return
-        if expired(run) and run["status"] == RunStatus.RUNNING:
-            self.transition(run_id, RunStatus.TIMING_OUT, stop_intent="timeout")
-            self.transition(run_id, RunStatus.TIMED_OUT, finished_at=utcnow(), status_message_terminal=1,
-                            status_message=f"The run timed out after {run['timeout_secs']} seconds "
-                                           f"(it was lost: {reason})")
+        if self._timed_out_meanwhile(run, f" (it was lost: {reason})"):
             return
         count = run["restart_count"] + 1
-        token = new_token()  # only the hash of the old one is kept; the lost container took the plain one
-        restarted = self.update_run(
-            run_id, restart_count=count, token_hash=token_hash(token), stop_intent=None, container_id=None,
-            host_port=None, web_host=None,
-            container_name=f"jupyter-actors-{self.instance_id}-{run_id}-l{count}",
-            status_message=f"Restarted: {reason}",
+        self._relaunch(run, f"l{count}", mode="restart" if run["status"] == RunStatus.RUNNING else "new",
+                       restart_count=count, status_message=f"Restarted: {reason}")
+
+    def _timed_out_meanwhile(self, run: Run, why: str) -> bool:
+        """A running run whose timeout passed while it had no container ends TIMED-OUT instead of starting one."""
+        if not (expired(run) and run["status"] == RunStatus.RUNNING):
+            return False
+        self.transition(run["id"], RunStatus.TIMING_OUT, stop_intent="timeout")
+        self.transition(run["id"], RunStatus.TIMED_OUT, finished_at=utcnow(), status_message_terminal=1,
+                        status_message=f"The run timed out after {run['timeout_secs']} seconds{why}")
+        return True
+
+    def _relaunch(self, run: Run, name_suffix: str, *, mode: str, **values: Any) -> None:
+        """The run goes on in a new container of its current build (the last metamorph's, if any), with a new
+        token: only the hash of the old one is kept, and the old container took the plain one."""
+        token = new_token()
+        relaunched = self.update_run(
+            run["id"], token_hash=token_hash(token), stop_intent=None, container_id=None, host_port=None,
+            web_host=None, container_name=f"jupyter-actors-{self.instance_id}-{run['id']}-{name_suffix}", **values,
         )
-        actor_row = self.actors.get(run["actor_id"])
-        build_row = self.builds.get(run["build_id"])
+        build_row = self.builds.get(relaunched["build_id"])
+        actor_row = self.actors.get(build_row["actor_id"])
         version = self.actors.version(actor_row["id"], build_row["version_number"])
         limits = limits_mod.limits_for(run["memory_mb"], cpu_mode=run["cpu_mode"], pids=self.config.pids_limit)
         self.ensure_network()
-        self._launch(restarted, actor_row, build_row, version, limits, token=token,
-                     mode="restart" if run["status"] == RunStatus.RUNNING else "new")
+        self._launch(relaunched, actor_row, build_row, version, limits, token=token, mode=mode)
+
+    def hand_over(self, run: Run) -> None:
+        """The run's container was stopped to make way for another (metamorph, reboot): the run goes on, RUNNING,
+        in a new container; its log continues."""
+        if self._timed_out_meanwhile(run, ""):
+            return
+        intent = run["stop_intent"]
+        if intent == STOP_METAMORPH:
+            suffix, message = f"m{len(metamorphs(run))}", "Metamorphed"
+        else:
+            suffix, message = f"b{run['reboot_count']}", "Rebooted"
+        self._relaunch(run, suffix, mode="restart", status_message=message)
+
+    def metamorph(self, run_id: str, target_actor: str, *, build: str | None = None,
+                  input: bytes | str | dict[str, Any] | list[Any] | None = None,
+                  content_type: str | None = None) -> Run:
+        """Turn a running run into a run of ``target_actor`` (Apify's metamorph): the same id, storages and
+        timeout; its container is stopped and one of the target's build starts in its place. The new input
+        is stored under INPUT-METAMORPH-n, which the new container's APIFY_INPUT_KEY names."""
+        run = self._require_running(run_id, "metamorphed")
+        if len(metamorphs(run)) >= MAX_METAMORPHS:
+            raise InvalidInput(f"Run {run_id} was metamorphed {MAX_METAMORPHS} times, the most a run may be.",
+                               type="max-metamorphs-exceeded")
+        actor_row = self.actors.get(target_actor)
+        build_row = self.builds.resolve(actor_row, build)
+        version = self.actors.version(actor_row["id"], build_row["version_number"])
+        body, content_type = checked_input(version, *input_body(input, content_type))
+        port = container_port(version, self.config.container_port)
+        key = metamorph_input_key(run)
+        if body is not None:  # stored before the run says so: the next container reads it at once
+            self.storages.set_record(run["default_key_value_store_id"], key, body, content_type)
+        done = [*metamorphs(run), {"createdAt": iso(utcnow()), "actorId": actor_row["id"], "buildId": build_row["id"],
+                                   "inputKey": key}]
+        changes = {"metamorphs": dumps(done), "build_id": build_row["id"], "build_number": build_row["build_number"],
+                   "input_key": key, "content_type": content_type, "container_port": port}
+        self._stop_for(run, STOP_METAMORPH, f"Metamorphing into {actor_row['username']}/{actor_row['name']}",
+                       changes)
+        return self.get_run(run_id)
+
+    def reboot(self, run_id: str) -> Run:
+        """Restart a running run's container (Apify's reboot): the same input, storages and timeout."""
+        run = self._require_running(run_id, "rebooted")
+        self._stop_for(run, STOP_REBOOT, "Rebooting", {"reboot_count": run["reboot_count"] + 1})
+        return self.get_run(run_id)
+
+    def _require_running(self, run_id: str, what: str) -> Run:
+        run = self.get_run(run_id)
+        if run["status"] != RunStatus.RUNNING or run["stop_intent"] is not None:
+            state = f"{run['status']}" + (f" and being stopped ({run['stop_intent']})" if run["stop_intent"] else "")
+            raise Conflict(f"Run {run_id} is {state}; only a RUNNING run can be {what}.", type="run-not-running")
+        return run
+
+    def _stop_for(self, run: Run, intent: str, message: str, changes: dict[str, Any]) -> None:
+        """Record the hand-over with ``changes`` (atomically, or Conflict), then stop the container gracefully;
+        its watcher starts the next one once it is gone (or reconciliation does, if none watches it)."""
+        if not self.runs.mark_stopping(run["id"], intent, message, changes):
+            self._require_running(run["id"], "metamorphed or rebooted")  # says why
+            raise Conflict(f"Run {run['id']} is being stopped already.", type="run-not-running")
+        self.changes.notify(self.get_run(run["id"]))
+        watcher = self.watchers.get(run["id"])
+        if watcher is not None:
+            watcher.stop_container(self.config.stop_grace_secs)
 
     def finish_stopped(self, run: Run) -> None:
         """A run the platform was stopping whose container is gone (lost while nobody watched it): it ends
@@ -403,8 +478,9 @@ class RunService:
         watcher = RunWatcher(self, run["id"])
         self.watchers[run["id"]] = watcher
         watcher.adopt(container_id)
-        if run["status"] in (RunStatus.TIMING_OUT, RunStatus.ABORTING):
-            watcher.stop_container(self.config.stop_grace_secs)  # finish the stop the last server began
+        if run["status"] in (RunStatus.TIMING_OUT, RunStatus.ABORTING):  # finish the stop the last server began
+            watcher.stop_container(self.config.stop_grace_secs,
+                                   event="aborting" if run["status"] == RunStatus.TIMING_OUT else None)
 
     def reconcile(self, last_seen: dt.datetime | None) -> ReconcileReport:
         """Match unfinished runs with the engine's containers (adopt, finish or restart them)."""

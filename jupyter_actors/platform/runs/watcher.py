@@ -18,7 +18,7 @@ from ..backends.base import Backend, ContainerSpec, ContainerState, LogStream
 from ..clock import parse_iso, utcnow
 from ..config import PlatformConfig
 from ..errors import Conflict
-from ..lifecycle import STOP_ABORT, STOP_MIGRATE, STOP_TIMEOUT, RunStatus, stop_outcome
+from ..lifecycle import HANDOVER_INTENTS, STOP_ABORT, STOP_MIGRATE, STOP_TIMEOUT, RunStatus, stop_outcome
 from ..models import Run
 from ..runlog import RunLog
 
@@ -52,6 +52,8 @@ class Supervisor(Protocol):
     def send_event(self, run_id: str, name: str, data: dict[str, Any] | None = None) -> bool: ...
 
     def restart_lost(self, run: Run, reason: str) -> None: ...
+
+    def hand_over(self, run: Run) -> None: ...
 
     def forget_watcher(self, run_id: str, watcher: RunWatcher) -> None: ...
 
@@ -231,7 +233,9 @@ class RunWatcher:
             )
         except Conflict:
             return  # it ended or is being aborted already
-        self.stop_container(self.platform.config.stop_grace_secs)
+        # As on a graceful abort: `aborting` and `persistState` first, so the actor saves what it did since the
+        # last periodic persist, then the grace period, then SIGTERM.
+        self.stop_container(self.platform.config.stop_grace_secs, event="aborting")
 
     def _follow(self) -> None:
         """Copy the engine's log into the run log until the container has exited and the log is drained.
@@ -290,6 +294,11 @@ class RunWatcher:
         message = run["status_message"] if run["status_message_terminal"] else None
         if intent == STOP_MIGRATE:
             return  # stopped for a server shutdown: restarted with the same storages at the next start
+        if intent in HANDOVER_INTENTS:  # stopped to make way for the run's next container (metamorph, reboot)
+            if self.container_id:
+                self.backend.remove(self.container_id)  # its log is stored
+            self.platform.hand_over(run)
+            return
         if intent is None and state is not None and state.lost and self.container_id:
             # The cluster lost it (a node went away): same id, storages and log, in a new container.
             self.backend.remove(self.container_id)
