@@ -242,6 +242,11 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", "/webhook-dispatches/nope", 404)
     for spelling in ("actors", "acts"):
         await call("GET", f"/{spelling}/doc/webhooks?offset=0", 200)
+    task_hook = (await call("POST", "/webhooks", 201, json={**hook_body, "idempotencyKey": None,
+                                                             "condition": {"actorTaskId": "local~doc-task"}}))
+    await call("GET", "/actor-tasks/doc-task/webhooks?limit=5&desc=true", 200)
+    await call("GET", "/actor-tasks/nope/webhooks", 404)
+    await call("DELETE", f"/webhooks/{task_hook.json()['data']['id']}", 204)
     await call("DELETE", f"/webhooks/{hook['id']}", 204)
     await call("GET", f"/webhooks/{hook['id']}", 404)
 

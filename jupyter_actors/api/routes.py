@@ -53,6 +53,7 @@ ROUTES: list[Route] = [
     (rf"/actor-tasks/{ID}", tasks.TaskHandler, {}),
     (rf"/actor-tasks/{ID}/input", tasks.TaskInputHandler, {}),
     (rf"/actor-tasks/{ID}/runs", tasks.TaskRunsHandler, {}),
+    (rf"/actor-tasks/{ID}/webhooks", webhooks.TaskWebhooksHandler, {}),
     *run_routes(rf"/actor-tasks/{ID}/runs/last", LAST_OF_TASK),
     (r"/schedules", schedules.ScheduleListHandler, {}),
     (rf"/schedules/{ID}", schedules.ScheduleHandler, {}),

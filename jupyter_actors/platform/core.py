@@ -93,7 +93,7 @@ class Platform:
             WebhookStore(self.registry), timeout_secs=self.config.webhook_timeout_secs,
             max_attempts=self.config.webhook_max_attempts, retry_base_secs=self.config.webhook_retry_base_secs)
         self.webhooks = WebhookService(self.webhook_delivery.store, self.actors, self.stores.runs,
-                                       self.webhook_delivery)
+                                       self.stores.tasks, self.webhook_delivery)
         self.changes.subscribe_events(self.webhooks.on_event)
         self.tasks = TaskService(self.stores, self.actors, self.runs)
         self.schedules = ScheduleService(self.stores, self.actors, self.tasks, self.runs, clock=clock)

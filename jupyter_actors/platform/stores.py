@@ -296,8 +296,10 @@ class TaskStore:
         return row is not None and row["id"] != other_than
 
     def delete(self, task_id: str) -> None:
+        """Delete the task and its webhooks (they could never fire again)."""
         with self.registry.transaction() as db:
             db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            db.execute("DELETE FROM webhooks WHERE actor_task_id = ?", (task_id,))
 
 
 class ScheduleStore:
