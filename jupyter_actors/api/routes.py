@@ -75,6 +75,8 @@ for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients 
         (rf"/{_actors}/{ID}/validate-input", actors.ValidateInputHandler, {}),
         (rf"/{_actors}/{ID}/versions", actors.ActorVersionsHandler, {}),
         (rf"/{_actors}/{ID}/versions/{ID}", actors.ActorVersionHandler, {}),
+        (rf"/{_actors}/{ID}/versions/{ID}/env-vars", actors.ActorEnvVarsHandler, {}),
+        (rf"/{_actors}/{ID}/versions/{ID}/env-vars/{ID}", actors.ActorEnvVarHandler, {}),
         (rf"/{_actors}/{ID}/webhooks", webhooks.ActorWebhooksHandler, {}),
     ]
 ROUTES += storages.ROUTES

@@ -6,7 +6,8 @@ in one registry transaction, so a crash or a concurrent caller never sees half o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from .clock import now_iso
@@ -61,6 +62,27 @@ class ActorStore:
             db.execute("DELETE FROM actors WHERE id = ?", (actor_id,))
             db.execute("DELETE FROM webhooks WHERE actor_id = ?", (actor_id,))  # they could never fire again
             db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'actor', 'deleted', ?)", (actor_id, now_iso()))
+
+    def delete_version(self, actor_id: str, version_number: str) -> bool:
+        """Delete one version unless it is the actor's last; False if it is the last (nothing deleted)."""
+        with self.registry.transaction() as db:
+            count = db.execute("SELECT COUNT(*) AS n FROM versions WHERE actor_id = ?", (actor_id,)).fetchone()["n"]
+            if count <= 1:
+                return False
+            db.execute("DELETE FROM versions WHERE actor_id = ? AND version_number = ?", (actor_id, version_number))
+            return True
+
+    def change_env_vars(self, actor_id: str, version_number: str,
+                        change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        """Read, change and write a version's env vars in one transaction (``change`` may raise: nothing changes)."""
+        with self.registry.transaction() as db:
+            row = db.execute("SELECT env_vars FROM versions WHERE actor_id = ? AND version_number = ?",
+                             (actor_id, version_number)).fetchone()
+            if row is None:
+                raise NotFound(f"Version {version_number} of actor {actor_id} was not found.",
+                               type="record-not-found")
+            db.execute("UPDATE versions SET env_vars = ?, modified_at = ? WHERE actor_id = ? AND version_number = ?",
+                       (dumps(change(json.loads(row["env_vars"]))), now_iso(), actor_id, version_number))
 
     def versions(self, actor_id: str, *, newest_first: bool = False) -> list[Version]:
         order = "DESC" if newest_first else "ASC"
