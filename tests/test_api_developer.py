@@ -3,12 +3,15 @@ variables (secret values reach the run, never the API)."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import httpx
 import pytest
 from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
 
-from .conftest import TEST_MEMORY_MB
+from .conftest import TEST_MEMORY_MB, wait_until
 from .test_api_sdk import source_version, status
 
 #: Stores the variables it sees, as its container sees them.
@@ -81,3 +84,57 @@ async def test_versions_and_env_vars(api_url, api_token, actors_app):
     assert [v.version_number for v in (await client.actor(actor.id).versions().list()).items] == ["0.0"]
     with pytest.raises(ApifyApiError, match="only version"):
         await version.delete()
+
+
+#: A build that logs a line every 0.1 s for a minute: long enough to abort, chatty enough to stop at once.
+SLOW_DOCKERFILE = """ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN for i in $(seq 1 600); do echo dev-slow-tick-$i; sleep 0.1; done
+"""
+
+
+def tick_containers(docker_client) -> list:
+    return [c for c in docker_client.containers.list(all=True)
+            if "dev-slow-tick" in " ".join(c.attrs["Config"].get("Cmd") or [])]
+
+
+async def test_builds_listed_default_and_aborted(api_url, api_token, actors_app, docker_client):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    await client.actors().create(name="dev-quick", versions=[source_version("print('quick')\n")])
+    quick = await client.actor("local~dev-quick").build(version_number="0.0", wait_for_finish=60)
+    assert status(quick) == "SUCCEEDED"
+    slow_actor = await client.actors().create(name="dev-slow", versions=[{
+        "versionNumber": "0.0", "sourceType": "SOURCE_FILES", "buildTag": "latest",
+        "sourceFiles": [{"name": "Dockerfile", "format": "TEXT", "content": SLOW_DOCKERFILE}]}])
+
+    # The default build: the one the default tag names, waited for with waitForFinish.
+    default = await client.actor("local~dev-quick").default_build(wait_for_finish=5)
+    assert (await default.get()).id == quick.id
+    with pytest.raises(ApifyApiError, match="no build"):
+        await client.actor(slow_actor.id).default_build()
+
+    # A running build aborted: it ends ABORTED, its log says so, the engine's build step is gone.
+    slow = await client.actor(slow_actor.id).build(version_number="0.0")
+    assert status(slow) == "RUNNING"
+
+    async def ticking():
+        while "dev-slow-tick-3" not in (await client.build(slow.id).log().get() or ""):
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(ticking(), 120)
+    assert tick_containers(docker_client)  # the engine runs the step
+    await client.build(slow.id).abort()
+    aborted = await client.build(slow.id).wait_for_finish(wait_duration=timedelta(seconds=30))
+    assert status(aborted) == "ABORTED" and aborted.finished_at is not None
+    assert "aborted" in (await client.build(slow.id).log().get())
+    wait_until(lambda: not tick_containers(docker_client), 60)
+    # A finished build is answered as it is (Apify), unchanged.
+    assert status(await client.build(quick.id).abort()) == "SUCCEEDED"
+    assert status(await client.build(slow.id).abort()) == "ABORTED"
+
+    # Every build of every actor, paged.
+    listed = await client.builds().list()
+    assert [b.id for b in listed.items] == [quick.id, slow.id] and listed.total == 2
+    newest = await client.builds().list(desc=True, limit=1)
+    assert [b.id for b in newest.items] == [slow.id] and newest.total == 2
+    assert [b.id for b in (await client.builds().list(offset=1)).items] == [slow.id]

@@ -178,6 +178,9 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         build = (await call("POST", f"/{spelling}/{name}/builds?waitForFinish=60", 201)).json()["data"]
         build = wait_until(lambda b=build: platform.get_build(b["id"])["status"] == "SUCCEEDED" and b, 120)
         await call("GET", f"/{spelling}/{name}/builds", 200)
+        await call("GET", f"/{spelling}/{name}/builds/default?waitForFinish=1", 200)
+        await call("POST", f"/actor-builds/{build['id']}/abort", 200)
+        await call("GET", "/actor-builds?limit=5&desc=true", 200)
         await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
         await call("GET", f"/actor-builds/{build['id']}/log", 200)
         await call("GET", f"/actor-builds/{build['id']}/log?stream=true", 200)
@@ -211,6 +214,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", "/actors/doc/runs/last/stats-samples", 200)
     await call("GET", "/acts/doc-acts/runs/last/stats-samples", 200)
     await call("GET", "/actor-runs/nope", 404)
+    await call("POST", "/actor-builds/nope/abort", 404)
+    await call("GET", "/acts/nope/builds/default", 404)
     assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
     await call("GET", "/users/someone-else", 404)
 

@@ -110,6 +110,21 @@ class ActorAccess(ApiHandlerMixin):
         require(self.principal.may_read_actor(build["actor_id"]), f"read build {build_id}")
         return build
 
+    def send_builds(self, builds: list[Build]) -> None:
+        """A page of ``builds`` (oldest first; newest first with ``desc``)."""
+        offset, limit, desc = self.paging()
+        if desc:
+            builds.reverse()
+        page = builds[offset: offset + limit if limit is not None else None]
+        self.send_list([self.views.build(b) for b in page], total=len(builds), offset=offset, limit=limit, desc=desc)
+
+    async def send_build(self, build: Build) -> None:
+        """The build, once it finished or ``waitForFinish`` seconds passed."""
+        wait = self.wait_secs()
+        if wait and build["status"] in BUILD_STATUSES_ACTIVE:
+            build = await self.call(self.platform.wait_build, build["id"], wait)
+        self.send_data(self.views.build(build))
+
     def actor_view(self, actor: Actor) -> dict[str, Any]:
         """Blocking (the registry): call it through ``self.call``."""
         builds = {build["id"]: build for build in self.platform.list_builds(actor["id"])}
@@ -240,27 +255,44 @@ class ActorBuildsHandler(ActorAccess):
         self.send_data(self.views.build(build), 201)
 
     async def get(self, actor_id: str) -> None:
-        offset, limit, desc = self.paging()
-        builds = await self.call(self.platform.list_builds, (await self.readable_actor(actor_id))["id"])
-        if desc:
-            builds.reverse()
-        page = builds[offset: offset + limit if limit is not None else None]
-        self.send_list([self.views.build(b) for b in page], total=len(builds), offset=offset, limit=limit, desc=desc)
+        self.send_builds(await self.call(self.platform.list_builds, (await self.readable_actor(actor_id))["id"]))
+
+
+class BuildListHandler(ActorAccess):
+    """``GET /v2/actor-builds``: the user's builds of every actor."""
+
+    async def get(self) -> None:
+        require(self.principal.may_manage_actors, "list builds")
+        self.reject_unknown_query({"offset", "limit", "desc"})
+        self.send_builds(await self.call(self.platform.builds.all))
 
 
 class BuildHandler(ActorAccess):
     async def get(self, build_id: str) -> None:
-        wait = self.wait_secs()
-        build = await self.readable_build(build_id)
-        if wait and build["status"] in BUILD_STATUSES_ACTIVE:
-            build = await self.call(self.platform.wait_build, build_id, wait)
-        self.send_data(self.views.build(build))
+        await self.send_build(await self.readable_build(build_id))
 
     async def delete(self, build_id: str) -> None:
         require(self.principal.may_manage_actors, "delete builds")
         await self.call(self.platform.delete_build, build_id)
         self.set_status(204)
         self.finish()
+
+
+class BuildAbortHandler(ActorAccess):
+    async def post(self, build_id: str) -> None:
+        """A running build ends ABORTED (waited for up to ``waitForFinish`` seconds); a finished one is
+        answered as it is, unchanged (Apify)."""
+        require(self.principal.may_manage_actors, "abort builds")
+        build = await self.readable_build(build_id)
+        await self.send_build(await self.call(self.platform.builds.abort, build["id"]))
+
+
+class ActorDefaultBuildHandler(ActorAccess):
+    """``GET /v2/acts/{id}/builds/default``: the build a run uses when it names none."""
+
+    async def get(self, actor_id: str) -> None:
+        actor = await self.readable_actor(actor_id)
+        await self.send_build(await self.call(self.platform.builds.default, actor["id"]))
 
 
 class BuildLogHandler(ActorAccess, LogStreaming):

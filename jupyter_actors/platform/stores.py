@@ -117,6 +117,9 @@ class BuildStore:
             "SELECT * FROM builds WHERE actor_id = ? ORDER BY started_at", (actor_id,)
         ))
 
+    def all(self) -> list[Build]:
+        return cast("list[Build]", self.registry.query("SELECT * FROM builds ORDER BY started_at, rowid"))
+
     def by_number_or_id(self, actor_id: str, wanted: str) -> Build | None:
         return cast("Build | None", self.registry.query_one(
             "SELECT * FROM builds WHERE actor_id = ? AND (build_number = ? OR id = ?)", (actor_id, wanted, wanted),
