@@ -10,6 +10,7 @@ import httpx
 import pytest
 from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
+from openapi_spec_validator import validate as validate_document
 
 from .conftest import TEST_MEMORY_MB, wait_until
 from .test_api_sdk import source_version, status
@@ -138,3 +139,41 @@ async def test_builds_listed_default_and_aborted(api_url, api_token, actors_app,
     newest = await client.builds().list(desc=True, limit=1)
     assert [b.id for b in newest.items] == [slow.id] and newest.total == 2
     assert [b.id for b in (await client.builds().list(offset=1)).items] == [slow.id]
+
+
+async def test_build_openapi_document_runs_the_actor(api_url, api_token, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    schema = {"title": "Greeter", "type": "object", "schemaVersion": 1, "required": ["name"], "properties": {
+        "name": {"title": "Name", "type": "string", "description": "Whom to greet", "editor": "textfield",
+                 "prefill": "Ada"},
+        "times": {"title": "Times", "type": "integer", "minimum": 1, "default": 1, "editor": "number",
+                  "nullable": True}}}
+    main = ("import asyncio\nfrom apify import Actor\n\nasync def main():\n    async with Actor:\n"
+            "        i = await Actor.get_input()\n        await Actor.set_value('OUTPUT', i['name'] * i['times'])\n\n"
+            "asyncio.run(main())\n")
+    await client.actors().create(name="dev-openapi", title="Dev greeter",
+                                 versions=[{**source_version(main), "inputSchema": schema}])
+    build = await client.actor("local~dev-openapi").build(version_number="0.0", wait_for_finish=60)
+    document = await client.build(build.id).get_open_api_definition()
+    validate_document(document)
+    assert document["info"]["title"] == "Dev greeter" and document["info"]["x-build-id"] == build.id
+    body = document["components"]["schemas"]["inputSchema"]
+    assert body["required"] == ["name"] and "editor" not in body["properties"]["name"]
+    assert body["properties"]["name"]["description"] == "Whom to greet"
+    assert body["properties"]["times"] == {"type": "integer", "nullable": True, "minimum": 1, "default": 1,
+                                           "title": "Times"}
+
+    # The document is true: the operation it describes runs the actor.
+    (path, item), = document["paths"].items()
+    url = document["servers"][0]["url"] + path
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_token}"}, timeout=90) as http:
+        response = await http.post(url, params={"memory": TEST_MEMORY_MB, "waitForFinish": 60},
+                                   json={"name": "ab", "times": 2})
+        assert response.status_code == 201, response.text
+        run = response.json()["data"]
+        assert run["status"] == "SUCCEEDED"
+        refused = await http.post(url, params={"memory": TEST_MEMORY_MB}, json={"times": 2})
+        assert refused.status_code == 400 and "name" in refused.json()["error"]["message"]
+        missing = await http.get(f"{api_url}/v2/actor-builds/nope/openapi.json")
+        assert missing.status_code == 404
+    assert (await client.key_value_store(run["defaultKeyValueStoreId"]).get_record("OUTPUT"))["value"] == "abab"

@@ -180,6 +180,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"/{spelling}/{name}/builds", 200)
         await call("GET", f"/{spelling}/{name}/builds/default?waitForFinish=1", 200)
         await call("POST", f"/actor-builds/{build['id']}/abort", 200)
+        await call("GET", f"/actor-builds/{build['id']}/openapi.json", 200)
         await call("GET", "/actor-builds?limit=5&desc=true", 200)
         await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
         await call("GET", f"/actor-builds/{build['id']}/log", 200)

@@ -11,6 +11,7 @@ from ..platform.input_schema import invalid_input
 from ..platform.models import Actor, Build, Run, Version
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
+from .build_openapi import build_openapi
 from .principals import require
 from .runs_handlers import LogStreaming, RunListing, RunLogHandler
 from .webhooks_handlers import decode_ad_hoc
@@ -285,6 +286,22 @@ class BuildAbortHandler(ActorAccess):
         require(self.principal.may_manage_actors, "abort builds")
         build = await self.readable_build(build_id)
         await self.send_build(await self.call(self.platform.builds.abort, build["id"]))
+
+
+class BuildOpenApiHandler(ActorAccess):
+    """``GET /v2/actor-builds/{id}/openapi.json``: an OpenAPI document for running the build's actor."""
+
+    async def get(self, build_id: str) -> None:
+        build = await self.readable_build(build_id)
+        self.send_json(await self.call(self._document, build))
+
+    def _document(self, build: Build) -> dict[str, Any]:
+        try:
+            version: Version | None = self.platform.get_version(build["actor_id"], build["version_number"])
+        except NotFound:
+            version = None  # the built version was deleted since: any JSON object
+        schema = json.loads(version["input_schema"]) if version and version["input_schema"] else None
+        return build_openapi(self.platform.get_actor(build["actor_id"]), build, schema, self.views.api_url)
 
 
 class ActorDefaultBuildHandler(ActorAccess):

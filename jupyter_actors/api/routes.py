@@ -49,6 +49,7 @@ ROUTES: list[Route] = [
     (r"/actor-builds", actors.BuildListHandler, {}),
     (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
     (rf"/actor-builds/{ID}/abort", actors.BuildAbortHandler, {}),
+    (rf"/actor-builds/{ID}/openapi.json", actors.BuildOpenApiHandler, {}),
     (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
     (rf"/users/{ID}", users.UserHandler, {}),
     (r"/actor-tasks", tasks.TaskListHandler, {}),
