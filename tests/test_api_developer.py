@@ -12,6 +12,9 @@ from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
 from openapi_spec_validator import validate as validate_document
 
+from jupyter_actors.platform.account import Account
+from jupyter_actors.platform.quota import Admission
+
 from .conftest import TEST_MEMORY_MB, wait_until
 from .test_api_sdk import source_version, status
 
@@ -177,3 +180,61 @@ async def test_build_openapi_document_runs_the_actor(api_url, api_token, actors_
         missing = await http.get(f"{api_url}/v2/actor-builds/nope/openapi.json")
         assert missing.status_code == 404
     assert (await client.key_value_store(run["defaultKeyValueStoreId"]).get_record("OUTPUT"))["value"] == "abab"
+
+
+async def test_limits_and_monthly_usage(api_url, api_token, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    user = client.user()
+    platform = actors_app.platform
+    limits = await user.limits()
+    assert limits.limits.max_actor_memory_gbytes == platform.config.memory_limit_mb / 1024
+    assert (limits.current.actor_count, limits.current.monthly_actor_compute_units) == (0, 0)
+    empty = await user.monthly_usage()
+    assert empty.monthly_service_usage["ACTOR_COMPUTE_UNITS"].quantity == 0 and empty.daily_service_usages == []
+    assert (empty.usage_cycle.start_at.day, empty.usage_cycle.start_at.hour) == (1, 0)
+
+    # A build and a run: their compute units (GB x hours, as the run's stats say), counted on their day.
+    await client.actors().create(name="dev-usage", versions=[source_version("import time\ntime.sleep(1)\n")])
+    build = await client.actor("local~dev-usage").build(version_number="0.0", wait_for_finish=60)
+    run = await client.actor("local~dev-usage").call(memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert status(run) == "SUCCEEDED"
+    build_units = (build.options.memory_mbytes / 1024
+                   * (build.finished_at - build.started_at).total_seconds() / 3600)
+    expected = run.stats.compute_units + build_units
+    usage = await user.monthly_usage()
+    services = usage.monthly_service_usage
+    assert services["ACTOR_COMPUTE_UNITS"].quantity == pytest.approx(expected, rel=1e-3)
+    assert (services["ACTOR_RUNS"].quantity, services["ACTOR_BUILDS"].quantity) == (1, 1)
+    (today,) = usage.daily_service_usages
+    assert today.date.date() == run.started_at.date()
+    assert today.service_usage["ACTOR_COMPUTE_UNITS"].quantity == pytest.approx(expected, rel=1e-3)
+    assert usage.total_usage_credits_usd_after_volume_discount == 0
+    limits = await user.limits()
+    assert limits.current.actor_count == 1 and limits.current.active_actor_job_count == 0
+    assert limits.current.monthly_actor_compute_units == pytest.approx(expected, rel=1e-3)
+
+    # Apify's writable limits: refused unless unchanged; the memory quota (ours) is set and outlives restarts.
+    with pytest.raises(ApifyApiError, match="nothing is charged"):
+        await user.update_limits(max_monthly_usage_usd=100)
+    with pytest.raises(ApifyApiError, match="retention_days"):
+        await user.update_limits(data_retention_days=limits.limits.data_retention_days + 1)
+    await user.update_limits(data_retention_days=limits.limits.data_retention_days)
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        for body, words in (({"maxActorMemoryGbytes": 0}, "positive"), ({"maxActorMemoryGbytes": 0.05}, "128 MB"),
+                            ({"maxActorMemoryGbytes": "8"}, "maxActorMemoryGbytes"), ({"nope": 1}, "nope")):
+            refused = await http.put("/users/me/limits", json=body)
+            assert refused.status_code == 400 and words in refused.json()["error"]["message"], refused.text
+        changed = await http.put("/users/me/limits", json={"maxActorMemoryGbytes": 0.5})
+        assert changed.status_code == 200 and changed.json()["data"]["limits"]["maxActorMemoryGbytes"] == 0.5
+        over = await http.post("/acts/local~dev-usage/runs", params={"memory": TEST_MEMORY_MB})
+        assert over.status_code == 402 and "512 MB" in over.json()["error"]["message"], over.text
+        for query, code in (("?date=2001-02-03", 200), ("?date=yesterday", 400), ("?month=1", 400)):
+            response = await http.get(f"/users/me/usage/monthly{query}")
+            assert response.status_code == code, response.text
+        past = (await http.get("/users/me/usage/monthly?date=2001-02-03")).json()["data"]
+        assert past["usageCycle"] == {"startAt": "2001-02-01T00:00:00.000Z", "endAt": "2001-02-28T23:59:59.999Z"}
+        assert past["dailyServiceUsages"] == []
+        assert (await http.get("/users/someone/limits")).status_code == 404
+    restarted = Admission(platform.stores.runs, platform.config.memory_limit_mb)
+    Account(platform.stores, restarted, retention_days=platform.config.retention_days)
+    assert restarted.limit_mb == 512

@@ -219,6 +219,11 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", "/acts/nope/builds/default", 404)
     assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
     await call("GET", "/users/someone-else", 404)
+    await call("GET", "/users/me/limits", 200)
+    await call("PUT", "/users/me/limits", 200, json={"maxActorMemoryGbytes": platform.config.memory_limit_mb / 1024})
+    await call("PUT", "/users/me/limits", 400, json={"maxMonthlyUsageUsd": None, "maxActorMemoryGbytes": -1})
+    await call("GET", "/users/me/usage/monthly?date=2020-01-31", 200)
+    await call("GET", "/users/local/usage/monthly", 200)
 
     await call("GET", "/actor-runs?status=ABORTED,SUCCEEDED&startedAfter=2020-01-01T00:00:00Z"
                       "&startedBefore=2100-01-01T00:00:00.000Z", 200)

@@ -52,6 +52,8 @@ ROUTES: list[Route] = [
     (rf"/actor-builds/{ID}/openapi.json", actors.BuildOpenApiHandler, {}),
     (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
     (rf"/users/{ID}", users.UserHandler, {}),
+    (rf"/users/{ID}/limits", users.UserLimitsHandler, {}),
+    (rf"/users/{ID}/usage/monthly", users.UserMonthlyUsageHandler, {}),
     (r"/actor-tasks", tasks.TaskListHandler, {}),
     (rf"/actor-tasks/{ID}", tasks.TaskHandler, {}),
     (rf"/actor-tasks/{ID}/input", tasks.TaskInputHandler, {}),

@@ -52,6 +52,8 @@ class TokenValidateInputHandler(actors.ValidateInputHandler, RunTokenAuthBase): 
 # -- users ----------------------------------------------------------------------------------------------------
 
 class TokenUserHandler(users.UserHandler, RunTokenAuthBase): ...
+class TokenUserLimitsHandler(users.UserLimitsHandler, RunTokenAuthBase): ...
+class TokenUserMonthlyUsageHandler(users.UserMonthlyUsageHandler, RunTokenAuthBase): ...
 
 
 # -- storages -------------------------------------------------------------------------------------------------
@@ -114,5 +116,5 @@ HANDLERS = handler_table(
     TokenTaskWebhooksHandler, TokenLogHandler,
     TokenActorEnvVarsHandler, TokenActorEnvVarHandler,
     TokenBuildListHandler, TokenBuildAbortHandler, TokenActorDefaultBuildHandler,
-    TokenBuildOpenApiHandler,
+    TokenBuildOpenApiHandler, TokenUserLimitsHandler, TokenUserMonthlyUsageHandler,
 )

@@ -120,6 +120,16 @@ class BuildStore:
     def all(self) -> list[Build]:
         return cast("list[Build]", self.registry.query("SELECT * FROM builds ORDER BY started_at, rowid"))
 
+    def active_count(self) -> int:
+        row = self.registry.query_one("SELECT COUNT(*) AS n FROM builds WHERE status IN ('READY', 'RUNNING')")
+        return int(row["n"]) if row else 0
+
+    def started_between(self, after: str, before: str) -> list[dict[str, Any]]:
+        """Memory and times of the builds started in [after, before) (ISO times)."""
+        return self.registry.query(
+            "SELECT memory_mb, started_at, finished_at FROM builds WHERE started_at >= ? AND started_at < ? "
+            "ORDER BY started_at", (after, before))
+
     def by_number_or_id(self, actor_id: str, wanted: str) -> Build | None:
         return cast("Build | None", self.registry.query_one(
             "SELECT * FROM builds WHERE actor_id = ? AND (build_number = ? OR id = ?)", (actor_id, wanted, wanted),
@@ -207,6 +217,17 @@ class RunStore:
             ACTIVE_STATUSES,
         )
         return int(row["used"]) if row else 0
+
+    def active_count(self) -> int:
+        row = self.registry.query_one(
+            f"SELECT COUNT(*) AS n FROM runs WHERE status IN ({_marks(ACTIVE_STATUSES)})", ACTIVE_STATUSES)
+        return int(row["n"]) if row else 0
+
+    def started_between(self, after: str, before: str) -> list[dict[str, Any]]:
+        """Memory and times of the runs started in [after, before) (ISO times): what usage is made of."""
+        return self.registry.query(
+            "SELECT memory_mb, started_at, finished_at FROM runs WHERE started_at >= ? AND started_at < ? "
+            "ORDER BY started_at", (after, before))
 
     def in_statuses(self, statuses: tuple[str, ...]) -> list[Run]:
         return cast("list[Run]", self.registry.query(

@@ -52,6 +52,8 @@ class UserValidateInputHandler(actors.ValidateInputHandler, JupyterAuthBase): ..
 # -- users ----------------------------------------------------------------------------------------------------
 
 class UserUserHandler(users.UserHandler, JupyterAuthBase): ...
+class UserUserLimitsHandler(users.UserLimitsHandler, JupyterAuthBase): ...
+class UserUserMonthlyUsageHandler(users.UserMonthlyUsageHandler, JupyterAuthBase): ...
 
 
 # -- storages -------------------------------------------------------------------------------------------------
@@ -113,5 +115,5 @@ HANDLERS = handler_table(
     UserTaskWebhooksHandler, UserLogHandler,
     UserActorEnvVarsHandler, UserActorEnvVarHandler,
     UserBuildListHandler, UserBuildAbortHandler, UserActorDefaultBuildHandler,
-    UserBuildOpenApiHandler,
+    UserBuildOpenApiHandler, UserUserLimitsHandler, UserUserMonthlyUsageHandler,
 )
