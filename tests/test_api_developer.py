@@ -70,6 +70,7 @@ async def test_versions_and_env_vars(api_url, api_token, actors_app):
         assert response.status_code == 200, response.text
         assert response.json()["data"]["buildTag"] == "beta"
         for body, words in (({"versionNumber": "1.0"}, "fixed"), ({"gitRepoUrl": "https://x"}, "gitRepoUrl"),
+                            ({"envVars": [{"name": "NEW", "isSecret": True}]}, "needs a value"),
                             ({"applyEnvVarsToBuild": True}, "applyEnvVarsToBuild"),
                             ({"sourceCode": "x"}, "sourceCode")):
             refused = await http.put(f"/acts/{actor.id}/versions/0.0", json=body)

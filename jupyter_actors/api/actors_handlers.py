@@ -423,11 +423,17 @@ def stored_version_body(version: Version, *, keep_schema: bool) -> dict[str, Any
 
 
 def kept_secret_values(sent: list, stored: list[dict[str, Any]]) -> list:
-    """A secret variable sent back without its value (as the API shows it) keeps its stored value."""
+    """A variable sent back without its value (as the API shows a secret one) keeps its stored value;
+    a new one needs a value."""
     values = {var["name"]: var.get("value") for var in stored}
-    return [{**var, "value": values[var["name"]]}
-            if isinstance(var, dict) and var.get("value") is None and var.get("name") in values else var
-            for var in sent]
+    kept = []
+    for var in sent:
+        if isinstance(var, dict) and var.get("value") is None:
+            if var.get("name") not in values:
+                raise InvalidInput(f"envVars: {var.get('name')!r} is new, so it needs a value.")
+            var = {**var, "value": values[var["name"]]}
+        kept.append(var)
+    return kept
 
 
 class ActorEnvVarsHandler(ActorAccess):
