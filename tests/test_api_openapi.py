@@ -160,10 +160,28 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("GET", f"/{spelling}/{name}/versions", 200)
         await call("POST", f"/{spelling}/{name}/versions", 201, json=version)
         await call("GET", f"/{spelling}/{name}/versions/0.0", 200)
+        env = f"/{spelling}/{name}/versions/0.0/env-vars"
+        await call("POST", env, 201, json={"name": "DOC_SECRET", "value": "s", "isSecret": True})
+        await call("POST", env, 409, json={"name": "DOC_SECRET", "value": "s"})
+        await call("POST", env, 400, json={"name": "1bad", "value": "s"})
+        await call("GET", env, 200)
+        await call("GET", f"{env}/DOC_SECRET", 200)
+        await call("PUT", f"{env}/DOC_SECRET", 200, json={"value": "t"})
+        await call("DELETE", f"{env}/DOC_SECRET", 204)
+        await call("GET", f"{env}/DOC_SECRET", 404)
+        await call("PUT", f"/{spelling}/{name}/versions/0.0", 200, json={"buildTag": "latest"})
+        await call("PUT", f"/{spelling}/{name}/versions/0.0", 400, json={"applyEnvVarsToBuild": True})
+        await call("POST", f"/{spelling}/{name}/versions", 201, json={**version, "versionNumber": "0.1"})
+        await call("DELETE", f"/{spelling}/{name}/versions/0.1", 204)
+        await call("DELETE", f"/{spelling}/{name}/versions/0.0", 409)
         await call("POST", f"/{spelling}/{name}/validate-input", 200, json={"n": 1})
         build = (await call("POST", f"/{spelling}/{name}/builds?waitForFinish=60", 201)).json()["data"]
         build = wait_until(lambda b=build: platform.get_build(b["id"])["status"] == "SUCCEEDED" and b, 120)
         await call("GET", f"/{spelling}/{name}/builds", 200)
+        await call("GET", f"/{spelling}/{name}/builds/default?waitForFinish=1", 200)
+        await call("POST", f"/actor-builds/{build['id']}/abort", 200)
+        await call("GET", f"/actor-builds/{build['id']}/openapi.json", 200)
+        await call("GET", "/actor-builds?limit=5&desc=true", 200)
         await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
         await call("GET", f"/actor-builds/{build['id']}/log", 200)
         await call("GET", f"/actor-builds/{build['id']}/log?stream=true", 200)
@@ -197,8 +215,15 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", "/actors/doc/runs/last/stats-samples", 200)
     await call("GET", "/acts/doc-acts/runs/last/stats-samples", 200)
     await call("GET", "/actor-runs/nope", 404)
+    await call("POST", "/actor-builds/nope/abort", 404)
+    await call("GET", "/acts/nope/builds/default", 404)
     assert (await call("GET", "/users/me", 200)).json()["data"]["proxy"]["password"]
     await call("GET", "/users/someone-else", 404)
+    await call("GET", "/users/me/limits", 200)
+    await call("PUT", "/users/me/limits", 200, json={"maxActorMemoryGbytes": platform.config.memory_limit_mb / 1024})
+    await call("PUT", "/users/me/limits", 400, json={"maxMonthlyUsageUsd": None, "maxActorMemoryGbytes": -1})
+    await call("GET", "/users/me/usage/monthly?date=2020-01-31", 200)
+    await call("GET", "/users/local/usage/monthly", 200)
 
     await call("GET", "/actor-runs?status=ABORTED,SUCCEEDED&startedAfter=2020-01-01T00:00:00Z"
                       "&startedBefore=2100-01-01T00:00:00.000Z", 200)
@@ -252,6 +277,11 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("GET", "/webhook-dispatches/nope", 404)
     for spelling in ("actors", "acts"):
         await call("GET", f"/{spelling}/doc/webhooks?offset=0", 200)
+    task_hook = (await call("POST", "/webhooks", 201, json={**hook_body, "idempotencyKey": None,
+                                                             "condition": {"actorTaskId": "local~doc-task"}}))
+    await call("GET", "/actor-tasks/doc-task/webhooks?limit=5&desc=true", 200)
+    await call("GET", "/actor-tasks/nope/webhooks", 404)
+    await call("DELETE", f"/webhooks/{task_hook.json()['data']['id']}", 204)
     await call("DELETE", f"/webhooks/{hook['id']}", 204)
     await call("GET", f"/webhooks/{hook['id']}", 404)
 

@@ -139,7 +139,6 @@ async def test_bad_webhooks_answer_400_and_store_nothing(api_url, api_token, act
         ({**good, "eventTypes": []}, "eventTypes"),
         ({**good, "condition": {}}, "exactly one"),
         ({**good, "condition": {"actorId": "hook-bad", "actorRunId": "x"}}, "exactly one"),
-        ({**good, "condition": {"actorTaskId": "t"}}, "not supported"),
         ({**good, "condition": {"actorName": "x"}}, "actorName"),
         ({**good, "requestUrl": "ftp://example.com"}, "requestUrl"),
         ({**good, "payloadTemplate": '{"a": {{secret}}}'}, "{{secret}}"),
@@ -154,8 +153,9 @@ async def test_bad_webhooks_answer_400_and_store_nothing(api_url, api_token, act
             response = await http.post("/webhooks", json=body)
             assert response.status_code == 400, (body, response.text)
             assert words in response.json()["error"]["message"], (body, response.text)
-        missing = await http.post("/webhooks", json={**good, "condition": {"actorId": "nope"}})
-        assert missing.status_code == 404
+        for condition in ({"actorId": "nope"}, {"actorTaskId": "nope"}):
+            missing = await http.post("/webhooks", json={**good, "condition": condition})
+            assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"], missing.text
         ad_hoc = base64.b64encode(json.dumps([{"eventTypes": ["ACTOR.RUN.SUCCEEDED"]}]).encode()).decode()
         for value, words in ((ad_hoc, "requestUrl"), ("not base64!", "base64"),
                              (base64.b64encode(b'{"a": 1}').decode(), "array")):
@@ -170,6 +170,48 @@ async def test_bad_webhooks_answer_400_and_store_nothing(api_url, api_token, act
     assert (await client.actor("local/hook-bad").runs().list()).items == []
     await client.actor("local/hook-bad").delete()  # its webhooks go with it: they could never fire again
     assert (await client.webhooks().list()).items == []
+
+
+async def test_webhooks_on_a_task_fire_on_its_runs_and_go_with_it(api_url, api_token, receiver, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    await create_and_build(client, "task-hooked", "print('task hooked')\n")
+    task = await client.tasks().create(actor_id="local~task-hooked", name="hooked-task", memory_mbytes=1024)
+    other = await client.tasks().create(actor_id="local~task-hooked", name="other-task", memory_mbytes=1024)
+    hook = await client.webhooks().create(event_types=["ACTOR.RUN.CREATED", "ACTOR.RUN.SUCCEEDED"],
+                                          request_url=receiver.url("/task"), actor_task_id="local~hooked-task")
+    assert hook.condition.actor_task_id == task.id and hook.condition.actor_id is None  # the name became the id
+    assert [w.id for w in (await client.task(task.id).webhooks().list()).items] == [hook.id]
+    assert (await client.task("local~other-task").webhooks().list()).items == []
+    assert (await client.actor("local~task-hooked").webhooks().list()).items == []
+
+    # Runs of the actor itself and of another task are not the task's: only the task's run fires it.
+    direct = await client.actor("local~task-hooked").call(memory_mbytes=1024, logger=None)
+    by_other = await client.task(other.id).call()
+    run = await client.task(task.id).call()
+    assert status(run) == "SUCCEEDED" and run.actor_task_id == task.id
+    succeeded = await received(receiver, of_event("ACTOR.RUN.SUCCEEDED", run.id))
+    assert succeeded.path == "/task" and succeeded.headers["x-apify-webhook"] == hook.id
+    assert succeeded.json["eventData"] == {"actorId": run.act_id, "actorRunId": run.id, "actorTaskId": task.id}
+    await received(receiver, of_event("ACTOR.RUN.CREATED", run.id))
+    dispatches = (await client.webhook(hook.id).dispatches().list()).items
+    assert sorted(d.event_type for d in dispatches) == ["ACTOR.RUN.CREATED", "ACTOR.RUN.SUCCEEDED"]
+    assert {r.json["resource"]["id"] for r in receiver.requests} == {run.id}
+    assert direct.id != run.id and by_other.id != run.id
+
+    test = await client.webhook(hook.id).test()
+    tested = await received(receiver, lambda rs: next((r for r in rs if r.json.get("eventType") == "TEST"), None))
+    assert test.webhook_id == hook.id and tested.json["eventData"] == {"actorId": run.act_id, "actorTaskId": task.id}
+
+    # The task's deletion takes its webhooks (and their dispatches) with it; other webhooks stay.
+    kept = await client.webhooks().create(event_types=["ACTOR.RUN.FAILED"], request_url=receiver.url(),
+                                          actor_task_id=other.id)
+    await client.task(task.id).delete()
+    assert await client.webhook(hook.id).get() is None
+    assert [w.id for w in (await client.webhooks().list()).items] == [kept.id]
+    assert (await client.webhook_dispatches().list()).items == []
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        gone = await http.get(f"/actor-tasks/{task.id}/webhooks")
+        assert gone.status_code == 404 and gone.json()["error"]["type"] == "record-not-found"
 
 
 async def test_failed_calls_are_retried_with_backoff_and_do_not_retry_is_honoured(api_url, api_token, receiver,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.input_schema import invalid_input
-from ..platform.models import Actor, Build, Run
+from ..platform.models import Actor, Build, Run, Version
 from ..platform.sources import ActorDefinition, actor_spec_fields
 from .base import ApiHandlerMixin
+from .build_openapi import build_openapi
 from .principals import require
 from .runs_handlers import LogStreaming, RunAccess, RunListing, RunLogHandler
 from .webhooks_handlers import decode_ad_hoc
@@ -34,6 +36,9 @@ RUN_OPTION_TYPES = {"build": (str, type(None)), "memoryMbytes": (int, type(None)
 VERSION_FIELD_TYPES = {"versionNumber": str, "buildTag": (str, type(None)), "envVars": (list, type(None)),
                        "inputSchema": (dict, type(None))}
 ENV_VAR_TYPES = {"name": str, "value": str, "isSecret": bool}
+#: The fields of Apify's version update body (apify-client's UpdateVersionRequest).
+VERSION_UPDATE_FIELDS = {"versionNumber", "sourceType", "sourceFiles", "envVars", "buildTag", "inputSchema",
+                         "applyEnvVarsToBuild", "gitRepoUrl", "tarballUrl", "gitHubGistUrl"}
 RUN_OPTION_COLUMNS = {"build": "default_build", "memoryMbytes": "default_memory_mb",
                       "timeoutSecs": "default_timeout_secs"}
 
@@ -105,6 +110,21 @@ class ActorAccess(ApiHandlerMixin):
         build = await self.call(self.platform.get_build, build_id)
         require(self.principal.may_read_actor(build["actor_id"]), f"read build {build_id}")
         return build
+
+    def send_builds(self, builds: list[Build]) -> None:
+        """A page of ``builds`` (oldest first; newest first with ``desc``)."""
+        offset, limit, desc = self.paging()
+        if desc:
+            builds.reverse()
+        page = builds[offset: offset + limit if limit is not None else None]
+        self.send_list([self.views.build(b) for b in page], total=len(builds), offset=offset, limit=limit, desc=desc)
+
+    async def send_build(self, build: Build) -> None:
+        """The build, once it finished or ``waitForFinish`` seconds passed."""
+        wait = self.wait_secs()
+        if wait and build["status"] in BUILD_STATUSES_ACTIVE:
+            build = await self.call(self.platform.wait_build, build["id"], wait)
+        self.send_data(self.views.build(build))
 
     def actor_view(self, actor: Actor) -> dict[str, Any]:
         """Blocking (the registry): call it through ``self.call``."""
@@ -252,27 +272,60 @@ class ActorBuildsHandler(ActorAccess):
         self.send_data(self.views.build(build), 201)
 
     async def get(self, actor_id: str) -> None:
-        offset, limit, desc = self.paging()
-        builds = await self.call(self.platform.list_builds, (await self.readable_actor(actor_id))["id"])
-        if desc:
-            builds.reverse()
-        page = builds[offset: offset + limit if limit is not None else None]
-        self.send_list([self.views.build(b) for b in page], total=len(builds), offset=offset, limit=limit, desc=desc)
+        self.send_builds(await self.call(self.platform.list_builds, (await self.readable_actor(actor_id))["id"]))
+
+
+class BuildListHandler(ActorAccess):
+    """``GET /v2/actor-builds``: the user's builds of every actor."""
+
+    async def get(self) -> None:
+        require(self.principal.may_manage_actors, "list builds")
+        self.reject_unknown_query({"offset", "limit", "desc"})
+        self.send_builds(await self.call(self.platform.builds.all))
 
 
 class BuildHandler(ActorAccess):
     async def get(self, build_id: str) -> None:
-        wait = self.wait_secs()
-        build = await self.readable_build(build_id)
-        if wait and build["status"] in BUILD_STATUSES_ACTIVE:
-            build = await self.call(self.platform.wait_build, build_id, wait)
-        self.send_data(self.views.build(build))
+        await self.send_build(await self.readable_build(build_id))
 
     async def delete(self, build_id: str) -> None:
         require(self.principal.may_manage_actors, "delete builds")
         await self.call(self.platform.delete_build, build_id)
         self.set_status(204)
         self.finish()
+
+
+class BuildAbortHandler(ActorAccess):
+    async def post(self, build_id: str) -> None:
+        """A running build ends ABORTED (waited for up to ``waitForFinish`` seconds); a finished one is
+        answered as it is, unchanged (Apify)."""
+        require(self.principal.may_manage_actors, "abort builds")
+        build = await self.readable_build(build_id)
+        await self.send_build(await self.call(self.platform.builds.abort, build["id"]))
+
+
+class BuildOpenApiHandler(ActorAccess):
+    """``GET /v2/actor-builds/{id}/openapi.json``: an OpenAPI document for running the build's actor."""
+
+    async def get(self, build_id: str) -> None:
+        build = await self.readable_build(build_id)
+        self.send_json(await self.call(self._document, build))
+
+    def _document(self, build: Build) -> dict[str, Any]:
+        try:
+            version: Version | None = self.platform.get_version(build["actor_id"], build["version_number"])
+        except NotFound:
+            version = None  # the built version was deleted since: any JSON object
+        schema = json.loads(version["input_schema"]) if version and version["input_schema"] else None
+        return build_openapi(self.platform.get_actor(build["actor_id"]), build, schema, self.views.api_url)
+
+
+class ActorDefaultBuildHandler(ActorAccess):
+    """``GET /v2/acts/{id}/builds/default``: the build a run uses when it names none."""
+
+    async def get(self, actor_id: str) -> None:
+        actor = await self.readable_actor(actor_id)
+        await self.send_build(await self.call(self.platform.builds.default, actor["id"]))
 
 
 class BuildLogHandler(ActorAccess, LogStreaming):
@@ -328,3 +381,107 @@ class ActorVersionHandler(ActorAccess):
         actor = await self.readable_actor(actor_id)
         version = await self.call(self.platform.get_version, actor["id"], version_number)
         self.send_data(self.views.version(version))
+
+    async def put(self, actor_id: str, version_number: str) -> None:
+        """Change a version: the fields sent replace the stored ones, the others stay (as apify-client sends)."""
+        require(self.principal.may_manage_actors, "change actors")
+        actor = await self.call(self.platform.get_actor, actor_id)
+        current = await self.call(self.platform.get_version, actor["id"], version_number)
+        body = checked_version_update(await self.json_body(default={}), version_number)
+        merged = {**stored_version_body(current, keep_schema="sourceFiles" not in body), **body,
+                  "versionNumber": version_number}
+        if "envVars" in body:
+            merged["envVars"] = kept_secret_values(body["envVars"] or [], json.loads(current["env_vars"]))
+        kept = {"title": actor["title"], "description": actor["description"]}
+        await self.call(self.platform.create_actor, definition_from_body(actor["name"], {**kept, "versions": [merged]}))
+        self.send_data(self.views.version(await self.call(self.platform.get_version, actor["id"], version_number)))
+
+    async def delete(self, actor_id: str, version_number: str) -> None:
+        """Delete a version (its builds stay); an actor's only version answers 409."""
+        require(self.principal.may_manage_actors, "change actors")
+        await self.call(self.platform.actors.delete_version, actor_id, version_number)
+        self.set_status(204)
+        self.finish()
+
+
+def checked_version_update(body: object, version_number: str) -> dict[str, Any]:
+    """A version update body: known fields only, the ones this platform cannot honour refused."""
+    if not isinstance(body, dict):
+        raise InvalidInput("The body must be a version object, for example {\"buildTag\": \"beta\"}.")
+    unknown = set(body) - VERSION_UPDATE_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown version field(s): {', '.join(sorted(unknown))}; "
+                           f"allowed: {', '.join(sorted(VERSION_UPDATE_FIELDS))}.")
+    if body.get("versionNumber") not in (None, version_number):
+        raise InvalidInput(f"A version's number is fixed ({version_number}); create version "
+                           f"{body['versionNumber']} with POST .../versions instead.")
+    if body.get("applyEnvVarsToBuild"):
+        raise InvalidInput("applyEnvVarsToBuild is not supported here: builds do not see the version's "
+                           "environment variables (leave it false).")
+    for field in ("gitRepoUrl", "tarballUrl", "gitHubGistUrl"):
+        if body.get(field):
+            raise InvalidInput(f"{field} is not supported here; use sourceType SOURCE_FILES with sourceFiles.")
+    _check_types(body, VERSION_FIELD_TYPES, "version.")
+    return {key: value for key, value in body.items()
+            if value is not None and key not in ("applyEnvVarsToBuild", "gitRepoUrl", "tarballUrl", "gitHubGistUrl")}
+
+
+def stored_version_body(version: Version, *, keep_schema: bool) -> dict[str, Any]:
+    """A stored version as the version object it was made from (secret values included, never sent).
+
+    ``keep_schema``: carry the stored input schema over (not when new source files bring their own)."""
+    body: dict[str, Any] = {"versionNumber": version["version_number"], "sourceType": version["source_type"],
+                            "sourceFiles": json.loads(version["source_files"]), "buildTag": version["build_tag"],
+                            "envVars": json.loads(version["env_vars"])}
+    if keep_schema and version["input_schema"]:
+        body["inputSchema"] = json.loads(version["input_schema"])
+    return body
+
+
+def kept_secret_values(sent: list, stored: list[dict[str, Any]]) -> list:
+    """A variable sent back without its value (as the API shows a secret one) keeps its stored value;
+    a new one needs a value."""
+    values = {var["name"]: var.get("value") for var in stored}
+    kept = []
+    for var in sent:
+        if isinstance(var, dict) and var.get("value") is None:
+            if var.get("name") not in values:
+                raise InvalidInput(f"envVars: {var.get('name')!r} is new, so it needs a value.")
+            var = {**var, "value": values[var["name"]]}
+        kept.append(var)
+    return kept
+
+
+class ActorEnvVarsHandler(ActorAccess):
+    """A version's environment variables; secret ones are listed without their values."""
+
+    async def get(self, actor_id: str, version_number: str) -> None:
+        actor = await self.readable_actor(actor_id)
+        env_vars = await self.call(self.platform.actors.env_vars, actor["id"], version_number)
+        self.send_data({"total": len(env_vars), "items": [self.views.env_var(var) for var in env_vars]})
+
+    async def post(self, actor_id: str, version_number: str) -> None:
+        require(self.principal.may_manage_actors, "change actors")
+        body = await self.json_body(default=None)
+        var = await self.call(self.platform.actors.add_env_var, actor_id, version_number, body)
+        self.send_data(self.views.env_var(var), 201)
+
+
+class ActorEnvVarHandler(ActorAccess):
+    async def get(self, actor_id: str, version_number: str, name: str) -> None:
+        actor = await self.readable_actor(actor_id)
+        var = await self.call(self.platform.actors.env_var, actor["id"], version_number, name)
+        self.send_data(self.views.env_var(var))
+
+    async def put(self, actor_id: str, version_number: str, name: str) -> None:
+        """Fields left out keep their values (a secret's value need not be sent again)."""
+        require(self.principal.may_manage_actors, "change actors")
+        body = await self.json_body(default=None)
+        var = await self.call(self.platform.actors.update_env_var, actor_id, version_number, name, body)
+        self.send_data(self.views.env_var(var))
+
+    async def delete(self, actor_id: str, version_number: str, name: str) -> None:
+        require(self.principal.may_manage_actors, "change actors")
+        await self.call(self.platform.actors.delete_env_var, actor_id, version_number, name)
+        self.set_status(204)
+        self.finish()

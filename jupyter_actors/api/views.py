@@ -114,12 +114,14 @@ class Views:
             "consoleUrl": self.console_url("actor-builds", row["id"]),
         }
 
+    @staticmethod
+    def env_var(var: dict[str, Any]) -> dict[str, Any]:
+        """A version's environment variable as Apify shows it: a secret one without its value."""
+        secret = bool(var.get("isSecret"))
+        return {"name": var["name"], "isSecret": secret, **({} if secret else {"value": var.get("value", "")})}
+
     def version(self, row: Version, *, with_files: bool = True) -> dict[str, Any]:
-        env_vars = [
-            {"name": var["name"], "isSecret": bool(var.get("isSecret")),
-             **({} if var.get("isSecret") else {"value": var.get("value", "")})}
-            for var in json.loads(row["env_vars"])
-        ]
+        env_vars = [self.env_var(var) for var in json.loads(row["env_vars"])]
         view = {
             "versionNumber": row["version_number"],
             "sourceType": row["source_type"],

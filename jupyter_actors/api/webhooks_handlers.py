@@ -106,10 +106,11 @@ class WebhookAccess(ApiHandlerMixin):
         webhook = self.platform.webhooks.get(webhook_id)
         return webhook_view(webhook, *self.platform.webhooks.stats(webhook["id"]))
 
-    async def send_webhooks(self, actor: str | None) -> None:
+    async def send_webhooks(self, *, actor: str | None = None, task: str | None = None) -> None:
+        """A page of all webhooks, or of those whose condition is ``actor`` or ``task``."""
         require(self.principal.may_manage_webhooks, "list webhooks")
         offset, limit, desc = self.paging()
-        webhooks = await self.call(self.platform.webhooks.all, actor=actor, desc=desc)
+        webhooks = await self.call(self.platform.webhooks.all, actor=actor, task=task, desc=desc)
         page = webhooks[offset: offset + limit if limit is not None else None]
         views = await self.call(lambda: [webhook_view(w, *self.platform.webhooks.stats(w["id"])) for w in page])
         self.send_list(views, total=len(webhooks), offset=offset, limit=limit, desc=desc)
@@ -125,7 +126,7 @@ class WebhookAccess(ApiHandlerMixin):
 
 class WebhookListHandler(WebhookAccess):
     async def get(self) -> None:
-        await self.send_webhooks(None)
+        await self.send_webhooks()
 
     async def post(self) -> None:
         """Create; with an ``idempotencyKey`` already used, the existing webhook (200, not 201)."""
@@ -192,4 +193,9 @@ class DispatchHandler(WebhookAccess):
 
 class ActorWebhooksHandler(WebhookAccess):
     async def get(self, actor_id: str) -> None:
-        await self.send_webhooks(actor_id)
+        await self.send_webhooks(actor=actor_id)
+
+
+class TaskWebhooksHandler(WebhookAccess):
+    async def get(self, task_id: str) -> None:
+        await self.send_webhooks(task=task_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
+from . import env_vars as env_vars_mod
 from . import limits as limits_mod
 from .clock import now_iso
-from .errors import InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .ids import new_id
 from .models import USERNAME, Actor, Version
 from .registry import dumps
@@ -86,3 +89,41 @@ class ActorService:
             if version is None or row["version_number"] == version:
                 return row
         raise NotFound(f"Version {version or '(any)'} of actor {actor_id} was not found.")
+
+    def delete_version(self, actor: str, version: str) -> None:
+        """Delete a version; its builds stay. The last version stays: an actor is built from one."""
+        row = self.get(actor)
+        self.version(row["id"], version)
+        if not self.stores.actors.delete_version(row["id"], version):
+            raise Conflict(f"Version {version} is the only version of {row['name']}: an actor needs one to be "
+                           "built. Create another version first, or delete the actor.")
+
+    # -- a version's environment variables ----------------------------------------------------------
+
+    def env_vars(self, actor: str, version: str) -> list[env_vars_mod.EnvVar]:
+        """With their values, secret ones too: for the runs, never for display."""
+        env_vars: list[env_vars_mod.EnvVar] = json.loads(self.version(self.get(actor)["id"], version)["env_vars"])
+        return env_vars
+
+    def env_var(self, actor: str, version: str, name: str) -> env_vars_mod.EnvVar:
+        return env_vars_mod.find(self.env_vars(actor, version), name)
+
+    def add_env_var(self, actor: str, version: str, body: object) -> env_vars_mod.EnvVar:
+        var = env_vars_mod.check_env_var(body)
+        self._change_env_vars(actor, version, lambda current: env_vars_mod.added(current, var))
+        return var
+
+    def update_env_var(self, actor: str, version: str, name: str, body: object) -> env_vars_mod.EnvVar:
+        """Fields left out keep their values, so a secret's value need not be sent again."""
+        var = env_vars_mod.check_env_var(body, existing=self.env_var(actor, version, name))
+        self._change_env_vars(actor, version, lambda current: env_vars_mod.replaced(current, name, var))
+        return var
+
+    def delete_env_var(self, actor: str, version: str, name: str) -> None:
+        self._change_env_vars(actor, version, lambda current: env_vars_mod.removed(current, name))
+
+    def _change_env_vars(self, actor: str, version: str,
+                         change: Callable[[list[env_vars_mod.EnvVar]], list[env_vars_mod.EnvVar]]) -> None:
+        row = self.get(actor)
+        self.version(row["id"], version)
+        self.stores.actors.change_env_vars(row["id"], version, change)

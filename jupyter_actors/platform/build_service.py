@@ -68,17 +68,24 @@ class BuildService:
     def of_actor(self, actor: str) -> list[Build]:
         return self.stores.builds.of_actor(self.actors.get(actor)["id"])
 
-    def tags(self, actor_id: str) -> dict[str, str]:
-        return self.stores.actors.build_tags(actor_id)
+    def all(self) -> list[Build]:
+        """Every build of every actor, oldest first."""
+        return self.stores.builds.all()
 
-    def log(self, build_id: str) -> bytes:
-        self.get(build_id)
-        path = self.builder.log_path(build_id)
-        return path.read_bytes() if path.exists() else b""
+    def abort(self, build_id: str) -> Build:
+        """Stop a running build: it ends ABORTED at its next log line. A finished build stays as it is (Apify)."""
+        build = self.get(build_id)
+        if build["status"] in BUILD_STATUSES_ACTIVE:
+            self.builder.abort(build_id)
+        return self.get(build_id)
 
-    def resolve(self, actor_row: Actor, build: str | None) -> Build:
-        """A tag (``latest``) or a build number (``0.0.3``) to a finished build."""
-        wanted = build or actor_row["default_build"] or "latest"
+    def default(self, actor: str) -> Build:
+        """The build a run of the actor uses when it names none (its default tag), whatever its status."""
+        actor_row = self.actors.get(actor)
+        return self._find(actor_row, actor_row["default_build"] or "latest")
+
+    def _find(self, actor_row: Actor, wanted: str) -> Build:
+        """A tag (``latest``) or a build number (``0.0.3``) to a build."""
         tags = self.tags(actor_row["id"])
         build_id = tags.get(wanted)
         row = (self.get(build_id) if build_id is not None
@@ -89,6 +96,19 @@ class BuildService:
                 f"(tags: {', '.join(sorted(tags)) or 'none'}).",
                 type="record-not-found",
             )
+        return row
+
+    def tags(self, actor_id: str) -> dict[str, str]:
+        return self.stores.actors.build_tags(actor_id)
+
+    def log(self, build_id: str) -> bytes:
+        self.get(build_id)
+        path = self.builder.log_path(build_id)
+        return path.read_bytes() if path.exists() else b""
+
+    def resolve(self, actor_row: Actor, build: str | None) -> Build:
+        """A tag (``latest``) or a build number (``0.0.3``) to a finished build."""
+        row = self._find(actor_row, build or actor_row["default_build"] or "latest")
         if row["status"] != "SUCCEEDED":
             raise InvalidInput(f"Build {row['build_number']} of {actor_row['name']} is {row['status']}, not SUCCEEDED.")
         return row

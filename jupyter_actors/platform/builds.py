@@ -28,6 +28,11 @@ BUILD_STATUSES_ACTIVE = ("READY", "RUNNING")
 PROXY_BUILD_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
+class BuildAborted(Exception):
+    """Raised from a build's log callback once its abort was asked: it unwinds the engine's build stream
+    (closing it cancels the engine's build)."""
+
+
 def image_name(instance_id: str, actor_name: str, build_number: str) -> str:
     return f"jupyter-actors-{instance_id}/{actor_name}:{build_number}"
 
@@ -52,6 +57,11 @@ class Builder:
         self.network = network
         #: FROM repository -> local equivalent, for images the engine cannot pull (see from_images).
         self.base_image_map = dict(base_image_map or {})
+        #: Builds asked to stop: they end ABORTED at their next log line.
+        self.aborting: set[str] = set()
+
+    def abort(self, build_id: str) -> None:
+        self.aborting.add(build_id)
 
     def log_path(self, build_id: str) -> Path:
         return self.logs_dir / f"build-{build_id}.log"
@@ -88,19 +98,28 @@ class Builder:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as log_file:
 
-            def on_log(line: str) -> None:
+            def write(line: str) -> None:
                 log_file.write(f"{now_iso()} {line}\n")
                 log_file.flush()
+
+            def on_log(line: str) -> None:
+                if build["id"] in self.aborting:
+                    raise BuildAborted
+                write(line)
 
             values: dict[str, Any]
             try:
                 image_id = self._build(actor, version_row, build, on_log)
                 values = {"status": "SUCCEEDED", "image": image_id, "status_message": "Build finished"}
+            except BuildAborted:
+                write("The build was aborted")
+                values = {"status": "ABORTED", "status_message": "The build was aborted"}
             except PlatformError as exc:
                 values = {"status": "FAILED", "status_message": exc.message}
             except Exception as exc:  # a build failure must be recorded, whatever it was
                 on_log(f"Build failed: {exc}")
                 values = {"status": "FAILED", "status_message": f"Build failed: {exc}"}
+        self.aborting.discard(build["id"])
         values["finished_at"] = now_iso()
         self.store.update(build["id"], values)
         return cast(Build, {**build, **values})

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .account import Account
 from .actors import ActorService
 from .backends import create_backend
 from .backends.base import Backend
@@ -74,6 +75,7 @@ class Platform:
         logs_dir = self.data_dir / "logs"
         self.changes = Changes()
         self.admission = Admission(self.stores.runs, self.config.memory_limit_mb)
+        self.account = Account(self.stores, self.admission, retention_days=self.config.retention_days)
         self.actors = ActorService(self.stores, default_memory_mb=self.config.default_memory_mb,
                                    default_timeout_secs=self.config.default_timeout_secs)
         self.builder = Builder(
@@ -93,7 +95,7 @@ class Platform:
             WebhookStore(self.registry), timeout_secs=self.config.webhook_timeout_secs,
             max_attempts=self.config.webhook_max_attempts, retry_base_secs=self.config.webhook_retry_base_secs)
         self.webhooks = WebhookService(self.webhook_delivery.store, self.actors, self.stores.runs,
-                                       self.webhook_delivery)
+                                       self.stores.tasks, self.webhook_delivery)
         self.changes.subscribe_events(self.webhooks.on_event)
         self.tasks = TaskService(self.stores, self.actors, self.runs)
         self.schedules = ScheduleService(self.stores, self.actors, self.tasks, self.runs, clock=clock)

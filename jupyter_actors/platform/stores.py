@@ -6,7 +6,8 @@ in one registry transaction, so a crash or a concurrent caller never sees half o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from .clock import now_iso
@@ -62,6 +63,27 @@ class ActorStore:
             db.execute("DELETE FROM webhooks WHERE actor_id = ?", (actor_id,))  # they could never fire again
             db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, 'actor', 'deleted', ?)", (actor_id, now_iso()))
 
+    def delete_version(self, actor_id: str, version_number: str) -> bool:
+        """Delete one version unless it is the actor's last; False if it is the last (nothing deleted)."""
+        with self.registry.transaction() as db:
+            count = db.execute("SELECT COUNT(*) AS n FROM versions WHERE actor_id = ?", (actor_id,)).fetchone()["n"]
+            if count <= 1:
+                return False
+            db.execute("DELETE FROM versions WHERE actor_id = ? AND version_number = ?", (actor_id, version_number))
+            return True
+
+    def change_env_vars(self, actor_id: str, version_number: str,
+                        change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        """Read, change and write a version's env vars in one transaction (``change`` may raise: nothing changes)."""
+        with self.registry.transaction() as db:
+            row = db.execute("SELECT env_vars FROM versions WHERE actor_id = ? AND version_number = ?",
+                             (actor_id, version_number)).fetchone()
+            if row is None:
+                raise NotFound(f"Version {version_number} of actor {actor_id} was not found.",
+                               type="record-not-found")
+            db.execute("UPDATE versions SET env_vars = ?, modified_at = ? WHERE actor_id = ? AND version_number = ?",
+                       (dumps(change(json.loads(row["env_vars"]))), now_iso(), actor_id, version_number))
+
     def versions(self, actor_id: str, *, newest_first: bool = False) -> list[Version]:
         order = "DESC" if newest_first else "ASC"
         return cast("list[Version]", self.registry.query(
@@ -94,6 +116,19 @@ class BuildStore:
         return cast("list[Build]", self.registry.query(
             "SELECT * FROM builds WHERE actor_id = ? ORDER BY started_at", (actor_id,)
         ))
+
+    def all(self) -> list[Build]:
+        return cast("list[Build]", self.registry.query("SELECT * FROM builds ORDER BY started_at, rowid"))
+
+    def active_count(self) -> int:
+        row = self.registry.query_one("SELECT COUNT(*) AS n FROM builds WHERE status IN ('READY', 'RUNNING')")
+        return int(row["n"]) if row else 0
+
+    def started_between(self, after: str, before: str) -> list[dict[str, Any]]:
+        """Memory and times of the builds started in [after, before) (ISO times)."""
+        return self.registry.query(
+            "SELECT memory_mb, started_at, finished_at FROM builds WHERE started_at >= ? AND started_at < ? "
+            "ORDER BY started_at", (after, before))
 
     def by_number_or_id(self, actor_id: str, wanted: str) -> Build | None:
         return cast("Build | None", self.registry.query_one(
@@ -184,6 +219,17 @@ class RunStore:
             ACTIVE_STATUSES,
         )
         return int(row["used"]) if row else 0
+
+    def active_count(self) -> int:
+        row = self.registry.query_one(
+            f"SELECT COUNT(*) AS n FROM runs WHERE status IN ({_marks(ACTIVE_STATUSES)})", ACTIVE_STATUSES)
+        return int(row["n"]) if row else 0
+
+    def started_between(self, after: str, before: str) -> list[dict[str, Any]]:
+        """Memory and times of the runs started in [after, before) (ISO times): what usage is made of."""
+        return self.registry.query(
+            "SELECT memory_mb, started_at, finished_at FROM runs WHERE started_at >= ? AND started_at < ? "
+            "ORDER BY started_at", (after, before))
 
     def in_statuses(self, statuses: tuple[str, ...]) -> list[Run]:
         return cast("list[Run]", self.registry.query(
@@ -298,8 +344,10 @@ class TaskStore:
         return row is not None and row["id"] != other_than
 
     def delete(self, task_id: str) -> None:
+        """Delete the task and its webhooks (they could never fire again)."""
         with self.registry.transaction() as db:
             db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            db.execute("DELETE FROM webhooks WHERE actor_task_id = ?", (task_id,))
 
 
 class ScheduleStore:

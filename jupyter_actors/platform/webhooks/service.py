@@ -23,7 +23,7 @@ from ..ids import new_id
 from ..lifecycle import RunStatus
 from ..models import USERNAME, Build, Run
 from ..registry import dumps
-from ..stores import RunStore
+from ..stores import RunStore, TaskStore
 from .delivery import Delivery
 from .store import DISPATCH_ACTIVE, DISPATCH_FAILED, Dispatch, Webhook, WebhookStore
 from .templates import DEFAULT_PAYLOAD_TEMPLATE, check_template, render
@@ -67,29 +67,31 @@ class WebhookSettings:
 
 
 class WebhookService:
-    def __init__(self, store: WebhookStore, actors: ActorService, runs: RunStore, delivery: Delivery) -> None:
+    def __init__(self, store: WebhookStore, actors: ActorService, runs: RunStore, tasks: TaskStore,
+                 delivery: Delivery) -> None:
         self.store = store
         self.actors = actors
         self.runs = runs
+        self.tasks = tasks
         self.delivery = delivery
         self.resource_view: ResourceView | None = None
 
     # -- webhooks ---------------------------------------------------------------------------------
 
     def check(self, settings: WebhookSettings) -> WebhookSettings:
-        """Refuse what cannot work (400), before anything is stored; an actor named by name becomes its id."""
+        """Refuse what cannot work (400), before anything is stored; an actor or task named by name becomes
+        its id."""
         self.check_fields(settings)
         conditions = [value for value in (settings.actor_id, settings.actor_task_id, settings.actor_run_id) if value]
         if len(conditions) != 1:
             raise InvalidInput("condition needs exactly one of actorId, actorTaskId or actorRunId, "
                                'for example {"actorId": "my-actor"}.')
-        if settings.actor_task_id:
-            raise InvalidInput("Webhooks on an actor task (condition.actorTaskId) are not supported here yet; "
-                               "use condition.actorId or condition.actorRunId.")
         if settings.is_ad_hoc and not settings.actor_run_id:
             raise InvalidInput("isAdHoc applies to a webhook of one run: set condition.actorRunId too.")
         if settings.actor_id:
             settings = dataclasses.replace(settings, actor_id=self.actors.get(settings.actor_id)["id"])
+        if settings.actor_task_id:
+            settings = dataclasses.replace(settings, actor_task_id=self._task_id(settings.actor_task_id))
         if settings.actor_run_id and self.runs.find(settings.actor_run_id) is None:
             raise NotFound(f"Run {settings.actor_run_id!r} was not found (condition.actorRunId).")
         return settings
@@ -129,9 +131,17 @@ class WebhookService:
             raise NotFound(f"Webhook {webhook_id!r} was not found.", type="record-not-found")
         return webhook
 
-    def all(self, *, actor: str | None = None, desc: bool = False) -> list[Webhook]:
+    def all(self, *, actor: str | None = None, task: str | None = None, desc: bool = False) -> list[Webhook]:
+        """Every webhook, or those whose condition is ``actor`` or ``task`` (by id or name)."""
         actor_id = self.actors.get(actor)["id"] if actor is not None else None
-        return self.store.query(actor_id=actor_id, desc=desc)
+        task_id = self._task_id(task) if task is not None else None
+        return self.store.query(actor_id=actor_id, actor_task_id=task_id, desc=desc)
+
+    def _task_id(self, ref: str) -> str:
+        task = self.tasks.find(ref)
+        if task is None:
+            raise NotFound(f"Actor task {ref!r} was not found.", type="record-not-found")
+        return task["id"]
 
     def update(self, webhook_id: str, changes: dict[str, Any]) -> Webhook:
         """Change some fields (WebhookSettings names); a new condition replaces the old one whole."""
@@ -185,19 +195,20 @@ class WebhookService:
         if event_type in RUN_EVENT_TYPES:
             kind, run_id = "run", record["id"]
             data = {"actorId": record["actor_id"], "actorRunId": run_id}
-            task_id = cast("dict[str, Any]", record).get("actor_task_id")  # a column of task runs, when tasks exist
+            task_id = cast(Run, record)["actor_task_id"]
             if task_id:
                 data["actorTaskId"] = task_id
             once = f"{run_id}:{event_type}"
             # A run is created once; it may end (and be resurrected) again after each resurrection.
             key = once if event_type == RUN_CREATED else f"{once}:{cast(Run, record)['resurrect_count']}"
         elif event_type in BUILD_EVENT_TYPES:
-            kind, run_id = "build", None
+            kind, run_id, task_id = "build", None, None
             data = {"actorId": record["actor_id"], "actorBuildId": record["id"]}
             key = once = f"{record['id']}:{event_type}"
         else:
             return
-        hooks = [hook for hook in self.store.matching(actor_id=record["actor_id"], run_id=run_id)
+        hooks = [hook for hook in self.store.matching(actor_id=record["actor_id"], run_id=run_id,
+                                                                task_id=task_id)
                  if event_type in json.loads(hook["event_types"])
                  and (happened_at is None or hook["created_at"] <= happened_at)]
         if not hooks:
@@ -237,8 +248,11 @@ class WebhookService:
         if actor_id is None and webhook["actor_run_id"]:
             run = self.runs.find(webhook["actor_run_id"])
             actor_id = run["actor_id"] if run else None
-        dispatch_id = self._store_dispatch(webhook, TEST_EVENT, {"actorId": actor_id} if actor_id else None, None,
-                                           f"test:{new_id()}")
+        data: dict[str, Any] = {"actorId": actor_id} if actor_id else {}
+        if webhook["actor_task_id"]:
+            task = self.tasks.find(webhook["actor_task_id"])
+            data = {"actorId": task["actor_id"], "actorTaskId": task["id"]} if task else {}
+        dispatch_id = self._store_dispatch(webhook, TEST_EVENT, data or None, None, f"test:{new_id()}")
         self.delivery.wake()
         return self.dispatch(dispatch_id)
 

@@ -90,17 +90,21 @@ class WebhookStore:
         with self.registry.transaction() as db:
             db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
 
-    def query(self, *, actor_id: str | None = None, desc: bool = False) -> list[Webhook]:
-        where, params = ("WHERE actor_id = ?", [actor_id]) if actor_id is not None else ("", [])
+    def query(self, *, actor_id: str | None = None, actor_task_id: str | None = None,
+              desc: bool = False) -> list[Webhook]:
+        conditions = [(column, value) for column, value in (("actor_id", actor_id), ("actor_task_id", actor_task_id))
+                      if value is not None]
+        where = ("WHERE " + " AND ".join(f"{column} = ?" for column, _ in conditions)) if conditions else ""
+        params = [value for _, value in conditions]
         order = "DESC" if desc else "ASC"
         return cast("list[Webhook]", self.registry.query(
             f"SELECT * FROM webhooks {where} ORDER BY created_at {order}, rowid {order}", params))
 
-    def matching(self, *, actor_id: str, run_id: str | None) -> list[Webhook]:
-        """Webhooks whose condition an event of this actor (and run) meets."""
+    def matching(self, *, actor_id: str, run_id: str | None, task_id: str | None = None) -> list[Webhook]:
+        """Webhooks whose condition an event of this actor (and run, and the task it was started from) meets."""
         return cast("list[Webhook]", self.registry.query(
-            "SELECT * FROM webhooks WHERE actor_id = ? OR (actor_run_id IS NOT NULL AND actor_run_id = ?)",
-            (actor_id, run_id)))
+            "SELECT * FROM webhooks WHERE actor_id = ? OR (actor_run_id IS NOT NULL AND actor_run_id = ?) "
+            "OR (actor_task_id IS NOT NULL AND actor_task_id = ?)", (actor_id, run_id, task_id)))
 
     # -- dispatches -------------------------------------------------------------------------------
 
