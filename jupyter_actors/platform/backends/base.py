@@ -94,10 +94,6 @@ class LogLine:
 class LogStream:
     """A container's log as lines; ``close()`` from another thread unblocks a reader."""
 
-    #: Set by streams that can tell: a followed stream read to its end, which the engine gives only
-    #: once the container has stopped and every line was sent. Then no drain after it is needed.
-    complete: bool = False
-
     def __iter__(self) -> Iterator[LogLine]:
         raise NotImplementedError
 
@@ -122,8 +118,8 @@ class Backend:
     #: Whether runs get a network of their own on this machine (``ensure_network``/``network_gateway``).
     has_network: bool = False
     #: Whether an inspect that finds a container stopped already has its final state (exit code, OOM
-    #: kill) and a ``complete`` followed log has every line: then the watcher waits, drains and
-    #: inspects no more. False where the engine's state lags (a swarm task, a Kubernetes Job).
+    #: kill): then the watcher neither waits nor inspects again. False where the engine's state lags (a
+    #: swarm task, a Kubernetes Job).
     stopped_state_is_final: bool = False
 
     @property

@@ -109,7 +109,6 @@ class DockerLogStream(LogStream):
             return
         if pending:
             yield [parse(pending)]
-        self.complete = not self.closed  # the engine ended the response: a followed container stopped
 
     def __iter__(self) -> Iterator[LogLine]:
         for batch in self.batches():
