@@ -38,62 +38,62 @@ def run_event_type(previous: str, target: str) -> str | None:
     return RUN_FINISHED_EVENTS.get(target)
 
 
-class Changes:
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._listeners: list[RunListener] = []
-        self._event_listeners: list[EventListener] = []
-        self._build_listeners: list[RunListener] = []
+class _Listeners:
+    """Callbacks that hear one kind of change; one that raises is logged and the others still hear it."""
 
-    def subscribe(self, listener: RunListener) -> Callable[[], None]:
-        """Call ``listener(run)`` on every run change (from platform threads); returns unsubscribe."""
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._listeners: list[Callable[..., None]] = []
+
+    def add(self, listener: Callable[..., None]) -> Callable[[], None]:
+        """Add ``listener``; returns the function that removes it."""
         self._listeners.append(listener)
 
-        def unsubscribe() -> None:
+        def remove() -> None:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
-        return unsubscribe
+        return remove
+
+    def tell(self, *args: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(*args)
+            except Exception:  # a listener's bug must not break a run or a build
+                log.exception("%s listener failed", self._what)
+
+
+class Changes:
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._runs = _Listeners("run")
+        self._events = _Listeners("event")
+        self._builds = _Listeners("build")
+
+    def subscribe(self, listener: RunListener) -> Callable[[], None]:
+        """Call ``listener(run)`` on every run change (from platform threads); returns unsubscribe."""
+        return self._runs.add(listener)
 
     def notify(self, run: Any) -> None:
         """Tell listeners about ``run`` and wake every waiter."""
-        for listener in list(self._listeners):
-            try:
-                listener(run)
-            except Exception:  # a listener's bug must not break a run
-                log.exception("run listener failed")
+        self._runs.tell(run)
         self.poke()
 
     def subscribe_events(self, listener: EventListener) -> Callable[[], None]:
         """Call ``listener(event_type, record)`` on every platform event; returns unsubscribe."""
-        self._event_listeners.append(listener)
-        return lambda: self._event_listeners.remove(listener) if listener in self._event_listeners else None
+        return self._events.add(listener)
 
     def event(self, event_type: str, record: Any) -> None:
         """Tell event listeners that ``event_type`` happened to ``record`` (a run or a build), once it is stored."""
-        for listener in list(self._event_listeners):
-            try:
-                listener(event_type, record)
-            except Exception:  # a listener's bug must not break a run or a build
-                log.exception("event listener failed for %s", event_type)
+        self._events.tell(event_type, record)
 
     def subscribe_builds(self, listener: RunListener) -> Callable[[], None]:
         """Call ``listener(build)`` when a build starts and when it ends; returns unsubscribe."""
-        self._build_listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._build_listeners:
-                self._build_listeners.remove(listener)
-
-        return unsubscribe
+        return self._builds.add(listener)
 
     def notify_build(self, build: Any) -> None:
         """Tell build listeners about ``build`` and wake every waiter."""
-        for listener in list(self._build_listeners):
-            try:
-                listener(build)
-            except Exception:  # a listener's bug must not break a build
-                log.exception("build listener failed")
+        self._builds.tell(build)
         self.poke()
 
     def poke(self) -> None:
