@@ -1,5 +1,8 @@
 """What every API handler shares: errors in Apify's shape, body decoding, the data envelope.
 
+Over 400 lines on purpose: it is the one base every handler shares (errors, bodies, queries, envelopes);
+splitting it would scatter the wire rules.
+
 Handlers here only translate HTTP to calls on the platform. Each route's logic class is combined with
 an auth base into a concrete handler: per-run tokens for actors (``run_token_handlers.py``), Jupyter's
 auth for the user (``server/user_handlers.py``); ``routes.py`` maps the URLs to them.

@@ -1,4 +1,8 @@
-"""Key-value stores and datasets as Python objects: a Mapping of decoded records, DataFrames of items."""
+"""Key-value stores and datasets as Python objects: a Mapping of decoded records, DataFrames of items.
+
+Over 400 lines on purpose: the two storage types the notebook reads share their paging, decoding and
+DataFrame code here.
+"""
 
 from __future__ import annotations
 

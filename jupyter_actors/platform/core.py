@@ -1,5 +1,7 @@
 """The platform's composition root: one registry, engine, storages and data dir, and the services on them.
 
+Over 400 lines on purpose: one short delegation per public operation, so callers need one object.
+
 ``Platform`` builds the stores and services and wires them together; its methods are the platform's
 public surface (the server extension, the CLI and tests use them) and only delegate. Where things
 happen: ``actors.py`` (actors, versions), ``build_service.py`` and ``builds.py`` (builds),

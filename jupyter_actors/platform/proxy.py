@@ -1,5 +1,7 @@
 """A forward HTTP proxy for runs: the ``APIFY_PROXY_*`` contract of Apify's SDKs, on the runs' network.
 
+Over 400 lines on purpose: one protocol end to end (see below why no proxy library).
+
 Apify's SDKs (``Actor.create_proxy_configuration()`` in Python, ``Actor.createProxyConfiguration()`` in
 JavaScript) build ``http://<username>:<password>@APIFY_PROXY_HOSTNAME:APIFY_PROXY_PORT`` and check it by
 fetching ``APIFY_PROXY_STATUS_URL/?format=json`` *through* that proxy, expecting ``{connected,

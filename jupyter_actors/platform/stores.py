@@ -1,5 +1,7 @@
 """All SQL of the registry, one store per table family, returning typed records (``models.py``).
 
+Over 400 lines on purpose: all of the registry's SQL is kept in this one file, so no service writes any.
+
 Services above never write SQL: they ask a store. Each method that reads, checks and writes does so
 in one registry transaction, so a crash or a concurrent caller never sees half of a change.
 """

@@ -1,4 +1,7 @@
-"""The local Docker engine through docker-py's low-level API (one HTTP call per operation)."""
+"""The local Docker engine through docker-py's low-level API (one HTTP call per operation).
+
+Over 400 lines on purpose: the whole ``Backend`` interface for one engine, plus its log-stream framing.
+"""
 
 from __future__ import annotations
 

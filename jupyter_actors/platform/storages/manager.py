@@ -1,5 +1,8 @@
 """``Storages``: the one entry point to key-value stores, datasets and request queues.
 
+Over 400 lines on purpose: it is the facade every storage operation passes through (resolve, open,
+cache, catalog).
+
 It resolves an ID or name through the catalog, opens (and caches) the storage's own file, and maps a
 storage deleted meanwhile to NotFound. Safe to call from many threads and from several processes
 sharing one root. Metadata comes back as plain dicts with Apify's camelCase keys and ISO timestamps

@@ -1,5 +1,8 @@
 """Request queue contents: one SQLite file per queue, one row per request, ordered by ``order_no``.
 
+Over 400 lines on purpose: one storage type's whole semantics (add, update, head, locks, listing) in one
+transaction scope.
+
 ``order_no`` follows Apify: positive and growing for requests appended at the end, negative and
 shrinking for forefront requests (so the most recent forefront request comes first), NULL once a
 request is handled. The head is then one indexed ``ORDER BY order_no``. What a request is and how its ID
