@@ -339,7 +339,7 @@ async def walk_task_routes(call, platform) -> str:
             "options": {"memoryMbytes": TEST_MEMORY_MB, "timeoutSecs": 60, "build": "latest"},
             "actorStandby": {}, "publicConfig": {}}
     task_id = (await call("POST", "/actor-tasks", 201, json=body)).json()["data"]["id"]
-    await call("POST", "/actor-tasks", 400, json={**body, "name": "other", "options": {"restartOnError": True}})
+    await call("POST", "/actor-tasks", 400, json={**body, "name": "other", "options": {"maxTotalChargeUsd": 1}})
     await call("POST", "/actor-tasks", 201, json={"actId": "doc-task-actor", "name": "doc-task-2"})
     await call("GET", "/actor-tasks?offset=0&limit=10&desc=true", 200)
     await call("GET", f"/actor-tasks/{task_id}", 200)
@@ -352,7 +352,7 @@ async def walk_task_routes(call, platform) -> str:
     last = "/actor-tasks/doc-task/runs/last"
     await call("GET", last, 404)
     await call("POST", "/actor-tasks/doc-task/runs?waitForFinish=60", 201, json={"b": 1})
-    await call("POST", "/actor-tasks/doc-task/runs?maxItems=1", 400)
+    await call("POST", "/actor-tasks/doc-task/runs?maxItems=0", 400)
     await call("GET", "/actor-tasks/doc-task/runs?desc=true&status=SUCCEEDED,RUNNING", 200)
     await call("GET", f"{last}?status=SUCCEEDED&origin=API&waitForFinish=30", 200)
     await call("PUT", last, 409, json={"statusMessage": "finished already"})

@@ -6,6 +6,7 @@ example, the events URL is set but unreachable.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .clock import iso, parse_iso
@@ -18,6 +19,7 @@ def run_environment(run: Run, actor: Actor, build: Build, token: str, *, api_url
     """``proxy``: the APIFY_PROXY_* variables of the runs' proxy (none when it is not served)."""
     started_at = iso(parse_iso(run["started_at"])) or ""
     timeout_at = iso(parse_iso(run["timeout_at"])) if run["timeout_at"] else ""
+    max_items = json.loads(run.get("options") or "{}").get("maxItems")
     pairs: dict[tuple[str, ...], str | None] = {
         ("APIFY_ACTOR_ID", "ACTOR_ID"): actor["id"],
         ("APIFY_ACTOR_RUN_ID", "ACTOR_RUN_ID"): run["id"],
@@ -40,6 +42,9 @@ def run_environment(run: Run, actor: Actor, build: Build, token: str, *, api_url
         ("APIFY_CONTAINER_PORT", "ACTOR_WEB_SERVER_PORT"): str(container_port),
         ("APIFY_CONTAINER_URL", "ACTOR_WEB_SERVER_URL"): container_url,
         ("APIFY_ACTOR_EVENTS_WS_URL", "ACTOR_EVENTS_WEBSOCKET_URL"): events_url,
+        # Apify's maxItems as Apify hands it to the actor (None: unset, left out).
+        ("APIFY_MAX_PAID_DATASET_ITEMS", "ACTOR_MAX_PAID_DATASET_ITEMS"):
+            str(max_items) if max_items is not None else None,
         ("APIFY_API_BASE_URL",): api_url,
         ("APIFY_API_PUBLIC_BASE_URL",): api_url,
         ("APIFY_PERSIST_STATE_INTERVAL_MILLIS", "CRAWLEE_PERSIST_STATE_INTERVAL_MILLIS"):

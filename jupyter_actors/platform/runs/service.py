@@ -7,6 +7,7 @@ listeners (``Changes``). Its methods block: async callers run them in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -33,7 +34,7 @@ from ..quota import Admission
 from ..registry import dumps
 from ..retention import Retention
 from ..runlog import run_log_path
-from ..storages import Storages
+from ..storages import PushResult, Storages
 from ..stores import Stores
 from .container import NETWORK_NAME, Endpoints, container_port, container_spec
 from .reconcile import ReconcileReport, expired, reconcile
@@ -70,6 +71,7 @@ class RunService:
         self._network: str | None = None
         self._unwatched: set[str] = set()  # live runs no watcher followed at the last periodic pass
         self.status_messages = StatusMessages(config.status_message_rate, self._write_status_message)
+        storages.on_items_dropped = self._items_dropped
 
     def log_path(self, run_id: str) -> Path:
         return run_log_path(self.logs_dir, run_id)
@@ -105,10 +107,13 @@ class RunService:
     def start(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
               timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
               content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
-              web_public: bool = False, actor_task_id: str | None = None) -> Run:
+              web_public: bool = False, actor_task_id: str | None = None, max_items: int | None = None,
+              restart_on_error: bool = False) -> Run:
         """Validate, admit against the quota, record (READY) and hand the run to a watcher thread.
 
-        ``actor_task_id``: the task the run is started from (its run record and APIFY_ACTOR_TASK_ID say so)."""
+        ``actor_task_id``: the task the run is started from (its run record and APIFY_ACTOR_TASK_ID say so).
+        ``max_items``: Apify's ``maxItems``, the most items the run's default dataset keeps.
+        ``restart_on_error``: a run that fails is started again (``restart_failed``)."""
         actor_row = self.actors.get(actor)
         build_row = self.builds.resolve(actor_row, build)
         version = self.actors.version(actor_row["id"], build_row["version_number"])
@@ -118,6 +123,7 @@ class RunService:
             timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
         )
         body, content_type = checked_input(version, *input_body(input, content_type))
+        max_items = validate_max_items(max_items)
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
         port = container_port(version, self.config.container_port)  # may refuse: before anything is stored
         token = new_token()
@@ -127,7 +133,7 @@ class RunService:
             self.admission.check(memory, what="run")
             run_id = new_id()
             kvs = self.storages.create_kvs(run_id=run_id, actor_id=actor_row["id"])
-            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"])
+            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"], max_items=max_items)
             queue = self.storages.create_request_queue(run_id=run_id, actor_id=actor_row["id"])
             if body is not None:
                 self.storages.set_record(kvs["id"], "INPUT", body, content_type)
@@ -157,7 +163,8 @@ class RunService:
                 "origin": origin,
                 "parent_run_id": parent_run_id,
                 "actor_task_id": actor_task_id,
-                "options": dumps({"build": build or actor_row["default_build"]}),
+                "options": dumps({"build": build or actor_row["default_build"], "maxItems": max_items,
+                                  "restartOnError": bool(restart_on_error)}),
                 "web_id": secrets.token_urlsafe(18),
                 "web_public": int(bool(web_public)),
                 "container_port": port,
@@ -298,6 +305,12 @@ class RunService:
         if self.status_messages.set(run_id, message, bool(terminal)):
             return self.get_run(run_id)
         return cast(Run, {**run, "status_message": message, "status_message_terminal": int(bool(terminal))})
+
+    def _items_dropped(self, run_id: str, push: PushResult) -> None:
+        """The run's dataset reached its ``maxItems``: the run's status message says so (and stays so at the end)."""
+        with contextlib.suppress(Conflict, NotFound):  # finished meanwhile, or deleted: its message is final
+            self.set_status_message(run_id, f"The run's dataset reached maxItems ({push.max_items} items): "
+                                            f"items pushed past it are not stored", terminal=True)
 
     def _write_status_message(self, run_id: str, message: str, terminal: bool) -> None:
         try:
@@ -444,6 +457,15 @@ class RunService:
             watcher.thread.join(timeout=5)
 
 
+def validate_max_items(value: object) -> int | None:
+    """Apify's ``maxItems``: a positive whole number of dataset items, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"maxItems must be a whole number of items of at least 1, not {value!r}.")
+    return value
+
+
 def checked_input(version: Version, body: bytes | None,
                   content_type: str | None) -> tuple[bytes | None, str | None]:
     """The INPUT checked against the version's input schema, with its defaults filled in (Apify's rule);
@@ -486,4 +508,4 @@ def input_body(value: bytes | str | dict[str, Any] | list[Any] | None,
     return body, content_type
 
 
-__all__ = ["EventSink", "RunService", "check_version_input", "checked_input", "input_body"]
+__all__ = ["EventSink", "RunService", "check_version_input", "checked_input", "input_body", "validate_max_items"]

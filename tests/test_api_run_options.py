@@ -1,0 +1,80 @@
+"""Apify's run options that change what a run does: ``maxItems`` and ``restartOnError``, through the real
+apify-client and SDK actors in containers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from apify_client import ApifyClientAsync
+
+from jupyter_actors.platform.storages import PushResult, Storages
+
+from .conftest import TEST_MEMORY_MB
+from .test_api_sdk import create_and_build, status
+
+#: Pushes 3 items, then 4 (crossing maxItems=5), then 1 more; records what it saw in OUTPUT.
+CAPPED = """
+import asyncio, os
+from apify import Actor
+
+async def main():
+    async with Actor:
+        await Actor.push_data([{"i": i} for i in range(3)])
+        await Actor.push_data([{"i": i} for i in range(3, 7)])
+        await Actor.push_data({"i": 7})
+        await Actor.set_value("OUTPUT", {"actor": os.environ.get("ACTOR_MAX_PAID_DATASET_ITEMS"),
+                                         "apify": os.environ.get("APIFY_MAX_PAID_DATASET_ITEMS")})
+
+asyncio.run(main())
+"""
+
+
+def test_capped_dataset_cuts_pushes_and_tells_its_run(tmp_path: Path) -> None:
+    storages = Storages(tmp_path / "storages")
+    told: list[tuple[str, PushResult]] = []
+    storages.on_items_dropped = lambda run_id, push: told.append((run_id, push))
+    try:
+        capped = storages.create_dataset(run_id="run1", max_items=3)["id"]
+        assert storages.push_items(capped, [{"i": 0}, {}]) == 2
+        assert not told
+        assert storages.push_items(capped, [{"#hidden": 1}, {"i": 3}, {"i": 4}]) == 3  # cut after one item
+        assert storages.push_items(capped, {"i": 5}) == 3
+        assert told == [("run1", PushResult(3, 2, 3)), ("run1", PushResult(3, 1, 3))]
+        meta = storages.get("datasets", capped)
+        assert meta["itemCount"] == 3 and meta["cleanItemCount"] == 1  # {} and the hidden-only item are not clean
+        assert storages.list_items(capped).items() == [{"i": 0}, {}, {"#hidden": 1}]
+        free = storages.create_dataset()["id"]
+        assert storages.push_items(free, [{"i": i} for i in range(5)]) == 5
+    finally:
+        storages.close()
+
+
+async def test_max_items_caps_the_run_dataset(api_url, api_token):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    await create_and_build(client, "capped", CAPPED)
+    run = await client.actor("local/capped").call(max_items=5, memory_mbytes=TEST_MEMORY_MB,
+                                                  run_timeout=timedelta(seconds=120), logger=None)
+    assert status(run) == "SUCCEEDED", await client.run(run.id).log().get()
+    assert run.options.max_items == 5
+    items = (await client.dataset(run.default_dataset_id).list_items()).items
+    assert [item["i"] for item in items] == [0, 1, 2, 3, 4]  # the crossing push was cut at the limit
+    output = await client.key_value_store(run.default_key_value_store_id).get_record("OUTPUT")
+    assert output["value"] == {"actor": "5", "apify": "5"}
+    assert "maxItems (5 items)" in (run.status_message or "")
+
+    # Without maxItems nothing is capped and the variables are absent.
+    free = await client.actor("local/capped").call(memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert len((await client.dataset(free.default_dataset_id).list_items()).items) == 8
+    output = await client.key_value_store(free.default_key_value_store_id).get_record("OUTPUT")
+    assert output["value"] == {"actor": None, "apify": None}
+    assert free.options.max_items is None
+
+    # A push to the full dataset answers 201 and stores nothing; a bad maxItems is refused before a start.
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        pushed = await http.post(f"/datasets/{run.default_dataset_id}/items", json=[{"i": 99}])
+        assert pushed.status_code == 201
+        refused = await http.post("/acts/local~capped/runs?maxItems=0")
+        assert refused.status_code == 400 and "maxItems" in refused.json()["error"]["message"]
+    assert (await client.dataset(run.default_dataset_id).get()).item_count == 5
