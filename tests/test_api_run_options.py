@@ -78,3 +78,53 @@ async def test_max_items_caps_the_run_dataset(api_url, api_token):
         refused = await http.post("/acts/local~capped/runs?maxItems=0")
         assert refused.status_code == 400 and "maxItems" in refused.json()["error"]["message"]
     assert (await client.dataset(run.default_dataset_id).get()).item_count == 5
+
+
+#: Fails at its first attempt and succeeds at the second; counts attempts in its default key-value store.
+FAILS_ONCE = """
+import asyncio
+from apify import Actor
+
+async def main():
+    async with Actor:
+        attempts = (await Actor.get_value("ATTEMPTS") or 0) + 1
+        await Actor.set_value("ATTEMPTS", attempts)
+        print(f"attempt {attempts}", flush=True)
+        if attempts == 1:
+            raise RuntimeError("the first attempt fails")
+        await Actor.push_data({"attempt": attempts})
+
+asyncio.run(main())
+"""
+
+
+async def test_restart_on_error_restarts_a_failed_run(api_url, api_token):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    await create_and_build(client, "fails-once", FAILS_ONCE)
+    await create_and_build(client, "always-fails", "import sys\nprint('failing', flush=True)\nsys.exit(3)\n")
+
+    # Through a task whose options say restartOnError: the same run, storages and log, second attempt wins.
+    task = await client.tasks().create(actor_id="local~fails-once", name="fails-once-task", restart_on_error=True,
+                                       memory_mbytes=TEST_MEMORY_MB)
+    assert task.options.restart_on_error is True
+    run = await client.task(task.id).call(wait_duration=timedelta(seconds=180))
+    log = await client.run(run.id).log().get()
+    assert status(run) == "SUCCEEDED", log
+    assert run.stats.restart_count == 1
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        assert (await http.get(f"/actor-runs/{run.id}")).json()["data"]["options"]["restartOnError"] is True
+    assert "attempt 1" in log and "attempt 2" in log
+    store = client.key_value_store(run.default_key_value_store_id)
+    assert (await store.get_record("ATTEMPTS"))["value"] == 2
+    assert (await client.dataset(run.default_dataset_id).list_items()).items == [{"attempt": 2}]
+
+    # Without it a failed run stays failed.
+    plain = await client.actor("local/always-fails").call(memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert status(plain) == "FAILED" and plain.stats.restart_count == 0
+
+    # With it, a run that always fails is restarted max_restarts (3) times, then fails for good.
+    bounded = await client.actor("local/always-fails").call(memory_mbytes=TEST_MEMORY_MB, restart_on_error=True,
+                                                           logger=None, wait_duration=timedelta(seconds=180))
+    assert status(bounded) == "FAILED", await client.run(bounded.id).log().get()
+    assert bounded.stats.restart_count == 3 and bounded.exit_code == 3
+    assert (await client.run(bounded.id).log().get()).count("failing") == 4

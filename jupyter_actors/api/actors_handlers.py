@@ -21,7 +21,6 @@ RUN_START_OPTIONS = {
 }
 #: Apify's run options that runs here cannot honour: refused when set, so nothing is silently ignored.
 UNSUPPORTED_RUN_OPTIONS = {
-    "restartOnError": "restartOnError is not supported here yet: a failed run is not restarted (leave it unset)",
     "maxTotalChargeUsd": "maxTotalChargeUsd is not supported here: runs are not charged (leave it unset)",
 }
 
@@ -188,8 +187,7 @@ class RunStarting(StartInput, RunListing):
     def start_options(self) -> dict[str, Any]:
         """The platform's start arguments from the query (build, memory, timeout, who starts it)."""
         self.reject_unknown_query(RUN_START_OPTIONS)
-        given = {"restartOnError": self.query_bool("restartOnError"),
-                 "maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None}
+        given = {"maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None}
         refused = [name for name in UNSUPPORTED_RUN_OPTIONS if given[name]]
         if refused:
             raise InvalidInput("; ".join(UNSUPPORTED_RUN_OPTIONS[name] for name in refused) + ".")

@@ -304,8 +304,9 @@ class Platform:
         return self.runs.validate_input(actor, input, content_type=content_type, build=build)
 
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
-                      timeout_secs: int | str | None = None) -> Run:
-        return self.runs.resurrect(run_id, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs)
+                      timeout_secs: int | str | None = None, restart_on_error: bool | None = None) -> Run:
+        return self.runs.resurrect(run_id, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs,
+                                   restart_on_error=restart_on_error)
 
     def abort_run(self, run_id: str, *, gracefully: bool = False) -> Run:
         return self.runs.abort(run_id, gracefully=gracefully)

@@ -30,7 +30,6 @@ OPTION_TYPES: dict[str, tuple[type, ...]] = {
 }
 #: Options Apify has that runs here cannot honour: refused unless unset, never stored and ignored.
 UNSUPPORTED_OPTIONS = {
-    "restartOnError": "restartOnError is not supported here yet; a failed run is not restarted (use false)",
     "maxTotalChargeUsd": "maxTotalChargeUsd is not supported here: runs are not charged (leave it unset)",
 }
 

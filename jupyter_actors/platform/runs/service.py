@@ -206,10 +206,11 @@ class RunService:
         return cast(Run, {**run, "token": token})
 
     def resurrect(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
-                  timeout_secs: int | str | None = None) -> Run:
+                  timeout_secs: int | str | None = None, restart_on_error: bool | None = None) -> Run:
         """A finished run goes back to RUNNING in a new container with the same storages.
 
         The old log is discarded, the timeout counts from now, and the duration includes the pause.
+        ``restart_on_error`` (None: as the run had it) sets the run's ``restartOnError`` from now on.
         """
         run = self.get_run(run_id)
         if not RunStatus(run["status"]).is_terminal:
@@ -227,6 +228,9 @@ class RunService:
         if run["container_id"]:
             self.backend.remove(run["container_id"])
         token = new_token()  # only the hash of the old one is kept; a new container gets a new token
+        options = json.loads(run["options"] or "{}")
+        if restart_on_error is not None:
+            options["restartOnError"] = bool(restart_on_error)
         with self.admission.lock:
             self.admission.check(memory, what="run")
             now = utcnow()
@@ -237,7 +241,7 @@ class RunService:
                 timeout_secs=timeout, timeout_at=iso(now + dt.timedelta(seconds=timeout)) if timeout else None,
                 finished_at=None, exit_code=None, stop_intent=None, container_id=None, host_port=None, web_host=None,
                 status_message="Resurrected", status_message_terminal=0,
-                resurrect_count=run["resurrect_count"] + 1, token_hash=token_hash(token),
+                resurrect_count=run["resurrect_count"] + 1, token_hash=token_hash(token), options=dumps(options),
                 # A new name: the old container may still be being removed by the engine.
                 container_name=f"jupyter-actors-{self.instance_id}-{run_id}-r{run['resurrect_count'] + 1}",
             )
@@ -265,21 +269,37 @@ class RunService:
                             status_message=f"The run timed out after {run['timeout_secs']} seconds "
                                            f"(it was lost: {reason})")
             return
+        self._relaunch(run, f"Restarted: {reason}", suffix="l",
+                       mode="restart" if run["status"] == RunStatus.RUNNING else "new")
+
+    def restart_failed(self, run: Run, reason: str) -> bool:
+        """A run started with ``restartOnError`` whose process failed starts again in a new container (same
+        id, storages and log), at most ``max_restarts`` times in all; False: it is not restarted (it fails)."""
+        options = json.loads(run["options"] or "{}")
+        if not options.get("restartOnError") or run["restart_count"] >= self.config.max_restarts:
+            return False
+        if expired(run):
+            return False  # its time is up: it fails now rather than start again only to time out
+        self._relaunch(run, f"Restarted after an error ({reason}, restartOnError)", suffix="e", mode="restart")
+        return True
+
+    def _relaunch(self, run: Run, message: str, *, suffix: str, mode: str) -> None:
+        """Start the run again in a new container, counted in ``restart_count``."""
+        run_id = run["id"]
         count = run["restart_count"] + 1
-        token = new_token()  # only the hash of the old one is kept; the lost container took the plain one
+        token = new_token()  # only the hash of the old one is kept; the old container took the plain one
         restarted = self.update_run(
             run_id, restart_count=count, token_hash=token_hash(token), stop_intent=None, container_id=None,
-            host_port=None, web_host=None,
-            container_name=f"jupyter-actors-{self.instance_id}-{run_id}-l{count}",
-            status_message=f"Restarted: {reason}",
+            host_port=None, web_host=None, exit_code=None, status_message_terminal=0,
+            container_name=f"jupyter-actors-{self.instance_id}-{run_id}-{suffix}{count}",
+            status_message=message,
         )
         actor_row = self.actors.get(run["actor_id"])
         build_row = self.builds.get(run["build_id"])
         version = self.actors.version(actor_row["id"], build_row["version_number"])
         limits = limits_mod.limits_for(run["memory_mb"], cpu_mode=run["cpu_mode"], pids=self.config.pids_limit)
         self.ensure_network()
-        self._launch(restarted, actor_row, build_row, version, limits, token=token,
-                     mode="restart" if run["status"] == RunStatus.RUNNING else "new")
+        self._launch(restarted, actor_row, build_row, version, limits, token=token, mode=mode)
 
     def finish_stopped(self, run: Run) -> None:
         """A run the platform was stopping whose container is gone (lost while nobody watched it): it ends
