@@ -19,6 +19,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 import jupyter_actors.api
 from jupyter_actors.api.base import allowed_methods
 from jupyter_actors.api.routes import ROUTES
+from jupyter_actors.platform.storages.signing import content_signature, record_signature
 
 from .conftest import TEST_MEMORY_MB, wait_until
 from .test_api_hostile import SLEEPER
@@ -271,6 +272,13 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("HEAD", f"{kvs}/records/doc", 200)
         await call("HEAD", f"{kvs}/records/missing", 404)
         await call("GET", f"{kvs}/keys?limit=10", 200)
+        if kvs.startswith("/key-value-stores/"):  # signed public URLs: on the storages' own routes
+            kvs_meta = (await call("GET", kvs, 200)).json()["data"]
+            ds_meta = (await call("GET", dataset, 200)).json()["data"]
+            kvs_key, ds_key = kvs_meta["urlSigningSecretKey"], ds_meta["urlSigningSecretKey"]
+            await call("GET", f"{kvs}/records/doc?signature={record_signature(kvs_key, 'doc')}", 200)
+            await call("GET", f"{kvs}/keys?signature={content_signature(kvs_key, kvs_meta['id'])}", 200)
+            await call("GET", f"{dataset}/items?signature={content_signature(ds_key, ds_meta['id'])}", 200)
         await call("DELETE", f"{kvs}/records/text", 204)
         await call("DELETE", f"{kvs}/records/text", 404)
         await call("POST", f"{dataset}/items", 201, json=[{"a": 1, "b": "x"}, {"a": 2}])

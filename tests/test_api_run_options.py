@@ -128,3 +128,87 @@ async def test_restart_on_error_restarts_a_failed_run(api_url, api_token):
     assert status(bounded) == "FAILED", await client.run(bounded.id).log().get()
     assert bounded.stats.restart_count == 3 and bounded.exit_code == 3
     assert (await client.run(bounded.id).log().get()).count("failing") == 4
+
+
+#: Makes the three kinds of public URL with the SDK and its client, as an actor shares its results.
+PUBLISHER = """
+import asyncio
+from datetime import timedelta
+from apify import Actor
+from apify_client import ApifyClientAsync
+
+async def main():
+    async with Actor:
+        store = await Actor.open_key_value_store()
+        await store.set_value("page", "<script>alert(1)</script>hello", content_type="text/html")
+        await Actor.push_data([{"i": 1}, {"i": 2}])
+        # The client's public URLs default to api.apify.com: point them where the platform says (as on Apify).
+        config = Actor.configuration
+        client = ApifyClientAsync(token=config.token, api_url=config.api_base_url,
+                                  api_public_url=config.api_public_base_url)
+        dataset_id = Actor.configuration.default_dataset_id
+        store_id = Actor.configuration.default_key_value_store_id
+        await Actor.set_value("OUTPUT", {
+            "record": await store.get_public_url("page"),
+            "items": await client.dataset(dataset_id).create_items_public_url(),
+            "expiring": await client.dataset(dataset_id).create_items_public_url(expires_in=timedelta(seconds=600)),
+            "keys": await client.key_value_store(store_id).create_keys_public_url(),
+        })
+
+asyncio.run(main())
+"""
+
+
+async def test_public_urls_work_without_a_token(api_url, api_token):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    await create_and_build(client, "publisher", PUBLISHER)
+    run = await client.actor("local/publisher").call(memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert status(run) == "SUCCEEDED", await client.run(run.id).log().get()
+    urls = (await client.key_value_store(run.default_key_value_store_id).get_record("OUTPUT"))["value"]
+    assert all(url.startswith(f"{api_url}/v2/") and "signature=" in url for url in urls.values()), urls
+
+    async with httpx.AsyncClient(timeout=60) as anonymous:  # what a browser sends: no token, no cookie
+        record = await anonymous.get(urls["record"])
+        assert record.status_code == 200 and b"hello" in record.content
+        assert record.headers["Content-Security-Policy"].startswith("sandbox")  # sandboxed as every API answer
+        assert record.headers["Content-Disposition"].startswith("attachment")  # HTML is a download
+        for name in ("items", "expiring"):
+            items = await anonymous.get(urls[name])
+            assert items.status_code == 200 and items.json() == [{"i": 1}, {"i": 2}], items.text
+            assert items.headers["Content-Security-Policy"].startswith("sandbox")
+        keys = await anonymous.get(urls["keys"])
+        assert keys.status_code == 200 and {k["key"] for k in keys.json()["data"]["items"]} >= {"page", "OUTPUT"}
+
+        # A signature of another storage, a tampered one, a write, or another route: refused.
+        other = (await client.key_value_store(run.default_key_value_store_id).get()).id
+        signature = urls["items"].split("signature=")[1]
+        refused = [
+            await anonymous.get(f"{api_url}/v2/key-value-stores/{other}/keys?signature={signature}"),
+            await anonymous.get(urls["record"].replace("/page?", "/OUTPUT?")),
+            await anonymous.get(urls["items"][:-3] + "AAA"),
+            await anonymous.post(urls["items"].split("?")[0] + f"?signature={signature}", json={"i": 3}),
+            await anonymous.get(f"{api_url}/v2/datasets/{run.default_dataset_id}?signature={signature}"),
+            await anonymous.get(urls["items"].split("?")[0]),
+        ]
+        assert [r.status_code for r in refused] == [403, 403, 403, 401, 401, 401], [r.text for r in refused]
+        assert refused[0].json()["error"]["type"] == "invalid-signature"
+    assert len((await client.dataset(run.default_dataset_id).list_items()).items) == 2
+
+
+def test_signatures_match_the_clients_and_expire() -> None:
+    from apify_client._utils.crypto import create_hmac_signature, create_storage_content_signature
+
+    from jupyter_actors.platform.storages import signing
+
+    secret = signing.new_signing_key()
+    assert signing.record_signature(secret, "a/b ü") == create_hmac_signature(secret, "a/b ü")
+    assert signing.record_signature_valid(secret, "key", create_hmac_signature(secret, "key"))
+    assert not signing.record_signature_valid(secret, "other", create_hmac_signature(secret, "key"))
+    made = create_storage_content_signature("store1", secret)
+    assert signing.content_signature_valid(secret, "store1", made)
+    assert not signing.content_signature_valid(secret, "store2", made)
+    assert not signing.content_signature_valid("another secret", "store1", made)
+    expiring = create_storage_content_signature("store1", secret, expires_in=timedelta(seconds=60))
+    assert signing.content_signature_valid(secret, "store1", expiring)
+    assert not signing.content_signature_valid(secret, "store1", expiring, now_ms=2**62)  # expired
+    assert not signing.content_signature_valid(secret, "store1", "not base64 at all!")
