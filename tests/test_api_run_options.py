@@ -178,6 +178,9 @@ async def test_public_urls_work_without_a_token(api_url, api_token):
             assert items.headers["Content-Security-Policy"].startswith("sandbox")
         keys = await anonymous.get(urls["keys"])
         assert keys.status_code == 200 and {k["key"] for k in keys.json()["data"]["items"]} >= {"page", "OUTPUT"}
+        listed = {k["key"]: k["recordPublicUrl"] for k in keys.json()["data"]["items"]}
+        output = await anonymous.get(listed["OUTPUT"])  # the listing's links are signed too
+        assert output.status_code == 200 and output.json() == urls
 
         # A signature of another storage, a tampered one, a write, or another route: refused.
         other = (await client.key_value_store(run.default_key_value_store_id).get()).id

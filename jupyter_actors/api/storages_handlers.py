@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from urllib.parse import quote
 from typing import Any, Literal, TypeVar
 
 from ..platform.core import USERNAME
@@ -27,7 +28,7 @@ from ..platform.storages.item_formats import (
     write_xlsx,
 )
 from ..platform.storages.kinds import LABELS
-from ..platform.storages.signing import content_signature_valid, record_signature_valid
+from ..platform.storages.signing import content_signature_valid, record_signature, record_signature_valid
 from ..platform.storages.statistics import field_statistics
 from ..platform.storages.validation import validate_title
 from .base import MAX_BATCH_REQUESTS, Route
@@ -234,8 +235,10 @@ class KeysHandler(StorageAccess):
             limit=self.query_int("limit", 1000), prefix=self.query("prefix"),
         )
         base = f"{self.views.console_url('key-value-stores', meta['id'])}/records/"
-        for item in listing["items"]:
-            item["recordPublicUrl"] = base + item["key"]
+        secret = meta["urlSigningSecretKey"]
+        for item in listing["items"]:  # signed, as Apify's: each opens in a browser without a token
+            signed = f"?signature={record_signature(secret, item['key'])}" if secret else ""
+            item["recordPublicUrl"] = base + quote(item["key"], safe="") + signed
         self.send_data(listing)
 
 
