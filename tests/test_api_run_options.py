@@ -3,6 +3,8 @@ apify-client and SDK actors in containers."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -129,6 +131,17 @@ async def test_restart_on_error_restarts_a_failed_run(api_url, api_token):
     assert bounded.stats.restart_count == 3 and bounded.exit_code == 3
     assert (await client.run(bounded.id).log().get()).count("failing") == 4
 
+    # An aborted run is not a failure: it is not restarted.
+    await create_and_build(client, "sleeps", "import time\nprint('up', flush=True)\ntime.sleep(600)\n")
+    sleeping = await client.actor("local/sleeps").start(memory_mbytes=TEST_MEMORY_MB, restart_on_error=True)
+    deadline = time.monotonic() + 60
+    while status(await client.run(sleeping.id).get()) != "RUNNING":
+        assert time.monotonic() < deadline, "the run never started"
+        await asyncio.sleep(0.1)
+    await client.run(sleeping.id).abort()
+    aborted = await client.run(sleeping.id).wait_for_finish(wait_duration=timedelta(seconds=60))
+    assert status(aborted) == "ABORTED" and aborted.stats.restart_count == 0
+
 
 #: Makes the three kinds of public URL with the SDK and its client, as an actor shares its results.
 PUBLISHER = """
@@ -196,6 +209,23 @@ async def test_public_urls_work_without_a_token(api_url, api_token):
         assert [r.status_code for r in refused] == [403, 403, 403, 401, 401, 401], [r.text for r in refused]
         assert refused[0].json()["error"]["type"] == "invalid-signature"
     assert len((await client.dataset(run.default_dataset_id).list_items()).items) == 2
+
+    # A real browser that never logged in to Jupyter opens them.
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = await (await browser.new_context()).new_page()
+            for name, expected in (("items", '"i":2'), ("keys", '"key":"page"')):
+                response = await page.goto(urls[name])
+                assert response is not None and response.status == 200, name
+                assert expected in (await page.inner_text("body")).replace(" ", ""), name
+        finally:
+            await browser.close()
 
 
 def test_signatures_match_the_clients_and_expire() -> None:
