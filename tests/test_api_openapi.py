@@ -19,6 +19,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 import jupyter_actors.api
 from jupyter_actors.api.base import allowed_methods
 from jupyter_actors.api.routes import ROUTES
+from jupyter_actors.platform.storages.signing import content_signature, record_signature
 
 from .conftest import TEST_MEMORY_MB, wait_until
 from .test_api_hostile import SLEEPER
@@ -311,6 +312,13 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("HEAD", f"{kvs}/records/doc", 200)
         await call("HEAD", f"{kvs}/records/missing", 404)
         await call("GET", f"{kvs}/keys?limit=10", 200)
+        if kvs.startswith("/key-value-stores/"):  # signed public URLs: on the storages' own routes
+            kvs_meta = (await call("GET", kvs, 200)).json()["data"]
+            ds_meta = (await call("GET", dataset, 200)).json()["data"]
+            kvs_key, ds_key = kvs_meta["urlSigningSecretKey"], ds_meta["urlSigningSecretKey"]
+            await call("GET", f"{kvs}/records/doc?signature={record_signature(kvs_key, 'doc')}", 200)
+            await call("GET", f"{kvs}/keys?signature={content_signature(kvs_key, kvs_meta['id'])}", 200)
+            await call("GET", f"{dataset}/items?signature={content_signature(ds_key, ds_meta['id'])}", 200)
         await call("DELETE", f"{kvs}/records/text", 204)
         await call("DELETE", f"{kvs}/records/text", 404)
         await call("POST", f"{dataset}/items", 201, json=[{"a": 1, "b": "x"}, {"a": 2}])
@@ -379,7 +387,7 @@ async def walk_task_routes(call, platform) -> str:
             "options": {"memoryMbytes": TEST_MEMORY_MB, "timeoutSecs": 60, "build": "latest"},
             "actorStandby": {}, "publicConfig": {}}
     task_id = (await call("POST", "/actor-tasks", 201, json=body)).json()["data"]["id"]
-    await call("POST", "/actor-tasks", 400, json={**body, "name": "other", "options": {"restartOnError": True}})
+    await call("POST", "/actor-tasks", 400, json={**body, "name": "other", "options": {"maxTotalChargeUsd": 1}})
     await call("POST", "/actor-tasks", 201, json={"actId": "doc-task-actor", "name": "doc-task-2"})
     await call("GET", "/actor-tasks?offset=0&limit=10&desc=true", 200)
     await call("GET", f"/actor-tasks/{task_id}", 200)
@@ -392,7 +400,7 @@ async def walk_task_routes(call, platform) -> str:
     last = "/actor-tasks/doc-task/runs/last"
     await call("GET", last, 404)
     await call("POST", "/actor-tasks/doc-task/runs?waitForFinish=60", 201, json={"b": 1})
-    await call("POST", "/actor-tasks/doc-task/runs?maxItems=1", 400)
+    await call("POST", "/actor-tasks/doc-task/runs?maxItems=0", 400)
     await call("GET", "/actor-tasks/doc-task/runs?desc=true&status=SUCCEEDED,RUNNING", 200)
     await call("GET", f"{last}?status=SUCCEEDED&origin=API&waitForFinish=30", 200)
     await call("PUT", last, 409, json={"statusMessage": "finished already"})

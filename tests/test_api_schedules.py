@@ -111,7 +111,7 @@ async def test_schedule_refusals_in_apify_shape(api_url, api_token, actors_app):
             ({"name": "x", "cronExpression": "@daily", "timezone": "Nowhere/Land"}, "time zone"),
             ({"name": "x", "cronExpression": "@daily", "isEnabled": "yes"}, "true or false"),
             ({"name": "x", "cronExpression": "@daily", "actions": [{"type": "RUN_ACTOR", "actorId": "x",
-                                                                   "runOptions": {"maxItems": 3}}]}, "maxItems"),
+                                                                   "runOptions": {"maxItems": 0}}]}, "maxItems"),
         ]
         for body, message in cases:
             response = await http.post("/schedules", json=body)

@@ -107,10 +107,8 @@ async def test_task_refusals_in_apify_shape(api_url, api_token):
     await create_and_build(client, "task-refused", "print('hi')\n")
     task = await client.tasks().create(actor_id="local~task-refused", name="refused",
                                        memory_mbytes=TEST_MEMORY_MB)
-    with pytest.raises(ApifyApiError, match="restartOnError"):
-        await client.tasks().create(actor_id="local~task-refused", name="restarting", restart_on_error=True)
     with pytest.raises(ApifyApiError, match="maxItems"):
-        await client.task(task.id).update(max_items=10)
+        await client.task(task.id).update(max_items=0)
     with pytest.raises(ApifyApiError, match="exists already"):
         await client.tasks().create(actor_id="local~task-refused", name="refused")
     with pytest.raises(ApifyApiError, match="was not found"):
@@ -127,8 +125,10 @@ async def test_task_refusals_in_apify_shape(api_url, api_token):
              "Standby"),
             ("PUT", "/actor-tasks/refused", {"isPublic": True}, "published"),
             ("PUT", "/actor-tasks/refused/input", [1, 2], "JSON object"),
-            ("POST", "/actor-tasks/refused/runs?maxItems=5", None, "maxItems"),
-            ("POST", "/actor-tasks/refused/runs?restartOnError=true", None, "restartOnError"),
+            ("POST", "/actor-tasks/refused/runs?maxItems=0", None, "maxItems"),
+            ("POST", "/actor-tasks/refused/runs?restartOnError=perhaps", None, "restartOnError"),
+            ("POST", "/actor-tasks", {"actId": "task-refused", "name": "x", "options": {"maxTotalChargeUsd": 1}},
+             "charged"),
             ("POST", "/actor-tasks/refused/runs?memory=100", None, "Memory"),
             ("POST", "/actor-tasks/refused/runs", [1], "JSON object"),
             ("POST", "/actors/task-refused/runs?maxTotalChargeUsd=1", None, "charged"),

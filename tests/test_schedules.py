@@ -167,7 +167,8 @@ def test_bad_schedules_are_refused_and_nothing_is_stored(platform_factory):
         ({"name": "x", "cron_expression": "@daily", "actions": [{"type": "RUN_ACTOR", "actorId": "nope"}]},
          "was not found"),
         ({"name": "x", "cron_expression": "@daily", "actions": [
-            {"type": "RUN_ACTOR", "actorId": "sched-bad", "runOptions": {"restartOnError": True}}]}, "restartOnError"),
+            {"type": "RUN_ACTOR", "actorId": "sched-bad", "runOptions": {"maxTotalChargeUsd": 1}}]},
+         "maxTotalChargeUsd"),
         ({"name": "x", "cron_expression": "@daily", "actions": [
             {"type": "RUN_ACTOR", "actorId": "sched-bad",
              "runInput": {"body": "{", "contentType": "application/json"}}]},

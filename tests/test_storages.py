@@ -23,7 +23,9 @@ from jupyter_actors.platform.storages import (
     Storages,
     unique_key_to_request_id,
 )
+from jupyter_actors.platform.storages.catalog import Catalog
 from jupyter_actors.platform.storages.datasets import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, TAIL_MERGE_ROWS
+from jupyter_actors.platform.storages.kvs import KeyValueStoreFile
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -153,7 +155,8 @@ def test_storages_persist_across_managers_and_schema_is_versioned(tmp_path: Path
     second = Storages(root)
     assert second.get_record(store["id"], "OUTPUT") == (b"42", "application/json")
     second.close()
-    for path, version in [(root / "storages.sqlite", 2), (root / KEY_VALUE_STORES / f"{store['id']}.sqlite", 1)]:
+    for path, version in [(root / "storages.sqlite", len(Catalog.MIGRATIONS)),
+                          (root / KEY_VALUE_STORES / f"{store['id']}.sqlite", len(KeyValueStoreFile.MIGRATIONS))]:
         with sqlite3.connect(path) as db:
             assert db.execute("PRAGMA user_version").fetchone()[0] == version
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -644,8 +647,10 @@ def test_a_catalog_from_before_titles_is_upgraded_in_place(tmp_path: Path) -> No
     first.close()
     with sqlite3.connect(root / "storages.sqlite") as db:  # back to schema 1: no title column
         db.execute("ALTER TABLE storages DROP COLUMN title")
+        db.execute("ALTER TABLE storages DROP COLUMN url_signing_secret_key")
         db.execute("PRAGMA user_version = 1")
     second = Storages(root)
     assert second.get(DATASETS, "older")["id"] == store["id"] and second.get(DATASETS, "older")["title"] is None
+    assert len(second.get(DATASETS, "older")["urlSigningSecretKey"]) == 32  # older storages get a key too
     assert second.retitle(DATASETS, "older", "Older results")["title"] == "Older results"
     second.close()

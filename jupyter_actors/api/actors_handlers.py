@@ -21,10 +21,8 @@ RUN_START_OPTIONS = {
     "build", "memory", "timeout", "waitForFinish", "maxItems", "maxTotalChargeUsd", "restartOnError",
     "forcePermissionLevel", "webhooks", "contentType",
 }
-#: Apify's run options that runs here cannot honour yet: refused when set, so nothing is silently ignored.
+#: Apify's run options that runs here cannot honour: refused when set, so nothing is silently ignored.
 UNSUPPORTED_RUN_OPTIONS = {
-    "restartOnError": "restartOnError is not supported here yet: a failed run is not restarted (leave it unset)",
-    "maxItems": "maxItems is not supported here yet: a run's dataset is not capped (leave it unset)",
     "maxTotalChargeUsd": "maxTotalChargeUsd is not supported here: runs are not charged (leave it unset)",
 }
 
@@ -225,9 +223,7 @@ class RunStarting(StartInput, RunListing):
     def start_options(self) -> dict[str, Any]:
         """The platform's start arguments from the query (build, memory, timeout, who starts it)."""
         self.reject_unknown_query(RUN_START_OPTIONS)
-        given = {"maxItems": self.query_int("maxItems") is not None,
-                 "restartOnError": self.query_bool("restartOnError"),
-                 "maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None}
+        given = {"maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None}
         refused = [name for name in UNSUPPORTED_RUN_OPTIONS if given[name]]
         if refused:
             raise InvalidInput("; ".join(UNSUPPORTED_RUN_OPTIONS[name] for name in refused) + ".")
@@ -236,7 +232,12 @@ class RunStarting(StartInput, RunListing):
         encoded = self.query("webhooks")
         return {"build": self.query("build"), "memory_mb": self.query("memory"), "timeout_secs": self.query("timeout"),
                 "origin": "ACTOR" if self.principal.run_id else "API", "parent_run_id": self.principal.run_id,
-                "web_public": web_public, "webhooks": decode_ad_hoc(encoded) if encoded else []}
+                "web_public": web_public, "webhooks": decode_ad_hoc(encoded) if encoded else [],
+                "max_items": self.query_int("maxItems", minimum=1), **self.restart_option()}
+
+    def restart_option(self) -> dict[str, bool]:
+        """``restartOnError`` when the query gives it (a task's own option applies otherwise)."""
+        return {"restart_on_error": self.query_bool("restartOnError")} if self.query("restartOnError") else {}
 
     async def send_started(self, run: Run, wait: int) -> None:
         """201 with the run, once it finished or ``waitForFinish`` seconds passed."""

@@ -72,7 +72,35 @@ class RunPrincipal:
     may_manage_webhooks = False  # it may only add webhooks of its own run (Actor.add_webhook)
 
 
-Principal = UserPrincipal | RunPrincipal
+@dataclass(frozen=True)
+class SignedPrincipal:
+    """Someone with a signed public URL of one storage (no token): reads that storage, nothing else."""
+
+    storage_id: str
+
+    def may_read_run(self, run: Run, children: set[str]) -> bool:
+        return False
+
+    def may_abort_run(self, run: Run, children: set[str]) -> bool:
+        return False
+
+    def may_update_run(self, run: Run) -> bool:
+        return False
+
+    def may_access_storage(self, meta: dict, children: set[str]) -> bool:
+        return bool(meta.get("id") == self.storage_id)
+
+    def may_read_actor(self, actor_id: str) -> bool:
+        return False
+
+    may_manage_actors = False
+    may_manage_runs = False
+    may_publish_web = False
+    may_manage_webhooks = False
+    run_id: str | None = None
+
+
+Principal = UserPrincipal | RunPrincipal | SignedPrincipal
 
 
 def require(allowed: bool, what: str) -> None:

@@ -132,6 +132,7 @@ class RunResurrectHandler(RunAccess):
         run = await self.call(
             self.platform.resurrect_run, run["id"], build=self.query("build"),
             memory_mb=self.query("memory"), timeout_secs=self.query("timeout"),
+            restart_on_error=self.query_bool("restartOnError") if self.query("restartOnError") else None,
         )
         self.send_data(await self.call(self.views.run, run))
 

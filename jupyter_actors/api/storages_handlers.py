@@ -6,7 +6,9 @@ Each storage is addressed by id, name or ``username~name``; ``/actor-runs/{id}/k
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from urllib.parse import quote
 from typing import Any, Literal, TypeVar
 
 from ..platform.core import USERNAME
@@ -26,10 +28,11 @@ from ..platform.storages.item_formats import (
     write_xlsx,
 )
 from ..platform.storages.kinds import LABELS
+from ..platform.storages.signing import content_signature_valid, record_signature, record_signature_valid
 from ..platform.storages.statistics import field_statistics
 from ..platform.storages.validation import validate_title
 from .base import MAX_BATCH_REQUESTS, Route
-from .principals import require
+from .principals import SignedPrincipal, require
 from .run_refs import RunAddressing
 
 ID = r"([^/]+)"
@@ -55,7 +58,7 @@ ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application
 FILE_FORMATS = {"xlsx": write_xlsx, "arrow": write_arrow, "parquet": write_parquet}
 #: Every option of GET .../items that works here; anything else is refused, never ignored.
 ITEMS_OPTIONS = {"format", "offset", "limit", "desc", "fields", "omit", "clean", "skipEmpty", "skipHidden", "unwind",
-                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment"}
+                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment", "signature"}
 #: Options that shape one format only: given with another format they would do nothing, so they are refused.
 ITEMS_FORMAT_OPTIONS = {"delimiter": ("csv",), "xmlRoot": ("xml",), "xmlRow": ("xml",),
                         "skipHeaderRow": ("csv", "html", "xlsx")}
@@ -63,7 +66,6 @@ ITEMS_FORMAT_OPTIONS = {"delimiter": ("csv",), "xmlRoot": ("xml",), "xmlRow": ("
 ITEMS_UNSUPPORTED = {
     "view": "dataset views (.actor/dataset_schema.json) are not supported here yet; use fields, omit, unwind and "
             "flatten instead",
-    "signature": "signed public URLs are not supported here yet; authenticate with a token",
     "simplified": "simplified is a legacy option that is not supported; use clean, unwind and flatten",
     "skipFailedPages": "skipFailedPages is a legacy option that is not supported; use clean",
 }
@@ -74,6 +76,8 @@ class StorageAccess(RunAddressing):
 
     #: A sub-resource's handler names its kind; the collection and storage routes pass it as a kwarg.
     kind: str
+    #: Whether a signed public URL may read this route without a token (records, keys, items).
+    signed_reads = False
 
     def initialize(self, run_ref: str | None = None, kind: str | None = None) -> None:
         super().initialize(run_ref)
@@ -105,18 +109,44 @@ class StorageAccess(RunAddressing):
             run = self.find_run(ref)
             require(self.principal.may_read_run(run, children), f"read run {run['id']}")
             ref = run[RUN_FIELD[self.kind]]
+        meta = self._lookup(ref)
+        require(self.principal.may_access_storage(meta, children), f"use {PATH_OF_KIND[self.kind]} {ref}")
+        return meta
+
+    def _lookup(self, ref: str) -> dict:
+        """The storage ``ref`` names (id, name or ``username~name``), whoever asks. Blocking."""
         username, _, name = ref.rpartition("~")
         if username and username != USERNAME:  # one user here: another user's storages do not exist
             raise NotFound(f"{PATH_OF_KIND[self.kind]} {ref!r} was not found; storages here belong to {USERNAME!r}.")
         try:
-            meta = self.storages.get(self.kind, name)
+            return self.storages.get(self.kind, name)
         except NotFound:
             expired = self.platform.tombstone_message(name, LABELS[self.kind])
             if expired:  # deleted with its run (retention or on request): say so
                 raise NotFound(expired, type="record-not-found") from None
             raise
-        require(self.principal.may_access_storage(meta, children), f"use {PATH_OF_KIND[self.kind]} {ref}")
-        return meta
+
+    async def signed_principal(self) -> SignedPrincipal | None:
+        """Apify's public URLs: a GET of a record, a store's keys or a dataset's items with a valid
+        ``signature`` (made with the storage's ``urlSigningSecretKey``) needs no token; anything else
+        signed is refused. Only on the storage's own routes, not a run's shortcuts to its storages."""
+        signature = self.query("signature")
+        if (signature is None or not self.signed_reads or self.request.method not in ("GET", "HEAD")
+                or self.run_ref is not None):
+            return None
+        try:
+            meta = await asyncio.to_thread(self._lookup, self.path_args[0])
+        except NotFound:
+            meta = None
+        if meta is None or not self.signature_valid(meta, signature):
+            raise Forbidden("The signature of this URL is not valid for this storage, or it has expired: make a "
+                            "new public URL (Actor.get_public_url, create_items_public_url, create_keys_public_url) "
+                            "or send a token.", type="invalid-signature")
+        return SignedPrincipal(meta["id"])
+
+    def signature_valid(self, meta: dict, signature: str) -> bool:
+        """A store's keys or a dataset's items: the content signature of the storage's id."""
+        return content_signature_valid(meta["urlSigningSecretKey"] or "", meta["id"], signature)
 
     def view(self, meta: dict) -> dict:
         return self.views.storage(PATH_OF_KIND[self.kind], meta)
@@ -196,6 +226,7 @@ class StorageHandler(StorageAccess):
 
 class KeysHandler(StorageAccess):
     kind = KEY_VALUE_STORES
+    signed_reads = True
 
     async def get(self, ref: str) -> None:
         meta = await self.storage(ref)
@@ -204,14 +235,21 @@ class KeysHandler(StorageAccess):
             limit=self.query_int("limit", 1000), prefix=self.query("prefix"),
         )
         base = f"{self.views.console_url('key-value-stores', meta['id'])}/records/"
-        for item in listing["items"]:
-            item["recordPublicUrl"] = base + item["key"]
+        secret = meta["urlSigningSecretKey"]
+        for item in listing["items"]:  # signed, as Apify's: each opens in a browser without a token
+            signed = f"?signature={record_signature(secret, item['key'])}" if secret else ""
+            item["recordPublicUrl"] = base + quote(item["key"], safe="") + signed
         self.send_data(listing)
 
 
 class RecordHandler(StorageAccess):
     kind = KEY_VALUE_STORES
+    signed_reads = True
     large_bodies_for_runs = True  # stored as sent, never parsed: a run's record may be MAX_BODY_BYTES
+
+    def signature_valid(self, meta: dict, signature: str) -> bool:
+        """A record's signature covers its key (the path's second part, decoded)."""
+        return record_signature_valid(meta["urlSigningSecretKey"] or "", self.path_args[1], signature)
 
     async def get(self, ref: str, key: str) -> None:
         value, content_type = await self.use(ref, self.storages.get_record, key)
@@ -251,6 +289,7 @@ class RecordHandler(StorageAccess):
 
 class ItemsHandler(StorageAccess):
     kind = DATASETS
+    signed_reads = True
 
     async def get(self, ref: str) -> None:
         # Every option is checked before the first byte goes out: after that, an error cannot be reported.

@@ -65,6 +65,8 @@ class Views:
                 "diskMbytes": row["disk_mb"],
                 "cpuCores": row["cpu_cores"],
                 "cpuMode": row["cpu_mode"],
+                **({"maxItems": options["maxItems"]} if options.get("maxItems") is not None else {}),
+                "restartOnError": bool(options.get("restartOnError")),
             },
             "buildId": row["build_id"],
             "buildNumber": row["build_number"],

@@ -215,10 +215,12 @@ class Platform:
     def start_task(self, task: str, *, input: object = None, build: str | None = None,
                    memory_mb: int | str | None = None, timeout_secs: int | str | None = None, origin: str = "API",
                    parent_run_id: str | None = None, web_public: bool = False,
-                   webhooks: Sequence[WebhookSettings] = ()) -> Run:
+                   webhooks: Sequence[WebhookSettings] = (), max_items: int | None = None,
+                   restart_on_error: bool | None = None) -> Run:
         return self._with_ad_hoc_webhooks(webhooks, lambda: self.tasks.start(
             task, input=input, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, origin=origin,
-            parent_run_id=parent_run_id, web_public=web_public))
+            parent_run_id=parent_run_id, web_public=web_public, max_items=max_items,
+            restart_on_error=restart_on_error))
 
     # -- schedules --------------------------------------------------------------------------------
 
@@ -281,7 +283,8 @@ class Platform:
                   timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
                   content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
                   web_public: bool = False, actor_task_id: str | None = None,
-                  webhooks: Sequence[WebhookSettings] = ()) -> Run:
+                  webhooks: Sequence[WebhookSettings] = (), max_items: int | None = None,
+                  restart_on_error: bool = False) -> Run:
         """Validate, admit against the quota, record (READY) and hand the run to a watcher thread.
 
         ``webhooks``: ad-hoc webhooks of this run (their condition is the run), checked before it starts.
@@ -289,7 +292,7 @@ class Platform:
         return self._with_ad_hoc_webhooks(webhooks, lambda: self.runs.start(
             actor, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs, input=input,
             content_type=content_type, origin=origin, parent_run_id=parent_run_id, web_public=web_public,
-            actor_task_id=actor_task_id))
+            actor_task_id=actor_task_id, max_items=max_items, restart_on_error=restart_on_error))
 
     def _with_ad_hoc_webhooks(self, webhooks: Sequence[WebhookSettings], start: Callable[[], Run]) -> Run:
         """Start a run with its ad-hoc webhooks, checked before anything is stored."""
@@ -305,8 +308,9 @@ class Platform:
         return self.runs.validate_input(actor, input, content_type=content_type, build=build)
 
     def resurrect_run(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
-                      timeout_secs: int | str | None = None) -> Run:
-        return self.runs.resurrect(run_id, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs)
+                      timeout_secs: int | str | None = None, restart_on_error: bool | None = None) -> Run:
+        return self.runs.resurrect(run_id, build=build, memory_mb=memory_mb, timeout_secs=timeout_secs,
+                                   restart_on_error=restart_on_error)
 
     def abort_run(self, run_id: str, *, gracefully: bool = False) -> Run:
         return self.runs.abort(run_id, gracefully=gracefully)

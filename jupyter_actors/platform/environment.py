@@ -6,6 +6,7 @@ example, the events URL is set but unreachable.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .clock import iso, parse_iso
@@ -14,10 +15,13 @@ from .models import Actor, Build, Run
 
 def run_environment(run: Run, actor: Actor, build: Build, token: str, *, api_url: str | None, events_url: str | None,
                     container_url: str | None, container_port: int, custom: list[dict[str, Any]],
-                    persist_state_interval_secs: float = 60.0, proxy: dict[str, str] | None = None) -> dict[str, str]:
-    """``proxy``: the APIFY_PROXY_* variables of the runs' proxy (none when it is not served)."""
+                    persist_state_interval_secs: float = 60.0, proxy: dict[str, str] | None = None,
+                    public_api_url: str | None = None) -> dict[str, str]:
+    """``proxy``: the APIFY_PROXY_* variables of the runs' proxy (none when it is not served).
+    ``public_api_url``: where the user reaches the API, for the public URLs the SDKs make (default: api_url)."""
     started_at = iso(parse_iso(run["started_at"])) or ""
     timeout_at = iso(parse_iso(run["timeout_at"])) if run["timeout_at"] else ""
+    max_items = json.loads(run.get("options") or "{}").get("maxItems")
     pairs: dict[tuple[str, ...], str | None] = {
         ("APIFY_ACTOR_ID", "ACTOR_ID"): actor["id"],
         ("APIFY_ACTOR_RUN_ID", "ACTOR_RUN_ID"): run["id"],
@@ -40,8 +44,12 @@ def run_environment(run: Run, actor: Actor, build: Build, token: str, *, api_url
         ("APIFY_CONTAINER_PORT", "ACTOR_WEB_SERVER_PORT"): str(container_port),
         ("APIFY_CONTAINER_URL", "ACTOR_WEB_SERVER_URL"): container_url,
         ("APIFY_ACTOR_EVENTS_WS_URL", "ACTOR_EVENTS_WEBSOCKET_URL"): events_url,
+        # Apify's maxItems as Apify hands it to the actor (None: unset, left out).
+        ("APIFY_MAX_PAID_DATASET_ITEMS", "ACTOR_MAX_PAID_DATASET_ITEMS"):
+            str(max_items) if max_items is not None else None,
         ("APIFY_API_BASE_URL",): api_url,
-        ("APIFY_API_PUBLIC_BASE_URL",): api_url,
+        # Public URLs (Actor.get_public_url, signed) are for the user's browser: the user-facing API.
+        ("APIFY_API_PUBLIC_BASE_URL",): public_api_url.rstrip("/") if public_api_url else api_url,
         ("APIFY_PERSIST_STATE_INTERVAL_MILLIS", "CRAWLEE_PERSIST_STATE_INTERVAL_MILLIS"):
             str(int(persist_state_interval_secs * 1000)),
     }

@@ -301,7 +301,8 @@ class ScheduleService:
         run_input = action.get("runInput") or {}
         run = self.runs.start(actor["id"], build=options.build, memory_mb=options.memory_mb,
                               timeout_secs=options.timeout_secs, input=run_input.get("body"),
-                              content_type=run_input.get("contentType"), origin="SCHEDULER")
+                              content_type=run_input.get("contentType"), origin="SCHEDULER",
+                              max_items=options.max_items, restart_on_error=options.restart_on_error)
         return run["id"], f"actor {actor['name']}"
 
     def seconds_until_next(self) -> float | None:

@@ -19,7 +19,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .ids import new_id
 from .models import Run, Task
 from .registry import dumps
-from .runs.service import RunService
+from .runs.service import RunService, validate_max_items
 from .sources import ACTOR_NAME_RE
 from .stores import Stores
 
@@ -28,10 +28,8 @@ OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "build": (str, type(None)), "timeoutSecs": (int, type(None)), "memoryMbytes": (int, type(None)),
     "restartOnError": (bool, type(None)), "maxItems": (int, type(None)), "maxTotalChargeUsd": (int, float, type(None)),
 }
-#: Options Apify has that runs here cannot honour yet: refused unless unset, never stored and ignored.
+#: Options Apify has that runs here cannot honour: refused unless unset, never stored and ignored.
 UNSUPPORTED_OPTIONS = {
-    "restartOnError": "restartOnError is not supported here yet; a failed run is not restarted (use false)",
-    "maxItems": "maxItems is not supported here yet; a run's dataset is not capped (leave it unset)",
     "maxTotalChargeUsd": "maxTotalChargeUsd is not supported here: runs are not charged (leave it unset)",
 }
 
@@ -43,10 +41,13 @@ class TaskOptions:
     build: str | None = None
     timeout_secs: int | None = None
     memory_mb: int | None = None
+    max_items: int | None = None
+    restart_on_error: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"build": self.build, "timeoutSecs": self.timeout_secs, "memoryMbytes": self.memory_mb,
-                "restartOnError": False}
+                "restartOnError": self.restart_on_error,
+                **({"maxItems": self.max_items} if self.max_items is not None else {})}
 
     @classmethod
     def parse(cls, value: object, *, base: TaskOptions | None = None) -> TaskOptions:
@@ -69,17 +70,21 @@ class TaskOptions:
                 raise InvalidInput(f"options.{message}.")
         memory = value.get("memoryMbytes", base.memory_mb)
         timeout = value.get("timeoutSecs", base.timeout_secs)
+        restart = value.get("restartOnError", base.restart_on_error)
         return cls(
             build=value.get("build", base.build),
             memory_mb=limits_mod.validate_memory(memory) if memory is not None else None,
             timeout_secs=limits_mod.validate_timeout(timeout) if timeout is not None else None,
+            max_items=validate_max_items(value.get("maxItems", base.max_items)),
+            restart_on_error=bool(restart),
         )
 
     @classmethod
     def of(cls, task: Task) -> TaskOptions:
         stored = json.loads(task["options"])
         return cls(build=stored.get("build"), timeout_secs=stored.get("timeoutSecs"),
-                   memory_mb=stored.get("memoryMbytes"))
+                   memory_mb=stored.get("memoryMbytes"), max_items=stored.get("maxItems"),
+                   restart_on_error=bool(stored.get("restartOnError")))
 
 
 def validate_task_name(name: object) -> str:
@@ -169,7 +174,7 @@ class TaskService:
 
     def start(self, ref: str, *, input: object = None, build: str | None = None, memory_mb: int | str | None = None,
               timeout_secs: int | str | None = None, origin: str = "API", parent_run_id: str | None = None,
-              web_public: bool = False) -> Run:
+              web_public: bool = False, max_items: int | None = None, restart_on_error: bool | None = None) -> Run:
         """A run of the task's actor: ``input`` (a JSON object) overrides the task input's fields, and
         the options given here override the task's, which override the actor's defaults."""
         task = self.get(ref)
@@ -182,5 +187,6 @@ class TaskService:
             memory_mb=memory_mb if memory_mb is not None else options.memory_mb,
             timeout_secs=timeout_secs if timeout_secs is not None else options.timeout_secs,
             input=merged, origin=origin, parent_run_id=parent_run_id, web_public=web_public,
-            actor_task_id=task["id"],
+            actor_task_id=task["id"], max_items=max_items if max_items is not None else options.max_items,
+            restart_on_error=restart_on_error if restart_on_error is not None else options.restart_on_error,
         )

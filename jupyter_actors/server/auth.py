@@ -5,7 +5,7 @@ from __future__ import annotations
 from jupyter_server.base.handlers import JupyterHandler
 
 from ..api.auth import has_cli_credential
-from ..api.principals import Principal, UserPrincipal
+from ..api.principals import Principal, SignedPrincipal, UserPrincipal
 from ..platform.errors import Forbidden, Unauthorized
 
 AUTH_RESOURCE = "actors"
@@ -28,6 +28,11 @@ class JupyterAuthBase(JupyterHandler):
             return None
         return super().check_xsrf_cookie()
 
+    async def signed_principal(self) -> SignedPrincipal | None:
+        """The reader of a signed public URL, on routes that take one (storage reads); None elsewhere.
+        Raises when the request carries a signature that is not valid."""
+        return None
+
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare(_redirect_to_login=False)
         if not self.check_origin():
@@ -36,6 +41,10 @@ class JupyterAuthBase(JupyterHandler):
             self.principal = UserPrincipal()
             return
         if self.current_user is None:
+            signed = await self.signed_principal()
+            if signed is not None:  # a signed public URL of one storage: readable without a login
+                self.principal = signed
+                return
             raise Unauthorized(
                 "Authentication required: send the Jupyter server's token as 'Authorization: Bearer <token>'."
             )

@@ -67,6 +67,7 @@ def container_spec(run: Run, actor: Actor, build: Build, version: Version, limit
         persist_state_interval_secs=config.persist_state_interval_secs,
         container_port=run["container_port"] or config.container_port, custom=json.loads(version["env_vars"]),
         proxy=proxy_environment(endpoints.proxy_endpoint, run),  # its MAC is under the token's hash
+        public_api_url=config.public_api_url,
     )
     labels = {
         LABEL_INSTANCE: instance_id,

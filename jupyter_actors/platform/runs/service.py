@@ -7,6 +7,7 @@ listeners (``Changes``). Its methods block: async callers run them in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -34,7 +35,7 @@ from ..quota import Admission
 from ..registry import dumps
 from ..retention import Retention
 from ..runlog import run_log_path
-from ..storages import Storages
+from ..storages import PushResult, Storages
 from ..stores import Stores
 from .container import NETWORK_NAME, Endpoints, container_port, container_spec
 from .handover import MAX_METAMORPHS, current_actor_id, metamorph_input_key, metamorphs
@@ -72,6 +73,7 @@ class RunService:
         self._network: str | None = None
         self._unwatched: set[str] = set()  # live runs no watcher followed at the last periodic pass
         self.status_messages = StatusMessages(config.status_message_rate, self._write_status_message)
+        storages.on_items_dropped = self._items_dropped
 
     def log_path(self, run_id: str) -> Path:
         return run_log_path(self.logs_dir, run_id)
@@ -107,10 +109,13 @@ class RunService:
     def start(self, actor: str, *, build: str | None = None, memory_mb: int | str | None = None,
               timeout_secs: int | str | None = None, input: bytes | str | dict[str, Any] | list[Any] | None = None,
               content_type: str | None = None, origin: str = "API", parent_run_id: str | None = None,
-              web_public: bool = False, actor_task_id: str | None = None) -> Run:
+              web_public: bool = False, actor_task_id: str | None = None, max_items: int | None = None,
+              restart_on_error: bool = False) -> Run:
         """Validate, admit against the quota, record (READY) and hand the run to a watcher thread.
 
-        ``actor_task_id``: the task the run is started from (its run record and APIFY_ACTOR_TASK_ID say so)."""
+        ``actor_task_id``: the task the run is started from (its run record and APIFY_ACTOR_TASK_ID say so).
+        ``max_items``: Apify's ``maxItems``, the most items the run's default dataset keeps.
+        ``restart_on_error``: a run that fails is started again (``restart_failed``)."""
         actor_row = self.actors.get(actor)
         build_row = self.builds.resolve(actor_row, build)
         version = self.actors.version(actor_row["id"], build_row["version_number"])
@@ -120,6 +125,7 @@ class RunService:
             timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
         )
         body, content_type = checked_input(version, *input_body(input, content_type))
+        max_items = validate_max_items(max_items)
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
         port = container_port(version, self.config.container_port)  # may refuse: before anything is stored
         token = new_token()
@@ -129,7 +135,7 @@ class RunService:
             self.admission.check(memory, what="run")
             run_id = new_id()
             kvs = self.storages.create_kvs(run_id=run_id, actor_id=actor_row["id"])
-            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"])
+            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"], max_items=max_items)
             queue = self.storages.create_request_queue(run_id=run_id, actor_id=actor_row["id"])
             if body is not None:
                 self.storages.set_record(kvs["id"], "INPUT", body, content_type)
@@ -159,7 +165,8 @@ class RunService:
                 "origin": origin,
                 "parent_run_id": parent_run_id,
                 "actor_task_id": actor_task_id,
-                "options": dumps({"build": build or actor_row["default_build"]}),
+                "options": dumps({"build": build or actor_row["default_build"], "maxItems": max_items,
+                                  "restartOnError": bool(restart_on_error)}),
                 "web_id": secrets.token_urlsafe(18),
                 "web_public": int(bool(web_public)),
                 "container_port": port,
@@ -201,10 +208,11 @@ class RunService:
         return cast(Run, {**run, "token": token})
 
     def resurrect(self, run_id: str, *, build: str | None = None, memory_mb: int | str | None = None,
-                  timeout_secs: int | str | None = None) -> Run:
+                  timeout_secs: int | str | None = None, restart_on_error: bool | None = None) -> Run:
         """A finished run goes back to RUNNING in a new container with the same storages.
 
         The old log is discarded, the timeout counts from now, and the duration includes the pause.
+        ``restart_on_error`` (None: as the run had it) sets the run's ``restartOnError`` from now on.
         """
         run = self.get_run(run_id)
         if not RunStatus(run["status"]).is_terminal:
@@ -222,6 +230,9 @@ class RunService:
         if run["container_id"]:
             self.backend.remove(run["container_id"])
         token = new_token()  # only the hash of the old one is kept; a new container gets a new token
+        options = json.loads(run["options"] or "{}")
+        if restart_on_error is not None:
+            options["restartOnError"] = bool(restart_on_error)
         with self.admission.lock:
             self.admission.check(memory, what="run")
             now = utcnow()
@@ -232,7 +243,7 @@ class RunService:
                 timeout_secs=timeout, timeout_at=iso(now + dt.timedelta(seconds=timeout)) if timeout else None,
                 finished_at=None, exit_code=None, stop_intent=None, container_id=None, host_port=None, web_host=None,
                 status_message="Resurrected", status_message_terminal=0,
-                resurrect_count=run["resurrect_count"] + 1, token_hash=token_hash(token),
+                resurrect_count=run["resurrect_count"] + 1, token_hash=token_hash(token), options=dumps(options),
                 # A new name: the old container may still be being removed by the engine.
                 container_name=f"jupyter-actors-{self.instance_id}-{run_id}-r{run['resurrect_count'] + 1}",
             )
@@ -263,6 +274,19 @@ class RunService:
         self._relaunch(run, f"l{count}", mode="restart" if run["status"] == RunStatus.RUNNING else "new",
                        restart_count=count, status_message=f"Restarted: {reason}")
 
+    def restart_failed(self, run: Run, reason: str) -> bool:
+        """A run started with ``restartOnError`` whose process failed starts again in a new container (same
+        id, storages and log), at most ``max_restarts`` times in all; False: it is not restarted (it fails)."""
+        options = json.loads(run["options"] or "{}")
+        if not options.get("restartOnError") or run["restart_count"] >= self.config.max_restarts:
+            return False
+        if expired(run):
+            return False  # its time is up: it fails now rather than start again only to time out
+        count = run["restart_count"] + 1
+        self._relaunch(run, f"e{count}", mode="restart", restart_count=count,
+                       status_message=f"Restarted after an error ({reason}, restartOnError)")
+        return True
+
     def _timed_out_meanwhile(self, run: Run, why: str) -> bool:
         """A running run whose timeout passed while it had no container ends TIMED-OUT instead of starting one."""
         if not (expired(run) and run["status"] == RunStatus.RUNNING):
@@ -278,7 +302,8 @@ class RunService:
         token = new_token()
         relaunched = self.update_run(
             run["id"], token_hash=token_hash(token), stop_intent=None, container_id=None, host_port=None,
-            web_host=None, container_name=f"jupyter-actors-{self.instance_id}-{run['id']}-{name_suffix}", **values,
+            web_host=None, exit_code=None, status_message_terminal=0,
+            container_name=f"jupyter-actors-{self.instance_id}-{run['id']}-{name_suffix}", **values,
         )
         build_row = self.builds.get(relaunched["build_id"])
         actor_row = self.actors.get(build_row["actor_id"])
@@ -373,6 +398,12 @@ class RunService:
         if self.status_messages.set(run_id, message, bool(terminal)):
             return self.get_run(run_id)
         return cast(Run, {**run, "status_message": message, "status_message_terminal": int(bool(terminal))})
+
+    def _items_dropped(self, run_id: str, push: PushResult) -> None:
+        """The run's dataset reached its ``maxItems``: the run's status message says so (and stays so at the end)."""
+        with contextlib.suppress(Conflict, NotFound):  # finished meanwhile, or deleted: its message is final
+            self.set_status_message(run_id, f"The run's dataset reached maxItems ({push.max_items} items): "
+                                            f"items pushed past it are not stored", terminal=True)
 
     def _write_status_message(self, run_id: str, message: str, terminal: bool) -> None:
         try:
@@ -520,6 +551,15 @@ class RunService:
             watcher.thread.join(timeout=5)
 
 
+def validate_max_items(value: object) -> int | None:
+    """Apify's ``maxItems``: a positive whole number of dataset items, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"maxItems must be a whole number of items of at least 1, not {value!r}.")
+    return value
+
+
 def checked_input(version: Version, body: bytes | None,
                   content_type: str | None) -> tuple[bytes | None, str | None]:
     """The INPUT checked against the version's input schema, with its defaults filled in (Apify's rule);
@@ -562,4 +602,4 @@ def input_body(value: bytes | str | dict[str, Any] | list[Any] | None,
     return body, content_type
 
 
-__all__ = ["EventSink", "RunService", "check_version_input", "checked_input", "input_body"]
+__all__ = ["EventSink", "RunService", "check_version_input", "checked_input", "input_body", "validate_max_items"]

@@ -54,6 +54,7 @@ class Supervisor(Protocol):
     def restart_lost(self, run: Run, reason: str) -> None: ...
 
     def hand_over(self, run: Run) -> None: ...
+    def restart_failed(self, run: Run, reason: str) -> bool: ...
 
     def forget_watcher(self, run_id: str, watcher: RunWatcher) -> None: ...
 
@@ -326,6 +327,11 @@ class RunWatcher:
             target, default = RunStatus.SUCCEEDED, "The run finished successfully"
         else:
             target, default = RunStatus.FAILED, f"The run failed: the process exited with code {exit_code}"
+        if (stopped is None and target == RunStatus.FAILED and exit_code not in (None, 0)
+                and self.platform.restart_failed(run, f"the process exited with code {exit_code}")):
+            if self.container_id:
+                self.backend.remove(self.container_id)  # its log is stored; the run goes on in a new one
+            return
         try:
             self.platform.transition(
                 self.run_id, target, exit_code=exit_code, finished_at=utcnow(),

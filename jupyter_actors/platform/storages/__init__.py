@@ -17,7 +17,7 @@ Metadata are plain dicts with Apify's camelCase keys; timestamps are ISO 8601 UT
 milliseconds and ``Z`` (``clock.iso``), ready for JSON.
 """
 
-from .datasets import CHUNK_MAX_ITEMS, EncodedItems, encode_items
+from .datasets import CHUNK_MAX_ITEMS, EncodedItems, PushResult, encode_items
 from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, REQUEST_QUEUES, StorageKind
 from .kvs import MAX_KEYS_LIMIT, Record
@@ -39,6 +39,7 @@ __all__ = [
     "EncodedItems",
     "ItemFilter",
     "ItemsPage",
+    "PushResult",
     "Record",
     "StorageKind",
     "Storages",

@@ -13,9 +13,10 @@ from ..clock import iso, utcnow
 from ..errors import Conflict
 from ..ids import new_id
 from .kinds import LABELS, StorageKind
+from .signing import new_signing_key
 from .sqlite import Database
 
-_COLUMNS = "id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id, title"
+_COLUMNS = "id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id, title, url_signing_secret_key"
 _COLUMN_NAMES = tuple(_COLUMNS.split(", "))
 
 
@@ -38,6 +39,9 @@ class Catalog(Database):
         """,
         # Apify's free-form title, shown next to the name (the API returns it; nothing resolves by it).
         "ALTER TABLE storages ADD COLUMN title TEXT",
+        # The secret that signs the storage's public URLs (``signing.py``); storages made before get one now.
+        "ALTER TABLE storages ADD COLUMN url_signing_secret_key TEXT; "
+        "UPDATE storages SET url_signing_secret_key = lower(hex(randomblob(16)))",
     )
 
     def insert(
@@ -132,8 +136,9 @@ class Catalog(Database):
             "act_id": actor_id,
             "act_run_id": run_id,
             "title": title,
+            "url_signing_secret_key": new_signing_key(),
         }
-        db.execute(f"INSERT INTO storages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(row.values()))
+        db.execute(f"INSERT INTO storages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(row.values()))
         return row
 
     @staticmethod
@@ -160,6 +165,7 @@ def row_to_meta(row: dict[str, Any]) -> dict[str, Any]:
         "accessedAt": row["accessed_at"],
         "actId": row["act_id"],
         "actRunId": row["act_run_id"],
+        "urlSigningSecretKey": row["url_signing_secret_key"],
     }
 
 

@@ -50,6 +50,21 @@ class EncodedItems:
     item_count: int
     clean_item_count: int
 
+    def head(self, count: int) -> EncodedItems:
+        """The first ``count`` items only (a push cut at a dataset's ``max_items``)."""
+        lines = b"\n".join(body for _, body in self.pieces).split(b"\n")[:count]
+        items = [orjson.loads(line) for line in lines]
+        return EncodedItems(pack(lines), count, _clean_count(items, b"\n".join(lines)))
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did: the dataset's item count afterwards and the items refused over ``max_items``."""
+
+    item_count: int
+    dropped: int
+    max_items: int | None = None
+
 
 def encode_items(payload: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]) -> EncodedItems:
     """Validate a push (a JSON object or an array of objects, raw or parsed) and re-encode it compactly.
@@ -111,6 +126,9 @@ class DatasetFile(StorageFile):
             body BLOB NOT NULL              -- compact JSON items joined by a newline
         )
         """,
+        # A run's ``maxItems``: the dataset keeps at most max_items items; dropped_items counts those refused.
+        "ALTER TABLE state ADD COLUMN max_items INTEGER; "
+        "ALTER TABLE state ADD COLUMN dropped_items INTEGER NOT NULL DEFAULT 0",
     )
 
     def metadata(self) -> dict[str, Any]:
@@ -124,14 +142,33 @@ class DatasetFile(StorageFile):
         with self.read() as db:
             return int(db.execute("SELECT item_count FROM state").fetchone()[0])
 
-    def append(self, batch: EncodedItems) -> int:
-        """Append in one transaction; returns the dataset's item count afterwards."""
-        if not batch.item_count:
-            return self.item_count()
+    def set_max_items(self, max_items: int | None) -> None:
+        """Cap the dataset (a run's ``maxItems``); later pushes are cut at the cap."""
         with self.write() as db:
-            count, tail_start, tail_rows = db.execute(
-                "SELECT item_count, tail_start, tail_rows FROM state"
+            db.execute("UPDATE state SET max_items = ?", (max_items,))
+
+    def cap(self) -> tuple[int | None, int]:
+        """(max_items or None, items refused so far)."""
+        with self.read() as db:
+            max_items, dropped = db.execute("SELECT max_items, dropped_items FROM state").fetchone()
+        return max_items, int(dropped)
+
+    def append(self, batch: EncodedItems) -> PushResult:
+        """Append in one transaction, cut at ``max_items`` if the dataset has one."""
+        if not batch.item_count:
+            return PushResult(self.item_count(), 0)
+        with self.write() as db:
+            count, tail_start, tail_rows, max_items = db.execute(
+                "SELECT item_count, tail_start, tail_rows, max_items FROM state"
             ).fetchone()
+            dropped = 0
+            if max_items is not None and count + batch.item_count > max_items:
+                allowed = max(max_items - count, 0)
+                dropped = batch.item_count - allowed
+                db.execute("UPDATE state SET dropped_items = dropped_items + ?", (dropped,))
+                if not allowed:
+                    return PushResult(count, dropped, max_items)
+                batch = batch.head(allowed)
             pieces, first = batch.pieces, count
             merge = tail_rows and (len(pieces) > 1 or is_full(pieces[0]) or tail_rows + 1 >= TAIL_MERGE_ROWS)
             if merge:
@@ -153,7 +190,7 @@ class DatasetFile(StorageFile):
                 (seq, batch.clean_item_count, tail_start, tail_rows),
             )
             self.mark_modified(db)
-            return seq
+            return PushResult(seq, dropped, max_items)
 
     def page(self, *, offset: int, limit: int | None, desc: bool, item_filter: ItemFilter) -> ItemsPage:
         """Rows [offset, offset + limit) counted from the start, or from the end when ``desc``."""

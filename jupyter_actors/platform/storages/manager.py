@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, TypeVar, cast
 
 from ..errors import NotFound
 from .catalog import Catalog, row_to_meta
-from .datasets import DatasetFile, encode_items
+from .datasets import DatasetFile, PushResult, encode_items
 from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, StorageKind, check_kind
 from .kvs import KeyValueStoreFile, Record
@@ -72,6 +72,8 @@ class Storages:
         #: Storages deleted lately: a file being deleted is never reopened (``may_create`` covers the rest).
         self._deleted: OrderedDict[str, None] = OrderedDict()
         self._touched: dict[str, float] = {}
+        #: Told (run id, push result) when a run's capped dataset refused items, so the run can say so.
+        self.on_items_dropped: Callable[[str, PushResult], None] | None = None
         self._lock_fd: int | None = self._hold_directory()
 
     # -- storages as a whole -------------------------------------------------------------------------
@@ -90,9 +92,15 @@ class Storages:
         return self.create(KEY_VALUE_STORES, name, run_id=run_id, actor_id=actor_id)
 
     def create_dataset(
-        self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
+        self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None,
+        max_items: int | None = None,
     ) -> dict[str, Any]:
-        return self.create(DATASETS, name, run_id=run_id, actor_id=actor_id)
+        """``max_items``: a run's ``maxItems``; pushes past it are cut (``push_items``)."""
+        meta = self.create(DATASETS, name, run_id=run_id, actor_id=actor_id)
+        if max_items is not None:
+            with self._use(DatasetFile, meta["id"]) as file:
+                file.set_max_items(max_items)
+        return meta
 
     def create_request_queue(
         self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
@@ -226,13 +234,20 @@ class Storages:
 
     # -- datasets ------------------------------------------------------------------------------------
 
-    def push_items(self, dataset: str, items: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]) -> int:
+    def push_items(self, dataset: str,
+                   items: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]) -> int:
         """Append a JSON object or array of objects (raw body or parsed); returns the new item count.
 
-        The whole push is validated first and stored in one transaction: all of it or nothing.
+        The whole push is validated first and stored in one transaction: all of it or nothing, except
+        that a dataset with ``max_items`` keeps the items up to it and tells ``on_items_dropped`` of the rest.
         """
         with self._use(DatasetFile, dataset) as file:
-            return file.append(encode_items(items))
+            result = file.append(encode_items(items))
+        if result.dropped and self.on_items_dropped is not None:
+            row = self._catalog.find(DATASETS, dataset)
+            if row is not None and row["act_run_id"]:
+                self.on_items_dropped(row["act_run_id"], result)
+        return result.item_count
 
     def list_items(
         self,
