@@ -12,9 +12,10 @@ from typing import Any
 from tornado import web
 
 from . import actors_handlers as actors
+from . import builds_handlers as builds
 from . import runs_handlers as runs
 from . import schedules_handlers as schedules
-from . import storages_handlers as storages
+from . import storage_routes as storages
 from . import tasks_handlers as tasks
 from . import users_handlers as users
 from . import webhooks_handlers as webhooks
@@ -45,12 +46,12 @@ def run_routes(prefix: str, run_ref: str) -> list[Route]:
 ROUTES: list[Route] = [
     (r"/actor-runs", runs.RunListHandler, {}),
     *run_routes(rf"/actor-runs/{ID}", BY_ID),
-    (rf"/logs/{ID}", actors.LogHandler, {}),
-    (r"/actor-builds", actors.BuildListHandler, {}),
-    (rf"/actor-builds/{ID}", actors.BuildHandler, {}),
-    (rf"/actor-builds/{ID}/abort", actors.BuildAbortHandler, {}),
-    (rf"/actor-builds/{ID}/openapi.json", actors.BuildOpenApiHandler, {}),
-    (rf"/actor-builds/{ID}/log", actors.BuildLogHandler, {}),
+    (rf"/logs/{ID}", builds.LogHandler, {}),
+    (r"/actor-builds", builds.BuildListHandler, {}),
+    (rf"/actor-builds/{ID}", builds.BuildHandler, {}),
+    (rf"/actor-builds/{ID}/abort", builds.BuildAbortHandler, {}),
+    (rf"/actor-builds/{ID}/openapi.json", builds.BuildOpenApiHandler, {}),
+    (rf"/actor-builds/{ID}/log", builds.BuildLogHandler, {}),
     (rf"/users/{ID}", users.UserHandler, {}),
     (rf"/users/{ID}/limits", users.UserLimitsHandler, {}),
     (rf"/users/{ID}/usage/monthly", users.UserMonthlyUsageHandler, {}),
@@ -77,7 +78,7 @@ for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients 
         (rf"/{_actors}/{ID}/runs", actors.ActorRunsHandler, {}),
         *run_routes(rf"/{_actors}/{ID}/runs/last", LAST_OF_ACTOR),
         (rf"/{_actors}/{ID}/builds", actors.ActorBuildsHandler, {}),
-        (rf"/{_actors}/{ID}/builds/default", actors.ActorDefaultBuildHandler, {}),
+        (rf"/{_actors}/{ID}/builds/default", builds.ActorDefaultBuildHandler, {}),
         (rf"/{_actors}/{ID}/validate-input", actors.ValidateInputHandler, {}),
         (rf"/{_actors}/{ID}/versions", actors.ActorVersionsHandler, {}),
         (rf"/{_actors}/{ID}/versions/{ID}", actors.ActorVersionHandler, {}),

@@ -1,4 +1,5 @@
-"""Key-value stores, datasets and request queues over HTTP, shaped exactly as apify-client expects.
+"""Key-value stores and datasets over HTTP, shaped exactly as apify-client expects, and what all storage
+handlers share (``StorageAccess``); request queues are in ``request_queue_handlers.py``.
 
 Each storage is addressed by id, name or ``username~name``; ``/actor-runs/{id}/key-value-store``
 (and ``dataset``, ``request-queue``) address a run's default storages.
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from urllib.parse import quote
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 from ..platform.core import USERNAME
 from ..platform.errors import Forbidden, InvalidInput, NotFound
@@ -17,7 +18,6 @@ from ..platform.storages import (
     DATASETS,
     KEY_VALUE_STORES,
     REQUEST_QUEUES,
-    unique_key_to_request_id,
 )
 from ..platform.storages.columnar import require_pyarrow, write_arrow, write_parquet
 from ..platform.storages.item_formats import (
@@ -31,7 +31,6 @@ from ..platform.storages.kinds import LABELS
 from ..platform.storages.signing import content_signature_valid, record_signature, record_signature_valid
 from ..platform.storages.statistics import field_statistics
 from ..platform.storages.validation import validate_title
-from .base import MAX_BATCH_REQUESTS, Route
 from .principals import SignedPrincipal, require
 from .run_refs import RunAddressing
 
@@ -399,198 +398,3 @@ def _take(iterator, size: int) -> bytes:
         if total >= size:
             break
     return b"".join(parts)
-
-
-# -- request queues ----------------------------------------------------------------------------------
-
-
-class RequestsHandler(StorageAccess):
-    kind = REQUEST_QUEUES
-
-    async def get(self, ref: str) -> None:
-        meta = await self.storage(ref)
-        listing = await self.call(
-            self.storages.list_requests, meta["id"], limit=self.query_int("limit"), cursor=self.query("cursor"),
-            exclusive_start_id=self.query("exclusiveStartId"), filter=self.query_list("filter"),
-            client_key=self.query("clientKey"),
-        )
-        listing["items"] = [self.views.request(item) for item in listing["items"]]
-        self.send_data(listing)
-
-    async def post(self, ref: str) -> None:
-        meta = await self.storage(ref)
-        body = await self.json_body()
-        if not isinstance(body, dict):
-            raise InvalidInput("The body must be a request object with at least a url.")
-        result = await self.call(
-            self.storages.add_requests, meta["id"], [body], forefront=self.query_bool("forefront"),
-            client_key=self.query("clientKey"),
-        )
-        processed = result["processedRequests"]
-        self.send_data(processed[0] if processed else result, 201)
-
-
-class RequestsBatchHandler(StorageAccess):
-    kind = REQUEST_QUEUES
-
-    async def post(self, ref: str) -> None:
-        meta = await self.storage(ref)
-        body = await self.json_body()
-        if not isinstance(body, list):
-            raise InvalidInput("The body must be a JSON array of request objects.")
-        check_batch_size(body)
-        result = await self.call(
-            self.storages.add_requests, meta["id"], body, forefront=self.query_bool("forefront"),
-            client_key=self.query("clientKey"),
-        )
-        self.send_data(result, 201)
-
-    async def delete(self, ref: str) -> None:
-        """Delete by id or uniqueKey. Every entry is checked before any is deleted; deleting a request
-        that is not there counts as done (the call is idempotent, as a retried batch needs)."""
-        meta = await self.storage(ref)
-        body = await self.json_body()
-        if not isinstance(body, list) or not all(
-            isinstance(entry, dict) and (isinstance(entry.get("id"), str) or isinstance(entry.get("uniqueKey"), str))
-            for entry in body
-        ):
-            raise InvalidInput("The body must be a JSON array of {\"id\": ...} or {\"uniqueKey\": ...} objects.")
-        check_batch_size(body)
-        processed = [
-            {"id": entry.get("id") or unique_key_to_request_id(entry["uniqueKey"]), "uniqueKey": entry.get("uniqueKey")}
-            for entry in body
-        ]
-        refused = await self.call(_delete_requests, self.storages, meta["id"], processed, **self.lock_owner())
-        refused_ids = {entry["id"] for entry in refused}
-        self.send_data({"processedRequests": [entry for entry in processed if entry["id"] not in refused_ids],
-                        "unprocessedRequests": refused})
-
-
-def check_batch_size(batch: list) -> None:
-    if len(batch) > MAX_BATCH_REQUESTS:
-        raise InvalidInput(f"A batch holds at most {MAX_BATCH_REQUESTS} requests (as on Apify); this one has "
-                           f"{len(batch)}. Send them in several batches. Nothing was changed.")
-
-
-def _delete_requests(storages, queue_id: str, entries: list[dict], **owner) -> list[dict]:
-    """Delete each; the entries refused because another client holds their lock come back."""
-    refused = []
-    for entry in entries:
-        try:
-            storages.delete_request(queue_id, entry["id"], **owner)
-        except NotFound:
-            pass
-        except Forbidden:
-            request = storages.get_request(queue_id, entry["id"])
-            refused.append({key: request[key] for key in ("id", "uniqueKey", "url", "method")})
-    return refused
-
-
-class RequestHandler(StorageAccess):
-    kind = REQUEST_QUEUES
-
-    async def get(self, ref: str, request_id: str) -> None:
-        meta = await self.storage(ref)
-        self.send_data(self.views.request(await self.call(self.storages.get_request, meta["id"], request_id)))
-
-    async def put(self, ref: str, request_id: str) -> None:
-        meta = await self.storage(ref)
-        body = await self.json_body()
-        if not isinstance(body, dict):
-            raise InvalidInput("The body must be a request object.")
-        result = await self.call(
-            self.storages.update_request, meta["id"], request_id, body, forefront=self.query_bool("forefront"),
-            **self.lock_owner(),
-        )
-        self.send_data(result)
-
-    async def delete(self, ref: str, request_id: str) -> None:
-        meta = await self.storage(ref)
-        await self.call(self.storages.delete_request, meta["id"], request_id, **self.lock_owner())
-        self.set_status(204)
-        self.finish()
-
-
-class RequestLockHandler(StorageAccess):
-    """``PUT`` prolongs the caller's lock on a request, ``DELETE`` releases it."""
-
-    kind = REQUEST_QUEUES
-
-    async def put(self, ref: str, request_id: str) -> None:
-        meta = await self.storage(ref)
-        result = await self.call(
-            self.storages.prolong_request_lock, meta["id"], request_id, lock_secs=self.required_lock_secs(),
-            forefront=self.query_bool("forefront"), **self.lock_owner(),
-        )
-        self.send_data(result)
-
-    async def delete(self, ref: str, request_id: str) -> None:
-        meta = await self.storage(ref)
-        await self.call(self.storages.delete_request_lock, meta["id"], request_id,
-                        forefront=self.query_bool("forefront"), **self.lock_owner())
-        self.set_status(204)
-        self.finish()
-
-
-class UnlockRequestsHandler(StorageAccess):
-    kind = REQUEST_QUEUES
-
-    async def post(self, ref: str) -> None:
-        meta = await self.storage(ref)
-        self.send_data(await self.call(self.storages.unlock_requests, meta["id"], **self.lock_owner()))
-
-
-class HeadHandler(StorageAccess):
-    kind = REQUEST_QUEUES
-
-    async def get(self, ref: str) -> None:
-        meta = await self.storage(ref)
-        head = await self.call(self.storages.list_head, meta["id"], limit=self.query_int("limit", 100),
-                               client_key=self.query("clientKey"))
-        self.send_data(head)
-
-
-class HeadLockHandler(StorageAccess):
-    """``POST .../head/lock``: the first available requests, locked for ``lockSecs`` to this client."""
-
-    kind = REQUEST_QUEUES
-
-    async def post(self, ref: str) -> None:
-        meta = await self.storage(ref)
-        head = await self.call(self.storages.lock_head, meta["id"], lock_secs=self.required_lock_secs(),
-                               limit=self.query_int("limit", minimum=1), **self.lock_owner())
-        self.send_data(head)
-
-
-ROUTES: list[Route] = []
-for _kind, _path in PATH_OF_KIND.items():
-    ROUTES += [
-        (f"/{_path}", CollectionHandler, {"kind": _kind}),
-        (rf"/{_path}/{ID}", StorageHandler, {"kind": _kind}),
-    ]
-_SUBPATHS: list[tuple[str, str, type[StorageAccess]]] = [
-    (KEY_VALUE_STORES, r"/keys", KeysHandler),
-    (KEY_VALUE_STORES, rf"/records/{ID}", RecordHandler),
-    (DATASETS, r"/items", ItemsHandler),
-    (DATASETS, r"/statistics", StatisticsHandler),
-    (REQUEST_QUEUES, r"/requests", RequestsHandler),
-    (REQUEST_QUEUES, r"/requests/batch", RequestsBatchHandler),
-    (REQUEST_QUEUES, r"/requests/unlock", UnlockRequestsHandler),
-    (REQUEST_QUEUES, rf"/requests/{ID}", RequestHandler),
-    (REQUEST_QUEUES, rf"/requests/{ID}/lock", RequestLockHandler),
-    (REQUEST_QUEUES, r"/head", HeadHandler),
-    (REQUEST_QUEUES, r"/head/lock", HeadLockHandler),
-]
-for _kind, _sub, _handler in _SUBPATHS:
-    ROUTES.append((rf"/{PATH_OF_KIND[_kind]}/{ID}{_sub}", _handler, {}))
-_SINGULAR = {KEY_VALUE_STORES: "key-value-store", DATASETS: "dataset", REQUEST_QUEUES: "request-queue"}
-
-
-def run_storage_routes(run_prefix: str, run_ref: str) -> list[Route]:
-    """A run's default storages under ``run_prefix`` (``/actor-runs/{runId}`` or ``/acts/{actorId}/runs/last``):
-    ``.../key-value-store/...``, ``.../dataset/...``, ``.../request-queue/...``."""
-    routes: list[Route] = [(f"{run_prefix}/{name}", StorageHandler, {"run_ref": run_ref, "kind": kind})
-                           for kind, name in _SINGULAR.items()]
-    routes += [(f"{run_prefix}/{_SINGULAR[kind]}{sub}", handler, {"run_ref": run_ref})
-               for kind, sub, handler in _SUBPATHS]
-    return routes

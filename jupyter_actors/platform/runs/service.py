@@ -1,6 +1,9 @@
 """Runs: started (validated, admitted against the quota, recorded READY, handed to a watcher),
 resurrected, aborted, waited for, and restarted when the engine lost them.
 
+Over 400 lines on purpose: every move in a run's life (start, resurrect, restart, metamorph and reboot
+hand-overs, abort) goes through this one service, because it owns the watchers that carry them out.
+
 The service owns the watchers of live runs; every run change it makes is stored first, then told to
 listeners (``Changes``). Its methods block: async callers run them in a thread.
 """
