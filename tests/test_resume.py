@@ -95,9 +95,10 @@ def test_graceful_stop_migrates_and_the_next_start_resumes(server):
     server.start()
     with server.client() as client:
         run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r, 120)
-        assert run["status"] == "SUCCEEDED"
-        assert run["stats"]["restartCount"] == 1
         log = client.get(f"/actor-runs/{run_id}/log").text
+        # A load-dependent failure (FAILED instead of SUCCEEDED) was seen: say why when it happens again.
+        assert run["status"] == "SUCCEEDED", (run["statusMessage"], log[-2000:], server.log_text()[-4000:])
+        assert run["stats"]["restartCount"] == 1
         assert "resuming from" in log  # it continued from the persisted position, not from zero
         numbers = [int(line.split()[1]) for line in log_lines(client, run_id)]
         resumed_at = int(log.split("resuming from ", 1)[1].split()[0])
