@@ -96,8 +96,9 @@ def test_graceful_stop_migrates_and_the_next_start_resumes(server):
     with server.client() as client:
         run = wait_until(lambda: (r := client.get(f"/actor-runs/{run_id}").json()["data"])["isTerminal"] and r, 120)
         log = client.get(f"/actor-runs/{run_id}/log").text
-        # A load-dependent failure (FAILED instead of SUCCEEDED) was seen: say why when it happens again.
-        assert run["status"] == "SUCCEEDED", (run["statusMessage"], log[-2000:], server.log_text()[-4000:])
+        if run["status"] != "SUCCEEDED":  # seen under load (exit 134): the whole story, in the captured output
+            print(run["statusMessage"], log, server.log_text(), sep="\n----\n")
+        assert run["status"] == "SUCCEEDED"
         assert run["stats"]["restartCount"] == 1
         assert "resuming from" in log  # it continued from the persisted position, not from zero
         numbers = [int(line.split()[1]) for line in log_lines(client, run_id)]
@@ -356,8 +357,9 @@ async def main():
         state = {"count": 0}
 
         async def persist(event_data):
-            await Actor.set_value("STATE", dict(state))
-            print(f"persisted {state['count']}", flush=True)
+            saved = dict(state)  # the loop counts on while the record is written
+            await Actor.set_value("STATE", saved)
+            print(f"persisted {saved['count']}", flush=True)
 
         async def aborting(event_data):
             await Actor.set_value("ABORTING", {"aborting": True})
