@@ -16,6 +16,7 @@ import docker
 import pytest
 
 from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE, PlatformConfig
+from jupyter_actors.server.process import ServerProcess
 
 TEST_MEMORY_MB = 1024  # tests not about limits: a hard CPU quota makes small runs slow
 
@@ -152,12 +153,32 @@ def define_actor(platform, name: str, main_py: str, requirements: str | None = N
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
-@pytest.fixture
-def jp_server_config(tmp_path, base_image):
+def extension_config(data_dir, **settings) -> dict:
+    """A pytest-jupyter server config with the extension on its own data directory; ``settings`` are more
+    ActorsExtension options (a short stop grace unless they say otherwise)."""
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0},
+        "ActorsExtension": {"data_dir": str(data_dir), "stop_grace_secs": 2.0, **settings},
     }
+
+
+@pytest.fixture
+def jp_server_config(tmp_path, base_image):
+    return extension_config(tmp_path / "server-data")
+
+
+@contextlib.contextmanager
+def server_process(tmp_path, docker_client, **settings) -> Iterator[ServerProcess]:
+    """A Jupyter server in a process of its own (to be killed and restarted); stopped, and its instance's
+    containers and images removed, at the end."""
+    made = ServerProcess(tmp_path, **settings)
+    try:
+        yield made
+    finally:
+        made.stop()
+        instance = made.instance_id()
+        if instance:
+            cleanup_instance(docker_client, instance)
 
 
 @pytest.fixture

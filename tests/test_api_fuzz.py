@@ -28,7 +28,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from .conftest import TEST_MEMORY_MB, define_actor, wait_until
+from .conftest import TEST_MEMORY_MB, extension_config, define_actor, wait_until
 from .test_api_hostile import SLEEPER
 from .test_api_openapi import DOCUMENT
 
@@ -42,11 +42,7 @@ KINDS = {"key-value-store": "key_value_stores", "dataset": "datasets", "request-
 @pytest.fixture
 def jp_server_config(tmp_path, base_image):
     # One sleeper run fills the quota: generated starts are validated, then refused without a container.
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0,
-                            "memory_limit_mb": QUOTA_MB},
-    }
+    return extension_config(tmp_path / "server-data", memory_limit_mb=QUOTA_MB)
 
 
 def seed_storages(storages, kvs: str, dataset: str, queue: str) -> str:

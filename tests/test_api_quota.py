@@ -8,7 +8,7 @@ import pytest
 from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
 
-from .conftest import TEST_MEMORY_MB, define_actor, wait_until
+from .conftest import TEST_MEMORY_MB, extension_config, define_actor, wait_until
 from .test_api_hostile import SLEEPER, assert_error, snapshot
 
 QUOTA_MB = 2 * TEST_MEMORY_MB
@@ -16,11 +16,7 @@ QUOTA_MB = 2 * TEST_MEMORY_MB
 
 @pytest.fixture
 def jp_server_config(tmp_path, base_image):
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0,
-                            "memory_limit_mb": QUOTA_MB},
-    }
+    return extension_config(tmp_path / "server-data", memory_limit_mb=QUOTA_MB)
 
 
 async def test_start_over_the_quota_is_refused_with_apify_error_type(api_url, api_token, actors_app):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from apify_client import ApifyClientAsync
 
+from .conftest import extension_config
 from .test_api_sdk import SLEEPER, create_and_build, source_version, status
 from .webhook_receiver import Receiver
 
@@ -21,11 +22,8 @@ MAX_ATTEMPTS = 3
 
 @pytest.fixture
 def jp_server_config(tmp_path, base_image):
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0,
-                            "webhook_retry_base_secs": RETRY_BASE_SECS, "webhook_max_attempts": MAX_ATTEMPTS},
-    }
+    return extension_config(tmp_path / "server-data", webhook_retry_base_secs=RETRY_BASE_SECS,
+                            webhook_max_attempts=MAX_ATTEMPTS)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from jupyter_actors.platform.storages import DATASETS, KEY_VALUE_STORES
 
-from .conftest import TEST_MEMORY_MB, define_actor, wait_until
+from .conftest import TEST_MEMORY_MB, extension_config, define_actor, wait_until
 from .test_api_hostile import assert_error, user_client
 
 TMPFS_MB = 48
@@ -44,10 +44,7 @@ def small_disk(tmp_path):
 
 @pytest.fixture
 def jp_server_config(small_disk, base_image):
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(small_disk), "stop_grace_secs": 2.0},
-    }
+    return extension_config(small_disk)
 
 
 def fill(point: Path, leave_bytes: int) -> Path:

@@ -15,6 +15,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -129,9 +131,18 @@ def run_containers(engine: PrivateEngine, run_id: str) -> list[dict]:
     return engine.client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})  # type: ignore[union-attr]
 
 
-def test_engine_restart_restarts_the_lost_run_from_its_persisted_position(server, private_engine):
-    n = 40
-    engine = private_engine
+@dataclass
+class CountingRun:
+    """A counter run under way on the private engine, and how to describe the scene when a wait fails."""
+
+    run_id: str
+    dataset_id: str
+    store_id: str
+    context: Callable[[], str]
+
+
+def start_counting(server: ServerProcess, engine: PrivateEngine, *, n: int, at_least: int) -> CountingRun:
+    """Start the server and a counter to ``n``; return once it has counted ``at_least`` steps."""
 
     def context() -> str:
         return f"\n{describe(engine)}\n--- server log ---\n{server.log_text()[-4000:]}\n{engine.log_tail(3000)}"
@@ -139,9 +150,17 @@ def test_engine_restart_restarts_the_lost_run_from_its_persisted_position(server
     server.start()
     run_id = start_counter(server, n=n, pause=STEP_PAUSE_SECS)
     with server.client() as client:
-        wait_until(lambda: counted(client, run_id) >= 5, 120, message="counting started")
+        wait_until(lambda: counted(client, run_id) >= at_least, 120, message="counting started")
         run = client.get(f"/actor-runs/{run_id}").json()["data"]
-        dataset_id, store_id = run["defaultDatasetId"], run["defaultKeyValueStoreId"]
+    return CountingRun(run_id, run["defaultDatasetId"], run["defaultKeyValueStoreId"], context)
+
+
+def test_engine_restart_restarts_the_lost_run_from_its_persisted_position(server, private_engine):
+    n = 40
+    engine = private_engine
+    counting = start_counting(server, engine, n=n, at_least=5)
+    run_id, dataset_id, store_id, context = counting.run_id, counting.dataset_id, counting.store_id, counting.context
+    with server.client() as client:
         items_before = [item["count"] for item in client.get(f"/datasets/{dataset_id}/items").json()]
         last_seen = counted(client, run_id)
     assert items_before and items_before == list(range(1, len(items_before) + 1)), items_before
@@ -228,16 +247,8 @@ def test_engine_restart_while_the_server_runs_restarts_the_run_and_it_succeeds(s
     back; the actor resumes from its persisted position. The API answers all along."""
     n = 24
     engine = private_engine
-
-    def context() -> str:
-        return f"\n{describe(engine)}\n--- server log ---\n{server.log_text()[-4000:]}\n{engine.log_tail(3000)}"
-
-    server.start()
-    run_id = start_counter(server, n=n, pause=STEP_PAUSE_SECS)
-    with server.client() as client:
-        wait_until(lambda: counted(client, run_id) >= 4, 120, message="counting started")
-        run = client.get(f"/actor-runs/{run_id}").json()["data"]
-        dataset_id, store_id = run["defaultDatasetId"], run["defaultKeyValueStoreId"]
+    counting = start_counting(server, engine, n=n, at_least=4)
+    run_id, dataset_id, store_id, context = counting.run_id, counting.dataset_id, counting.store_id, counting.context
 
     probes: list[tuple[float, int]] = []
     done = threading.Event()

@@ -8,7 +8,7 @@ import pytest
 
 import jupyter_actors
 
-from .conftest import TEST_MEMORY_MB, off
+from .conftest import TEST_MEMORY_MB, extension_config, off
 
 BUSY = ("import time\ndata = b'x' * (100 * 2**20)\nend = time.monotonic() + 3\n"
         "while time.monotonic() < end:\n    sum(range(10000))\n")
@@ -16,11 +16,7 @@ BUSY = ("import time\ndata = b'x' * (100 * 2**20)\nend = time.monotonic() + 3\n"
 
 @pytest.fixture
 def jp_server_config(tmp_path, base_image):
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0,
-                            "usage_sample_secs": 0.5},
-    }
+    return extension_config(tmp_path / "server-data", usage_sample_secs=0.5)
 
 
 async def test_usage_frame_and_plot_against_the_limits(client, monkeypatch):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import cleanup_instance, wait_until
+from .conftest import server_process, wait_until
 from jupyter_actors.server.process import ServerProcess
 
 # The seed's counter made long-running: counts to N with a pause per step, persisting its position on
@@ -39,12 +39,8 @@ def source(main_py: str) -> dict:
 
 @pytest.fixture
 def server(tmp_path, docker_client, base_image):
-    made = ServerProcess(tmp_path, persist_state_interval_secs=1.0, migrate_grace_secs=5.0)
-    yield made
-    made.stop()
-    instance = made.instance_id()
-    if instance:
-        cleanup_instance(docker_client, instance)
+    with server_process(tmp_path, docker_client, persist_state_interval_secs=1.0, migrate_grace_secs=5.0) as made:
+        yield made
 
 
 def start_counter(server: ServerProcess, **run_input) -> str:
@@ -134,8 +130,7 @@ asyncio.run(main())
 def test_graceful_stop_sends_migrating_and_state_is_stored_before_exit(tmp_path, docker_client, base_image):
     from jupyter_actors.platform.storages import Storages
 
-    server = ServerProcess(tmp_path, persist_state_interval_secs=600.0, migrate_grace_secs=5.0)
-    try:
+    with server_process(tmp_path, docker_client, persist_state_interval_secs=600.0, migrate_grace_secs=5.0) as server:
         server.start()
         with server.client() as client:
             body = source(MIGRATION_AWARE) | {"name": "migrator"}
@@ -151,11 +146,6 @@ def test_graceful_stop_sends_migrating_and_state_is_stored_before_exit(tmp_path,
         finally:
             storages.close()
         assert value == b'{"migrating": true}' or b'"migrating"' in value
-    finally:
-        server.stop()
-        instance = server.instance_id()
-        if instance:
-            cleanup_instance(docker_client, instance)
 
 
 def test_graceful_abort_sends_aborting_and_the_socket_takes_only_its_own_token(platform_factory):

@@ -11,15 +11,13 @@ import pytest
 from jupyter_actors.platform.errors import StorageLimitExceeded
 from jupyter_actors.platform.storages import DATASETS, KEY_VALUE_STORES, REQUEST_QUEUES, Storages
 
+from .conftest import extension_config
 from .test_api_hostile import assert_error, user_client
 
 
 @pytest.fixture
 def jp_server_config(tmp_path, base_image):
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0, "storage_max_mb": 1.0},
-    }
+    return extension_config(tmp_path / "server-data", storage_max_mb=1.0)
 
 
 async def test_writes_over_the_storage_limit_are_refused_whole(actors_app, api_url, api_token):

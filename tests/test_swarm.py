@@ -18,7 +18,7 @@ import pytest
 from jupyter_actors.platform.backends.swarm import SwarmBackend
 from jupyter_actors.platform.errors import EngineUnavailable
 
-from .conftest import TEST_MEMORY_MB, define_actor, wait_until
+from .conftest import TEST_MEMORY_MB, extension_config, define_actor, wait_until
 from .test_runs import LIMITS_PRINTER, SLEEPER, _log_values
 
 COUNTER = """
@@ -276,10 +276,7 @@ def test_web_servers_are_refused_unless_published_and_then_proxied(swarm_platfor
 
 @pytest.fixture
 def jp_server_config(tmp_path, base_image, swarm):
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
-        "ActorsExtension": {"data_dir": str(tmp_path / "server-data"), "stop_grace_secs": 2.0, "backend": "swarm"},
-    }
+    return extension_config(tmp_path / "server-data", backend="swarm")
 
 
 async def test_the_server_extension_sends_runs_to_the_swarm_when_configured(api_url, api_token, actors_app,

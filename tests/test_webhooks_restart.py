@@ -6,21 +6,16 @@ from __future__ import annotations
 import pytest
 from apify_client import ApifyClient
 
-from jupyter_actors.server.process import ServerProcess
 
-from .conftest import cleanup_instance, wait_until
+from .conftest import server_process, wait_until
 from .test_api_sdk import source_version
 from .webhook_receiver import Receiver
 
 
 @pytest.fixture
 def server(tmp_path, docker_client, base_image):
-    made = ServerProcess(tmp_path, webhook_retry_base_secs=1.0, webhook_max_attempts=20)
-    yield made
-    made.stop()
-    instance = made.instance_id()
-    if instance:
-        cleanup_instance(docker_client, instance)
+    with server_process(tmp_path, docker_client, webhook_retry_base_secs=1.0, webhook_max_attempts=20) as made:
+        yield made
 
 
 @pytest.fixture
