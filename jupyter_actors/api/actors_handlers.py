@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..platform.builds import BUILD_STATUSES_ACTIVE
+from ..platform.fields import FieldTypes, checked_fields
 from ..platform.errors import InvalidInput
 from ..platform.input_schema import invalid_input
 from ..platform.models import Actor, Build, Run, Version
@@ -28,12 +29,13 @@ UNSUPPORTED_RUN_OPTIONS = {
 
 
 #: Fields of Apify's actor object this API acts on, with their JSON types; other fields are ignored.
-ACTOR_FIELD_TYPES = {"name": str, "title": (str, type(None)), "description": (str, type(None)),
-                     "versions": (list, type(None)), "defaultRunOptions": (dict, type(None))}
-RUN_OPTION_TYPES = {"build": (str, type(None)), "memoryMbytes": (int, type(None)), "timeoutSecs": (int, type(None))}
-VERSION_FIELD_TYPES = {"versionNumber": str, "buildTag": (str, type(None)), "envVars": (list, type(None)),
-                       "inputSchema": (dict, type(None))}
-ENV_VAR_TYPES = {"name": str, "value": str, "isSecret": bool}
+ACTOR_FIELD_TYPES: FieldTypes = {"name": str, "title": (str, type(None)), "description": (str, type(None)),
+                                 "versions": (list, type(None)), "defaultRunOptions": (dict, type(None))}
+RUN_OPTION_TYPES: FieldTypes = {"build": (str, type(None)), "memoryMbytes": (int, type(None)),
+                                "timeoutSecs": (int, type(None))}
+VERSION_FIELD_TYPES: FieldTypes = {"versionNumber": str, "buildTag": (str, type(None)),
+                                   "envVars": (list, type(None)), "inputSchema": (dict, type(None))}
+ENV_VAR_TYPES: FieldTypes = {"name": str, "value": str, "isSecret": bool}
 #: The fields of Apify's version update body (apify-client's UpdateVersionRequest).
 VERSION_UPDATE_FIELDS = {"versionNumber", "sourceType", "sourceFiles", "envVars", "buildTag", "inputSchema",
                          "applyEnvVarsToBuild", "gitRepoUrl", "tarballUrl", "gitHubGistUrl"}
@@ -48,17 +50,10 @@ def checked_actor_body(body: object, *, require_name: bool = False) -> dict:
     if require_name and not isinstance(body.get("name"), str):
         raise InvalidInput("The body needs a name (a string), "
                            "for example {\"name\": \"my-actor\", \"versions\": [...]}.")
-    _check_types(body, ACTOR_FIELD_TYPES, "")
-    _check_types(body.get("defaultRunOptions") or {}, RUN_OPTION_TYPES, "defaultRunOptions.")
+    checked_fields(body, ACTOR_FIELD_TYPES, what="The actor", ignore_unknown=True)
+    checked_fields(body.get("defaultRunOptions") or {}, RUN_OPTION_TYPES, what="defaultRunOptions",
+                   ignore_unknown=True)
     return body
-
-
-def _check_types(values: dict, types: dict, prefix: str) -> None:
-    for field, expected in types.items():
-        value = values.get(field)
-        expected = expected if isinstance(expected, tuple) else (expected,)  # ``bool in bool`` would raise
-        if field in values and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
-            raise InvalidInput(f"{prefix}{field} has the wrong type ({type(value).__name__}).")
 
 
 def definition_from_body(name: str, body: dict, existing_version: dict | None = None) -> ActorDefinition:
@@ -77,11 +72,11 @@ def definition_from_body(name: str, body: dict, existing_version: dict | None = 
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(
                 entry.get("content"), str) or entry.get("format", "TEXT") not in ("TEXT", "BASE64"):
             raise InvalidInput("Each source file needs a name, a content string and a format of TEXT or BASE64.")
-    _check_types(version, VERSION_FIELD_TYPES, "version.")
+    checked_fields(version, VERSION_FIELD_TYPES, what="The version", ignore_unknown=True)
     for var in version.get("envVars") or []:
         if not isinstance(var, dict) or not isinstance(var.get("name"), str):
             raise InvalidInput("Each of envVars needs a name: {\"name\": ..., \"value\": ..., \"isSecret\": false}.")
-        _check_types(var, ENV_VAR_TYPES, "envVars.")
+        checked_fields(var, ENV_VAR_TYPES, what="envVars", ignore_unknown=True)
     defaults = body.get("defaultRunOptions") or {}
     # .actor/actor.json among the files counts as for a directory; what the body says explicitly wins.
     fields = actor_spec_fields(files, name)
@@ -339,7 +334,7 @@ def checked_version_update(body: object, version_number: str) -> dict[str, Any]:
     for field in ("gitRepoUrl", "tarballUrl", "gitHubGistUrl"):
         if body.get(field):
             raise InvalidInput(f"{field} is not supported here; use sourceType SOURCE_FILES with sourceFiles.")
-    _check_types(body, VERSION_FIELD_TYPES, "version.")
+    checked_fields(body, VERSION_FIELD_TYPES, what="The version", ignore_unknown=True)
     return {key: value for key, value in body.items()
             if value is not None and key not in ("applyEnvVarsToBuild", "gitRepoUrl", "tarballUrl", "gitHubGistUrl")}
 

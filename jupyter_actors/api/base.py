@@ -25,6 +25,7 @@ from tornado.iostream import IOStream
 from tornado.log import app_log
 
 from ..platform.core import Platform
+from ..platform.fields import checked_fields
 from ..platform.errors import InvalidInput, NotFound, PlatformError, disk_full
 from ..platform.storages import MAX_RECORD_BYTES
 from . import calls
@@ -51,8 +52,6 @@ MAX_BATCH_REQUESTS = 25
 #: Apify's platform cap on ``waitForFinish``; the clients loop for longer waits.
 MAX_WAIT_SECS = 60
 MAX_CONTENT_TYPE_CHARS = 255
-_JSON_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", float: "a number",
-                    dict: "an object", list: "an array", type(None): "null"}
 #: Put before Jupyter's policy on every API response: records, items, logs and listings hold bytes an
 #: actor wrote, so a browser that opens one on Jupyter's origin must give it an opaque origin and no
 #: scripts (never ``allow-same-origin``). The first ``sandbox`` directive wins over any later one.
@@ -238,18 +237,7 @@ class ApiHandlerMixin(web.RequestHandler):
         body = await self.json_body(default=None if required else {})
         if body is None and required:
             raise InvalidInput(f"The body is required: a JSON object with some of: {', '.join(fields)}.")
-        if not isinstance(body, dict):
-            raise InvalidInput(f"The body must be a JSON object with some of: {', '.join(fields)}.")
-        unknown = set(body) - set(fields)
-        if unknown:
-            raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(fields)}.")
-        for name, value in body.items():
-            expected = fields[name]
-            if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
-                names = " or ".join(_JSON_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(expected))
-                actual = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
-                raise InvalidInput(f"Field {name} must be {names}, not {actual}.")
-        return body
+        return checked_fields(body, fields)
 
     def content_type_header(self, value: str | None, default: str = "application/octet-stream") -> str:
         """A content type to store and later send back verbatim: so it must be a valid header value."""
@@ -430,7 +418,3 @@ _DECODERS: dict[str, Callable[[bytes, int], bytes | bytearray]] = {
     "deflate": _inflate_deflate,
     "br": _inflate_brotli,
 }
-
-
-def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
-    return expected if isinstance(expected, tuple) else (expected,)

@@ -10,6 +10,7 @@ import binascii
 import json
 from typing import Any
 
+from ..platform.fields import checked_fields
 from ..platform.errors import Conflict, InvalidInput
 from ..platform.webhooks.service import WebhookSettings
 from .base import ApiHandlerMixin
@@ -43,13 +44,8 @@ def settings_changes(body: dict, what: str = "") -> dict[str, Any]:
     changes: dict[str, Any] = {}
     for name, value in body.items():
         if name == "condition":
-            unknown = set(value) - set(CONDITION_FIELDS)
-            if unknown:
-                raise InvalidInput(f"{what}condition has unknown field(s) {', '.join(sorted(unknown))}; "
-                                   f"use one of {', '.join(CONDITION_FIELDS)}.")
+            checked_fields(value, dict.fromkeys(CONDITION_FIELDS, _OPTIONAL_STR), what=f"{what}condition")
             for field, column in CONDITION_FIELDS.items():
-                if value.get(field) is not None and not isinstance(value[field], str):
-                    raise InvalidInput(f"{what}condition.{field} must be a string.")
                 if value.get(field):
                     changes[column] = value[field]
         elif name == "eventTypes":
@@ -78,26 +74,12 @@ def decode_ad_hoc(text: str) -> list[WebhookSettings]:
         raise InvalidInput("webhooks must be a JSON array of webhooks (base64-encoded).")
     specs = []
     for index, item in enumerate(value):
-        what = f"webhooks[{index}]."
-        if not isinstance(item, dict):
-            raise InvalidInput(f"webhooks[{index}] must be an object with eventTypes and requestUrl.")
-        unknown = set(item) - set(AD_HOC_FIELDS)
-        if unknown:
-            raise InvalidInput(f"{what} has unknown field(s) {', '.join(sorted(unknown))}; "
-                               f"allowed: {', '.join(AD_HOC_FIELDS)}.")
-        check_types(item, AD_HOC_FIELDS, what)
-        changes = settings_changes(item, what)
+        checked_fields(item, AD_HOC_FIELDS, what=f"webhooks[{index}]")
+        changes = settings_changes(item, f"webhooks[{index}].")
         if "event_types" not in changes or "request_url" not in changes:
             raise InvalidInput(f"webhooks[{index}] needs eventTypes and requestUrl.")
         specs.append(WebhookSettings(**changes))
     return specs
-
-
-def check_types(body: dict, fields: dict, what: str = "") -> None:
-    for name, value in body.items():
-        expected = fields[name] if isinstance(fields[name], tuple) else (fields[name],)
-        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-            raise InvalidInput(f"{what}{name} has the wrong type ({type(value).__name__}).")
 
 
 class WebhookAccess(ApiHandlerMixin):

@@ -10,28 +10,19 @@ import re
 from typing import Any
 
 from .errors import Conflict, InvalidInput, NotFound
+from .fields import FieldTypes, checked_fields
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NAME_CHARS = 200
 MAX_VALUE_CHARS = 50_000
-FIELD_TYPES: dict[str, type] = {"name": str, "value": str, "isSecret": bool}
+FIELD_TYPES: FieldTypes = {"name": (str, type(None)), "value": (str, type(None)), "isSecret": (bool, type(None))}
 
 EnvVar = dict[str, Any]
 
 
 def check_env_var(body: object, *, existing: EnvVar | None = None) -> EnvVar:
     """``{name, value, isSecret}`` checked; a field left out keeps ``existing``'s (a secret keeps its value)."""
-    if not isinstance(body, dict):
-        raise InvalidInput('An environment variable is an object: {"name": "MY_VAR", "value": "...", '
-                           '"isSecret": false}.')
-    unknown = set(body) - set(FIELD_TYPES)
-    if unknown:
-        raise InvalidInput(f"Unknown environment variable field(s): {', '.join(sorted(unknown))}; "
-                           f"allowed: {', '.join(FIELD_TYPES)}.")
-    for field, wanted in FIELD_TYPES.items():
-        if body.get(field) is not None and not isinstance(body[field], wanted):
-            raise InvalidInput(f"The environment variable's {field} has the wrong type "
-                               f"({type(body[field]).__name__}); it must be a {wanted.__name__}.")
+    body = checked_fields(body, FIELD_TYPES, what="An environment variable")
     base = existing or {}
     name = body.get("name") or base.get("name")
     value = body["value"] if body.get("value") is not None else base.get("value")

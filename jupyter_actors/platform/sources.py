@@ -42,7 +42,7 @@ class ActorDefinition:
     max_memory_mb: int | None = None
 
     def __post_init__(self) -> None:
-        validate_actor_name(self.name)
+        validate_name(self.name)
         if not VERSION_RE.match(self.version):
             raise InvalidInput(f"Version must look like MAJOR.MINOR (e.g. 0.0); got {self.version!r}.")
         for entry in self.files:
@@ -53,11 +53,12 @@ class ActorDefinition:
                 validate_requirements(file_bytes(requirements).decode("utf-8", errors="replace"))
 
 
-def validate_actor_name(name: str) -> str:
+def validate_name(name: object, kind: str = "Actor") -> str:
+    """Actors and tasks follow Apify's naming rule (``kind`` names which one the message is about)."""
     if not isinstance(name, str) or not ACTOR_NAME_RE.match(name):
         raise InvalidInput(
-            f"Actor name {name!r} is not allowed: use 1-63 lowercase letters, digits and dashes, "
-            "starting and ending with a letter or digit (e.g. my-actor)."
+            f"{kind} name {name!r} is not allowed: use 1-63 lowercase letters, digits and dashes, "
+            f"starting and ending with a letter or digit (e.g. my-{kind.split()[-1].lower()})."
         )
     return name
 

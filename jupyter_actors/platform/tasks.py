@@ -20,7 +20,7 @@ from .ids import new_id
 from .models import Run, Task
 from .registry import dumps
 from .runs.service import RunService, validate_max_items
-from .sources import ACTOR_NAME_RE
+from .sources import validate_name
 from .stores import Stores
 
 #: The task options this platform acts on, with their JSON types (Apify's ``TaskOptions``).
@@ -87,15 +87,6 @@ class TaskOptions:
                    restart_on_error=bool(stored.get("restartOnError")))
 
 
-def validate_task_name(name: object) -> str:
-    if not isinstance(name, str) or not ACTOR_NAME_RE.match(name):
-        raise InvalidInput(
-            f"Task name {name!r} is not allowed: use 1-63 lowercase letters, digits and dashes, "
-            "starting and ending with a letter or digit (e.g. my-task)."
-        )
-    return name
-
-
 def validate_task_input(value: object) -> dict[str, Any]:
     """A task's input is a JSON object (Apify's), so that a run's input can be laid over it field by field."""
     if value is None:
@@ -125,7 +116,7 @@ class TaskService:
     def create(self, actor: str, name: str, *, options: TaskOptions | None = None, input: object = None,
                title: str | None = None, description: str | None = None) -> Task:
         actor_row = self.actors.get(actor)
-        validate_task_name(name)
+        validate_name(name, "Task")
         if self.stores.tasks.name_taken(name):
             raise Conflict(f"A task named {name!r} exists already; update it or pick another name.",
                            type="record-or-token-already-exists")
@@ -143,7 +134,7 @@ class TaskService:
         task = self.get(ref)
         values: dict[str, Any] = {}
         if "name" in changes:
-            values["name"] = validate_task_name(changes["name"])
+            values["name"] = validate_name(changes["name"], "Task")
             if self.stores.tasks.name_taken(values["name"], other_than=task["id"]):
                 raise Conflict(f"A task named {values['name']!r} exists already.",
                                type="record-or-token-already-exists")
