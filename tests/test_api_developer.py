@@ -129,7 +129,7 @@ async def test_builds_listed_default_and_aborted(api_url, api_token, actors_app,
     await asyncio.wait_for(ticking(), 120)
     assert tick_containers(docker_client)  # the engine runs the step
     await client.build(slow.id).abort()
-    aborted = await client.build(slow.id).wait_for_finish(wait_duration=timedelta(seconds=30))
+    aborted = await client.build(slow.id).wait_for_finish(wait_duration=timedelta(seconds=120))
     assert status(aborted) == "ABORTED" and aborted.finished_at is not None
     assert "aborted" in (await client.build(slow.id).log().get())
     wait_until(lambda: not tick_containers(docker_client), 60)
