@@ -17,8 +17,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from . import actors
 from .runs import Run
+from .sizing import ALLOWED_MEMORY_MB
 
-MEMORY_CHOICES = ", ".join(str(m) for m in actors.ALLOWED_MEMORY_MB)
+MEMORY_CHOICES = ", ".join(str(m) for m in ALLOWED_MEMORY_MB)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +37,7 @@ def _memory(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value not in actors.ALLOWED_MEMORY_MB:
+    if value not in ALLOWED_MEMORY_MB:
         raise argparse.ArgumentTypeError(f"memory must be one of {MEMORY_CHOICES} (MB), not {text!r}")
     return value
 
