@@ -68,7 +68,7 @@ def elapsed_secs(run: dict, now: datetime | None = None) -> float:
     return max(0.0, (end - started).total_seconds())
 
 
-def _in_thread(target: Callable[[], None], name: str) -> threading.Thread:
+def in_thread(target: Callable[[], None], name: str) -> threading.Thread:
     """A daemon thread carrying this context, so ipykernel sends its output with this cell's parent."""
     context = contextvars.copy_context()
     thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
@@ -118,8 +118,8 @@ class LiveView:
             self._button_handle = display(self._button, display_id=True)
 
     def start(self) -> LiveView:
-        self._threads = [_in_thread(self._follow_log, f"log-{self.run.id}"),
-                         _in_thread(self._follow_status, f"view-{self.run.id}")]
+        self._threads = [in_thread(self._follow_log, f"log-{self.run.id}"),
+                         in_thread(self._follow_status, f"view-{self.run.id}")]
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -226,9 +226,7 @@ class LiveView:
         return "\n".join(parts)
 
     def html(self, state: dict, lines: list[str]) -> str:
-        colour = COLOURS.get(state["status"] or "", "#424242")
-        badge = (f'<span style="background:{colour};color:white;padding:1px 6px;border-radius:3px;'
-                 f'font-weight:bold">{html.escape(str(state["status"]))}</span>')
+        badge = status_badge(state["status"])
         message = html.escape(state["statusMessage"] or "")
         timeout = state["timeoutSecs"] or 0
         bar = (f'<progress value="{min(state["elapsedSecs"], timeout)}" max="{timeout}" '
@@ -236,7 +234,7 @@ class LiveView:
         memory = f'{state["memoryMbytes"]} MB'
         if state["memoryUsedBytes"] is not None:
             memory = f'{state["memoryUsedBytes"] / 2**20:.0f} / {memory}'
-        log = "\n".join(_html_line(line) for line in lines)
+        log = html_log(lines)
         skipped = self.line_count - len(lines)
         more = f"<div style='color:#757575'>… {skipped} earlier lines (run.log() has them all)</div>" if skipped else ""
         parts = [
@@ -246,7 +244,7 @@ class LiveView:
             (f"<div>Web server: <a href='{html.escape(state['containerUrl'])}' target='_blank'>"
              f"{html.escape(state['containerUrl'])}</a></div>" if state["containerUrl"] else ""),
             more,
-            f"<pre style='max-height:20em;overflow:auto;background:#f7f7f7;padding:4px;margin:4px 0'>{log}</pre>",
+            log,
         ]
         if state["note"]:
             parts.append(f"<div style='color:#ef6c00'>{html.escape(state['note'])}</div>")
@@ -256,6 +254,19 @@ class LiveView:
             parts.append(f"<div><b>Dataset (first rows)</b>{self.rows_html}</div>")
         parts.append("</div>")
         return "".join(parts)
+
+
+def status_badge(status: str | None) -> str:
+    """The status as a coloured label (runs and builds share the statuses)."""
+    colour = COLOURS.get(status or "", "#424242")
+    return (f'<span style="background:{colour};color:white;padding:1px 6px;border-radius:3px;'
+            f'font-weight:bold">{html.escape(str(status))}</span>')
+
+
+def html_log(lines: list[str]) -> str:
+    """A log tail as a scrolling block."""
+    text = "\n".join(_html_line(line) for line in lines)
+    return f"<pre style='max-height:20em;overflow:auto;background:#f7f7f7;padding:4px;margin:4px 0'>{text}</pre>"
 
 
 def _html_line(line: str) -> str:
