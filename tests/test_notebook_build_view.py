@@ -3,9 +3,13 @@ build as its log and a plain exception, and the run's end as peak memory against
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from .conftest import off
+from jupyter_actors.notebook.sizing import peak_line
+
+from .conftest import TEST_MEMORY_MB, off
 from .test_notebook_kernel import KernelDriver, define_cell, plain, view_state
 
 BUILD_MIME = "application/vnd.jupyter-actors.build+json"
@@ -48,6 +52,17 @@ async def test_build_shown_live_then_reused_and_the_peak_with_a_hint(kernel):
     assert not build_state(builds[0])["reused"] and build_state(builds[-1])["status"] == "SUCCEEDED"
     assert plain(builds[-1]).startswith("Build 0.0.1 of hog: SUCCEEDED")
     assert all(messages.index(m) < first_run for m in builds)
+
+    final = [m for m in messages if view_state(m) is not None][-1]
+    state = view_state(final)
+    assert state["status"] == "SUCCEEDED"
+    reply, printed = await off(kernel.run, "print(first.data['stats']['memMaxBytes'])")
+    peak = int("".join(m["content"]["text"] for m in printed if m["msg_type"] == "stream"))
+    assert 100 * 2**20 < peak < 256 * 2**20
+    expected = peak_line(peak, TEST_MEMORY_MB)
+    assert re.fullmatch(r"peak \d+ MB of 1024 MB - a (256|512) MB limit would do", expected), expected
+    assert state["peak"] == expected and expected in plain(final) and expected in final["content"]["data"]["text/html"]
+    assert len(state["spark"]["memMb"]) >= 2 and "<svg" in final["content"]["data"]["text/html"]
 
     # The same source again: the cell says it reused the build and shows no build log.
     reply, messages = await off(kernel.run, define_cell("hog", HOG, "--timeout 120"), 300)

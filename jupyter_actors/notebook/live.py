@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from .errors import ActorsError
+from .sizing import peak_line
+from .sparkline import series, sparkline_svg
 from .status import TERMINAL
 
 
@@ -41,9 +43,12 @@ class Run(Protocol):
 
     def abort(self, gracefully: bool = False) -> Any: ...
 
+    def usage_samples(self) -> dict: ...
+
 TAIL_LINES = 200
 TEXT_TAIL_LINES = 20
 STATUS_POLL_SECS = 1  # one long-poll per tick: returns early when the run ends
+SAMPLES_EVERY_SECS = 3  # the sparkline's samples: the server takes one every few seconds
 FINAL_ROWS = 5
 MIME_TYPE = "application/vnd.jupyter-actors.run+json"
 COLOURS = {
@@ -86,6 +91,8 @@ class LiveView:
         self.note = ""
         self.output: Any = None
         self.rows_html = ""
+        self.spark: dict[str, list[float]] = {}
+        self.cpu_cores = 0.0
         self._sink = sink
         self._handle: Any = None
         self._button: Any = None
@@ -159,8 +166,12 @@ class LiveView:
     def _follow_status(self) -> None:
         try:
             data = self.run.data
+            sampled_at = 0.0
             while not self._stop.is_set() and data["status"] not in TERMINAL:
                 data = self.run.refresh(wait=STATUS_POLL_SECS)
+                if time.monotonic() - sampled_at >= SAMPLES_EVERY_SECS:
+                    sampled_at = time.monotonic()
+                    self._load_samples()
                 self.render()  # every tick: the elapsed time moves even when the log is quiet
             if self._stop.is_set():
                 return
@@ -177,7 +188,16 @@ class LiveView:
                     print(self.bundle()["text/plain"], flush=True)
                 self.finished.set()
 
+    def _load_samples(self) -> None:
+        """The sparkline's data; without it the view goes on (it is a glance, not the record)."""
+        try:
+            samples = self.run.usage_samples()
+        except ActorsError:
+            return
+        self.spark, self.cpu_cores = series(samples), float(samples.get("cpuCores") or 0)
+
     def _load_results(self) -> None:
+        self._load_samples()
         self.output = self.run.output
         frame = self.run.dataset.to_pandas(limit=FINAL_ROWS, flatten=True)
         if len(frame):
@@ -208,6 +228,7 @@ class LiveView:
             "logLines": self.line_count, "note": self.note,
             # The web server link only while the run lives: afterwards the URL answers 404.
             "containerUrl": data.get("containerUrl") if data.get("status") == "RUNNING" else None,
+            "spark": self.spark, "peak": _peak(data),
         }
 
     def bundle(self) -> dict:
@@ -219,6 +240,8 @@ class LiveView:
     def text(self, state: dict, lines: list[str]) -> str:
         head = f"Run {state['id']}: {state['status']} {_clock(state)} {state['memoryMbytes']} MB"
         parts = [head, *(lines[-TEXT_TAIL_LINES:])]
+        if state["peak"]:
+            parts.append(state["peak"])
         if state["note"]:
             parts.append(state["note"])
         if self.output is not None:
@@ -235,12 +258,14 @@ class LiveView:
         if state["memoryUsedBytes"] is not None:
             memory = f'{state["memoryUsedBytes"] / 2**20:.0f} / {memory}'
         log = html_log(lines)
+        spark = sparkline_svg(state["spark"], state["memoryMbytes"] or 0, self.cpu_cores)
         skipped = self.line_count - len(lines)
         more = f"<div style='color:#757575'>… {skipped} earlier lines (run.log() has them all)</div>" if skipped else ""
         parts = [
             "<div class='jupyter-actors-run' style='font-family:sans-serif;font-size:13px'>",
             f"<div>Run <code>{html.escape(state['id'])}</code> {badge} {message}</div>",
-            f"<div>{bar}{_clock(state)} &middot; memory {memory}</div>",
+            f"<div>{bar}{_clock(state)} &middot; memory {memory} {spark}</div>",
+            f"<div class='jupyter-actors-peak'>{html.escape(state['peak'])}</div>" if state["peak"] else "",
             (f"<div>Web server: <a href='{html.escape(state['containerUrl'])}' target='_blank'>"
              f"{html.escape(state['containerUrl'])}</a></div>" if state["containerUrl"] else ""),
             more,
@@ -290,6 +315,15 @@ def _memory_used(data: dict) -> int | None:
         if isinstance(stats.get(key), (int, float)):
             return int(stats[key])
     return None
+
+
+def _peak(data: dict) -> str:
+    """Once the run ended: its peak memory against the limit, with advice on the limit."""
+    limit = (data.get("options") or {}).get("memoryMbytes")
+    if data.get("status") not in TERMINAL or not limit:
+        return ""
+    killed = data.get("status") == "FAILED" and "exceeded its memory limit" in (data.get("statusMessage") or "")
+    return peak_line((data.get("stats") or {}).get("memMaxBytes"), limit, oom_killed=killed)
 
 
 def _short_json(value: Any, limit: int = 300) -> str:
