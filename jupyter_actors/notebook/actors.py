@@ -10,7 +10,6 @@ from .client import Client, resolve
 from .errors import ActorsError, BuildFailed, NotFoundError
 from .runs import Run
 
-ALLOWED_MEMORY_MB = tuple(2**i for i in range(7, 16))  # 128 .. 32768, the seed's rule
 VERSION = "0.0"
 BUILD_WAIT_SECS = 60
 BUILD_LOG_TAIL = 30

@@ -10,11 +10,12 @@ import html
 import json
 from typing import Any
 
-from .actors import ALLOWED_MEMORY_MB, build_choices, get_actor, input_schema, start
+from .actors import build_choices, get_actor, input_schema, start
 from .client import Client, resolve
 from .errors import ActorsError, InputValidationError
 from .live import LiveView
 from .runs import Run
+from .sizing import ALLOWED_MEMORY_MB
 
 MAX_TIMEOUT_SECS = 7 * 24 * 3600
 STYLE = {"description_width": "initial"}

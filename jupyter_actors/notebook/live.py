@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from .errors import ActorsError
+from .sizing import peak_line
+from .sparkline import series, sparkline_svg
 from .status import TERMINAL
 
 
@@ -41,9 +43,12 @@ class Run(Protocol):
 
     def abort(self, gracefully: bool = False) -> Any: ...
 
+    def usage_samples(self) -> dict: ...
+
 TAIL_LINES = 200
 TEXT_TAIL_LINES = 20
 STATUS_POLL_SECS = 1  # one long-poll per tick: returns early when the run ends
+SAMPLES_EVERY_SECS = 3  # the sparkline's samples: the server takes one every few seconds
 FINAL_ROWS = 5
 MIME_TYPE = "application/vnd.jupyter-actors.run+json"
 COLOURS = {
@@ -68,7 +73,7 @@ def elapsed_secs(run: dict, now: datetime | None = None) -> float:
     return max(0.0, (end - started).total_seconds())
 
 
-def _in_thread(target: Callable[[], None], name: str) -> threading.Thread:
+def in_thread(target: Callable[[], None], name: str) -> threading.Thread:
     """A daemon thread carrying this context, so ipykernel sends its output with this cell's parent."""
     context = contextvars.copy_context()
     thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
@@ -86,6 +91,8 @@ class LiveView:
         self.note = ""
         self.output: Any = None
         self.rows_html = ""
+        self.spark: dict[str, list[float]] = {}
+        self.cpu_cores = 0.0
         self._sink = sink
         self._handle: Any = None
         self._button: Any = None
@@ -118,8 +125,8 @@ class LiveView:
             self._button_handle = display(self._button, display_id=True)
 
     def start(self) -> LiveView:
-        self._threads = [_in_thread(self._follow_log, f"log-{self.run.id}"),
-                         _in_thread(self._follow_status, f"view-{self.run.id}")]
+        self._threads = [in_thread(self._follow_log, f"log-{self.run.id}"),
+                         in_thread(self._follow_status, f"view-{self.run.id}")]
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -159,8 +166,12 @@ class LiveView:
     def _follow_status(self) -> None:
         try:
             data = self.run.data
+            sampled_at = 0.0
             while not self._stop.is_set() and data["status"] not in TERMINAL:
                 data = self.run.refresh(wait=STATUS_POLL_SECS)
+                if time.monotonic() - sampled_at >= SAMPLES_EVERY_SECS:
+                    sampled_at = time.monotonic()
+                    self._load_samples()
                 self.render()  # every tick: the elapsed time moves even when the log is quiet
             if self._stop.is_set():
                 return
@@ -177,7 +188,16 @@ class LiveView:
                     print(self.bundle()["text/plain"], flush=True)
                 self.finished.set()
 
+    def _load_samples(self) -> None:
+        """The sparkline's data; without it the view goes on (it is a glance, not the record)."""
+        try:
+            samples = self.run.usage_samples()
+        except ActorsError:
+            return
+        self.spark, self.cpu_cores = series(samples), float(samples.get("cpuCores") or 0)
+
     def _load_results(self) -> None:
+        self._load_samples()
         self.output = self.run.output
         frame = self.run.dataset.to_pandas(limit=FINAL_ROWS, flatten=True)
         if len(frame):
@@ -208,6 +228,7 @@ class LiveView:
             "logLines": self.line_count, "note": self.note,
             # The web server link only while the run lives: afterwards the URL answers 404.
             "containerUrl": data.get("containerUrl") if data.get("status") == "RUNNING" else None,
+            "spark": self.spark, "peak": _peak(data),
         }
 
     def bundle(self) -> dict:
@@ -219,6 +240,8 @@ class LiveView:
     def text(self, state: dict, lines: list[str]) -> str:
         head = f"Run {state['id']}: {state['status']} {_clock(state)} {state['memoryMbytes']} MB"
         parts = [head, *(lines[-TEXT_TAIL_LINES:])]
+        if state["peak"]:
+            parts.append(state["peak"])
         if state["note"]:
             parts.append(state["note"])
         if self.output is not None:
@@ -226,9 +249,7 @@ class LiveView:
         return "\n".join(parts)
 
     def html(self, state: dict, lines: list[str]) -> str:
-        colour = COLOURS.get(state["status"] or "", "#424242")
-        badge = (f'<span style="background:{colour};color:white;padding:1px 6px;border-radius:3px;'
-                 f'font-weight:bold">{html.escape(str(state["status"]))}</span>')
+        badge = status_badge(state["status"])
         message = html.escape(state["statusMessage"] or "")
         timeout = state["timeoutSecs"] or 0
         bar = (f'<progress value="{min(state["elapsedSecs"], timeout)}" max="{timeout}" '
@@ -236,17 +257,19 @@ class LiveView:
         memory = f'{state["memoryMbytes"]} MB'
         if state["memoryUsedBytes"] is not None:
             memory = f'{state["memoryUsedBytes"] / 2**20:.0f} / {memory}'
-        log = "\n".join(_html_line(line) for line in lines)
+        log = html_log(lines)
+        spark = sparkline_svg(state["spark"], state["memoryMbytes"] or 0, self.cpu_cores)
         skipped = self.line_count - len(lines)
         more = f"<div style='color:#757575'>… {skipped} earlier lines (run.log() has them all)</div>" if skipped else ""
         parts = [
             "<div class='jupyter-actors-run' style='font-family:sans-serif;font-size:13px'>",
             f"<div>Run <code>{html.escape(state['id'])}</code> {badge} {message}</div>",
-            f"<div>{bar}{_clock(state)} &middot; memory {memory}</div>",
+            f"<div>{bar}{_clock(state)} &middot; memory {memory} {spark}</div>",
+            f"<div class='jupyter-actors-peak'>{html.escape(state['peak'])}</div>" if state["peak"] else "",
             (f"<div>Web server: <a href='{html.escape(state['containerUrl'])}' target='_blank'>"
              f"{html.escape(state['containerUrl'])}</a></div>" if state["containerUrl"] else ""),
             more,
-            f"<pre style='max-height:20em;overflow:auto;background:#f7f7f7;padding:4px;margin:4px 0'>{log}</pre>",
+            log,
         ]
         if state["note"]:
             parts.append(f"<div style='color:#ef6c00'>{html.escape(state['note'])}</div>")
@@ -256,6 +279,19 @@ class LiveView:
             parts.append(f"<div><b>Dataset (first rows)</b>{self.rows_html}</div>")
         parts.append("</div>")
         return "".join(parts)
+
+
+def status_badge(status: str | None) -> str:
+    """The status as a coloured label (runs and builds share the statuses)."""
+    colour = COLOURS.get(status or "", "#424242")
+    return (f'<span style="background:{colour};color:white;padding:1px 6px;border-radius:3px;'
+            f'font-weight:bold">{html.escape(str(status))}</span>')
+
+
+def html_log(lines: list[str]) -> str:
+    """A log tail as a scrolling block."""
+    text = "\n".join(_html_line(line) for line in lines)
+    return f"<pre style='max-height:20em;overflow:auto;background:#f7f7f7;padding:4px;margin:4px 0'>{text}</pre>"
 
 
 def _html_line(line: str) -> str:
@@ -279,6 +315,15 @@ def _memory_used(data: dict) -> int | None:
         if isinstance(stats.get(key), (int, float)):
             return int(stats[key])
     return None
+
+
+def _peak(data: dict) -> str:
+    """Once the run ended: its peak memory against the limit, with advice on the limit."""
+    limit = (data.get("options") or {}).get("memoryMbytes")
+    if data.get("status") not in TERMINAL or not limit:
+        return ""
+    killed = data.get("status") == "FAILED" and "exceeded its memory limit" in (data.get("statusMessage") or "")
+    return peak_line((data.get("stats") or {}).get("memMaxBytes"), limit, oom_killed=killed)
 
 
 def _short_json(value: Any, limit: int = 300) -> str:

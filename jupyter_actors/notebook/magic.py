@@ -16,9 +16,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from . import actors
+from .build_view import build_live
 from .runs import Run
+from .sizing import ALLOWED_MEMORY_MB
 
-MEMORY_CHOICES = ", ".join(str(m) for m in actors.ALLOWED_MEMORY_MB)
+MEMORY_CHOICES = ", ".join(str(m) for m in ALLOWED_MEMORY_MB)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +38,7 @@ def _memory(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value not in actors.ALLOWED_MEMORY_MB:
+    if value not in ALLOWED_MEMORY_MB:
         raise argparse.ArgumentTypeError(f"memory must be one of {MEMORY_CHOICES} (MB), not {text!r}")
     return value
 
@@ -147,7 +149,7 @@ def run_cell(args: argparse.Namespace, cell: str, namespace: dict[str, Any]) -> 
         package_json = _read(args.package_json, "package.json") if args.package_json else None
         files = actors.node_source_files(cell, args.packages, package_json, dockerfile)
     actors.define(args.name, cell, requirements, dockerfile=dockerfile, files=files, input_schema=schema)
-    actors.build(args.name, tag=args.build)
+    build_live(args.name, version=actors.VERSION, tag=args.build)
     run = actors.start(args.name, run_input, memory=args.memory, timeout=args.timeout, build=args.build,
                        content_type=args.content_type)
     if args.out:

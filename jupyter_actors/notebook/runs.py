@@ -101,13 +101,17 @@ class Run:
         ``memoryLimitBytes`` and ``cpuCores``. The server keeps a bounded, evenly spaced series."""
         import pandas
 
-        data = self.client.get(f"/actor-runs/{self.id}/stats-samples")
+        data = self.usage_samples()
         frame = pandas.DataFrame(data["items"], columns=USAGE_COLUMNS)
         frame["at"] = pandas.to_datetime(frame["at"], utc=True, format="ISO8601")
         frame = frame.set_index("at").astype({"memBytes": "int64", "cpuUsage": "float64"})
         frame.attrs.update(memoryLimitBytes=data["memoryLimitBytes"], cpuCores=data["cpuCores"],
                            intervalSecs=data["intervalSecs"])
         return frame
+
+    def usage_samples(self) -> dict:
+        """The server's ``stats-samples`` answer as it is (``items``, ``memoryLimitBytes``, ``cpuCores``, ...)."""
+        return self.client.get(f"/actor-runs/{self.id}/stats-samples")
 
     def plot_usage(self) -> Any:
         """Memory and CPU over time against the run's limits (a matplotlib Figure; needs matplotlib)."""
