@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import TEST_MEMORY_MB, define_actor
+from .conftest import TEST_MEMORY_MB, define_actor, wait_until
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 
@@ -36,6 +36,15 @@ request = urllib.request.Request(base + f"/datasets/{os.environ['APIFY_DEFAULT_D
                                  headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
 urllib.request.urlopen(request).read()
 print("pushed", flush=True)
+"""
+
+
+#: Still running when the seeding platform closes; exits on its own while the server waits for the engine.
+SLEEPER = """
+import time
+print("sleeping", flush=True)
+time.sleep(3)
+print("woke", flush=True)
 """
 
 
@@ -106,7 +115,10 @@ def jp_server_config(tmp_path, base_image, platform_factory, engine_socket):
     assert run["status"] == "SUCCEEDED", platform.run_log(run["id"]).decode()
     platform.storages.create_dataset("kept")
     platform.storages.push_items("kept", [{"n": 1}, {"n": 2}])
-    platform.close()
+    define_actor(platform, "sleeper", SLEEPER)
+    unfinished = platform.start_run("sleeper", memory_mb=TEST_MEMORY_MB)
+    wait_until(lambda: platform.get_run(unfinished["id"])["status"] == "RUNNING", 60)
+    platform.close()  # its container runs on: the server must reconcile the run once it reaches the engine
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_actors": True}},
         "ActorsExtension": {"data_dir": str(data_dir), "stop_grace_secs": 2.0, "reconcile_interval_secs": 1.0,
@@ -131,10 +143,13 @@ async def test_server_without_engine_serves_stored_data_refuses_starts_and_conne
         api = f"{api_url}/v2"
         runs = await client.get(f"{api}/actor-runs")
         assert runs.status_code == 200, runs.text
-        [earlier] = runs.json()["data"]["items"]
-        assert earlier["status"] == "SUCCEEDED"
+        statuses = {run["actId"]: run for run in runs.json()["data"]["items"]}
+        earlier = statuses[platform.get_actor("writer")["id"]]
+        unfinished = statuses[platform.get_actor("sleeper")["id"]]
+        assert (earlier["status"], unfinished["status"]) == ("SUCCEEDED", "RUNNING")  # as stored
         assert (await client.get(f"{api}/actor-runs/{earlier['id']}")).json()["data"]["status"] == "SUCCEEDED"
-        assert (await client.get(f"{api}/acts")).json()["data"]["items"][0]["name"] == "writer"
+        assert {act["name"] for act in (await client.get(f"{api}/acts")).json()["data"]["items"]} == {
+            "writer", "sleeper"}
         datasets = await client.get(f"{api}/datasets")
         assert datasets.status_code == 200 and [d["name"] for d in datasets.json()["data"]["items"]] == ["kept"]
         items = await client.get(f"{api}/datasets/kept/items")
@@ -146,11 +161,14 @@ async def test_server_without_engine_serves_stored_data_refuses_starts_and_conne
             assert refused.status_code == 503, refused.text
             error = refused.json()["error"]
             assert error["type"] == "engine-unavailable" and "Docker engine has not answered" in error["message"]
-        assert len((await client.get(f"{api}/actor-runs")).json()["data"]["items"]) == 1  # nothing was stored
+        assert len((await client.get(f"{api}/actor-runs")).json()["data"]["items"]) == 2  # nothing was stored
 
         engine_socket.start()  # the engine comes back
         await wait_for(lambda: platform.engine_connected, 60, "the server to connect to the engine")
         assert actors_app.actor_server is not None
+        reconciled = (await client.get(f"{api}/actor-runs/{unfinished['id']}", params={"waitForFinish": 60}))
+        assert reconciled.json()["data"]["status"] == "SUCCEEDED", platform.run_log(unfinished["id"]).decode()
+        assert b"woke" in platform.run_log(unfinished["id"])
         started = await client.post(f"{api}/acts/writer/runs", params={"memory": TEST_MEMORY_MB})
         assert started.status_code == 201, started.text
         run_id = started.json()["data"]["id"]
