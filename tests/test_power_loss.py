@@ -8,7 +8,7 @@ memory, gone with the host), in two images:
 - the kill -9 image keeps every WAL: all that was acknowledged must be there.
 - the power-loss image keeps the WALs of the registry and the catalog (``synchronous=FULL``: a commit's
   WAL frames are on disk before it is acknowledged) and drops those of the storage files (``NORMAL``:
-  after a power loss a storage file may be back at its last checkpoint, or empty if it never had one).
+  after a power loss a storage file may be back at its last checkpoint, or at its empty first page).
   The registry and the catalog must hold every acknowledged write; each storage file must be whole and
   open, pushes whole, records whole, the items of a dataset a gap-free prefix of those acknowledged. A
   storage file frozen in the middle of a checkpoint keeps its WAL (without it the file is torn; on a real
