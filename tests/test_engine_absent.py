@@ -176,3 +176,31 @@ async def test_server_without_engine_serves_stored_data_refuses_starts_and_conne
         assert finished["status"] == "SUCCEEDED", platform.run_log(run_id).decode()
         pushed = await client.get(f"{api}/datasets/{finished['defaultDatasetId']}/items")
         assert pushed.json() == [{"after": "reconnect"}]  # the actor reached the actor API served since
+
+
+def test_server_whose_engine_never_answers_takes_writes_refuses_builds_and_stops_cleanly(tmp_path, engine_socket):
+    """A real server process: it keeps trying the engine with a growing pause, stores what needs no engine
+    (a new actor), refuses a build with a 503, and a SIGTERM still stops it at once, cleanly."""
+    from jupyter_actors.server.process import ServerProcess
+
+    server = ServerProcess(tmp_path, docker_base_url=f"unix://{engine_socket.path}", reconcile_interval_secs=2.0)
+    server.start()
+    try:
+        with server.client() as client:
+            created = client.post("/acts", json={"name": "later", "versions": [{
+                "versionNumber": "0.0", "sourceType": "SOURCE_FILES", "buildTag": "latest",
+                "sourceFiles": [{"name": "main.py", "format": "TEXT", "content": "print(1)\n"}]}]})
+            assert created.status_code == 201, created.text
+            assert [act["name"] for act in client.get("/acts").json()["data"]["items"]] == ["later"]
+            refused = client.post("/acts/later/builds")
+            assert refused.status_code == 503 and refused.json()["error"]["type"] == "engine-unavailable"
+            assert client.get("/actor-builds").json()["data"]["items"] == []  # nothing recorded
+        deadline = time.monotonic() + 30
+        while server.log_text().count("the engine does not answer yet") < 3:  # 0.5 s, 1 s, 2 s apart
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.1)
+        assert "trying again in 2.0 s" in server.log_text()  # capped at reconcile_interval_secs
+    finally:
+        server.stop(timeout=30)
+    assert server.process is not None and server.process.returncode == 0, server.log_tail()
+    assert "Traceback" not in server.log_text(), server.log_tail()
