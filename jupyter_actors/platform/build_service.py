@@ -27,6 +27,7 @@ class BuildService:
         actor_row = self.actors.get(actor)
         version_row = self.actors.version(actor_row["id"], version)
         tag = tag or version_row["build_tag"] or "latest"
+        self.builder.backend.require_engine()  # refused (503) before a build is recorded while the engine is away
         source_hash = self.builder.source_hash_of(version_row)
         reusable = self.builder.find_reusable(actor_row["id"], version_row["version_number"], source_hash)
         if reusable is not None:

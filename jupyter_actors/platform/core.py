@@ -59,8 +59,10 @@ __all__ = [
 
 class Platform:
     def __init__(self, config: PlatformConfig | None = None, *, backend: Backend | None = None,
-                 storages: Storages | None = None, clock: Clock = utcnow) -> None:
-        """``clock``: the time schedules fire by (tests pass one they move)."""
+                 storages: Storages | None = None, clock: Clock = utcnow, wait_for_engine: bool = False) -> None:
+        """``clock``: the time schedules fire by (tests pass one they move). ``wait_for_engine``: a local
+        engine that does not answer yet is reached later (``connect_engine``); until ``accept_runs`` the
+        platform serves what it stores and refuses starts with ``EngineUnavailable``."""
         self.config = config or PlatformConfig()
         self.data_dir = self.config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,7 @@ class Platform:
         self.instance_id = self._instance_id()
         #: When the previous process serving this data dir was last alive (its last heartbeat).
         self.previous_heartbeat = parse_iso(self.stores.get_meta("heartbeat"))
-        self.backend = backend if backend is not None else create_backend(self.config)
+        self.backend = backend if backend is not None else create_backend(self.config, connect=not wait_for_engine)
         self.storages = storages if storages is not None else Storages(
             self.data_dir / "storages", fsync=self.config.storage_sqlite_synchronous != "NORMAL",
             catalog_fsync=self.config.sqlite_synchronous != "NORMAL",
@@ -408,6 +410,20 @@ class Platform:
         return self.runs.network_gateway()
 
     # -- background work, restarts, shutdown ------------------------------------------------------
+
+    @property
+    def engine_connected(self) -> bool:
+        """False while a platform made with ``wait_for_engine`` has not reached its engine (or not finished
+        its start-up work on it: ``accept_runs``)."""
+        return self.backend.accepting
+
+    def connect_engine(self) -> None:
+        """Reach an engine that did not answer at start; ``EngineUnavailable`` while it still does not."""
+        self.backend.connect()
+
+    def accept_runs(self) -> None:
+        """The start-up work on a newly reached engine is done (network, reconciliation): starts go through."""
+        self.backend.accepting = True
 
     def start_background(self) -> None:
         """Start the housekeeping thread (heartbeat, retention, disk limits), the usage sampler and webhook

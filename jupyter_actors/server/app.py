@@ -26,6 +26,8 @@ from .web_proxy import RunWebProxyHandler
 from .runs_stream import stream_handlers
 
 API_PATH = "actors/api"
+#: First pause before the engine is tried again when it did not answer at start (it doubles from there).
+ENGINE_RETRY_FIRST_SECS = 0.5
 
 _TRAITS: dict[type, type[TraitType[Any, Any]]] = {
     str: Unicode, Path: Unicode, int: Int, float: Float, bool: Bool, dict: Dict,
@@ -112,7 +114,7 @@ class ActorsExtension(ExtensionApp):
         # One platform per data directory: refuse to start beside a CLI or another server hosting it.
         self.data_dir_lock = DataDirLock(config.data_dir).acquire(f"a Jupyter server (port {server.port})")
         try:
-            self.platform = Platform(config)
+            self.platform = Platform(config, wait_for_engine=True)
         except BaseException:
             self.data_dir_lock.release()
             raise
@@ -123,19 +125,59 @@ class ActorsExtension(ExtensionApp):
             server.certfile or True)
         self.settings[CLI_CREDENTIAL] = self.server_info.credential
         write_server_info(config.data_dir, self.server_info)
-        self.actor_server = ActorApiServer(
-            self.platform, self.actor_api_host or self.platform.network_gateway(), self.actor_api_port,
-            advertise_url=self.actor_api_url or None,
-        )
-        self.actor_server.start()
-        self.platform.start_background()
-        self.platform.reconcile()
-        self.platform.start_scheduler()
+        self.actor_server: ActorApiServer | None = None
+        self._engine_task: asyncio.Task[None] | None = None
         # Kernels this server starts inherit these, so `%load_ext jupyter_actors` finds the API by itself.
         os.environ["JUPYTER_ACTORS_API_URL"] = config.public_api_url
         assert self.serverapp is not None
         os.environ["JUPYTER_ACTORS_TOKEN"] = self.serverapp.identity_provider.token
-        self.log.info("jupyter-actors: data in %s; actors reach the API at %s", config.data_dir, self.actor_server.url)
+        if self.platform.engine_connected:
+            self._serve_actors(self.actor_api_host or self.platform.network_gateway())
+            self._start_platform()
+        else:  # the user API serves what is stored; starts answer 503 until the engine is reached
+            self.log.warning("jupyter-actors: the container engine does not answer; serving stored data only, "
+                             "and connecting as soon as it answers")
+            self._engine_task = asyncio.get_event_loop().create_task(self._wait_for_engine())
+        self.log.info("jupyter-actors: data in %s", config.data_dir)
+
+    def _serve_actors(self, host: str) -> None:
+        """Serve the actor-facing API (on the server's event loop)."""
+        self.actor_server = ActorApiServer(
+            self.platform, host, self.actor_api_port, advertise_url=self.actor_api_url or None)
+        self.actor_server.start()
+        self.log.info("jupyter-actors: actors reach the API at %s", self.actor_server.url)
+
+    def _start_platform(self) -> None:
+        """The start-up work on the engine (blocking): background tasks, adopting unfinished runs, schedules."""
+        self.platform.start_background()
+        try:
+            self.platform.reconcile()
+        except Exception:  # the housekeeping thread reconciles the runs left unwatched again, periodically
+            self.log.exception("jupyter-actors: reconciling unfinished runs failed; retrying in the background")
+        self.platform.start_scheduler()
+        self.platform.accept_runs()
+
+    async def _wait_for_engine(self) -> None:
+        """Retry the engine with a pause that doubles up to ``reconcile_interval_secs``; once it answers, do
+        the start-up work that was skipped."""
+        pause = ENGINE_RETRY_FIRST_SECS
+        while True:
+            try:
+                await asyncio.to_thread(self.platform.connect_engine)
+                host = self.actor_api_host or await asyncio.to_thread(self.platform.network_gateway)
+                break
+            except Exception as exc:  # EngineUnavailable, or an engine error while it comes up
+                self.log.info("jupyter-actors: the engine does not answer yet (%s); trying again in %.1f s",
+                              exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, max(ENGINE_RETRY_FIRST_SECS, self.reconcile_interval_secs))
+        try:
+            self._serve_actors(host)
+            await asyncio.to_thread(self._start_platform)
+        except Exception:
+            self.log.exception("jupyter-actors: serving on the engine failed; starts stay refused")
+            return
+        self.log.info("jupyter-actors: connected to the container engine; runs can start")
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(make_handlers(API_PATH, USER_HANDLERS))
@@ -144,8 +186,11 @@ class ActorsExtension(ExtensionApp):
 
     async def stop_extension(self) -> None:
         # Actors hear `migrating` over the actor API's sockets, so that API stops last.
+        if self._engine_task is not None:
+            self._engine_task.cancel()
         await asyncio.to_thread(self.platform.shutdown)
-        self.actor_server.stop()
+        if self.actor_server is not None:
+            self.actor_server.stop()
         self.settings["jupyter_actors_run_events"].close()
         remove_server_info(self.platform.data_dir, self.server_info)
         self.data_dir_lock.release()

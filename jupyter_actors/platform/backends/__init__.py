@@ -11,8 +11,11 @@ if TYPE_CHECKING:
     from ..config import PlatformConfig
 
 
-def create_backend(config: PlatformConfig) -> Backend:
-    """The engine ``config.backend`` names; cluster backends build and push on the local engine."""
+def create_backend(config: PlatformConfig, *, connect: bool = True) -> Backend:
+    """The engine ``config.backend`` names; cluster backends build and push on the local engine.
+
+    ``connect=False``: a local Docker engine that does not answer yet is reached later (``Backend.connect``);
+    cluster backends need theirs now."""
     if config.backend == "swarm":
         from .swarm import SwarmBackend
 
@@ -27,7 +30,7 @@ def create_backend(config: PlatformConfig) -> Backend:
             images = None
         return KubernetesBackend(config.kubernetes_namespace, images=images, kubeconfig=config.kubeconfig,
                                  context=config.kubernetes_context)
-    return DockerBackend(base_url=config.docker_base_url)
+    return DockerBackend(base_url=config.docker_base_url, connect=connect)
 
 
 __all__ = ["Backend", "ContainerSpec", "ContainerState", "DockerBackend", "LogLine", "create_backend"]

@@ -115,6 +115,9 @@ class Backend:
     runs_on_this_host: bool = True
     #: Whether ``set_cpu`` can change a live container's CPU (needed for the start-up boost).
     can_set_cpu: bool = False
+    #: False while starts are refused although the engine may answer: a server that started without it is
+    #: still connecting (network, reconciliation); ``require_engine`` says so.
+    accepting: bool = True
     #: Whether runs get a network of their own on this machine (``ensure_network``/``network_gateway``).
     has_network: bool = False
     #: Whether an inspect that finds a container stopped already has its final state (exit code, OOM
@@ -162,6 +165,10 @@ class Backend:
 
     def require_engine(self) -> None:
         """Raise ``EngineUnavailable`` when the engine does not answer now (checked before a run is recorded)."""
+
+    def connect(self) -> None:
+        """Reach an engine that did not answer when the backend was made; ``EngineUnavailable`` while it still
+        does not. Starts stay refused until ``accepting`` is set (the server's start-up work is done)."""
 
     def stopped_by_engine(self, container_id: str, since: dt.datetime | None) -> bool:
         """Whether the engine (its own stop at an engine restart, or ``docker stop``) signalled the container

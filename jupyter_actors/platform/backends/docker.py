@@ -137,20 +137,48 @@ class DockerBackend(Backend):
     stopped_state_is_final = True  # State.Running, ExitCode and OOMKilled change together in dockerd
     has_network = True
 
-    def __init__(self, client: docker.DockerClient | None = None, base_url: str | None = None) -> None:
+    def __init__(self, client: docker.DockerClient | None = None, base_url: str | None = None, *,
+                 connect: bool = True) -> None:
+        """``connect=False``: an engine that does not answer now is reached later by ``connect`` (a server
+        that starts while dockerd is down); until then every engine call raises ``EngineUnavailable``."""
+        self.base_url = base_url
+        self._client = client
+        self._connected = False
+        self._storage_opt_supported: bool | None = None
+        self._probe_lock = threading.Lock()
         try:
-            self.client = client or (
-                docker.DockerClient(base_url=base_url, version="auto") if base_url else docker.from_env(version="auto")
-            )
-            self.client.ping()
+            self.connect()
+        except EngineUnavailable:
+            if connect:
+                raise
+            self.accepting = False
+
+    def connect(self) -> None:
+        """Reach the engine (a no-op once reached); raises ``EngineUnavailable`` while it does not answer."""
+        if self._connected:
+            return
+        try:
+            client = self._client or (docker.DockerClient(base_url=self.base_url, version="auto") if self.base_url
+                                      else docker.from_env(version="auto"))
+            client.ping()
         except Exception as exc:  # any failure here means "no engine"
             raise EngineUnavailable(
                 f"No Docker engine answers ({exc}). Run `jupyter-actors setup` (it installs and starts one "
                 "on Debian as root), or start Docker and point DOCKER_HOST at it."
             ) from None
-        self.api = self.client.api
-        self._storage_opt_supported: bool | None = None
-        self._probe_lock = threading.Lock()
+        self._client, self._connected = client, True
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if not self._connected or self._client is None:
+            raise EngineUnavailable(
+                "The Docker engine has not answered since the server started: no run or build can start until "
+                "it does (the server connects by itself as soon as it answers).")
+        return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
 
     # -- containers -------------------------------------------------------------------------------
 
@@ -263,6 +291,11 @@ class DockerBackend(Backend):
         return response
 
     def require_engine(self) -> None:
+        if not self.accepting:
+            raise EngineUnavailable(
+                "The Docker engine has not answered since the server started: no run or build can start until it "
+                "does. The server connects by itself as soon as it answers; start dockerd (or check DOCKER_HOST / "
+                "docker_base_url) and try again.")
         try:
             self.api.ping()
         except Exception as exc:  # restarting, stopped, or its socket gone

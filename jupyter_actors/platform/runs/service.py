@@ -229,6 +229,7 @@ class RunService:
         memory = limits_mod.validate_memory(memory_mb if memory_mb is not None else run["memory_mb"])
         timeout = limits_mod.validate_timeout(timeout_secs if timeout_secs is not None else run["timeout_secs"])
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
+        self.backend.require_engine()  # refused (503) before anything changes while the engine is away
         self.ensure_network()
         if run["container_id"]:
             self.backend.remove(run["container_id"])
