@@ -52,6 +52,8 @@ class ActorService:
             "build_tag": definition.build_tag,
             "dockerfile": definition.dockerfile,
             "input_schema": dumps(definition.input_schema) if definition.input_schema is not None else None,
+            "dataset_schema": _json_or_none(definition.dataset_schema),
+            "key_value_store_schema": _json_or_none(definition.key_value_store_schema),
             "created_at": now,
             "modified_at": now,
         })
@@ -166,3 +168,7 @@ class ActorService:
         row = self.get(actor)
         self.version(row["id"], version)
         self.stores.actors.change_env_vars(row["id"], version, change)
+
+
+def _json_or_none(value: object) -> str | None:
+    return dumps(value) if value is not None else None
