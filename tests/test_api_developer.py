@@ -286,6 +286,14 @@ async def test_actor_renamed_and_its_tags_moved(api_url, api_token, actors_app):
     assert {r.id for r in (await client.actor("dev-renamed").runs().list()).items} == {run.id, moved.id}
     assert {b.id for b in (await client.actor("dev-renamed").builds().list()).items} == {first.id, second.id}
     assert (await client.actor("dev-renamed").call(memory_mbytes=TEST_MEMORY_MB, logger=None)).build_id == second.id
+    # The old name is free again: an actor made with it builds its own image; the renamed one's builds keep theirs.
+    reused = await client.actors().create(name="dev-tags", versions=[source_version("print('reused')\n")])
+    reused_build = await client.actor(reused.id).build(version_number="0.0", wait_for_finish=60)
+    assert reused_build.build_number == first.build_number == "0.0.1"
+    images = {build_id: actors_app.platform.get_build(build_id)["image"] for build_id in (first.id, reused_build.id)}
+    assert images[first.id] != images[reused_build.id], images
+    old_build = await client.actor("dev-renamed").call(build="0.0.1", memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert "zero" in await client.run(old_build.id).log().get()
     with pytest.raises(ApifyApiError, match="exists already") as clash:
         await client.actor(actor.id).update(name="dev-other")
     assert clash.value.status_code == 409 and clash.value.type == "actor-name-not-unique"
