@@ -13,7 +13,9 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 from apify_client import ApifyClientAsync
-from apify_client.errors import InvalidRequestError
+from apify_client.errors import ApifyApiError, InvalidRequestError
+
+from .conftest import TEST_MEMORY_MB
 
 ITEMS = [
     {"name": "=HYPERLINK(\"http://evil\")", "tags": ["a", "b"], "shop": {"city": "Brno", "geo": {"lat": 49.2}},
@@ -120,8 +122,9 @@ async def test_storage_titles_on_create_update_and_get(api_url, api_token):
             assert made.status_code == 201 and made.json()["data"]["title"] == "My results"
             again = await http.post(f"/{collection}?name=titled-{collection}", json={"title": "Other"})
             assert again.status_code == 200 and again.json()["data"]["title"] == "My results"  # existing kept
-            refused = await http.post(f"/{collection}?name=schema-{collection}", json={"schema": {"views": {}}})
-            assert refused.status_code == 400 and "schema" in refused.json()["error"]["message"]
+            bad_schema = {"views": {"v": {"transformation": {"sort": "x"}}}, "collections": {"c": {}}}
+            refused = await http.post(f"/{collection}?name=schema-{collection}", json={"schema": bad_schema})
+            assert refused.status_code == 400 and "schema" in refused.json()["error"]["message"], refused.text
             assert (await http.get(f"/{collection}/schema-{collection}")).status_code == 404  # nothing created
             bad = await http.put(f"/{collection}/titled-{collection}", json={"name": "renamed", "title": "a\nb"})
             assert bad.status_code == 400 and "title" in bad.json()["error"]["message"]
@@ -194,3 +197,123 @@ async def test_arrow_and_parquet_formats_honour_item_options(api_url, api_token,
         assert refused.status_code == 400, refused.text
         error = refused.json()["error"]
         assert error["type"] == "arrow-not-installed" and "jupyter-actors[arrow]" in error["message"]
+
+
+DATASET_SCHEMA = {"actorSpecification": 1, "views": {
+    "overview": {"title": "Overview", "transformation": {"fields": ["name", "price", "shop"], "flatten": ["shop"],
+                                                         "limit": 2, "desc": True},
+                 "display": {"component": "table"}},
+    "tags": {"transformation": {"unwind": "tags", "omit": ["#debug", "shop"]}},
+}}
+KVS_SCHEMA = {"actorKeyValueStoreSchemaVersion": 1, "collections": {
+    "documents": {"title": "Documents", "keyPrefix": "document-"},
+    "output": {"key": "OUTPUT"},
+}}
+
+
+async def test_dataset_views_and_key_collections_of_a_storage_schema(api_url, api_token):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    dataset = await client.datasets().get_or_create(name="viewed", schema=DATASET_SCHEMA)
+    assert dataset.schema_ == DATASET_SCHEMA
+    items = client.dataset(dataset.id)
+    await items.push_items(ITEMS)
+
+    # A view's transformation (fields, flatten, limit, desc): the last two items, newest first.
+    overview = await items.list_items(view="overview")
+    assert overview.items == [{"name": "plain <b>&</b>", "shop.city": "Praha"}, {"name": "@sum", "price": None}]
+    assert (overview.limit, overview.desc) == (2, True)
+    # An option the request gives replaces the view's; the others still come from the view.
+    assert [i["name"] for i in (await items.list_items(view="overview", limit=3, desc=False)).items] == [
+        ITEMS[0]["name"], "+1", "@sum"]
+    # (desc still from the view: offset 3 from the newest is the first item)
+    assert (await items.list_items(view="overview", fields=["price"], offset=3)).items == [{"price": 10}]
+    assert [i.get("tags") for i in (await items.list_items(view="tags")).items] == ["a", "b", None, "none"]
+    assert (await items.list_items(view="tags")).items[2] == {"name": "@sum", "tag": "c", "w": 1, "price": None}
+    csv_text = (await items.get_items_as_bytes(item_format="csv", view="overview", bom=False)).decode()
+    assert csv_text.splitlines()[0] == "name,shop.city,price"
+    for name, words in (("nope", "its views are: overview, tags"), ("", "its views are")):
+        with pytest.raises(InvalidRequestError, match=words):
+            await items.list_items(view=name)
+    plain = await client.datasets().get_or_create(name="plain-viewless")
+    with pytest.raises(InvalidRequestError, match="has no schema"):
+        await client.dataset(plain.id).list_items(view="overview")
+
+    store = await client.key_value_stores().get_or_create(name="collected", schema=KVS_SCHEMA)
+    assert store.schema_ == KVS_SCHEMA
+    kvs = client.key_value_store(store.id)
+    for key in ("document-1", "document-2", "documentary", "OUTPUT", "OUTPUT-2", "image-1"):
+        await kvs.set_record(key, {"k": key})
+
+    async def keys(**options) -> list[str]:
+        return [item.key for item in (await kvs.list_keys(**options)).items]
+
+    assert await keys(collection="documents") == ["document-1", "document-2"]
+    assert await keys(collection="output") == ["OUTPUT"]  # one key, not the keys it prefixes
+    assert await keys(collection="documents", prefix="document-2") == ["document-2"]
+    assert await keys(collection="documents", prefix="doc") == ["document-1", "document-2"]
+    assert await keys(collection="documents", prefix="image") == []
+    assert await keys(collection="documents", exclusive_start_key="document-1") == ["document-2"]
+    assert await keys(collection="documents", limit=1) == ["document-1"]
+    with pytest.raises(ApifyApiError, match="its collections are: documents, output") as unknown:
+        await kvs.list_keys(collection="images")
+    assert unknown.value.status_code == 400
+    with pytest.raises(ApifyApiError, match="has no schema"):
+        await client.key_value_store((await client.key_value_stores().get_or_create(name="schemaless")).id).list_keys(
+            collection="documents")
+
+
+SCHEMA_ACTOR = """
+import asyncio
+from apify import Actor
+
+async def main():
+    async with Actor:
+        await Actor.push_data([{"name": "a", "tags": ["x", "y"], "secret": 1}, {"name": "b", "tags": [], "secret": 2}])
+        for key in ("document-1", "document-2", "OUTPUT", "other"):
+            await Actor.set_value(key, {"key": key})
+
+asyncio.run(main())
+"""
+
+
+async def test_a_runs_default_storages_get_its_actors_schemas(api_url, api_token, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    spec = {"actorSpecification": 1, "name": "schemas", "version": "0.0",
+            "storages": {"dataset": "./dataset_schema.json"}}  # the store's schema: the file found by its name
+    dataset_schema = {"actorSpecification": 1, "views": {"names": {"transformation": {"fields": ["name"]}},
+                                                         "tags": {"transformation": {"unwind": ["tags"],
+                                                                                     "omit": ["secret"]}}}}
+    files = [{"name": "main.py", "format": "TEXT", "content": SCHEMA_ACTOR},
+             {"name": ".actor/actor.json", "format": "TEXT", "content": json.dumps(spec)},
+             {"name": ".actor/dataset_schema.json", "format": "TEXT", "content": json.dumps(dataset_schema)},
+             {"name": ".actor/key_value_store_schema.json", "format": "TEXT", "content": json.dumps(KVS_SCHEMA)}]
+    version = {"versionNumber": "0.0", "sourceType": "SOURCE_FILES", "buildTag": "latest", "sourceFiles": files}
+    actor = await client.actors().create(name="schemas", versions=[version])
+    build = await client.actor(actor.id).build(version_number="0.0", wait_for_finish=60)
+    assert str(getattr(build.status, "value", build.status)) == "SUCCEEDED"
+    run = await client.actor(actor.id).call(memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert str(getattr(run.status, "value", run.status)) == "SUCCEEDED", await client.run(run.id).log().get()
+
+    # By the dataset's id, by the run's default-dataset shortcut and by the last run's: one view, one answer.
+    for items in (client.dataset(run.default_dataset_id), client.run(run.id).dataset(),
+                  client.actor(actor.id).last_run().dataset()):
+        assert (await items.list_items(view="names")).items == [{"name": "a"}, {"name": "b"}]
+        assert (await items.list_items(view="tags")).items == [{"name": "a", "tags": "x"}, {"name": "a", "tags": "y"}]
+        with pytest.raises(InvalidRequestError, match="its views are: names, tags"):
+            await items.list_items(view="overview")
+    assert (await client.dataset(run.default_dataset_id).get()).schema_ == dataset_schema
+    for kvs in (client.key_value_store(run.default_key_value_store_id), client.run(run.id).key_value_store()):
+        assert [k.key for k in (await kvs.list_keys(collection="documents")).items] == ["document-1", "document-2"]
+        assert [k.key for k in (await kvs.list_keys(collection="output")).items] == ["OUTPUT"]
+        with pytest.raises(ApifyApiError, match="its collections are"):
+            await kvs.list_keys(collection="nope")
+
+    # A schema actor.json names but that is not there, or a view that cannot work, is refused when the actor is made.
+    broken = {**spec, "storages": {"dataset": {"views": {"v": {"transformation": {"fields": "name", "sort": 1}}}}}}
+    for content, words in ((json.dumps({**spec, "storages": {"keyValueStore": "./missing.json"}}), "does not exist"),
+                           (json.dumps(broken), "sort is not supported")):
+        bad = {**version, "sourceFiles": [files[0], {"name": ".actor/actor.json", "format": "TEXT",
+                                                     "content": content}]}
+        with pytest.raises(ApifyApiError, match=words) as refused:
+            await client.actors().create(name="schemas-bad", versions=[bad])
+        assert refused.value.status_code == 400

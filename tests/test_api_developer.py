@@ -239,3 +239,65 @@ async def test_limits_and_monthly_usage(api_url, api_token, actors_app):
     restarted = Admission(platform.stores.runs, platform.config.memory_limit_mb)
     Account(platform.stores, restarted, retention_days=platform.config.retention_days)
     assert restarted.limit_mb == 512
+
+
+async def test_actor_renamed_and_its_tags_moved(api_url, api_token, actors_app):
+    client = ApifyClientAsync(token=api_token, api_url=api_url)
+    actor = await client.actors().create(name="dev-tags", versions=[source_version("print('zero')\n")])
+    first = await client.actor(actor.id).build(version_number="0.0", wait_for_finish=60)
+    await client.actor(actor.id).versions().create(
+        version_number="0.1", source_type="SOURCE_FILES", build_tag="beta",
+        source_files=[{"name": "main.py", "format": "TEXT", "content": "print('one')\n"}])
+    second = await client.actor(actor.id).build(version_number="0.1", wait_for_finish=60)
+    assert status(first) == status(second) == "SUCCEEDED"
+    other = await client.actors().create(name="dev-other", versions=[source_version("print('other')\n")])
+    foreign = await client.actor(other.id).build(version_number="0.0", wait_for_finish=60)
+    run = await client.actor(actor.id).call(memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert run.build_id == first.id
+
+    # taggedBuilds: latest moves to the second build, beta is removed; runs of `latest` use the second build.
+    updated = await client.actor(actor.id).update(tagged_builds={"latest": {"buildId": second.id}})
+    assert {tag: value.build_id for tag, value in updated.tagged_builds.items()} == {"latest": second.id,
+                                                                                      "beta": second.id}
+    # apify-client drops None from the body (_clean_json_payload), so removing a tag is sent as Apify documents it.
+    async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
+        response = await http.put(f"/acts/{actor.id}", json={"taggedBuilds": {"beta": None}})
+    assert response.status_code == 200, response.text
+    tags = response.json()["data"]["taggedBuilds"]
+    assert list(tags) == ["latest"] and tags["latest"]["buildId"] == second.id
+    moved = await client.actor(actor.id).call(build="latest", memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert moved.build_id == second.id and status(moved) == "SUCCEEDED"
+    with pytest.raises(ApifyApiError, match="beta"):
+        await client.actor(actor.id).start(build="beta", memory_mbytes=TEST_MEMORY_MB)
+    for tagged, words in (({"latest": {"buildId": foreign.id}}, "not a build of this actor"),
+                          ({"latest": {"buildId": "nope"}}, "not a build of this actor"),
+                          ({"latest": "x"}, "buildId")):
+        with pytest.raises(ApifyApiError, match=words) as refused:
+            await client.actor(actor.id).update(tagged_builds=tagged)
+        assert refused.value.status_code == 400
+    assert set((await client.actor(actor.id).get()).tagged_builds) == {"latest"}  # nothing changed
+
+    # A rename keeps the id, the runs and the builds; the new name (and username~name) resolves, the old does not.
+    renamed = await client.actor(actor.id).update(name="dev-renamed", title="Renamed")
+    assert (renamed.id, renamed.name, renamed.title) == (actor.id, "dev-renamed", "Renamed")
+    for ref in ("dev-renamed", "local~dev-renamed", actor.id):
+        assert (await client.actor(ref).get()).id == actor.id
+    assert await client.actor("dev-tags").get() is None
+    assert {r.id for r in (await client.actor("dev-renamed").runs().list()).items} == {run.id, moved.id}
+    assert {b.id for b in (await client.actor("dev-renamed").builds().list()).items} == {first.id, second.id}
+    assert (await client.actor("dev-renamed").call(memory_mbytes=TEST_MEMORY_MB, logger=None)).build_id == second.id
+    # The old name is free again: an actor made with it builds its own image; the renamed one's builds keep theirs.
+    reused = await client.actors().create(name="dev-tags", versions=[source_version("print('reused')\n")])
+    reused_build = await client.actor(reused.id).build(version_number="0.0", wait_for_finish=60)
+    assert reused_build.build_number == first.build_number == "0.0.1"
+    images = {build_id: actors_app.platform.get_build(build_id)["image"] for build_id in (first.id, reused_build.id)}
+    assert images[first.id] != images[reused_build.id], images
+    old_build = await client.actor("dev-renamed").call(build="0.0.1", memory_mbytes=TEST_MEMORY_MB, logger=None)
+    assert "zero" in await client.run(old_build.id).log().get()
+    with pytest.raises(ApifyApiError, match="exists already") as clash:
+        await client.actor(actor.id).update(name="dev-other")
+    assert clash.value.status_code == 409 and clash.value.type == "actor-name-not-unique"
+    with pytest.raises(ApifyApiError, match="not allowed") as bad:
+        await client.actor(actor.id).update(name="Bad Name")
+    assert bad.value.status_code == 400
+    assert (await client.actor(actor.id).get()).name == "dev-renamed"

@@ -183,6 +183,10 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("POST", f"/actor-builds/{build['id']}/abort", 200)
         await call("GET", f"/actor-builds/{build['id']}/openapi.json", 200)
         await call("GET", "/actor-builds?limit=5&desc=true", 200)
+        await call("PUT", f"/{spelling}/{name}", 200, json={"taggedBuilds": {"doc": {"buildId": build["id"]}}})
+        await call("PUT", f"/{spelling}/{name}", 200, json={"taggedBuilds": {"doc": None}, "name": f"{name}-renamed"})
+        await call("PUT", f"/{spelling}/{name}-renamed", 200, json={"name": name})
+        await call("PUT", f"/{spelling}/{name}", 400, json={"taggedBuilds": {"doc": {"buildId": "nope"}}})
         await call("GET", f"/actor-builds/{build['id']}?waitForFinish=1", 200)
         await call("GET", f"/actor-builds/{build['id']}/log", 200)
         await call("GET", f"/actor-builds/{build['id']}/log?stream=true", 200)
@@ -295,6 +299,15 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
                                           json={"title": "Doc"})).json()["data"]["id"]
         await call("POST", f"/{collection}?name=doc-{collection}", 200)
         await call("POST", f"/{collection}?name=bad..name", 400)
+    # Storage schemas: a dataset's views, a store's collections (an actor's runs get its own).
+    await call("POST", "/datasets?name=doc-viewed", 201, json={"schema": {"views": {"one": {"transformation": {
+        "limit": 1}}}}})
+    await call("GET", "/datasets/doc-viewed/items?view=one", 200)
+    await call("POST", "/key-value-stores?name=doc-collected", 201,
+               json={"schema": {"collections": {"docs": {"keyPrefix": "doc"}}}})
+    await call("GET", "/key-value-stores/doc-collected/keys?collection=docs", 200)
+    await call("GET", "/key-value-stores/doc-collected/keys?collection=nope", 400)
+    await call("POST", "/request-queues?name=doc-schema", 400, json={"schema": {}})
     prefixes = [(f"/key-value-stores/{created['key-value-stores']}", f"/datasets/{created['datasets']}",
                  f"/request-queues/{created['request-queues']}"),
                 tuple(f"/actor-runs/{run_id}/{single}" for single in collections.values()),

@@ -648,9 +648,11 @@ def test_a_catalog_from_before_titles_is_upgraded_in_place(tmp_path: Path) -> No
     with sqlite3.connect(root / "storages.sqlite") as db:  # back to schema 1: no title column
         db.execute("ALTER TABLE storages DROP COLUMN title")
         db.execute("ALTER TABLE storages DROP COLUMN url_signing_secret_key")
+        db.execute("ALTER TABLE storages DROP COLUMN schema")
         db.execute("PRAGMA user_version = 1")
     second = Storages(root)
     assert second.get(DATASETS, "older")["id"] == store["id"] and second.get(DATASETS, "older")["title"] is None
+    assert second.get(DATASETS, "older")["schema"] is None
     assert len(second.get(DATASETS, "older")["urlSigningSecretKey"]) == 32  # older storages get a key too
     assert second.retitle(DATASETS, "older", "Older results")["title"] == "Older results"
     second.close()

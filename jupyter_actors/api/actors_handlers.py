@@ -30,7 +30,8 @@ UNSUPPORTED_RUN_OPTIONS = {
 
 #: Fields of Apify's actor object this API acts on, with their JSON types; other fields are ignored.
 ACTOR_FIELD_TYPES: FieldTypes = {"name": str, "title": (str, type(None)), "description": (str, type(None)),
-                                 "versions": (list, type(None)), "defaultRunOptions": (dict, type(None))}
+                                 "versions": (list, type(None)), "defaultRunOptions": (dict, type(None)),
+                                 "taggedBuilds": (dict, type(None))}
 RUN_OPTION_TYPES: FieldTypes = {"build": (str, type(None)), "memoryMbytes": (int, type(None)),
                                 "timeoutSecs": (int, type(None))}
 VERSION_FIELD_TYPES: FieldTypes = {"versionNumber": str, "buildTag": (str, type(None)),
@@ -149,20 +150,25 @@ class ActorHandler(ActorAccess):
         self.send_data(await self.call(self.actor_view, await self.readable_actor(actor_id)))
 
     async def put(self, actor_id: str) -> None:
-        """Update; new versions and the run defaults are validated before either is written."""
+        """Update; new versions, the run defaults, a new ``name`` and ``taggedBuilds`` are validated before
+        any is written. A rename keeps the id (runs, builds, tasks and webhooks point to it)."""
         require(self.principal.may_manage_actors, "change actors")
         actor = await self.call(self.platform.get_actor, actor_id)
         body = checked_actor_body(await self.json_body(default={}))
         defaults = body.get("defaultRunOptions") or {}
         changes = {RUN_OPTION_COLUMNS[key]: value for key, value in defaults.items() if key in RUN_OPTION_COLUMNS}
         changes.update({field: body[field] for field in ("title", "description") if field in body})
+        if body.get("name", actor["name"]) != actor["name"]:
+            changes["name"] = body["name"]
+        tagged = body.get("taggedBuilds")
         if body.get("versions"):
+            await self.call(self.platform.actors.checked_update, actor["id"], tagged_builds=tagged, **changes)
             # One transaction writes the version with the title, description, memory and timeout.
             kept = {"title": actor["title"], "description": actor["description"]}
             actor = await self.call(self.platform.create_actor, definition_from_body(actor["name"], {**kept, **body}))
-            changes = {key: value for key, value in changes.items() if key == "default_build"}
-        if changes:
-            actor = await self.call(self.platform.update_actor, actor["id"], **changes)
+            changes = {key: value for key, value in changes.items() if key in ("default_build", "name")}
+        if changes or tagged:
+            actor = await self.call(self.platform.update_actor, actor["id"], tagged_builds=tagged, **changes)
         self.send_data(await self.call(self.actor_view, actor))
 
     async def delete(self, actor_id: str) -> None:

@@ -28,6 +28,7 @@ from ..platform.storages.item_formats import (
     write_xlsx,
 )
 from ..platform.storages.kinds import LABELS
+from ..platform.storages.schemas import View, dataset_view, store_collection
 from ..platform.storages.signing import content_signature_valid, record_signature, record_signature_valid
 from ..platform.storages.statistics import field_statistics
 from ..platform.storages.validation import validate_title
@@ -57,14 +58,12 @@ ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application
 FILE_FORMATS = {"xlsx": write_xlsx, "arrow": write_arrow, "parquet": write_parquet}
 #: Every option of GET .../items that works here; anything else is refused, never ignored.
 ITEMS_OPTIONS = {"format", "offset", "limit", "desc", "fields", "omit", "clean", "skipEmpty", "skipHidden", "unwind",
-                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment", "signature"}
+                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment", "signature", "view"}
 #: Options that shape one format only: given with another format they would do nothing, so they are refused.
 ITEMS_FORMAT_OPTIONS = {"delimiter": ("csv",), "xmlRoot": ("xml",), "xmlRow": ("xml",),
                         "skipHeaderRow": ("csv", "html", "xlsx")}
 #: Options of Apify's that are not supported here yet, with what to do instead.
 ITEMS_UNSUPPORTED = {
-    "view": "dataset views (.actor/dataset_schema.json) are not supported here yet; use fields, omit, unwind and "
-            "flatten instead",
     "simplified": "simplified is a legacy option that is not supported; use clean, unwind and flatten",
     "skipFailedPages": "skipFailedPages is a legacy option that is not supported; use clean",
 }
@@ -185,13 +184,10 @@ class CollectionHandler(StorageAccess):
     async def post(self) -> None:
         name = self.query("name") or None
         body = await self.json_object({"title": (str, type(None)), "schema": (dict, type(None))})
-        if body.get("schema") is not None:
-            raise InvalidInput("Storage schemas (dataset views, key-value store collections) are not supported "
-                               "here yet; create the storage without a schema.")
         run_id = self.principal.run_id
         actor_id = (await self.call(self.platform.get_run, run_id))["actor_id"] if run_id else None
         meta, created = await self.call(self.storages.get_or_create, self.kind, name, run_id=run_id,
-                                        actor_id=actor_id, title=body.get("title"))
+                                        actor_id=actor_id, title=body.get("title"), schema=body.get("schema"))
         self.send_data(self.view(meta), 201 if created else 200)
 
 
@@ -229,9 +225,11 @@ class KeysHandler(StorageAccess):
 
     async def get(self, ref: str) -> None:
         meta = await self.storage(ref)
+        name = self.query("collection")
         listing = await self.call(
             self.storages.list_keys, meta["id"], exclusive_start_key=self.query("exclusiveStartKey"),
             limit=self.query_int("limit", 1000), prefix=self.query("prefix"),
+            collection=store_collection(meta.get("schema"), name) if name is not None else None,
         )
         base = f"{self.views.console_url('key-value-stores', meta['id'])}/records/"
         secret = meta["urlSigningSecretKey"]
@@ -314,12 +312,17 @@ class ItemsHandler(StorageAccess):
         bom = self.query_bool("bom", default=fmt == "csv")  # as in Apify: on for CSV, off for the rest
         skip_header_row, attachment = self.query_bool("skipHeaderRow"), self.query_bool("attachment")
         meta = await self.storage(ref)
+        # A view (the dataset schema's transformation) gives the item options the request does not give itself.
+        view = dataset_view(meta.get("schema"), self.query("view") or "") if self.query("view") is not None else View()
+        limit = self.query_int("limit")
         page = await self.call(
             self.storages.list_items, meta["id"], offset=self.query_int("offset", 0) or 0,
-            limit=self.query_int("limit"), desc=self.query_bool("desc"), fields=self.query_list("fields"),
-            omit=self.query_list("omit"), clean=self.query_bool("clean"),
-            skip_empty=self.query_bool("skipEmpty"), skip_hidden=self.query_bool("skipHidden"),
-            unwind=self.query_list("unwind"), flatten=self.query_list("flatten"),
+            limit=limit if limit is not None else view.limit,
+            desc=self.query_bool("desc", default=bool(view.desc)),
+            fields=self.query_list("fields") or view.fields, omit=self.query_list("omit") or view.omit,
+            clean=self.query_bool("clean"), skip_empty=self.query_bool("skipEmpty"),
+            skip_hidden=self.query_bool("skipHidden"),
+            unwind=self.query_list("unwind") or view.unwind, flatten=self.query_list("flatten") or view.flatten,
         )
         title = meta.get("name") or meta["id"]
         if fmt == "xlsx":  # a zip: built whole (in constant memory, spooled to disk) before it is sent

@@ -13,11 +13,11 @@ from .errors import Conflict, InvalidInput, NotFound
 from .ids import new_id
 from .models import USERNAME, Actor, Version
 from .registry import dumps
-from .sources import ActorDefinition
+from .sources import ActorDefinition, validate_name
 from .stores import Stores
 
 #: Actor fields ``update`` may change.
-UPDATABLE = frozenset({"default_build", "default_memory_mb", "default_timeout_secs", "title", "description"})
+UPDATABLE = frozenset({"name", "default_build", "default_memory_mb", "default_timeout_secs", "title", "description"})
 
 
 class ActorService:
@@ -52,6 +52,8 @@ class ActorService:
             "build_tag": definition.build_tag,
             "dockerfile": definition.dockerfile,
             "input_schema": dumps(definition.input_schema) if definition.input_schema is not None else None,
+            "dataset_schema": _json_or_none(definition.dataset_schema),
+            "key_value_store_schema": _json_or_none(definition.key_value_store_schema),
             "created_at": now,
             "modified_at": now,
         })
@@ -67,18 +69,57 @@ class ActorService:
     def all(self) -> list[Actor]:
         return self.stores.actors.all()
 
-    def update(self, actor: str, **values: Any) -> Actor:
-        """Change the default run configuration (default_build, default_memory_mb, default_timeout_secs)."""
+    def update(self, actor: str, *, tagged_builds: object = None, **values: Any) -> Actor:
+        """Change the name (the id, runs and builds stay), the default run configuration (default_build,
+        default_memory_mb, default_timeout_secs), title, description, and with ``tagged_builds`` (Apify's
+        ``{tag: {"buildId": ...} | None}``) which build each tag names; all is checked before anything is written."""
         row = self.get(actor)
+        values, tags = self.checked_update(row["id"], tagged_builds=tagged_builds, **values)
+        self.stores.actors.update(row["id"], {**values, "modified_at": now_iso()}, tags)
+        return self.get(row["id"])
+
+    def checked_update(self, actor_id: str, *, tagged_builds: object = None,
+                       **values: Any) -> tuple[dict[str, Any], dict[str, str | None]]:
+        """``update``'s checks alone: (column values, tag changes), or the InvalidInput/Conflict it would raise."""
         unknown = set(values) - UPDATABLE
         if unknown:
             raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(UPDATABLE))}.")
+        if "name" in values:
+            validate_name(values["name"])
+            if self.stores.actors.name_taken(values["name"], other_than=actor_id):
+                raise Conflict(f"An actor named {values['name']!r} exists already; pick another name.",
+                               type="actor-name-not-unique")
         if "default_memory_mb" in values:
             values["default_memory_mb"] = limits_mod.validate_memory(values["default_memory_mb"])
         if "default_timeout_secs" in values:
             values["default_timeout_secs"] = limits_mod.validate_timeout(values["default_timeout_secs"])
-        self.stores.actors.update(row["id"], {**values, "modified_at": now_iso()})
-        return self.get(row["id"])
+        return values, self._checked_tags(actor_id, tagged_builds)
+
+    def _checked_tags(self, actor_id: str, tagged_builds: object) -> dict[str, str | None]:
+        """Apify's ``taggedBuilds``: each tag to a build of this actor ({"buildId": ...}), or None to remove it."""
+        if tagged_builds is None:
+            return {}
+        if not isinstance(tagged_builds, dict):
+            raise InvalidInput('taggedBuilds must be an object of tags to {"buildId": ...} or null.')
+        tags: dict[str, str | None] = {}
+        for tag, target in tagged_builds.items():
+            if not tag or len(tag) > 64:
+                raise InvalidInput(f"taggedBuilds: the tag {tag!r} must be 1-64 characters.")
+            if target is None:
+                tags[tag] = None
+                continue
+            build_id = target.get("buildId") if isinstance(target, dict) else None
+            if not isinstance(build_id, str):
+                raise InvalidInput(f'taggedBuilds.{tag} must be {{"buildId": "..."}}, or null to remove the tag.')
+            try:
+                build_actor: str | None = self.stores.builds.get(build_id)["actor_id"]
+            except NotFound:
+                build_actor = None
+            if build_actor != actor_id:
+                raise InvalidInput(f"taggedBuilds.{tag}: {build_id!r} is not a build of this actor; "
+                                   "name one of its builds (GET /v2/acts/{id}/builds).")
+            tags[tag] = build_id
+        return tags
 
     def versions(self, actor: str) -> list[Version]:
         return self.stores.actors.versions(self.get(actor)["id"])
@@ -127,3 +168,7 @@ class ActorService:
         row = self.get(actor)
         self.version(row["id"], version)
         self.stores.actors.change_env_vars(row["id"], version, change)
+
+
+def _json_or_none(value: object) -> str | None:
+    return dumps(value) if value is not None else None

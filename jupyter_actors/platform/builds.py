@@ -63,6 +63,14 @@ class Builder:
     def abort(self, build_id: str) -> None:
         self.aborting.add(build_id)
 
+    def _unused_image_name(self, actor_name: str, build: Build) -> str:
+        """``name:number``, or ``name:number-buildid`` when a build of another actor holds that image (an actor
+        renamed away from this name keeps its images), so a build never retags an image another build runs."""
+        tag = image_name(self.instance_id, actor_name, build["build_number"])
+        if any(self.store.image_in_use(image) for image in (tag, f"{self.push_to}/{tag}" if self.push_to else tag)):
+            tag = image_name(self.instance_id, actor_name, f"{build['build_number']}-{build['id']}")
+        return tag
+
     def log_path(self, build_id: str) -> Path:
         return self.logs_dir / f"build-{build_id}.log"
 
@@ -154,7 +162,7 @@ class Builder:
                 (context / dockerfile).write_text(resolved)
             if not self.network:
                 on_log("Building without network (build_network is off)")
-            tag = image_name(self.instance_id, actor["name"], build["build_number"])
+            tag = self._unused_image_name(actor["name"], build)
             on_log(f"Building image {tag}" + (f" from {self.base_image}" if uses_base else f" with {dockerfile}"))
             image_id = self.backend.build_image(
                 str(context),

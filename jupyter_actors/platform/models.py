@@ -36,6 +36,8 @@ class Version(TypedDict):
     build_tag: str
     dockerfile: str | None
     input_schema: str | None
+    dataset_schema: str | None  # JSON of actor.json storages.dataset (views), if any
+    key_value_store_schema: str | None  # JSON of actor.json storages.keyValueStore (collections), if any
     created_at: str
     modified_at: str
 

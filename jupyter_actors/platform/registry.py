@@ -242,6 +242,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN metamorphs TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE runs ADD COLUMN reboot_count INTEGER NOT NULL DEFAULT 0;
     """,
+    # 13: a version's storage schemas (actor.json storages: dataset views, key-value store collections), given
+    # to the default storages of its runs.
+    """
+    ALTER TABLE versions ADD COLUMN dataset_schema TEXT;
+    ALTER TABLE versions ADD COLUMN key_value_store_schema TEXT;
+    """,
 ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import InvalidInput
+from .storages.schemas import check_dataset_schema, check_key_value_store_schema
 
 ACTOR_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 VERSION_RE = re.compile(r"^\d{1,2}\.\d{1,2}$")
@@ -35,6 +36,8 @@ class ActorDefinition:
     description: str | None = None
     dockerfile: str | None = None  # path among ``files``; None = the platform writes one
     input_schema: dict[str, Any] | None = None
+    dataset_schema: dict[str, Any] | None = None  # views of the runs' default dataset (storages/schemas.py)
+    key_value_store_schema: dict[str, Any] | None = None  # collections of the runs' default key-value store
     env_vars: list[dict[str, Any]] = field(default_factory=list[Any])
     default_memory_mb: int | None = None
     default_timeout_secs: int | None = None
@@ -137,15 +140,13 @@ def actor_spec_fields(files: list[dict[str, Any]], default_name: str | None = No
     else:
         dockerfile = next((candidate for candidate in (".actor/Dockerfile", "Dockerfile") if candidate in by_name),
                           None)
-    input_schema = spec.get("input", spec.get("inputSchema"))
-    if isinstance(input_schema, str):
-        schema_name = _inside_actor(input_schema, "input schema")
-        if schema_name not in by_name:
-            raise InvalidInput(f"actor.json names the input schema {input_schema!r}, but {schema_name} does not exist.")
-        try:
-            input_schema = json.loads(file_bytes(by_name[schema_name]))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"The input schema {schema_name} is not valid JSON: {exc}") from None
+    input_schema = _schema(spec.get("input", spec.get("inputSchema")), by_name, "input schema")
+    storages = spec.get("storages") or {}
+    if not isinstance(storages, dict):
+        raise InvalidInput("actor.json storages must be an object (dataset, keyValueStore).")
+    dataset_schema = _schema(storages.get("dataset"), by_name, "dataset schema", ".actor/dataset_schema.json")
+    kvs_schema = _schema(storages.get("keyValueStore"), by_name, "key-value store schema",
+                         ".actor/key_value_store_schema.json")
     variables = spec.get("environmentVariables") or {}
     if not isinstance(variables, dict):
         raise InvalidInput("actor.json environmentVariables must be an object of names to values.")
@@ -158,6 +159,8 @@ def actor_spec_fields(files: list[dict[str, Any]], default_name: str | None = No
         "description": spec.get("description"),
         "dockerfile": dockerfile,
         "input_schema": input_schema,
+        "dataset_schema": check_dataset_schema(dataset_schema) if dataset_schema is not None else None,
+        "key_value_store_schema": check_key_value_store_schema(kvs_schema) if kvs_schema is not None else None,
         "env_vars": [{"name": key, "value": str(value), "isSecret": False} for key, value in variables.items()],
         "default_memory_mb": spec.get("defaultMemoryMbytes"),
         "default_timeout_secs": spec.get("defaultTimeoutSecs"),
@@ -165,6 +168,22 @@ def actor_spec_fields(files: list[dict[str, Any]], default_name: str | None = No
         "max_memory_mb": spec.get("maxMemoryMbytes"),
     }
     return fields
+
+
+def _schema(value: object, by_name: dict[str, dict[str, Any]], what: str,
+            default_file: str | None = None) -> Any:
+    """A schema actor.json gives inline, or as a path relative to ``.actor/``; else ``default_file`` if present."""
+    if value is None and default_file in by_name:
+        value = default_file.removeprefix(".actor/") if default_file else None
+    if not isinstance(value, str):
+        return value
+    schema_name = _inside_actor(value, what)
+    if schema_name not in by_name:
+        raise InvalidInput(f"actor.json names the {what} {value!r}, but {schema_name} does not exist.")
+    try:
+        return json.loads(file_bytes(by_name[schema_name]))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"The {what} {schema_name} is not valid JSON: {exc}") from None
 
 
 def _inside_actor(name: object, what: str) -> str:

@@ -55,8 +55,19 @@ class ActorStore:
             self.registry.insert("versions", {"actor_id": actor_id, **version}, db)
         return actor_id
 
-    def update(self, actor_id: str, values: dict[str, Any]) -> None:
-        self.registry.update("actors", {"id": actor_id}, values)
+    def update(self, actor_id: str, values: dict[str, Any], tags: dict[str, str | None] | None = None) -> None:
+        """The actor's columns and its build tags (a tag to None: removed), in one transaction."""
+        with self.registry.transaction() as db:
+            self.registry.update("actors", {"id": actor_id}, values, db)
+            for tag, build_id in (tags or {}).items():
+                if build_id is None:
+                    db.execute("DELETE FROM build_tags WHERE actor_id = ? AND tag = ?", (actor_id, tag))
+                else:
+                    db.execute("INSERT OR REPLACE INTO build_tags (actor_id, tag, build_id) VALUES (?, ?, ?)",
+                               (actor_id, tag, build_id))
+
+    def name_taken(self, name: str, other_than: str | None = None) -> bool:
+        return bool(self.registry.query("SELECT 1 FROM actors WHERE name = ? AND id IS NOT ?", (name, other_than)))
 
     def delete(self, actor_id: str) -> None:
         """Delete the actor (versions, builds and tags cascade) and its webhooks, and leave a tombstone."""

@@ -137,8 +137,11 @@ class RunService:
         with self.admission.lock:
             self.admission.check(memory, what="run")
             run_id = new_id()
-            kvs = self.storages.create_kvs(run_id=run_id, actor_id=actor_row["id"])
-            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"], max_items=max_items)
+            # The version's storage schemas (actor.json storages) go with them: dataset views, store collections.
+            kvs = self.storages.create_kvs(run_id=run_id, actor_id=actor_row["id"],
+                                           schema=_loaded(version["key_value_store_schema"]))
+            dataset = self.storages.create_dataset(run_id=run_id, actor_id=actor_row["id"], max_items=max_items,
+                                                   schema=_loaded(version["dataset_schema"]))
             queue = self.storages.create_request_queue(run_id=run_id, actor_id=actor_row["id"])
             if body is not None:
                 self.storages.set_record(kvs["id"], "INPUT", body, content_type)
@@ -607,3 +610,7 @@ def input_body(value: bytes | str | dict[str, Any] | list[Any] | None,
 
 
 __all__ = ["EventSink", "RunService", "check_version_input", "checked_input", "input_body", "validate_max_items"]
+
+
+def _loaded(text: str | None) -> Any:
+    return json.loads(text) if text else None

@@ -6,17 +6,19 @@ called, who made them". One table serves all three kinds, so lookup, naming and 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
 from ..clock import iso, utcnow
 from ..errors import Conflict
 from ..ids import new_id
-from .kinds import LABELS, StorageKind
+from .kinds import LABELS, REQUEST_QUEUES, StorageKind
 from .signing import new_signing_key
 from .sqlite import Database
 
-_COLUMNS = "id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id, title, url_signing_secret_key"
+_COLUMNS = ("id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id, title, url_signing_secret_key, "
+            "schema")
 _COLUMN_NAMES = tuple(_COLUMNS.split(", "))
 
 
@@ -42,26 +44,28 @@ class Catalog(Database):
         # The secret that signs the storage's public URLs (``signing.py``); storages made before get one now.
         "ALTER TABLE storages ADD COLUMN url_signing_secret_key TEXT; "
         "UPDATE storages SET url_signing_secret_key = lower(hex(randomblob(16)))",
+        # Apify's storage schema (JSON): a dataset's views, a key-value store's collections (``schemas.py``).
+        "ALTER TABLE storages ADD COLUMN schema TEXT",
     )
 
     def insert(
         self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None,
-        title: str | None = None,
+        title: str | None = None, schema: str | None = None,
     ) -> dict[str, Any]:
-        """A new row; Conflict if the name is taken (names are unique per kind)."""
+        """A new row; Conflict if the name is taken (names are unique per kind). ``schema``: its JSON text."""
         with self.write() as db:
-            return self._insert(db, kind, name, run_id, actor_id, title)
+            return self._insert(db, kind, name, run_id, actor_id, title, schema)
 
     def get_or_insert(
         self, kind: StorageKind, name: str, *, run_id: str | None = None, actor_id: str | None = None,
-        title: str | None = None,
+        title: str | None = None, schema: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """The row named ``name``, created (with ``title``) if missing; atomic across processes."""
+        """The row named ``name``, created (with ``title`` and ``schema``) if missing; atomic across processes."""
         with self.write() as db:
             row = _one(db, f"SELECT {_COLUMNS} FROM storages WHERE kind = ? AND name = ?", (kind, name))
             if row is not None:
                 return row, False
-            return self._insert(db, kind, name, run_id, actor_id, title), True
+            return self._insert(db, kind, name, run_id, actor_id, title, schema), True
 
     def find(self, kind: StorageKind, id_or_name: str) -> dict[str, Any] | None:
         """By id first, then by name (Apify accepts either in a path). One statement: this runs per call."""
@@ -122,7 +126,7 @@ class Catalog(Database):
 
     def _insert(
         self, db: sqlite3.Connection, kind: StorageKind, name: str | None, run_id: str | None, actor_id: str | None,
-        title: str | None = None,
+        title: str | None = None, schema: str | None = None,
     ) -> dict[str, Any]:
         self._check_name_free(db, kind, name, None)
         now = iso(utcnow())
@@ -137,8 +141,9 @@ class Catalog(Database):
             "act_run_id": run_id,
             "title": title,
             "url_signing_secret_key": new_signing_key(),
+            "schema": schema,
         }
-        db.execute(f"INSERT INTO storages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(row.values()))
+        db.execute(f"INSERT INTO storages ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
         return row
 
     @staticmethod
@@ -166,6 +171,7 @@ def row_to_meta(row: dict[str, Any]) -> dict[str, Any]:
         "actId": row["act_id"],
         "actRunId": row["act_run_id"],
         "urlSigningSecretKey": row["url_signing_secret_key"],
+        **({"schema": json.loads(row["schema"]) if row["schema"] else None} if row["kind"] != REQUEST_QUEUES else {}),
     }
 
 

@@ -100,9 +100,11 @@ class KeyValueStoreFile(StorageFile):
             return True
 
     def list_keys(
-        self, *, exclusive_start_key: str | None = None, limit: int | None = None, prefix: str | None = None
+        self, *, exclusive_start_key: str | None = None, limit: int | None = None, prefix: str | None = None,
+        only_key: str | None = None,
     ) -> dict[str, Any]:
-        """One page of keys in ascending order, shaped like Apify's ListOfKeys (minus public URLs)."""
+        """One page of keys in ascending order, shaped like Apify's ListOfKeys (minus public URLs);
+        ``only_key``: that key alone (a key-value store collection of one key)."""
         limit = _keys_limit(limit)
         start = exclusive_start_key or ""
         where, params = "key > ?", [start]
@@ -111,6 +113,9 @@ class KeyValueStoreFile(StorageFile):
                 where, params = "key >= ?", [prefix]
             where += " AND key < ?"
             params.append(prefix + KEY_UPPER_BOUND)
+        if only_key is not None:
+            where += " AND key = ?"
+            params.append(only_key)
         with self.read() as db:
             rows = db.execute(
                 f"SELECT key, size, content_type FROM records WHERE {where} ORDER BY key LIMIT ?", (*params, limit + 1)

@@ -30,6 +30,7 @@ from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, St
 from .kvs import KeyValueStoreFile, Record
 from .queued_requests import Locker, QueuedRequest
 from .request_queues import RequestQueueFile
+from .schemas import Collection, schema_json
 from .sqlite import StorageFile, StorageGone
 from .validation import validate_limit, validate_name, validate_offset, validate_title
 
@@ -79,24 +80,27 @@ class Storages:
     # -- storages as a whole -------------------------------------------------------------------------
 
     def create(
-        self, kind: StorageKind, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None
+        self, kind: StorageKind, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A new storage; Conflict if ``name`` is taken. ``run_id``/``actor_id`` record the owner."""
+        """A new storage; Conflict if ``name`` is taken. ``run_id``/``actor_id`` record the owner; ``schema``
+        is a dataset's or key-value store's schema (``schemas.py``), checked here."""
         kind = check_kind(kind)
         if name is not None:
             validate_name(name)
-        return self._metadata(self._catalog.insert(kind, name, run_id=run_id, actor_id=actor_id))
+        return self._metadata(self._catalog.insert(kind, name, run_id=run_id, actor_id=actor_id,
+                                                   schema=schema_json(kind, schema)))
 
-    def create_kvs(self, name: str | None = None, *, run_id: str | None = None,
-                   actor_id: str | None = None) -> dict[str, Any]:
-        return self.create(KEY_VALUE_STORES, name, run_id=run_id, actor_id=actor_id)
+    def create_kvs(self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None,
+                   schema: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.create(KEY_VALUE_STORES, name, run_id=run_id, actor_id=actor_id, schema=schema)
 
     def create_dataset(
         self, name: str | None = None, *, run_id: str | None = None, actor_id: str | None = None,
-        max_items: int | None = None,
+        max_items: int | None = None, schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``max_items``: a run's ``maxItems``; pushes past it are cut (``push_items``)."""
-        meta = self.create(DATASETS, name, run_id=run_id, actor_id=actor_id)
+        meta = self.create(DATASETS, name, run_id=run_id, actor_id=actor_id, schema=schema)
         if max_items is not None:
             with self._use(DatasetFile, meta["id"]) as file:
                 file.set_max_items(max_items)
@@ -109,17 +113,19 @@ class Storages:
 
     def get_or_create(
         self, kind: StorageKind, name: str | None, *, run_id: str | None = None, actor_id: str | None = None,
-        title: str | None = None,
+        title: str | None = None, schema: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """``POST /{collection}?name=``: (metadata, created). Without a name it always creates; ``title``
-        is given to a storage this creates (an existing one keeps its own)."""
+        and ``schema`` are given to a storage this creates (an existing one keeps its own)."""
         kind = check_kind(kind)
         title = validate_title(title)
+        schema_text = schema_json(kind, schema)
         if name is None:
-            row = self._catalog.insert(kind, None, run_id=run_id, actor_id=actor_id, title=title)
+            row = self._catalog.insert(kind, None, run_id=run_id, actor_id=actor_id, title=title, schema=schema_text)
             return self._metadata(row), True
         validate_name(name)
-        row, created = self._catalog.get_or_insert(kind, name, run_id=run_id, actor_id=actor_id, title=title)
+        row, created = self._catalog.get_or_insert(kind, name, run_id=run_id, actor_id=actor_id, title=title,
+                                                   schema=schema_text)
         return self._metadata(row), created
 
     def get(self, kind: StorageKind, id_or_name: str) -> dict[str, Any]:
@@ -226,11 +232,19 @@ class Storages:
 
     def list_keys(
         self, store: str, *, exclusive_start_key: str | None = None, limit: int | None = 1000,
-        prefix: str | None = None,
+        prefix: str | None = None, collection: Collection | None = None,
     ) -> dict[str, Any]:
-        """``{items: [{key, size}], count, limit, isTruncated, exclusiveStartKey, nextExclusiveStartKey}``."""
+        """``{items: [{key, size}], count, limit, isTruncated, exclusiveStartKey, nextExclusiveStartKey}``;
+        with ``collection`` only its keys (that also start with ``prefix``)."""
+        only_key = None
+        if collection is not None:
+            only_key = collection.key
+            prefix = collection.prefix_with(prefix)
+            if prefix is None:  # the prefix and the collection share no key: list none
+                only_key = prefix = ""
         with self._use(KeyValueStoreFile, store) as kvs:
-            return kvs.list_keys(exclusive_start_key=exclusive_start_key, limit=limit, prefix=prefix)
+            return kvs.list_keys(exclusive_start_key=exclusive_start_key, limit=limit, prefix=prefix,
+                                 only_key=only_key)
 
     # -- datasets ------------------------------------------------------------------------------------
 
