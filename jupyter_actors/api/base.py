@@ -346,8 +346,9 @@ class ApiHandlerMixin(web.RequestHandler):
         })
 
     def paging(self, default_limit: int | None = 1000) -> tuple[int, int | None, bool]:
+        """``limit=0`` lets the server decide, as apify-client's ``iterate`` sends it (its first page)."""
         offset = self.query_int("offset", 0) or 0
-        limit = self.query_int("limit", default_limit)
+        limit = self.query_int("limit", default_limit) or default_limit
         return offset, limit, self.query_bool("desc")
 
 
