@@ -155,7 +155,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     version = {"versionNumber": "0.0", "sourceType": "SOURCE_FILES", "buildTag": "latest",
                "sourceFiles": [{"name": "main.py", "format": "TEXT", "content": SLEEPER}]}
     for spelling, name in (("actors", "doc"), ("acts", "doc-acts")):
-        await call("GET", f"/{spelling}", 200)
+        await call("GET", f"/{spelling}?my=true&sortBy=createdAt", 200)
+        await call("GET", f"/{spelling}?sortBy=stats.lastRunStartedAt", 400)
         await call("POST", f"/{spelling}", 201, json={"name": name, "versions": [version]})
         await call("GET", f"/{spelling}/local~{name}", 200)
         await call("PUT", f"/{spelling}/{name}", 200, json={"title": f"Doc {spelling}"})
@@ -296,6 +297,8 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     created = {}
     for collection in collections:
         await call("GET", f"/{collection}?unnamed=true", 200)
+        await call("GET", f"/{collection}?ownership=sharedWithMe", 200)
+        await call("GET", f"/{collection}?ownership=everyone", 400)
         created[collection] = (await call("POST", f"/{collection}?name=doc-{collection}", 201,
                                           json={"title": "Doc"})).json()["data"]["id"]
         await call("POST", f"/{collection}?name=doc-{collection}", 200)
@@ -310,6 +313,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         for prefix in (kvs, dataset, queue):
             await call("GET", prefix, 200)
             await call("PUT", prefix, 200, json={"generalAccess": None, "title": "Documented"})
+            await call("PUT", prefix, 400, json={"generalAccess": "ANYONE_WITH_ID_CAN_READ"})
         await call("PUT", f"{kvs}/records/doc", 201, content=b'{"a": 1}', headers={"Content-Type": "application/json"})
         await call("POST", f"{kvs}/records/text", 201, content=b"hello", headers={"Content-Type": "text/plain"})
         await call("GET", f"{kvs}/records/doc?attachment=true", 200)

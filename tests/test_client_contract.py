@@ -167,6 +167,13 @@ def factory(name: str, make: Callable[[Ctx], Any]) -> None:
     covers(name)(step)
 
 
+async def refusal(call: Awaitable[Any], words: str) -> None:
+    """An option not supported here: 400 in Apify's shape, saying so."""
+    with pytest.raises(ApifyApiError) as raised:
+        await call
+    assert raised.value.status_code == 400 and words in raised.value.message, raised.value.message
+
+
 async def collect(iterator: Any) -> list:
     return [item async for item in iterator]
 
@@ -220,8 +227,9 @@ async def _create_actor(c: Ctx) -> None:
 
 @covers("ActorCollectionClientAsync.list", "ActorCollectionClientAsync.iterate")
 async def _list_actors(c: Ctx) -> None:
-    assert c.ids["actor"] in [a.id for a in (await c.client.actors().list(my=True)).items]
+    assert c.ids["actor"] in [a.id for a in (await c.client.actors().list(my=True, sort_by="createdAt")).items]
     assert c.ids["actor"] in [a.id for a in await collect(c.client.actors().iterate())]
+    await refusal(c.client.actors().list(sort_by="stats.lastRunStartedAt"), "only createdAt")
 
 
 @covers("ActorClientAsync.get", "ActorClientAsync.update")
@@ -350,6 +358,7 @@ async def _start_a_sleeper(c: Ctx) -> None:
     sleeper = c.run("sleeper")
     await until(lambda: _log_has(sleeper, "sleeping"), what="the sleeper to sleep")
     assert (await sleeper.update(status_message="told so")).status_message == "told so"
+    await refusal(sleeper.update(general_access="ANYONE_WITH_NAME_CAN_READ"), "not supported")
     async with await sleeper.get_streamed_log():
         pass
     async with await sleeper.get_status_message_watcher():
@@ -408,10 +417,12 @@ async def _delete_run(c: Ctx) -> None:
 async def _datasets(c: Ctx) -> None:
     made = await c.client.datasets().get_or_create(name="contract-items")
     assert (await c.client.datasets().get_or_create(name="contract-items")).id == made.id
-    assert made.id in [d.id for d in (await c.client.datasets().list()).items]
+    assert made.id in [d.id for d in (await c.client.datasets().list(ownership="ownedByMe")).items]
+    assert (await c.client.datasets().list(ownership="sharedWithMe")).items == []  # one user: nothing shared
     assert made.id in [d.id for d in await collect(c.client.datasets().iterate())]
     c.ids["own dataset"] = made.id
-    assert (await c.client.dataset(made.id).update(title="Items")).title == "Items"
+    assert (await c.client.dataset(made.id).update(title="Items", general_access="RESTRICTED")).title == "Items"
+    await refusal(c.client.dataset(made.id).update(general_access="ANYONE_WITH_ID_CAN_READ"), "not supported")
     assert (await c.client.dataset(made.id).get()).title == "Items"
 
 

@@ -134,6 +134,8 @@ class ActorAccess(ApiHandlerMixin):
 class ActorListHandler(ActorAccess):
     async def get(self) -> None:
         require(self.principal.may_manage_actors, "list actors")
+        if self.query("sortBy") not in (None, "createdAt"):
+            raise InvalidInput("Query parameter sortBy: only createdAt (the default) is supported here.")
         offset, limit, desc = self.paging()
         actors = await self.call(self.platform.list_actors)
         if desc:
