@@ -160,6 +160,7 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
         await call("POST", f"/{spelling}", 201, json={"name": name, "versions": [version]})
         await call("GET", f"/{spelling}/local~{name}", 200)
         await call("PUT", f"/{spelling}/{name}", 200, json={"title": f"Doc {spelling}"})
+        await call("PUT", f"/{spelling}/{name}", 400, json={"isPublic": True})
         await call("GET", f"/{spelling}/{name}/versions", 200)
         await call("POST", f"/{spelling}/{name}/versions", 201, json=version)
         await call("GET", f"/{spelling}/{name}/versions/0.0", 200)

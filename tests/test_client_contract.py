@@ -235,6 +235,10 @@ async def _list_actors(c: Ctx) -> None:
 @covers("ActorClientAsync.get", "ActorClientAsync.update")
 async def _get_update_actor(c: Ctx) -> None:
     assert (await c.actor.update(title="Contract")).title == "Contract"
+    for unsupported, field in (({"is_public": True}, "isPublic"), ({"seo_title": "x"}, "seoTitle"),
+                               ({"actor_standby_is_enabled": True}, "actorStandby"),
+                               ({"default_run_max_items": 5}, "defaultRunOptions.maxItems")):
+        await refusal(c.actor.update(**unsupported), field)
     assert (await c.actor.get()).title == "Contract"
 
 

@@ -11,6 +11,7 @@ from ..platform.errors import InvalidInput
 from ..platform.input_schema import invalid_input
 from ..platform.models import Actor, Build, Run, Version
 from ..platform.sources import ActorDefinition, actor_spec_fields
+from .actor_fields import refuse_unsupported_actor_fields
 from .base import ApiHandlerMixin
 from .principals import require
 from .runs_handlers import RunAccess, RunListing
@@ -50,6 +51,7 @@ def checked_actor_body(body: object, *, require_name: bool = False) -> dict:
                            "for example {\"name\": \"my-actor\", \"versions\": [...]}.")
     _check_types(body, ACTOR_FIELD_TYPES, "")
     _check_types(body.get("defaultRunOptions") or {}, RUN_OPTION_TYPES, "defaultRunOptions.")
+    refuse_unsupported_actor_fields(body)
     return body
 
 
