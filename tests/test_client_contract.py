@@ -357,6 +357,7 @@ async def _log(c: Ctx) -> None:
 @covers("ActorClientAsync.start", "RunClientAsync.update", "RunClientAsync.get_streamed_log",
         "RunClientAsync.get_status_message_watcher")
 async def _start_a_sleeper(c: Ctx) -> None:
+    await refusal(c.actor.start(force_permission_level="LIMITED_PERMISSIONS"), "forcePermissionLevel")
     run = await c.actor.start(run_input={"sleep": True}, memory_mbytes=TEST_MEMORY_MB)
     c.ids["sleeper"] = run.id
     sleeper = c.run("sleeper")

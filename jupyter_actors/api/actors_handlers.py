@@ -25,6 +25,7 @@ RUN_START_OPTIONS = {
 #: Apify's run options that runs here cannot honour: refused when set, so nothing is silently ignored.
 UNSUPPORTED_RUN_OPTIONS = {
     "maxTotalChargeUsd": "maxTotalChargeUsd is not supported here: runs are not charged (leave it unset)",
+    "forcePermissionLevel": "forcePermissionLevel is not supported here: no permission levels (leave it unset)",
 }
 
 
@@ -227,7 +228,8 @@ class RunStarting(StartInput, RunListing):
     def start_options(self) -> dict[str, Any]:
         """The platform's start arguments from the query (build, memory, timeout, who starts it)."""
         self.reject_unknown_query(RUN_START_OPTIONS)
-        given = {"maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None}
+        given = {"maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None,
+                 "forcePermissionLevel": bool(self.query("forcePermissionLevel"))}
         refused = [name for name in UNSUPPORTED_RUN_OPTIONS if given[name]]
         if refused:
             raise InvalidInput("; ".join(UNSUPPORTED_RUN_OPTIONS[name] for name in refused) + ".")
