@@ -12,6 +12,7 @@ from ..platform.errors import InvalidInput
 from ..platform.input_schema import invalid_input
 from ..platform.models import Actor, Build, Run, Version
 from ..platform.sources import ActorDefinition, actor_spec_fields
+from .actor_fields import refuse_unsupported_actor_fields
 from .base import ApiHandlerMixin
 from .principals import require
 from .runs_handlers import RunAccess, RunListing
@@ -25,6 +26,7 @@ RUN_START_OPTIONS = {
 #: Apify's run options that runs here cannot honour: refused when set, so nothing is silently ignored.
 UNSUPPORTED_RUN_OPTIONS = {
     "maxTotalChargeUsd": "maxTotalChargeUsd is not supported here: runs are not charged (leave it unset)",
+    "forcePermissionLevel": "forcePermissionLevel is not supported here: no permission levels (leave it unset)",
 }
 
 
@@ -54,6 +56,7 @@ def checked_actor_body(body: object, *, require_name: bool = False) -> dict:
     checked_fields(body, ACTOR_FIELD_TYPES, what="The actor", ignore_unknown=True)
     checked_fields(body.get("defaultRunOptions") or {}, RUN_OPTION_TYPES, what="defaultRunOptions",
                    ignore_unknown=True)
+    refuse_unsupported_actor_fields(body)
     return body
 
 
@@ -130,6 +133,8 @@ class ActorAccess(ApiHandlerMixin):
 class ActorListHandler(ActorAccess):
     async def get(self) -> None:
         require(self.principal.may_manage_actors, "list actors")
+        if self.query("sortBy") not in (None, "createdAt"):
+            raise InvalidInput("Query parameter sortBy: only createdAt (the default) is supported here.")
         offset, limit, desc = self.paging()
         actors = await self.call(self.platform.list_actors)
         if desc:
@@ -224,7 +229,8 @@ class RunStarting(StartInput, RunListing):
     def start_options(self) -> dict[str, Any]:
         """The platform's start arguments from the query (build, memory, timeout, who starts it)."""
         self.reject_unknown_query(RUN_START_OPTIONS)
-        given = {"maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None}
+        given = {"maxTotalChargeUsd": self.query_float("maxTotalChargeUsd") is not None,
+                 "forcePermissionLevel": bool(self.query("forcePermissionLevel"))}
         refused = [name for name in UNSUPPORTED_RUN_OPTIONS if given[name]]
         if refused:
             raise InvalidInput("; ".join(UNSUPPORTED_RUN_OPTIONS[name] for name in refused) + ".")

@@ -334,13 +334,33 @@ class ApiHandlerMixin(web.RequestHandler):
         })
 
     def paging(self, default_limit: int | None = 1000) -> tuple[int, int | None, bool]:
+        """``limit=0`` lets the server decide, as apify-client's ``iterate`` sends it (its first page)."""
         offset = self.query_int("offset", 0) or 0
-        limit = self.query_int("limit", default_limit)
+        limit = self.query_int("limit", default_limit) or default_limit
         return offset, limit, self.query_bool("desc")
 
 
 #: A row of the URL table: path under /v2, the route's logic, and the kwargs its ``initialize`` takes.
 Route: TypeAlias = tuple[str, type[ApiHandlerMixin], dict[str, Any]]
+
+
+#: Apify's ``generalAccess`` values that describe how access works here: only a token (or a signed URL) reads.
+TOKEN_ONLY_ACCESS = (None, "FOLLOW_USER_SETTING", "RESTRICTED")
+
+
+def check_general_access(value: object) -> None:
+    """Refuse a ``generalAccess`` that would make a run or storage readable without a token: not supported here."""
+    if value not in TOKEN_ONLY_ACCESS:
+        raise InvalidInput(f"generalAccess {value!r} is not supported here: runs and storages are read with the "
+                           "token only (or a signed public URL, e.g. create_items_public_url); send RESTRICTED, "
+                           "FOLLOW_USER_SETTING or leave it out.")
+
+
+def shared_only(ownership: str | None) -> bool:
+    """A storage list's ``ownership``: every storage here is the one user's own, none is shared with them."""
+    if ownership not in (None, "ownedByMe", "sharedWithMe"):
+        raise InvalidInput(f"Query parameter ownership must be ownedByMe or sharedWithMe, not {ownership!r}.")
+    return ownership == "sharedWithMe"
 
 
 def allowed_methods(handler: type) -> list[str]:

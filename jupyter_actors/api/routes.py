@@ -17,6 +17,7 @@ from . import runs_handlers as runs
 from . import schedules_handlers as schedules
 from . import storage_routes as storages
 from . import tasks_handlers as tasks
+from . import unsupported_handlers as unsupported
 from . import users_handlers as users
 from . import webhooks_handlers as webhooks
 from .base import ApiHandlerMixin, Route
@@ -33,6 +34,7 @@ _RUN_SUBPATHS: list[tuple[str, type[ApiHandlerMixin]]] = [
     ("/reboot", runs.RunRebootHandler),
     ("/log", runs.RunLogHandler),
     ("/stats-samples", runs.RunStatsSamplesHandler),
+    ("/charge", unsupported.RunChargeHandler),
 ]
 
 
@@ -69,6 +71,7 @@ ROUTES: list[Route] = [
     (rf"/webhooks/{ID}/test", webhooks.WebhookTestHandler, {}),
     (rf"/webhooks/{ID}/dispatches", webhooks.WebhookDispatchesHandler, {}),
     (r"/webhook-dispatches", webhooks.DispatchListHandler, {}),
+    (r"/store", unsupported.StoreHandler, {}),
     (rf"/webhook-dispatches/{ID}", webhooks.DispatchHandler, {}),
 ]
 for _actors in ("actors", "acts"):  # apify-client 3 says actors, older clients and docs say acts

@@ -14,7 +14,7 @@ from ..platform.errors import InvalidInput
 from ..platform.lifecycle import RunStatus
 from ..platform.models import Run
 from ..platform.runlog import LogFollower
-from .base import ApiHandlerMixin
+from .base import ApiHandlerMixin, check_general_access
 from .principals import require
 from .run_refs import RunAddressing
 
@@ -108,6 +108,7 @@ class RunHandler(RunAccess):
     async def put(self, ref: str) -> None:
         run = await self.load_run(ref, access="update")
         body = await self.json_object(RUN_UPDATE_FIELDS)
+        check_general_access(body.get("generalAccess"))
         if "statusMessage" in body:
             run = await self.call(
                 self.platform.set_status_message, run["id"], body["statusMessage"],

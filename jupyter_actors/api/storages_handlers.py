@@ -14,11 +14,7 @@ from urllib.parse import quote
 
 from ..platform.core import USERNAME
 from ..platform.errors import Forbidden, InvalidInput, NotFound
-from ..platform.storages import (
-    DATASETS,
-    KEY_VALUE_STORES,
-    REQUEST_QUEUES,
-)
+from ..platform.storages import DATASETS, KEY_VALUE_STORES, REQUEST_QUEUES
 from ..platform.storages.columnar import require_pyarrow, write_arrow, write_parquet
 from ..platform.storages.item_formats import (
     check_xml_name,
@@ -32,6 +28,7 @@ from ..platform.storages.schemas import View, dataset_view, store_collection
 from ..platform.storages.signing import content_signature_valid, record_signature, record_signature_valid
 from ..platform.storages.statistics import field_statistics
 from ..platform.storages.validation import validate_title
+from .base import check_general_access, shared_only
 from .principals import SignedPrincipal, require
 from .run_refs import RunAddressing
 
@@ -178,6 +175,8 @@ class CollectionHandler(StorageAccess):
             children = await self.children()
             page["items"] = [m for m in page["items"] if self.principal.may_access_storage(m, children)]
             page["count"] = len(page["items"])
+        if shared_only(self.query("ownership")):
+            page.update(items=[], count=0, total=0)
         page["items"] = [self.view(meta) for meta in page["items"]]
         self.send_data(page)
 
@@ -199,6 +198,7 @@ class StorageHandler(StorageAccess):
         meta = await self.storage(ref)
         body = await self.json_object({"name": (str, type(None)), "title": (str, type(None)),
                                        "generalAccess": (str, type(None))}, required=True)
+        check_general_access(body.get("generalAccess"))
         if "name" in body or "title" in body:
             self.require_owner(meta, "rename")
             validate_title(body.get("title"))  # before anything changes: a bad title renames nothing
