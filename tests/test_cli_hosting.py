@@ -50,6 +50,17 @@ def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cli_command(data_dir, *args), capture_output=True, text=True, timeout=300, env=cli_env())
 
 
+def _as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_cli(data_dir: Path, *args: str) -> subprocess.Popen:
+    """The CLI as a terminal's foreground command: Ctrl-C (SIGINT) reaches it. A suite started as a
+    background job (``cmd &`` in a script, as CI may) has SIGINT ignored, and children inherit that."""
+    return subprocess.Popen(cli_command(data_dir, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(), preexec_fn=_as_in_a_terminal)
+
+
 def cleanup_data_dir(docker_client, data_dir: Path) -> None:
     if (data_dir / "registry.sqlite").exists():
         registry = Registry(data_dir / "registry.sqlite")
@@ -70,8 +81,7 @@ async def test_a_cli_run_goes_through_the_running_server(actors_app, api_url, ap
 
     built = await off(cli, data_dir, "build", str(actor_dir(tmp_path)))
     assert built.returncode == 0, built.stdout + built.stderr
-    process = subprocess.Popen(cli_command(data_dir, "run", "waiter", "--memory", "1024"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=cli_env())
+    process = start_cli(data_dir, "run", "waiter", "--memory", "1024")
     try:
         headers = {"Authorization": f"token {api_token}"}
 
@@ -194,8 +204,7 @@ def test_ctrl_c_aborts_a_run_the_cli_hosts(tmp_path, docker_client, base_image):
     try:
         built = cli(data_dir, "build", str(actor_dir(tmp_path)))
         assert built.returncode == 0, built.stdout + built.stderr
-        process = subprocess.Popen(cli_command(data_dir, "run", "waiter", "--memory", "1024"),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+        process = start_cli(data_dir, "run", "waiter", "--memory", "1024")
         try:
             wait_until(lambda: run_statuses(data_dir) == ["RUNNING"], 120, 0.2, "the run RUNNING")
             process.send_signal(signal.SIGINT)
