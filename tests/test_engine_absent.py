@@ -88,6 +88,8 @@ class SocketForwarder:
 
     def stop(self) -> None:
         if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the accepting thread: close() alone leaves it blocked
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
         with self._lock:
             for sock in self._sockets:

@@ -65,6 +65,8 @@ class FlakyRelay:
                 pump.join(30)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accepting thread: close() alone leaves it blocked
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
 
 
