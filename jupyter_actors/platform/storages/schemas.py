@@ -87,28 +87,28 @@ def schema_json(kind: StorageKind, schema: object) -> str | None:
 
 def dataset_view(schema: dict[str, Any] | None, name: str) -> View:
     """The view ``name`` of a dataset's schema; InvalidInput naming the known views otherwise."""
-    if schema is None:
-        raise InvalidInput(f"view {name!r}: this dataset has no schema, so it has no views. Views come from the "
-                           "dataset schema of the actor whose run made the dataset (.actor/dataset_schema.json); "
-                           "use fields, omit, unwind and flatten instead.")
-    views = schema.get("views") or {}
-    if name not in views:
-        raise InvalidInput(f"view {name!r} is not a view of this dataset; its views are: "
-                           f"{', '.join(sorted(views)) or '(none)'}.")
-    return _view_from(views[name], f"view {name!r}")
+    return _view_from(_named_part(schema, "views", "view", name, "dataset", ".actor/dataset_schema.json",
+                                  "fields, omit, unwind and flatten"), f"view {name!r}")
 
 
 def store_collection(schema: dict[str, Any] | None, name: str) -> Collection:
     """The collection ``name`` of a key-value store's schema; InvalidInput naming the known ones otherwise."""
+    return _collection_from(_named_part(schema, "collections", "collection", name, "key-value store",
+                                        ".actor/key_value_store_schema.json", "prefix"), f"collection {name!r}")
+
+
+def _named_part(schema: dict[str, Any] | None, section: str, what: str, name: str, storage: str, source: str,
+                instead: str) -> object:
+    """``schema[section][name]`` (a view or a collection), or InvalidInput saying what the storage has."""
     if schema is None:
-        raise InvalidInput(f"collection {name!r}: this key-value store has no schema, so it has no collections. "
-                           "Collections come from the key-value store schema of the actor whose run made the store "
-                           "(.actor/key_value_store_schema.json); use prefix instead.")
-    collections = schema.get("collections") or {}
-    if name not in collections:
-        raise InvalidInput(f"collection {name!r} is not a collection of this key-value store; its collections are: "
-                           f"{', '.join(sorted(collections)) or '(none)'}.")
-    return _collection_from(collections[name], f"collection {name!r}")
+        raise InvalidInput(f"{what} {name!r}: this {storage} has no schema, so it has no {section}. "
+                           f"{section.capitalize()} come from the {storage} schema of the actor whose run made the "
+                           f"{storage} ({source}); use {instead} instead.")
+    parts = schema.get(section) or {}
+    if name not in parts:
+        raise InvalidInput(f"{what} {name!r} is not a {what} of this {storage}; its {section} are: "
+                           f"{', '.join(sorted(parts)) or '(none)'}.")
+    return parts[name]
 
 
 def _view_from(view: object, where: str) -> View:
