@@ -93,8 +93,9 @@ class SocketForwarder:
             self._listener.close()
         with self._lock:
             for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
+                with contextlib.suppress(OSError):  # wakes a pump blocked in recv(), as for the listener
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
 
 @pytest.fixture

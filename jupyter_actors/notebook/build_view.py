@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .client import Client, resolve
-from .errors import ActorsError, BuildFailed
-from .live import ANSI, STATUS_POLL_SECS, TAIL_LINES, Sink, elapsed_secs, html_log, in_thread, status_badge
+from .errors import BuildFailed
+from .live import (STATUS_POLL_SECS, TAIL_LINES, Sink, elapsed_secs, follow_lines, html_log, in_thread,
+                   status_badge)
 from .status import TERMINAL
 
 MIME_TYPE = "application/vnd.jupyter-actors.build+json"
@@ -76,18 +77,17 @@ class BuildView:
             return list(self.lines)[-count:]
 
     def _follow_log(self) -> None:
-        try:
-            for line in self.client.stream_lines(f"/actor-builds/{self.build['id']}/log", stop=self._stop,
-                                                 stream=True):
-                with self._lock:
-                    self.lines.append(ANSI.sub("", line))
-                if time.monotonic() - self._rendered_at >= RENDER_EVERY_SECS:
-                    self.render()
-        except ActorsError as exc:
-            if not self._stop.is_set():
-                self.note = f"The build log stream stopped: {exc}"
-        finally:
-            self._log_done.set()
+        error = follow_lines(
+            lambda: self.client.stream_lines(f"/actor-builds/{self.build['id']}/log", stop=self._stop, stream=True),
+            self._add_line, self._stop, self._log_done)
+        if error:
+            self.note = f"The build log stream stopped: {error}"
+
+    def _add_line(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+        if time.monotonic() - self._rendered_at >= RENDER_EVERY_SECS:
+            self.render()
 
     # -- rendering --------------------------------------------------------------------------------
 

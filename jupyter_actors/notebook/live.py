@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -79,6 +79,22 @@ def in_thread(target: Callable[[], None], name: str) -> threading.Thread:
     thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
     thread.start()
     return thread
+
+
+def follow_lines(stream: Callable[[], Iterable[str]], on_line: Callable[[str], None], stop: threading.Event,
+                 done: threading.Event) -> str | None:
+    """Feeds each line of a streamed log, ANSI codes removed, to ``on_line`` until it ends; sets ``done``.
+
+    Returns why the stream broke off, unless ``stop`` was set (then the break was ours)."""
+    try:
+        for line in stream():
+            on_line(ANSI.sub("", line))
+    except ActorsError as exc:
+        if not stop.is_set():
+            return str(exc)
+    finally:
+        done.set()
+    return None
 
 
 class LiveView:
@@ -152,16 +168,15 @@ class LiveView:
     # -- threads ----------------------------------------------------------------------------------
 
     def _follow_log(self) -> None:
-        try:
-            for line in self.run.follow_log(stop=self._stop):
-                with self._lock:
-                    self.lines.append(ANSI.sub("", line))
-                    self.line_count += 1
-        except ActorsError as exc:
-            if not self._stop.is_set():
-                self.note = f"The log stream stopped: {exc}"
-        finally:
-            self._log_done.set()
+        error = follow_lines(lambda: self.run.follow_log(stop=self._stop), self._add_line, self._stop,
+                             self._log_done)
+        if error:
+            self.note = f"The log stream stopped: {error}"
+
+    def _add_line(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+            self.line_count += 1
 
     def _follow_status(self) -> None:
         try:
