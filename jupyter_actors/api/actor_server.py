@@ -18,6 +18,7 @@ from ..platform.core import Platform
 from ..platform.proxy import Credentials, ProxyServer, Upstream
 from .calls import ActorCalls
 from .base import MAX_DRAINED_BODY_BYTES
+from .body_budget import body_budget
 from .events import ActorEvents, EventsSocketHandler
 from .routes import make_handlers
 from .run_changes import RunChanges
@@ -34,6 +35,7 @@ def api_settings(platform: Platform, public_api_url: str, loop: asyncio.Abstract
         "jupyter_actors_platform": platform,
         "jupyter_actors_views": views,
         "jupyter_actors_run_events": RunChanges(platform, loop),
+        "jupyter_actors_body_budget": body_budget(platform),
     }
 
 

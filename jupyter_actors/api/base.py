@@ -10,10 +10,11 @@ auth for the user (``server/user_handlers.py``); ``routes.py`` maps the URLs to 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar, overload
 
@@ -52,6 +53,8 @@ MAX_BATCH_REQUESTS = 25
 #: Apify's platform cap on ``waitForFinish``; the clients loop for longer waits.
 MAX_WAIT_SECS = 60
 MAX_CONTENT_TYPE_CHARS = 255
+#: An upload gives the event loop back after each this many bytes (a few of tornado's 64 KiB reads).
+YIELD_EVERY_BYTES = 256 * 1024
 #: Put before Jupyter's policy on every API response: records, items, logs and listings hold bytes an
 #: actor wrote, so a browser that opens one on Jupyter's origin must give it an opaque origin and no
 #: scripts (never ``allow-same-origin``). The first ``sandbox`` directive wins over any later one.
@@ -183,6 +186,30 @@ class ApiHandlerMixin(web.RequestHandler):
         if isinstance(connection, HTTP1Connection):  # the only kind tornado's HTTPServer makes
             connection.set_max_body_size(MAX_DRAINED_BODY_BYTES)
         self._refused_unread = False
+        self._unyielded = 0
+        self._budget_held = await self.settings["jupyter_actors_body_budget"].acquire(self.body_memory(declared))
+
+    def body_memory(self, declared: str | None) -> int:
+        """Bytes this request's body will hold in memory: as sent, plus up to the cap when it is inflated."""
+        headers = self.request.headers
+        if self._body_overflow or (declared is None and "Transfer-Encoding" not in headers):
+            return 0  # drained and refused, or no body at all
+        size = min(int(declared), self.body_cap) if declared is not None else self.body_cap
+        encoding = (headers.get("Content-Encoding") or "").strip().lower()
+        return size + (self.body_cap if encoding not in ("", "identity") else 0)
+
+    def _release_body_memory(self) -> None:
+        held, self._budget_held = getattr(self, "_budget_held", 0), 0
+        if held:
+            self.settings["jupyter_actors_body_budget"].release(held)
+
+    def on_finish(self) -> None:
+        self._release_body_memory()
+        super().on_finish()
+
+    def on_connection_close(self) -> None:
+        self._release_body_memory()
+        super().on_connection_close()
 
     #: Whether a run token may send a body up to MAX_BODY_BYTES here (records), not MAX_RUN_BODY_BYTES.
     large_bodies_for_runs = False
@@ -194,12 +221,19 @@ class ApiHandlerMixin(web.RequestHandler):
             return MAX_BODY_BYTES
         return MAX_RUN_BODY_BYTES
 
-    def data_received(self, chunk: bytes) -> None:
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self._body_overflow or len(self._body) + len(chunk) > self.body_cap:
             self._body_overflow = True
             self._body = bytearray()
-            return
-        self._body += chunk
+        else:
+            self._body += chunk
+        # Tornado reads an upload that keeps arriving without ever giving the loop back: Jupyter's loop
+        # would serve nothing else until the last byte. An awaitable returned here makes it yield.
+        self._unyielded += len(chunk)
+        if self._unyielded < YIELD_EVERY_BYTES:
+            return None
+        self._unyielded = 0
+        return asyncio.sleep(0)
 
     async def raw_body(self) -> bytes | bytearray:
         """The request body with any Content-Encoding (gzip, br, deflate) removed, at most the body cap.

@@ -183,6 +183,11 @@ class PlatformConfig:
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(
         60.0, help="Labelled containers without a run record are removed after this many seconds.")
+    request_body_budget_mb: int = setting(
+        160, exposed=(SERVER,),
+        help="MB of request bodies (as sent, plus their decoded size when compressed) the server holds at once; "
+             "a larger upload waits until earlier ones are done, so many large uploads at once cannot exhaust "
+             "the server's memory. A body larger than this is taken alone.")
     webhook_timeout_secs: float = setting(
         30.0, exposed=(SERVER,), help="Seconds a webhook's receiver has to answer one call (Apify's 30 s).")
     webhook_max_attempts: int = setting(

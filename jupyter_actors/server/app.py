@@ -86,6 +86,7 @@ class ActorsExtension(ExtensionApp):
     kubernetes_context = platform_trait("kubernetes_context")
     proxy_port = platform_trait("proxy_port")
     upstream_proxy = platform_trait("upstream_proxy")
+    request_body_budget_mb = platform_trait("request_body_budget_mb")
     webhook_timeout_secs = platform_trait("webhook_timeout_secs")
     webhook_max_attempts = platform_trait("webhook_max_attempts")
     webhook_retry_base_secs = platform_trait("webhook_retry_base_secs")

@@ -5,6 +5,7 @@ A record write is one transaction, so a crash leaves either the old or the new v
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, NamedTuple
 
 from ..errors import InvalidInput, NotFound
@@ -58,16 +59,21 @@ class KeyValueStoreFile(StorageFile):
             raise InvalidInput(f"A content type must be a string; got {type(content_type).__name__}.")
         size = memoryview(value).nbytes
         validate_record_size(size)
-        # Bound as it is, not copied to bytes first: SQLite takes any buffer, and a copy of a 100 MiB
-        # record is 100 MiB more per concurrent PUT. The caller does not change it while this runs.
+        # A large value is not bound whole: SQLite would copy all of it in one call, holding the GIL
+        # (and every other thread of the server, Jupyter's loop among them) for as long. Room is made
+        # with zeroblob() and filled in slices instead. The caller does not change the value meanwhile.
+        sliced = size > BLOB_SLICE_BYTES and hasattr(sqlite3.Connection, "blobopen")  # Python 3.11 and later
         with self.write() as db:
             old = db.execute("SELECT size FROM records WHERE key = ?", (key,)).fetchone()
             db.execute(
-                "INSERT INTO records (key, content_type, size, value) VALUES (?, ?, ?, ?) "
+                "INSERT INTO records (key, content_type, size, value) "
+                f"VALUES (?, ?, ?, {'zeroblob(?)' if sliced else '?'}) "
                 "ON CONFLICT (key) DO UPDATE SET content_type = excluded.content_type, "
                 "size = excluded.size, value = excluded.value",
-                (key, content_type or DEFAULT_CONTENT_TYPE, size, value),
+                (key, content_type or DEFAULT_CONTENT_TYPE, size, size if sliced else value),
             )
+            if sliced:
+                _fill_blob(db, key, memoryview(value).cast("B"))
             db.execute(
                 "UPDATE state SET record_count = record_count + ?, total_bytes = total_bytes + ?",
                 (0 if old else 1, size - (old[0] if old else 0)),
@@ -139,3 +145,14 @@ def _keys_limit(limit: int | None) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise InvalidInput(f"limit must be a whole number of at least 1; got {limit!r}.")
     return min(limit, MAX_KEYS_LIMIT)
+
+
+#: A record larger than this is written in slices of this size (each a short hold of the GIL).
+BLOB_SLICE_BYTES = 1024 * 1024
+
+
+def _fill_blob(db: sqlite3.Connection, key: str, value: memoryview) -> None:
+    (rowid,) = db.execute("SELECT rowid FROM records WHERE key = ?", (key,)).fetchone()
+    with getattr(db, "blobopen")("records", "value", rowid) as blob:  # noqa: B009 - 3.11+, mypy targets 3.10
+        for start in range(0, value.nbytes, BLOB_SLICE_BYTES):
+            blob.write(value[start : start + BLOB_SLICE_BYTES])
