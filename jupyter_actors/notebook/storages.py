@@ -310,13 +310,15 @@ class ViewSpec:
     def of(cls, view: object) -> ViewSpec:
         if not isinstance(view, dict):
             return cls()
-        transformation = view.get("transformation") or {}
-        names = transformation.get("fields") or []
-        properties = (view.get("display") or {}).get("properties") or {}
-        labels = {name: spec["label"] for name, spec in properties.items()
+        transformation, display = _object(view.get("transformation")), _object(view.get("display"))
+        names = transformation.get("fields")
+        if isinstance(names, str):  # Apify's lists may be one comma-separated string
+            names = [name.strip() for name in names.split(",")]
+        labels = {name: spec["label"] for name, spec in _object(display.get("properties")).items()
                   if isinstance(spec, dict) and isinstance(spec.get("label"), str) and spec["label"]}
         limit = transformation.get("limit")
-        return cls(fields=tuple(names), labels=labels, limit=limit if isinstance(limit, int) else None)
+        return cls(fields=tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else (),
+                   labels=labels, limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None)
 
     def lay_out(self, frame: pandas.DataFrame) -> pandas.DataFrame:
         """The view's fields first, in its order (a flattened field's ``field.sub`` columns where the field is),
@@ -332,6 +334,11 @@ class ViewSpec:
             return self.labels[column]
         head, dot, rest = column.partition(".")
         return f"{self.labels[head]}.{rest}" if dot and head in self.labels else column
+
+
+def _object(value: object) -> dict:
+    """A part of a view that should be an object (the server checks transformations, not display)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _check_display(view: str | None, display: bool) -> None:
