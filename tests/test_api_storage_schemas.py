@@ -58,9 +58,12 @@ async def test_a_dataset_schemas_fields_refuse_bad_items_and_store_none_of_the_p
 
     # A schema whose fields are not a JSON Schema is refused when the dataset is made: nothing is created.
     async with httpx.AsyncClient(base_url=f"{api_url}/v2", headers={"Authorization": f"Bearer {api_token}"}) as http:
-        for fields, words in (({"type": "strnig"}, "not a valid JSON Schema"), ([1], "must be a JSON Schema"),
-                              ({"$schema": "https://json-schema.org/draft/2020-12/schema"}, "draft-07")):
-            answer = await http.post("/datasets?name=badly-validated", json={"schema": {"fields": fields}})
+        for schema, words in (({"fields": {"type": "strnig"}}, "not a valid JSON Schema"),
+                              ({"fields": [1]}, "must be a JSON Schema"),
+                              ({"fields": {"$schema": "https://json-schema.org/draft/2020-12/schema"}}, "draft-07"),
+                              ({"views": {"v": {"display": {"properties": {"a": {"label": 1}}}}}},
+                               "view 'v': display.properties.a must be an object whose label and format are strings")):
+            answer = await http.post("/datasets?name=badly-validated", json={"schema": schema})
             assert answer.status_code == 400 and words in answer.json()["error"]["message"], answer.text
         assert (await http.get("/datasets/badly-validated")).status_code == 404
         # The raw error body: Apify's shape with data.invalidItems.

@@ -76,7 +76,24 @@ def check_dataset_schema(schema: object, where: str = "The dataset schema") -> d
         raise InvalidInput(f"{where}: views must be an object of view names to views.")
     for name, view in views.items():
         _view_from(view, f"{where}: view {name!r}")
+        _check_display(view.get("display"), f"{where}: view {name!r}: display")
     return schema
+
+
+def _check_display(display: object, where: str) -> None:
+    """A view's ``display``: its ``properties`` name fields, each with an optional ``label`` (the notebook's
+    column name) and ``format`` (Apify Console's; not applied here)."""
+    if display is None:
+        return
+    if not isinstance(display, dict):
+        raise InvalidInput(f"{where} must be an object.")
+    properties = display.get("properties", {})
+    if not isinstance(properties, dict):
+        raise InvalidInput(f"{where}.properties must be an object of field names to their display.")
+    for field, spec in properties.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("label", ""), str) \
+                or not isinstance(spec.get("format", ""), str):
+            raise InvalidInput(f"{where}.properties.{field} must be an object whose label and format are strings.")
 
 
 def check_key_value_store_schema(schema: object, where: str = "The key-value store schema") -> dict[str, Any]:
