@@ -206,8 +206,9 @@ DATASET_SCHEMA = {"actorSpecification": 1, "views": {
     "tags": {"transformation": {"unwind": "tags", "omit": ["#debug", "shop"]}},
 }}
 KVS_SCHEMA = {"actorKeyValueStoreSchemaVersion": 1, "collections": {
-    "documents": {"title": "Documents", "keyPrefix": "document-"},
+    "documents": {"title": "Documents", "keyPrefix": "document-", "contentTypes": ["application/json"]},
     "output": {"key": "OUTPUT"},
+    "input": {"key": "INPUT", "jsonSchema": {"type": "object", "properties": {"n": {"type": "integer"}}}},
 }}
 
 
@@ -254,7 +255,7 @@ async def test_dataset_views_and_key_collections_of_a_storage_schema(api_url, ap
     assert await keys(collection="documents", prefix="image") == []
     assert await keys(collection="documents", exclusive_start_key="document-1") == ["document-2"]
     assert await keys(collection="documents", limit=1) == ["document-1"]
-    with pytest.raises(ApifyApiError, match="its collections are: documents, output") as unknown:
+    with pytest.raises(ApifyApiError, match="its collections are: documents, input, output") as unknown:
         await kvs.list_keys(collection="images")
     assert unknown.value.status_code == 400
     with pytest.raises(ApifyApiError, match="has no schema"):
@@ -271,6 +272,14 @@ async def main():
         await Actor.push_data([{"name": "a", "tags": ["x", "y"], "secret": 1}, {"name": "b", "tags": [], "secret": 2}])
         for key in ("document-1", "document-2", "OUTPUT", "other"):
             await Actor.set_value(key, {"key": key})
+        refused = []  # what the schemas refuse reaches the actor as the SDK's error
+        for write in (lambda: Actor.push_data([{"name": "c"}, {"tags": []}]),
+                      lambda: Actor.set_value("document-3", "text", content_type="text/plain")):
+            try:
+                await write()
+            except Exception as error:
+                refused.append(str(error))
+        await Actor.set_value("refused", refused)
 
 asyncio.run(main())
 """
@@ -280,7 +289,8 @@ async def test_a_runs_default_storages_get_its_actors_schemas(api_url, api_token
     client = ApifyClientAsync(token=api_token, api_url=api_url)
     spec = {"actorSpecification": 1, "name": "schemas", "version": "0.0",
             "storages": {"dataset": "./dataset_schema.json"}}  # the store's schema: the file found by its name
-    dataset_schema = {"actorSpecification": 1, "views": {"names": {"transformation": {"fields": ["name"]}},
+    dataset_schema = {"actorSpecification": 1, "fields": {"type": "object", "required": ["name"]},
+                      "views": {"names": {"transformation": {"fields": ["name"]}},
                                                          "tags": {"transformation": {"unwind": ["tags"],
                                                                                      "omit": ["secret"]}}}}
     files = [{"name": "main.py", "format": "TEXT", "content": SCHEMA_ACTOR},
@@ -302,10 +312,23 @@ async def test_a_runs_default_storages_get_its_actors_schemas(api_url, api_token
         with pytest.raises(InvalidRequestError, match="its views are: names, tags"):
             await items.list_items(view="overview")
     assert (await client.dataset(run.default_dataset_id).get()).schema_ == dataset_schema
+    # A run's INPUT is a record of its default store like any other: refused if it does not fit, before
+    # the run or any storage is made.
+    stores = (await client.key_value_stores().list(unnamed=True)).total
+    with pytest.raises(ApifyApiError, match="collection 'input'.*n: 'x' is not of type 'integer'") as bad_input:
+        await client.actor(actor.id).start(run_input={"n": "x"}, memory_mbytes=TEST_MEMORY_MB)
+    assert bad_input.value.status_code == 400
+    assert (await client.key_value_stores().list(unnamed=True)).total == stores
+    assert (await client.actor(actor.id).runs().list()).total == 1
+    # The schemas' checks applied to the run's own writes: the bad push and record were refused, none stored.
+    refused = (await client.key_value_store(run.default_key_value_store_id).get_record("refused"))["value"]
+    assert len(refused) == 2 and "Schema validation failed" in refused[0], refused
+    assert "collection 'documents'" in refused[1] and "application/json" in refused[1], refused
+    assert (await client.dataset(run.default_dataset_id).get()).item_count == 2
     for kvs in (client.key_value_store(run.default_key_value_store_id), client.run(run.id).key_value_store()):
         assert [k.key for k in (await kvs.list_keys(collection="documents")).items] == ["document-1", "document-2"]
         assert [k.key for k in (await kvs.list_keys(collection="output")).items] == ["OUTPUT"]
-        with pytest.raises(ApifyApiError, match="its collections are"):
+        with pytest.raises(ApifyApiError, match="its collections are: documents, input, output"):
             await kvs.list_keys(collection="nope")
 
     # A schema actor.json names but that is not there, or a view that cannot work, is refused when the actor is made.

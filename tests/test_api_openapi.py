@@ -315,6 +315,15 @@ async def walk_every_route(client: httpx.AsyncClient, platform) -> None:
     await call("POST", "/key-value-stores?name=doc-collected", 201,
                json={"schema": {"collections": {"docs": {"keyPrefix": "doc"}}}})
     await call("GET", "/key-value-stores/doc-collected/keys?collection=docs", 200)
+    # ... applied to writes: a dataset schema's fields to pushed items, a collection's rules to its records.
+    await call("POST", "/datasets?name=doc-validated", 201, json={"schema": {"fields": {
+        "type": "object", "required": ["name"]}}})
+    refused = await call("POST", "/datasets/doc-validated/items", 400, json=[{"name": "a"}, {}])
+    assert refused.json()["error"]["data"]["invalidItems"][0]["itemPosition"] == 1
+    await call("POST", "/key-value-stores?name=doc-checked", 201,
+               json={"schema": {"collections": {"report": {"key": "REPORT", "contentTypes": ["application/json"]}}}})
+    await call("PUT", "/key-value-stores/doc-checked/records/REPORT", 400, content=b"x",
+               headers={"Content-Type": "text/plain"})
     await call("GET", "/key-value-stores/doc-collected/keys?collection=nope", 400)
     await call("POST", "/request-queues?name=doc-schema", 400, json={"schema": {}})
     prefixes = [(f"/key-value-stores/{created['key-value-stores']}", f"/datasets/{created['datasets']}",

@@ -134,8 +134,9 @@ class ApiHandlerMixin(web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        data = None
         if isinstance(exc, PlatformError):
-            status_code, error_type, message = exc.status, exc.type, exc.message
+            status_code, error_type, message, data = exc.status, exc.type, exc.message, exc.data
         elif isinstance(exc, web.HTTPError):
             status_code = exc.status_code
             error_type = _TYPE_BY_STATUS.get(status_code, "http-error")
@@ -152,7 +153,8 @@ class ApiHandlerMixin(web.RequestHandler):
             self.set_header("Connection", "close")
         self.clear_header("Content-Encoding")
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"error": {"type": error_type, "message": message}}))
+        error = {"type": error_type, "message": message, **({"data": data} if data is not None else {})}
+        self.finish(json.dumps({"error": error}))
 
     # -- request ----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -182,20 +183,22 @@ class Dataset:
         return int(self.info.get("itemCount", 0))
 
     def _items(self, *, offset: int = 0, limit: int | None = None, fields: Sequence[str] | None = None,
-               desc: bool = False, **options: Any) -> list[dict]:
+               desc: bool | None = None, **options: Any) -> list[dict]:
         """Items decoded with one orjson call over the server's JSON array (the fastest path measured)."""
         response = self.client.request("GET", f"/datasets/{self.id}/items", params={
             "format": "json", "offset": offset, **({"limit": limit} if limit is not None else {}),
-            **({"desc": "true"} if desc else {}), **item_params(fields=fields, **options),
+            **_desc_param(desc), **item_params(fields=fields, **options),
         })
         return orjson.loads(response.content)
 
     def items(self, *, offset: int = 0, limit: int | None = None, fields: Sequence[str] | None = None,
-              desc: bool = False, omit: Sequence[str] | None = None, clean: bool = False,
-              unwind: Sequence[str] | str | None = None, flatten: Sequence[str] | str | None = None) -> list[dict]:
-        """Items as a list of dicts; ``fields``/``omit``/``clean``/``unwind``/``flatten`` are the server's."""
+              desc: bool | None = None, omit: Sequence[str] | None = None, clean: bool = False,
+              unwind: Sequence[str] | str | None = None, flatten: Sequence[str] | str | None = None,
+              view: str | None = None) -> list[dict]:
+        """Items as a list of dicts; ``fields``/``omit``/``clean``/``unwind``/``flatten`` are the server's, and
+        so is ``view`` (a view of the dataset's schema: its transformation, unless an option here replaces it)."""
         return self._items(offset=offset, limit=limit, fields=fields, desc=desc, omit=omit, clean=clean,
-                           unwind=unwind, flatten=flatten)
+                           unwind=unwind, flatten=flatten, view=view)
 
     def iter_items(self, *, page_size: int = ITEMS_PAGE, fields: Sequence[str] | None = None,
                    **options: Any) -> Iterator[dict]:
@@ -206,46 +209,61 @@ class Dataset:
     def _pages(self, page_size: int, **options: Any) -> Iterator[list[dict]]:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ActorsError(f"The page size must be a whole number of at least 1, not {page_size!r}.")
+        # Each page gives its own limit, which would replace a view's: the view's limit caps the pages here.
+        left = self._view_spec(options["view"]).limit if options.get("view") is not None else None
         offset = 0
-        while True:
-            page = self._items(offset=offset, limit=page_size, **options)
+        while left is None or left > 0:
+            size = page_size if left is None else min(page_size, left)
+            page = self._items(offset=offset, limit=size, **options)
             if page:
                 yield page
-            if len(page) < page_size:
+            if len(page) < size:
                 return
             offset += len(page)
+            left = None if left is None else left - len(page)
+
+    def _view_spec(self, view: str) -> ViewSpec:
+        """A view of the dataset's schema as the notebook uses it (empty when the dataset has no such view:
+        the server then refuses it by name, with the views there are)."""
+        views = (self.info.get("schema") or {}).get("views") or {}
+        return ViewSpec.of(views.get(view))
 
     def to_pandas(self, *, limit: int | None = None, offset: int = 0, fields: Sequence[str] | None = None,
-                  flatten: bool | Sequence[str] = False, desc: bool = False, omit: Sequence[str] | None = None,
-                  clean: bool = False, unwind: Sequence[str] | str | None = None,
-                  dtype_backend: str | None = None, parse_dates: bool = True) -> pandas.DataFrame:
+                  flatten: bool | Sequence[str] = False, desc: bool | None = None, omit: Sequence[str] | None = None,
+                  clean: bool = False, unwind: Sequence[str] | str | None = None, view: str | None = None,
+                  display: bool = False, dtype_backend: str | None = None,
+                  parse_dates: bool = True) -> pandas.DataFrame:
         """Items as a DataFrame.
 
         ``flatten=True`` turns nested objects into ``a.b`` columns here (json_normalize); a list of
-        field names is passed to the server's ``flatten`` instead, like ``fields``, ``omit``, ``clean``
-        and ``unwind``. Columns of ISO-8601 timestamps become datetimes (``parse_dates=False``: not).
-        ``dtype_backend`` is pandas' ("numpy_nullable" or "pyarrow", which needs pyarrow installed).
+        field names is passed to the server's ``flatten`` instead, like ``fields``, ``omit``, ``clean``,
+        ``unwind`` and ``view`` (a view of the dataset's schema). ``display=True`` (with a view) lays the
+        columns out as the view's ``display`` says: in its ``transformation.fields`` order, named by its
+        ``display.properties`` labels. Columns of ISO-8601 timestamps become datetimes (``parse_dates=False``:
+        not). ``dtype_backend`` is pandas' ("numpy_nullable" or "pyarrow", which needs pyarrow installed).
         With pyarrow installed the items come as Arrow (``format=arrow``: no JSON parsed here), else
         as JSON; the frame is the same either way.
         """
         _check_backend(dtype_backend)
+        _check_display(view, display)
         local_flatten = flatten is True
         options: dict[str, Any] = {"offset": offset, "limit": limit, "fields": fields, "desc": desc, "omit": omit,
                                    "clean": clean, "unwind": unwind,
-                                   "flatten": None if isinstance(flatten, bool) else flatten}
+                                   "flatten": None if isinstance(flatten, bool) else flatten, "view": view}
         frame = None if local_flatten or not _have_pyarrow() else self._arrow_frame(**options)
         if frame is None:
             frame = records_frame(self._items(**options), flatten=local_flatten)
-        return finish_frame(frame, fields=fields, flatten=local_flatten, dtype_backend=dtype_backend,
-                            parse_dates=parse_dates)
+        frame = finish_frame(frame, fields=fields, flatten=local_flatten, dtype_backend=dtype_backend,
+                             parse_dates=parse_dates)
+        return self._view_spec(view).lay_out(frame) if display and view is not None else frame
 
-    def _arrow_frame(self, *, offset: int = 0, limit: int | None = None, desc: bool = False,
+    def _arrow_frame(self, *, offset: int = 0, limit: int | None = None, desc: bool | None = None,
                      **options: Any) -> pandas.DataFrame | None:
         """The items as sent in ``format=arrow``; None when the server cannot send it (no pyarrow there)."""
         try:
             response = self.client.request("GET", f"/datasets/{self.id}/items", params={
                 "format": "arrow", "offset": offset, **({"limit": limit} if limit is not None else {}),
-                **({"desc": "true"} if desc else {}), **item_params(**options),
+                **_desc_param(desc), **item_params(**options),
             })
         except InvalidInputError as exc:
             if exc.type == "arrow-not-installed" or "'arrow' is not supported" in str(exc):
@@ -254,21 +272,79 @@ class Dataset:
         return arrow_frame(response.content)
 
     def iter_pandas(self, chunksize: int = ITEMS_PAGE, *, fields: Sequence[str] | None = None,
-                    flatten: bool | Sequence[str] = False, desc: bool = False, omit: Sequence[str] | None = None,
-                    clean: bool = False, unwind: Sequence[str] | str | None = None,
-                    dtype_backend: str | None = None, parse_dates: bool = True) -> Iterator[pandas.DataFrame]:
+                    flatten: bool | Sequence[str] = False, desc: bool | None = None, omit: Sequence[str] | None = None,
+                    clean: bool = False, unwind: Sequence[str] | str | None = None, view: str | None = None,
+                    display: bool = False, dtype_backend: str | None = None,
+                    parse_dates: bool = True) -> Iterator[pandas.DataFrame]:
         """The items as DataFrames of ``chunksize`` rows, one request each: a dataset bigger than memory.
 
         Each chunk infers its own dtypes (as ``read_csv``'s chunks do); the index runs on across chunks.
+        ``view`` and ``display`` are as in ``to_pandas`` (a view's ``limit`` caps the rows of all chunks).
         """
         _check_backend(dtype_backend)
+        _check_display(view, display)
         pages = self._pages(chunksize, fields=fields, desc=desc, omit=omit, clean=clean, unwind=unwind,
-                            flatten=None if isinstance(flatten, bool) else flatten)
+                            flatten=None if isinstance(flatten, bool) else flatten, view=view)
+        spec = None
         for start, page in _numbered(pages):
             frame = frame_of(page, fields=fields, flatten=flatten is True, dtype_backend=dtype_backend,
                              parse_dates=parse_dates)
+            if display and view is not None:
+                spec = spec or self._view_spec(view)
+                frame = spec.lay_out(frame)
             frame.index = range(start, start + len(frame))
             yield frame
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What the notebook takes from a view of a dataset schema: its ``transformation``'s ``fields`` (the column
+    order) and ``limit``, and its ``display.properties`` labels (the column names). A field's ``format``
+    there is a hint for Apify Console's table and is not applied to the frame."""
+
+    fields: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    limit: int | None = None
+
+    @classmethod
+    def of(cls, view: object) -> ViewSpec:
+        if not isinstance(view, dict):
+            return cls()
+        transformation, display = _object(view.get("transformation")), _object(view.get("display"))
+        names = transformation.get("fields")
+        if isinstance(names, str):  # Apify's lists may be one comma-separated string
+            names = [name.strip() for name in names.split(",")]
+        labels = {name: spec["label"] for name, spec in _object(display.get("properties")).items()
+                  if isinstance(spec, dict) and isinstance(spec.get("label"), str) and spec["label"]}
+        limit = transformation.get("limit")
+        return cls(fields=tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else (),
+                   labels=labels, limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None)
+
+    def lay_out(self, frame: pandas.DataFrame) -> pandas.DataFrame:
+        """The view's fields first, in its order (a flattened field's ``field.sub`` columns where the field is),
+        then any other column (one unwound from a field, say); then each column renamed to its field's label
+        (``label.sub`` for a flattened field's columns). Only the columns there are: nothing is added."""
+        columns = list(frame.columns)
+        order = [c for name in self.fields for c in columns if c == name or str(c).startswith(f"{name}.")]
+        order = list(dict.fromkeys(order + columns))
+        return frame[order].rename(columns={c: self._label(str(c)) for c in order})
+
+    def _label(self, column: str) -> str:
+        if column in self.labels:
+            return self.labels[column]
+        head, dot, rest = column.partition(".")
+        return f"{self.labels[head]}.{rest}" if dot and head in self.labels else column
+
+
+def _object(value: object) -> dict:
+    """A part of a view that should be an object (the server checks transformations, not display)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _check_display(view: str | None, display: bool) -> None:
+    if display and view is None:
+        raise ActorsError("display=True lays the columns out as a view's display says: name the view too, "
+                          "for example view='overview'.")
 
 
 def _numbered(pages: Iterator[list[dict]]) -> Iterator[tuple[int, list[dict]]]:
@@ -279,15 +355,22 @@ def _numbered(pages: Iterator[list[dict]]) -> Iterator[tuple[int, list[dict]]]:
         start += len(page)
 
 
+def _desc_param(desc: bool | None) -> dict[str, str]:
+    """``desc`` when given; left out (None) the server's default holds: oldest first, or a view's ``desc``."""
+    return {} if desc is None else {"desc": "true" if desc else "false"}
+
+
 def item_params(*, fields: Sequence[str] | str | None = None, omit: Sequence[str] | str | None = None,
                 clean: bool = False, unwind: Sequence[str] | str | None = None,
-                flatten: Sequence[str] | str | None = None) -> dict[str, str]:
+                flatten: Sequence[str] | str | None = None, view: str | None = None) -> dict[str, str]:
     """The server's item-shaping query parameters (Apify's names; lists as comma-separated)."""
     params = {name: value if isinstance(value, str) else ",".join(value)
               for name, value in (("fields", fields), ("omit", omit), ("unwind", unwind), ("flatten", flatten))
               if value}
     if clean:
         params["clean"] = "true"
+    if view is not None:  # "" too: the server says which views there are
+        params["view"] = view
     return params
 
 

@@ -17,16 +17,22 @@ class PlatformError(Exception):
     status: int = 500
     type: str = "internal-error"
 
-    def __init__(self, message: str, *, type: str | None = None, status: int | None = None) -> None:
+    def __init__(self, message: str, *, type: str | None = None, status: int | None = None,
+                 data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        #: Apify's ``error.data``: details a client reads (a refused push's ``invalidItems``).
+        self.data = data
         if type is not None:
             self.type = type
         if status is not None:
             self.status = status
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": {"type": self.type, "message": self.message}}
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return {"error": error}
 
 
 class InvalidInput(PlatformError):

@@ -13,10 +13,9 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import SchemaError
-
 from .errors import InvalidInput
+from .json_schema import dotted, error_path, schema_problem
+from .json_schema import errors as schema_errors
 
 #: JSON Schema keywords a property may carry that constrain its value (the rest are Apify's UI hints).
 VALUE_KEYWORDS = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
@@ -91,10 +90,9 @@ def schema_problems(schema: Any) -> list[str]:
         if spec.get("isSecret") and kind != "string":
             problems.append(f"property {name}: only strings can be secret (isSecret)")
     if not problems:
-        try:
-            Draft7Validator.check_schema(to_json_schema(schema))
-        except SchemaError as exc:
-            problems.append(f"{'.'.join(str(p) for p in exc.path) or 'the schema'}: {exc.message}")
+        problem = schema_problem(to_json_schema(schema))
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -121,14 +119,6 @@ def to_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _field(path: Any) -> str:
-    """Apify names a field ``input.a.b``; list positions as ``input.a[0]``."""
-    text = "input"
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
-
-
 def check_input(schema: dict[str, Any], value: Any) -> InputCheck:
     """Check ``value`` (the parsed JSON input; None: no input) and fill in the schema's defaults."""
     problems = schema_problems(schema)
@@ -144,18 +134,16 @@ def check_input(schema: dict[str, Any], value: Any) -> InputCheck:
         if name not in filled and "default" in spec:
             filled[name] = copy.deepcopy(spec["default"])
     secret = {name for name, spec in (schema.get("properties") or {}).items() if spec.get("isSecret")}
-    validator = Draft7Validator(to_json_schema(schema))
-    errors = []
-    for error in sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path]):
-        path = list(error.absolute_path)
+    found = []
+    for error in schema_errors(to_json_schema(schema), filled):  # Apify names a field input.a.b, input.a[0]
+        field = dotted(error_path(error), "input")
         if error.validator == "required":
-            missing = error.message.split("'")[1] if "'" in error.message else ""
-            errors.append(f"Field {_field([*path, missing])} is required")
-        elif path and path[0] in secret:  # jsonschema quotes the value: never echo a secret
-            errors.append(f"Field {_field(path)} is not valid (it fails {error.validator})")
+            found.append(f"Field {field} is required")
+        elif error.absolute_path and error.absolute_path[0] in secret:  # jsonschema quotes the value: never echo
+            found.append(f"Field {field} is not valid (it fails {error.validator})")
         else:
-            errors.append(f"Field {_field(path)}: {error.message}")
-    return InputCheck(value=filled, errors=errors)
+            found.append(f"Field {field}: {error.message}")
+    return InputCheck(value=filled, errors=found)
 
 
 def invalid_input(errors: list[str]) -> InvalidInput:

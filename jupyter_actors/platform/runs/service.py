@@ -39,6 +39,7 @@ from ..registry import dumps
 from ..retention import Retention
 from ..runlog import run_log_path
 from ..storages import PushResult, Storages
+from ..storages.schemas import check_record
 from ..stores import Stores
 from .container import NETWORK_NAME, Endpoints, container_port, container_spec
 from .handover import MAX_METAMORPHS, current_actor_id, metamorph_input_key, metamorphs
@@ -128,6 +129,8 @@ class RunService:
             timeout_secs if timeout_secs is not None else actor_row["default_timeout_secs"]
         )
         body, content_type = checked_input(version, *input_body(input, content_type))
+        if body is not None:  # INPUT must fit the default store's collections too: refused before anything is made
+            check_record(version["key_value_store_schema"], "INPUT", body, content_type or "application/octet-stream")
         max_items = validate_max_items(max_items)
         limits = limits_mod.limits_for(memory, cpu_mode=self.config.cpu_mode, pids=self.config.pids_limit)
         port = container_port(version, self.config.container_port)  # may refuse: before anything is stored

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -67,12 +67,16 @@ class PushResult:
     max_items: int | None = None
 
 
-def encode_items(payload: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]) -> EncodedItems:
-    """Validate a push (a JSON object or an array of objects, raw or parsed) and re-encode it compactly.
+def encode_items(payload: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any], *,
+                 check: Callable[[list[Any]], None] | None = None) -> EncodedItems:
+    """Validate a push (a JSON object or an array of objects, raw or parsed; ``check`` sees the parsed items:
+    the dataset schema's) and re-encode it compactly.
 
     Nothing is stored when this raises, so a bad item anywhere in the array rejects the whole push.
     """
     items = _parse(payload)
+    if check is not None:
+        check(items)
     pieces: list[Piece] = []
     clean = 0
     dumps = orjson.dumps

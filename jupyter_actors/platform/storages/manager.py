@@ -30,7 +30,7 @@ from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, St
 from .kvs import KeyValueStoreFile, Record
 from .queued_requests import Locker, QueuedRequest
 from .request_queues import RequestQueueFile
-from .schemas import Collection, schema_json
+from .schemas import Collection, check_items, check_record, schema_json
 from .sqlite import StorageFile, StorageGone
 from .validation import validate_limit, validate_name, validate_offset, validate_title
 
@@ -212,8 +212,10 @@ class Storages:
     def set_record(
         self, store: str, key: str, value: bytes | bytearray | memoryview, content_type: str | None = None
     ) -> None:
-        """Write a record; the content type is stored verbatim (default ``application/octet-stream``)."""
-        with self._use(KeyValueStoreFile, store) as kvs:
+        """Write a record; the content type is stored verbatim (default ``application/octet-stream``). A key in a
+        collection of the store's schema must have a content type and JSON the collection allows (``check_record``)."""
+        with self._use_row(KeyValueStoreFile, store) as (row, kvs):
+            check_record(row["schema"], key, value, content_type or "application/octet-stream")
             kvs.set_record(key, value, content_type)
 
     def get_record(self, store: str, key: str) -> Record:
@@ -252,15 +254,14 @@ class Storages:
                    items: bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]) -> int:
         """Append a JSON object or array of objects (raw body or parsed); returns the new item count.
 
-        The whole push is validated first and stored in one transaction: all of it or nothing, except
-        that a dataset with ``max_items`` keeps the items up to it and tells ``on_items_dropped`` of the rest.
+        The whole push is validated first (against the dataset schema's ``fields`` too, ``check_items``) and
+        stored in one transaction: all of it or nothing, except that a dataset with ``max_items`` keeps the items
+        up to it and tells ``on_items_dropped`` of the rest.
         """
-        with self._use(DatasetFile, dataset) as file:
-            result = file.append(encode_items(items))
-        if result.dropped and self.on_items_dropped is not None:
-            row = self._catalog.find(DATASETS, dataset)
-            if row is not None and row["act_run_id"]:
-                self.on_items_dropped(row["act_run_id"], result)
+        with self._use_row(DatasetFile, dataset) as (row, file):
+            result = file.append(encode_items(items, check=check_items(row["schema"])))
+        if result.dropped and self.on_items_dropped is not None and row["act_run_id"]:
+            self.on_items_dropped(row["act_run_id"], result)
         return result.item_count
 
     def list_items(
@@ -379,11 +380,17 @@ class Storages:
     @contextmanager
     def _use(self, cls: type[F], id_or_name: str) -> Iterator[F]:
         """The storage's file, with a storage deleted meanwhile reported as NotFound."""
+        with self._use_row(cls, id_or_name) as (_, file):
+            yield file
+
+    @contextmanager
+    def _use_row(self, cls: type[F], id_or_name: str) -> Iterator[tuple[dict[str, Any], F]]:
+        """``_use`` with the storage's catalog row too (its schema), from the same lookup."""
         kind = _KIND_OF[cls]
         row = self._require(kind, id_or_name)
         self._touch(row["id"])
         try:
-            yield cast(F, self._file(row))
+            yield row, cast(F, self._file(row))
         except StorageGone:
             raise self._not_found(kind, id_or_name) from None
 
