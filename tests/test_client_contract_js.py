@@ -52,8 +52,8 @@ def _node_bin(cache: Path) -> Path:
 @pytest.fixture(scope="session")
 def js_client(request, tmp_path_factory) -> tuple[Path, Path]:
     """``(node, modules_dir)``: the pinned apify-client installed with ``npm ci`` once per lock file."""
-    cache = Path(request.config.cache.mkdir("apify-client-js")) if request.config.cache else \
-        tmp_path_factory.mktemp("apify-client-js")
+    pytest_cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    cache = Path(pytest_cache.mkdir("apify-client-js")) if pytest_cache else tmp_path_factory.mktemp("apify-client-js")
     bin_dir = _node_bin(cache)
     lock = (DRIVER_DIR / "package-lock.json").read_bytes()
     modules = cache / hashlib.sha256(lock + (DRIVER_DIR / "package.json").read_bytes()).hexdigest()[:16]
