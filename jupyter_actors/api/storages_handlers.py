@@ -55,7 +55,10 @@ ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application
 FILE_FORMATS = {"xlsx": write_xlsx, "arrow": write_arrow, "parquet": write_parquet}
 #: Every option of GET .../items that works here; anything else is refused, never ignored.
 ITEMS_OPTIONS = {"format", "offset", "limit", "desc", "fields", "omit", "clean", "skipEmpty", "skipHidden", "unwind",
-                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment", "signature", "view"}
+                 "flatten", "delimiter", "bom", "skipHeaderRow", "xmlRoot", "xmlRow", "attachment", "signature", "view",
+                 # The JavaScript apify-client's page size for iterating listItems(); it sends it along with the
+                 # page's own limit, which already says how many items to return (Apify ignores it too).
+                 "chunkSize"}
 #: Options that shape one format only: given with another format they would do nothing, so they are refused.
 ITEMS_FORMAT_OPTIONS = {"delimiter": ("csv",), "xmlRoot": ("xml",), "xmlRow": ("xml",),
                         "skipHeaderRow": ("csv", "html", "xlsx")}
@@ -311,6 +314,7 @@ class ItemsHandler(StorageAccess):
         xml_row = check_xml_name("xmlRow", self.query("xmlRow") or "item")
         bom = self.query_bool("bom", default=fmt == "csv")  # as in Apify: on for CSV, off for the rest
         skip_header_row, attachment = self.query_bool("skipHeaderRow"), self.query_bool("attachment")
+        self.query_int("chunkSize", minimum=1)  # shapes nothing here, but garbage is still refused
         meta = await self.storage(ref)
         # A view (the dataset schema's transformation) gives the item options the request does not give itself.
         view = dataset_view(meta.get("schema"), self.query("view") or "") if self.query("view") is not None else View()
