@@ -180,6 +180,11 @@ class PlatformConfig:
         0.0, exposed=(SERVER, CLI),
         help="Largest size of one storage (key-value store, dataset or request queue) in MB; a write that would "
              "go over it is refused whole with 403 storage-limit-exceeded (0: no limit).")
+    storage_quota_mb: float = setting(
+        0.0, exposed=(SERVER, CLI),
+        help="Most disk space all storages together may take, in MB; a write (record, items, requests, a new "
+             "storage) that would go over it is refused whole with 507 storage-quota-exceeded, while reads and "
+             "deletes keep working (0: no quota, the disk is the limit).")
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(
         60.0, help="Labelled containers without a run record are removed after this many seconds.")
