@@ -125,7 +125,8 @@ class PlatformConfig:
         3.0, exposed=(SERVER,),
         help="Seconds between samples of running runs' memory and CPU (run stats and the stats-samples series; "
              "0: off).")
-    disk_check_interval_secs: float = setting(5.0, help="Seconds between disk-usage checks of a running container.")
+    disk_check_interval_secs: float = setting(
+        5.0, help="Seconds between disk-usage checks of a running run (its container's files and its storages).")
     docker_base_url: str | None = setting(
         None, exposed=(SERVER,),
         help="Docker engine (or swarm manager) URL; default: DOCKER_HOST or the local socket.")

@@ -257,8 +257,8 @@ class Storages:
         self, store: str, key: str, value: bytes | bytearray | memoryview, content_type: str | None = None
     ) -> None:
         """Write a record; the content type is stored verbatim (default ``application/octet-stream``)."""
-        self.quota.check(len(value))
         with self._use(KeyValueStoreFile, store) as kvs:
+            self.quota.check(len(value))
             kvs.set_record(key, value, content_type)
 
     def get_record(self, store: str, key: str) -> Record:
@@ -300,9 +300,9 @@ class Storages:
         The whole push is validated first and stored in one transaction: all of it or nothing, except
         that a dataset with ``max_items`` keeps the items up to it and tells ``on_items_dropped`` of the rest.
         """
-        encoded = encode_items(items)
-        self.quota.check(sum(len(body) for _, body in encoded.pieces))
         with self._use(DatasetFile, dataset) as file:
+            encoded = encode_items(items)
+            self.quota.check(sum(len(body) for _, body in encoded.pieces))
             result = file.append(encoded)
         if result.dropped and self.on_items_dropped is not None:
             row = self._catalog.find(DATASETS, dataset)
