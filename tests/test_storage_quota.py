@@ -84,3 +84,45 @@ async def test_writes_over_the_storage_quota_get_507_and_freeing_space_lets_them
     storages = actors_app.platform.storages
     assert storages.quota.used_bytes() <= QUOTA_MB * 1024 * 1024
     assert storages.get(KEY_VALUE_STORES, "kept")["id"] == store
+
+
+WRITER = """
+import json, os, urllib.error, urllib.request
+base, token = os.environ["APIFY_API_BASE_URL"] + "/v2", os.environ["APIFY_TOKEN"]
+store = os.environ["APIFY_DEFAULT_KEY_VALUE_STORE_ID"]
+auth = {"Authorization": "Bearer " + token}
+size_mb = json.loads(urllib.request.urlopen(urllib.request.Request(f"{base}/key-value-stores/{store}/records/INPUT",
+                                                                   headers=auth)).read())["mb"]
+request = urllib.request.Request(f"{base}/key-value-stores/{store}/records/big", data=os.urandom(size_mb * 1024 * 1024),
+                                 method="PUT", headers={"Authorization": "Bearer " + token,
+                                                        "Content-Type": "application/octet-stream"})
+try:
+    urllib.request.urlopen(request, timeout=60)
+    print("stored", flush=True)
+except urllib.error.HTTPError as error:
+    print("refused", error.code, json.loads(error.read())["error"]["type"], flush=True)
+"""
+
+
+def test_a_run_gets_507_over_the_quota_and_a_start_that_does_not_fit_makes_nothing(platform_factory):
+    from jupyter_actors.platform.errors import StorageQuotaExceeded
+
+    from .conftest import TEST_MEMORY_MB, define_actor
+
+    platform = platform_factory(storage_quota_mb=QUOTA_MB)
+    define_actor(platform, "writer", WRITER)
+    run = platform.wait_run(platform.start_run("writer", memory_mb=TEST_MEMORY_MB, input={"mb": 4})["id"], 120)
+    log = platform.run_log(run["id"]).decode()
+    assert run["status"] == "SUCCEEDED" and "refused 507 storage-quota-exceeded" in log, log
+    assert not platform.storages.record_exists(run["default_key_value_store_id"], "big")
+
+    store = platform.storages.get_or_create(KEY_VALUE_STORES, "filler")[0]["id"]
+    platform.storages.set_record(store, "fill", os.urandom(int((QUOTA_MB - 0.3) * 1024 * 1024)))
+    before = platform.storages.list_storages(KEY_VALUE_STORES, unnamed=True)["total"]
+    with pytest.raises(StorageQuotaExceeded):  # its input and default storages would not fit: none is made
+        platform.start_run("writer", memory_mb=TEST_MEMORY_MB, input={"mb": 1, "pad": "x" * 400_000})
+    assert platform.storages.list_storages(KEY_VALUE_STORES, unnamed=True)["total"] == before
+    assert [r["id"] for r in platform.list_runs()] == [run["id"]]
+    platform.storages.delete(KEY_VALUE_STORES, store)
+    again = platform.wait_run(platform.start_run("writer", memory_mb=TEST_MEMORY_MB, input={"mb": 1})["id"], 120)
+    assert again["status"] == "SUCCEEDED" and "stored" in platform.run_log(again["id"]).decode()
