@@ -1,6 +1,9 @@
-"""Data retention and explicit deletion: runs go with their default storages and logs, named ones stay."""
+"""Data retention and explicit deletion: runs go with their default storages, the unnamed storages they
+created and their logs; named ones stay."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -19,7 +22,9 @@ def call(method, path, body=None):
     return json.loads(urllib.request.urlopen(request).read() or b"null")
 named = call("POST", "/key-value-stores?name=kept-store")["data"]["id"]
 call("PUT", f"/key-value-stores/{named}/records/note", {"kept": True})
-call("PUT", f"/key-value-stores/{os.environ['APIFY_DEFAULT_KEY_VALUE_STORE_ID']}/records/OUTPUT", {"ok": True})
+scratch = call("POST", "/key-value-stores")["data"]["id"]  # unnamed: it goes with the run
+call("PUT", f"/key-value-stores/{scratch}/records/note", {"scratch": True})
+call("PUT", f"/key-value-stores/{os.environ['APIFY_DEFAULT_KEY_VALUE_STORE_ID']}/records/OUTPUT", {"scratch": scratch})
 call("POST", f"/datasets/{os.environ['APIFY_DEFAULT_DATASET_ID']}/items", [{"a": 1}])
 print("wrote")
 """
@@ -29,7 +34,10 @@ def finished_run(platform):
     define_actor(platform, "writer", WRITER)
     run = platform.wait_run(platform.start_run("writer", memory_mb=TEST_MEMORY_MB)["id"], 120)
     assert run["status"] == "SUCCEEDED", platform.run_log(run["id"])
-    return run
+    output, _ = platform.storages.get_record(run["default_key_value_store_id"], "OUTPUT")
+    scratch = json.loads(output)["scratch"]
+    assert platform.storages.get_record(scratch, "note")[0] == b'{"scratch": true}'
+    return {**run, "scratch": scratch}
 
 
 def assert_gone(platform, run, word):
@@ -40,6 +48,10 @@ def assert_gone(platform, run, word):
                          ("request_queues", "default_request_queue_id")):
         with pytest.raises(NotFound):
             platform.storages.get(kind, run[column])
+    with pytest.raises(NotFound):  # the unnamed store the run created went with it, and says so
+        platform.storages.get("key_value_stores", run["scratch"])
+    assert word in (platform.tombstone_message(run["scratch"], "Key-value store") or "")
+    assert [s.name for s in platform.storages.run_storages(run["id"])] == ["kept-store"]  # named: it stays
     assert not platform.log_path(run["id"]).exists()
     assert run["id"] not in {r["id"] for r in platform.list_runs()}
     value, _ = platform.storages.get_record("kept-store", "note")  # named storages stay

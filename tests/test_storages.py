@@ -649,6 +649,7 @@ def test_a_catalog_from_before_titles_is_upgraded_in_place(tmp_path: Path) -> No
         db.execute("ALTER TABLE storages DROP COLUMN title")
         db.execute("ALTER TABLE storages DROP COLUMN url_signing_secret_key")
         db.execute("ALTER TABLE storages DROP COLUMN schema")
+        db.execute("DROP TABLE run_writes")
         db.execute("PRAGMA user_version = 1")
     second = Storages(root)
     assert second.get(DATASETS, "older")["id"] == store["id"] and second.get(DATASETS, "older")["title"] is None

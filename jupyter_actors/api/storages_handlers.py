@@ -109,7 +109,16 @@ class StorageAccess(RunAddressing):
             ref = run[RUN_FIELD[self.kind]]
         meta = self._lookup(ref)
         require(self.principal.may_access_storage(meta, children), f"use {PATH_OF_KIND[self.kind]} {ref}")
+        if self.request.method not in ("GET", "HEAD"):
+            self.note_run_write(meta)
         return meta
+
+    def note_run_write(self, meta: dict) -> None:
+        """A run's token writes to a storage it did not create: it counts towards the run's disk limit from
+        now on (``Storages.run_bytes``). Blocking."""
+        run_id = self.principal.run_id
+        if run_id is not None and meta.get("actRunId") != run_id:
+            self.storages.note_run_write(run_id, self.kind, meta["id"])
 
     def _lookup(self, ref: str) -> dict:
         """The storage ``ref`` names (id, name or ``username~name``), whoever asks. Blocking."""
@@ -190,6 +199,8 @@ class CollectionHandler(StorageAccess):
         actor_id = (await self.call(self.platform.get_run, run_id))["actor_id"] if run_id else None
         meta, created = await self.call(self.storages.get_or_create, self.kind, name, run_id=run_id,
                                         actor_id=actor_id, title=body.get("title"), schema=body.get("schema"))
+        if not created:  # a run opening a named storage (to write to it, as the SDK does)
+            await self.call(self.note_run_write, meta)
         self.send_data(self.view(meta), 201 if created else 200)
 
 

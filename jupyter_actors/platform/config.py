@@ -125,7 +125,8 @@ class PlatformConfig:
         3.0, exposed=(SERVER,),
         help="Seconds between samples of running runs' memory and CPU (run stats and the stats-samples series; "
              "0: off).")
-    disk_check_interval_secs: float = setting(5.0, help="Seconds between disk-usage checks of a running container.")
+    disk_check_interval_secs: float = setting(
+        5.0, help="Seconds between disk-usage checks of a running run (its container's files and its storages).")
     docker_base_url: str | None = setting(
         None, exposed=(SERVER,),
         help="Docker engine (or swarm manager) URL; default: DOCKER_HOST or the local socket.")
@@ -180,6 +181,11 @@ class PlatformConfig:
         0.0, exposed=(SERVER, CLI),
         help="Largest size of one storage (key-value store, dataset or request queue) in MB; a write that would "
              "go over it is refused whole with 403 storage-limit-exceeded (0: no limit).")
+    storage_quota_mb: float = setting(
+        0.0, exposed=(SERVER, CLI),
+        help="Most disk space all storages together may take, in MB; a write (record, items, requests, a new "
+             "storage) that would go over it is refused whole with 507 storage-quota-exceeded, while reads and "
+             "deletes keep working (0: no quota, the disk is the limit).")
     log_cap_mb: float = setting(64.0, exposed=(SERVER,), help="A run log over this size keeps its tail and says so.")
     orphan_grace_secs: float = setting(
         60.0, help="Labelled containers without a run record are removed after this many seconds.")

@@ -75,7 +75,8 @@ class Platform:
         self.storages = storages if storages is not None else Storages(
             self.data_dir / "storages", fsync=self.config.storage_sqlite_synchronous != "NORMAL",
             catalog_fsync=self.config.sqlite_synchronous != "NORMAL",
-            max_storage_bytes=int(self.config.storage_max_mb * 2**20))
+            max_storage_bytes=int(self.config.storage_max_mb * 2**20),
+            quota_bytes=int(self.config.storage_quota_mb * 2**20))
         logs_dir = self.data_dir / "logs"
         self.changes = Changes()
         self.admission = Admission(self.stores.runs, self.config.memory_limit_mb)
@@ -375,7 +376,8 @@ class Platform:
         return self.runs.log(run_id)
 
     def delete_run(self, run_id: str) -> None:
-        """Delete a finished run with its default storages and log (named storages stay)."""
+        """Delete a finished run with its default storages, the unnamed ones it created, and its log (named
+        storages stay)."""
         self.retention.delete_run(self.runs.get_run(run_id))
 
     def expire_runs(self) -> list[str]:

@@ -97,6 +97,13 @@ class StorageLimitExceeded(PlatformError):
     type = "storage-limit-exceeded"
 
 
+class StorageQuotaExceeded(PlatformError):
+    """A write would take all storages together past the global storage quota (``storage_quota_mb``)."""
+
+    status = 507
+    type = "storage-quota-exceeded"
+
+
 #: SQLite's result code for "database or disk is full".
 SQLITE_FULL = 13
 

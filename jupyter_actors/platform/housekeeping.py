@@ -2,7 +2,9 @@
 reconciliation of live runs whose watcher lost the engine.
 
 The heartbeat tells the next server what happened while none was alive (see ``runs.reconcile``).
-Disk limits are checked here only on engines that cannot enforce them (overlay2 on ext4).
+A run's disk limit covers its container's writable layer and every storage it wrote to: the layer is
+measured here only on engines that cannot cap it (overlay2 on ext4), the storages always (no engine
+sees them).
 """
 
 from __future__ import annotations
@@ -97,8 +99,6 @@ class Housekeeping:
                 self.sweep()
                 last_sweep = time.monotonic()
             self.reconcile()
-            if not self.runs.disk_measured:
-                continue
             for run_id, watcher in list(self.runs.watchers.items()):
                 try:
                     self.check_disk(run_id, watcher)
@@ -106,11 +106,11 @@ class Housekeeping:
                     log.exception("disk check of run %s failed", run_id)
 
     def disk_usage(self, run: Run) -> int:
-        """Bytes a run uses on disk: its container's writable layer plus its default storages."""
-        used = self.backend.disk_usage(run["container_id"]) if run["container_id"] else 0
-        used += self.storages.size_bytes([run["default_key_value_store_id"], run["default_dataset_id"],
-                                          run["default_request_queue_id"]])
-        return used
+        """Bytes a run uses on disk: its container's writable layer (where the engine does not cap it
+        itself) plus every storage it created or wrote to (``Storages.run_bytes`` says how they count)."""
+        container = run["container_id"]
+        used = self.backend.disk_usage(container) if container and self.runs.disk_measured else 0
+        return used + self.storages.run_bytes(run["id"])
 
     def check_disk(self, run_id: str, watcher: RunWatcher) -> None:
         run = self.runs.get_run(run_id)
@@ -118,7 +118,8 @@ class Housekeeping:
             return
         if self.disk_usage(run) <= run["disk_mb"] * 1024 * 1024:
             return
-        message = f"Stopping: the run used more than its disk limit of {run['disk_mb']} MB"
+        message = (f"Stopping: the run used more than its disk limit of {run['disk_mb']} MB (its container's files "
+                   "and every storage it wrote to)")
         if self.stores.runs.mark_stopping(run_id, STOP_DISK, message):
             self.runs.changes.notify(self.runs.get_run(run_id))
             watcher.stop_container(self.config.stop_grace_secs)

@@ -96,7 +96,9 @@ def stop_outcome(run: Run) -> tuple[RunStatus, str] | None:
     """
     intent = run["stop_intent"]
     if intent == STOP_DISK:
-        return RunStatus.FAILED, f"The run used more than its disk limit of {run['disk_mb']} MB and was stopped"
+        return RunStatus.FAILED, (f"The run used more than its disk limit of {run['disk_mb']} MB (2 x its memory: its "
+                                  "container's files and every storage it wrote to, default, named or created) "
+                                  "and was stopped")
     if intent == STOP_TIMEOUT:
         target, default = RunStatus.TIMED_OUT, f"The run timed out after {run['timeout_secs']} seconds"
     elif intent == STOP_ABORT:

@@ -1,6 +1,7 @@
 """Deleting what is no longer wanted: finished runs after the retention period, and on request.
 
-A run goes with its default storages and its log; named storages stay (Apify's rule). What was
+A run goes with its default storages, the unnamed storages it created itself, and its log; named
+storages stay (Apify's rule), whoever created them. What was
 deleted leaves a tombstone, so it answers 404 with a message saying it expired or was deleted.
 Images that no build refers to any more are removed from the engine.
 """
@@ -31,6 +32,15 @@ def default_storages(run: Run) -> list[tuple[StorageKind, str]]:
         (DATASETS, run["default_dataset_id"]),
         (REQUEST_QUEUES, run["default_request_queue_id"]),
     ]
+
+
+def run_storages(storages: Storages, run: Run) -> list[tuple[StorageKind, str]]:
+    """What goes with a run: its defaults and every other unnamed storage it created."""
+    own = default_storages(run)
+    ids = {storage_id for _, storage_id in own}
+    own += [(storage.kind, storage.id) for storage in storages.run_storages(run["id"])
+            if storage.created_by_run and storage.name is None and storage.id not in ids]
+    return own
 
 
 def tombstone_message(tombstones: Tombstones, id_: str, what: str, retention_days: float) -> str | None:
@@ -68,15 +78,17 @@ class Retention:
         return tombstone_message(self.stores.tombstones, id_, what, self.retention_days)
 
     def delete_run(self, run: Run, *, reason: str = "deleted") -> None:
-        """Delete a finished run, its default storages and its log; refused for an unfinished run."""
+        """Delete a finished run, its default storages, the unnamed ones it created and its log; refused for
+        an unfinished run."""
         run_id = run["id"]
         if not RunStatus(run["status"]).is_terminal:
             raise Conflict(f"Run {run_id} is {run['status']}; abort it before deleting it.", type="run-not-finished")
-        storages = default_storages(run)
+        storages = run_storages(self.storages, run)
         for kind, storage_id in storages:
             with contextlib.suppress(NotFound):
                 self.storages.delete(kind, storage_id)
         self.stores.runs.delete(run_id, [(str(kind), storage_id) for kind, storage_id in storages], reason)
+        self.storages.forget_run(run_id)
         run_log_path(self.logs_dir, run_id).unlink(missing_ok=True)
 
     def delete_actor(self, actor: Actor) -> None:

@@ -295,7 +295,8 @@ class RunStore:
         return [row["id"] for row in rows]
 
     def delete(self, run_id: str, storages: list[tuple[str, str]], reason: str) -> None:
-        """Delete the run and its webhooks, and leave tombstones for it and its default ``(kind, id)`` storages."""
+        """Delete the run and its webhooks, and leave tombstones for it and the ``(kind, id)`` storages that
+        went with it."""
         now = now_iso()
         with self.registry.transaction() as db:
             for kind, storage_id in storages:

@@ -74,6 +74,7 @@ class ActorsExtension(ExtensionApp):
     retention_days = platform_trait("retention_days")
     tombstone_retention_days = platform_trait("tombstone_retention_days")
     storage_max_mb = platform_trait("storage_max_mb")
+    storage_quota_mb = platform_trait("storage_quota_mb")
     log_cap_mb = platform_trait("log_cap_mb")
     sqlite_synchronous = platform_trait("sqlite_synchronous")
     storage_sqlite_synchronous = platform_trait("storage_sqlite_synchronous")

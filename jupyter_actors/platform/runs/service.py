@@ -38,7 +38,7 @@ from ..quota import Admission
 from ..registry import dumps
 from ..retention import Retention
 from ..runlog import run_log_path
-from ..storages import PushResult, Storages
+from ..storages import NEW_STORAGE_BYTES, PushResult, Storages
 from ..storages.schemas import check_record
 from ..stores import Stores
 from .container import NETWORK_NAME, Endpoints, container_port, container_spec
@@ -136,6 +136,8 @@ class RunService:
         port = container_port(version, self.config.container_port)  # may refuse: before anything is stored
         token = new_token()
         self.backend.require_engine()  # refused (503) before anything is stored while the engine is away
+        # The default storages and the input must fit the storage quota (507), else none of them is made.
+        self.storages.quota.check(3 * NEW_STORAGE_BYTES + len(body or b""), reserve=False)
         self.ensure_network()
         with self.admission.lock:
             self.admission.check(memory, what="run")

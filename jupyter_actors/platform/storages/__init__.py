@@ -17,11 +17,12 @@ Metadata are plain dicts with Apify's camelCase keys; timestamps are ISO 8601 UT
 milliseconds and ``Z`` (``clock.iso``), ready for JSON.
 """
 
+from .catalog import RunStorage
 from .datasets import CHUNK_MAX_ITEMS, EncodedItems, PushResult, encode_items
 from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, REQUEST_QUEUES, StorageKind
 from .kvs import MAX_KEYS_LIMIT, Record
-from .manager import Storages
+from .manager import NEW_STORAGE_BYTES, Storages
 from .queued_requests import unique_key_to_request_id
 from .request_queues import MAX_HEAD_LIMIT, MAX_LIST_LIMIT
 from .validation import MAX_RECORD_BYTES, validate_key, validate_name
@@ -35,12 +36,14 @@ __all__ = [
     "MAX_KEYS_LIMIT",
     "MAX_LIST_LIMIT",
     "MAX_RECORD_BYTES",
+    "NEW_STORAGE_BYTES",
     "REQUEST_QUEUES",
     "EncodedItems",
     "ItemFilter",
     "ItemsPage",
     "PushResult",
     "Record",
+    "RunStorage",
     "StorageKind",
     "Storages",
     "encode_items",

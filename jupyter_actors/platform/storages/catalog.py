@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..clock import iso, utcnow
 from ..errors import Conflict
@@ -20,6 +20,20 @@ from .sqlite import Database
 _COLUMNS = ("id, kind, name, created_at, modified_at, accessed_at, act_id, act_run_id, title, url_signing_secret_key, "
             "schema")
 _COLUMN_NAMES = tuple(_COLUMNS.split(", "))
+
+
+class RunStorage(NamedTuple):
+    """A storage a run uses: ``base_bytes`` is None for one the run created (all of it is the run's), else the
+    storage's size when the run first wrote to it."""
+
+    id: str
+    kind: StorageKind
+    name: str | None
+    base_bytes: int | None
+
+    @property
+    def created_by_run(self) -> bool:
+        return self.base_bytes is None
 
 
 class Catalog(Database):
@@ -46,6 +60,18 @@ class Catalog(Database):
         "UPDATE storages SET url_signing_secret_key = lower(hex(randomblob(16)))",
         # Apify's storage schema (JSON): a dataset's views, a key-value store's collections (``schemas.py``).
         "ALTER TABLE storages ADD COLUMN schema TEXT",
+        # The storages a run wrote to that it did not create (named ones, its children's), with their size at
+        # its first write: what they grow by from then counts towards the run's disk limit (``run_storages``).
+        """
+        CREATE TABLE run_writes (
+            run_id TEXT NOT NULL,
+            storage_id TEXT NOT NULL,
+            base_bytes INTEGER NOT NULL,
+            first_written_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, storage_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_writes_by_storage ON run_writes (storage_id)
+        """,
     )
 
     def insert(
@@ -115,7 +141,27 @@ class Catalog(Database):
 
     def remove(self, storage_id: str) -> bool:
         with self.write() as db:
+            db.execute("DELETE FROM run_writes WHERE storage_id = ?", (storage_id,))
             return db.execute("DELETE FROM storages WHERE id = ?", (storage_id,)).rowcount > 0
+
+    def note_run_write(self, run_id: str, storage_id: str, base_bytes: int) -> None:
+        """Record that a run writes to a storage it did not create (the first time only: its base stays)."""
+        with self.write() as db:
+            db.execute("INSERT OR IGNORE INTO run_writes (run_id, storage_id, base_bytes, first_written_at) "
+                       "VALUES (?, ?, ?, ?)", (run_id, storage_id, base_bytes, iso(utcnow())))
+
+    def run_storages(self, run_id: str) -> list[RunStorage]:
+        """Every storage a run created (its defaults too) and every other one it wrote to."""
+        rows = self.query(
+            "SELECT id, kind, name, NULL FROM storages WHERE act_run_id = ? UNION ALL "
+            "SELECT s.id, s.kind, s.name, w.base_bytes FROM run_writes w JOIN storages s ON s.id = w.storage_id "
+            "WHERE w.run_id = ? AND s.act_run_id IS NOT ?", (run_id, run_id, run_id))
+        return [RunStorage(*row) for row in rows]
+
+    def forget_run(self, run_id: str) -> None:
+        """Drop a deleted run's record of what it wrote (the storages stay)."""
+        with self.write() as db:
+            db.execute("DELETE FROM run_writes WHERE run_id = ?", (run_id,))
 
     def touch(self, storage_id: str) -> None:
         """Set ``accessedAt`` to now (the manager throttles how often)."""

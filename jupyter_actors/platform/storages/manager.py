@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from ..errors import NotFound
-from .catalog import Catalog, row_to_meta
+from .catalog import Catalog, RunStorage, row_to_meta
 from .datasets import DatasetFile, PushResult, encode_items
 from .items import ItemFilter, ItemsPage
 from .kinds import DATASETS, KEY_VALUE_STORES, KINDS, LABELS, REQUEST_QUEUES, StorageKind, check_kind
 from .kvs import KeyValueStoreFile, Record
 from .queued_requests import Locker, QueuedRequest
+from .quota import StorageQuota
 from .request_queues import RequestQueueFile
 from .schemas import Collection, check_items, check_record, schema_json
 from .sqlite import StorageFile, StorageGone
@@ -43,6 +44,8 @@ FILE_CLASSES: dict[StorageKind, type[StorageFile]] = {
 }
 _KIND_OF: dict[type[StorageFile], StorageKind] = {cls: kind for kind, cls in FILE_CLASSES.items()}
 
+#: What a new, empty storage takes on disk (its SQLite file and WAL), checked against the storage quota.
+NEW_STORAGE_BYTES = 64 * 1024
 #: The API's ceiling for one page of a storage list.
 MAX_LIST_LIMIT = 1000
 #: Every process with the storages open holds a shared ``flock`` on this file in the root; only a
@@ -58,16 +61,20 @@ class Storages:
     MAX_REMEMBERED_DELETIONS = 4096
 
     def __init__(self, root: Path, *, fsync: bool = False, catalog_fsync: bool = True,
-                 max_open_files: int = 256, max_storage_bytes: int = 0) -> None:
+                 max_open_files: int = 256, max_storage_bytes: int = 0, quota_bytes: int = 0) -> None:
         """``fsync=True`` makes every storage's commits survive power loss too (SQLite ``synchronous=FULL``);
         ``catalog_fsync`` does so for the catalog (on by default: a storage whose catalog row is lost
-        with power would be taken for an orphan and removed)."""
+        with power would be taken for an orphan and removed). ``quota_bytes`` (0: none) caps all storages
+        together (``quota.py``)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._max_open = max_open_files
         self._max_storage_bytes = max_storage_bytes  # 0: no limit (each storage's file; see sqlite.Database)
         self._catalog = Catalog(self.root / "storages.sqlite", fsync=catalog_fsync)
+        self.quota = StorageQuota(self.root, quota_bytes)
+        #: (run, storage) pairs already in the catalog's ``run_writes``: a run's every write need not say so again.
+        self._run_writes: set[tuple[str, str]] = set()
         self._files: OrderedDict[str, StorageFile] = OrderedDict()
         self._files_lock = threading.Lock()
         #: Storages deleted lately: a file being deleted is never reopened (``may_create`` covers the rest).
@@ -88,6 +95,7 @@ class Storages:
         kind = check_kind(kind)
         if name is not None:
             validate_name(name)
+        self.quota.check(NEW_STORAGE_BYTES)
         return self._metadata(self._catalog.insert(kind, name, run_id=run_id, actor_id=actor_id,
                                                    schema=schema_json(kind, schema)))
 
@@ -121,9 +129,12 @@ class Storages:
         title = validate_title(title)
         schema_text = schema_json(kind, schema)
         if name is None:
+            self.quota.check(NEW_STORAGE_BYTES)
             row = self._catalog.insert(kind, None, run_id=run_id, actor_id=actor_id, title=title, schema=schema_text)
             return self._metadata(row), True
         validate_name(name)
+        if self._catalog.find(kind, name) is None:  # only a new storage needs room
+            self.quota.check(NEW_STORAGE_BYTES)
         row, created = self._catalog.get_or_insert(kind, name, run_id=run_id, actor_id=actor_id, title=title,
                                                    schema=schema_text)
         return self._metadata(row), created
@@ -187,6 +198,39 @@ class Storages:
             handle = self._files.pop(row["id"], None)
         (handle or FILE_CLASSES[row["kind"]](self._path(row["kind"], row["id"]))).destroy()
         self._touched.pop(row["id"], None)
+        self.quota.freed()
+
+    # -- what runs write ------------------------------------------------------------------------------
+
+    def note_run_write(self, run_id: str, kind: StorageKind, storage_id: str) -> None:
+        """A run writes to (or opens by name) this storage: from now on its growth counts towards the run's
+        disk limit (``run_bytes``). Storages the run created count anyway; only the first write is recorded."""
+        if (run_id, storage_id) in self._run_writes:
+            return
+        base = FILE_CLASSES[kind](self._path(kind, storage_id)).disk_bytes()
+        self._catalog.note_run_write(run_id, storage_id, base)
+        if len(self._run_writes) > self.MAX_REMEMBERED_DELETIONS * 16:
+            self._run_writes.clear()  # only a cache: the catalog ignores a repeated record
+        self._run_writes.add((run_id, storage_id))
+
+    def run_storages(self, run_id: str) -> list[RunStorage]:
+        """Every storage the run created (defaults included) or wrote to."""
+        return self._catalog.run_storages(run_id)
+
+    def run_bytes(self, run_id: str) -> int:
+        """Bytes on disk a run's storages take, by the rule of the README's "Disk limits": every storage
+        the run created counts whole; any other it wrote to (a named one, a child run's) counts with what
+        it grew by since the run first wrote to it, whoever else wrote meanwhile."""
+        total = 0
+        for storage in self._catalog.run_storages(run_id):
+            size = FILE_CLASSES[storage.kind](self._path(storage.kind, storage.id)).disk_bytes()
+            total += size if storage.base_bytes is None else max(0, size - storage.base_bytes)
+        return total
+
+    def forget_run(self, run_id: str) -> None:
+        """The run is deleted: drop its record of the storages it wrote to (they stay)."""
+        self._catalog.forget_run(run_id)
+        self._run_writes = {pair for pair in self._run_writes if pair[0] != run_id}
 
     def size_bytes(self, storage_ids: Iterable[str]) -> int:
         """Bytes on disk of these storages (files plus WAL); unknown IDs count 0."""
@@ -216,6 +260,7 @@ class Storages:
         collection of the store's schema must have a content type and JSON the collection allows (``check_record``)."""
         with self._use_row(KeyValueStoreFile, store) as (row, kvs):
             check_record(row["schema"], key, value, content_type or "application/octet-stream")
+            self.quota.check(len(value))
             kvs.set_record(key, value, content_type)
 
     def get_record(self, store: str, key: str) -> Record:
@@ -259,7 +304,9 @@ class Storages:
         up to it and tells ``on_items_dropped`` of the rest.
         """
         with self._use_row(DatasetFile, dataset) as (row, file):
-            result = file.append(encode_items(items, check=check_items(row["schema"])))
+            encoded = encode_items(items, check=check_items(row["schema"]))
+            self.quota.check(sum(len(body) for _, body in encoded.pieces))
+            result = file.append(encoded)
         if result.dropped and self.on_items_dropped is not None and row["act_run_id"]:
             self.on_items_dropped(row["act_run_id"], result)
         return result.item_count
@@ -298,6 +345,7 @@ class Storages:
         """``{processedRequests: [{requestId, uniqueKey, wasAlreadyPresent, wasAlreadyHandled}],
         unprocessedRequests: []}``; every request is validated before any is stored."""
         checked = [QueuedRequest.from_api(raw, where=f"Request {index}") for index, raw in enumerate(requests)]
+        self.quota.check(sum(len(request.body) for request in checked))
         with self._use(RequestQueueFile, queue) as file:
             return file.add_requests(checked, forefront=forefront, client_key=client_key)
 
@@ -312,6 +360,7 @@ class Storages:
         """Upsert: ``{requestId, wasAlreadyPresent, wasAlreadyHandled}``; ``handledAt`` marks it handled.
         ``run_id`` is the calling run, which owns the locks it took whatever its clientKey."""
         checked = QueuedRequest.from_api(request, where="The request", request_id=request_id)
+        self.quota.check(len(checked.body))
         with self._use(RequestQueueFile, queue) as file:
             return file.update_request(checked, forefront=forefront, client_key=client_key,
                                        locker=Locker(client_key, run_id))
