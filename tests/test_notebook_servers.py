@@ -168,8 +168,9 @@ def test_hub_single_user_contract():
 
 
 @pytest.mark.usefixtures("docker_client")
-def test_a_password_only_server_gives_the_kernel_a_clear_message(short_dir):
-    """Jupyter gives kernels of a password-only server no credential: the kernel says so (see the report)."""
+def test_kernel_reaches_a_password_only_server(short_dir):
+    """Jupyter gives a password-only server's kernels no credential: the extension gives them its own, which
+    opens the actors API and nothing else of the server."""
     from jupyter_server.auth import passwd
 
     sock = short_dir / "p.sock"
@@ -178,12 +179,19 @@ def test_a_password_only_server_gives_the_kernel_a_clear_message(short_dir):
     try:
         assert not server.info["token"]
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://localhost/") as http:
+            assert http.get("actors/api/v2/datasets").status_code == 401  # the API does need a login
             login = http.get("login")
             xsrf = login.cookies.get("_xsrf")
             http.post("login", data={"password": "secret", "_xsrf": xsrf}, headers={"X-XSRFToken": xsrf})
             http.headers["X-XSRFToken"] = http.cookies.get("_xsrf")
             seen = server.start_kernel(http)
-        assert seen["uds"] == str(sock)
-        assert "has no token" in seen["error"] and "password" in seen["error"]
+            assert "error" not in seen, seen
+            assert seen["uds"] == str(sock) and seen["made"] == "made-by-kernel"
+            assert http.get("actors/api/v2/datasets/made-by-kernel").json()["data"]["name"] == "made-by-kernel"
+        credential = json.loads((short_dir / "data" / "server.json").read_text())["credential"]
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://localhost/",
+                          headers={"Authorization": f"Bearer {credential}"}) as kernel_like:
+            assert kernel_like.get("actors/api/v2/datasets").status_code == 200
+            assert kernel_like.get("api/kernels").status_code == 403  # not Jupyter's kernels or terminals
     finally:
         server.stop()

@@ -35,9 +35,9 @@ NOT_CONFIGURED = (
 
 
 NO_TOKEN = (
-    "The server needs authentication and this kernel has no token. A Jupyter server with only a password "
-    "gives its kernels no token: start it with one (--IdentityProvider.token=...) or pass "
-    f"jupyter_actors.connect(token=...), or set {TOKEN_VARIABLE}."
+    "The server needs authentication and this kernel has no token (kernels of a server with the "
+    f"jupyter_actors extension get one in {TOKEN_VARIABLE}): pass jupyter_actors.connect(token=...) with the "
+    f"server's token, or set {TOKEN_VARIABLE}."
 )
 
 
