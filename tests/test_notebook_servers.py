@@ -176,6 +176,10 @@ def test_hub_single_user_contract():
     # An explicitly exported remote server wins over the parent server's address.
     remote = {"JUPYTER_ACTORS_API_URL": "https://actors.example/actors/api", "JUPYTER_ACTORS_TOKEN": "t"}
     assert discover(remote, server) == Endpoint("https://actors.example/actors/api", "t")
+    # ... and is never sent the hub's token or the parent server's.
+    assert discover({**env, **remote}, server) == Endpoint("https://actors.example/actors/api", "t")
+    named = {"JUPYTER_ACTORS_API_URL": "https://actors.example/actors/api"}
+    assert discover({**env, **named}, {**server, "token": "jupyter-token"}).token == ""
     assert discover({}) is None
 
 
