@@ -72,7 +72,7 @@ class JupyterServer:
         self.probe = install_probe(work)
         self.env = {**os.environ, "PYTHONPATH": WORKTREE, "JUPYTER_RUNTIME_DIR": str(self.runtime),
                     "IPYTHONDIR": str(work / "ipython"), "PROBE_OUT": str(self.probe), **(env or {})}
-        for name in ("JUPYTER_ACTORS_API_URL", "JUPYTER_ACTORS_TOKEN", "JUPYTER_TOKEN"):
+        for name in ("JUPYTER_ACTORS_API_URL", "JUPYTER_ACTORS_TOKEN", "JUPYTER_ACTORS_CA_FILE", "JUPYTER_TOKEN"):
             self.env.pop(name, None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--ServerApp.root_dir={work}",
@@ -147,8 +147,7 @@ def test_kernel_reaches_an_https_server_with_a_self_signed_certfile(short_dir):
     port = _free_port()
     server = JupyterServer(short_dir, [f"--ServerApp.certfile={cert}", f"--ServerApp.keyfile={key}",
                                        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                                       "--ServerApp.port_retries=0"],
-                           env={"JUPYTER_ACTORS_CA_FILE": str(cert)})
+                                       "--ServerApp.port_retries=0"])
     try:
         assert server.info["url"] == f"https://127.0.0.1:{port}/"
         with httpx.Client(base_url=server.info["url"], verify=str(cert),

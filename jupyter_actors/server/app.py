@@ -132,6 +132,8 @@ class ActorsExtension(ExtensionApp):
         # get the server's own credential, which opens the actors API only (never kernels or terminals).
         os.environ["JUPYTER_ACTORS_API_URL"] = config.public_api_url
         os.environ["JUPYTER_ACTORS_TOKEN"] = server.identity_provider.token or self.server_info.credential
+        if server.certfile:  # an HTTPS server's own certfile verifies it (self-signed or not): see Client
+            os.environ.setdefault("JUPYTER_ACTORS_CA_FILE", server.certfile)
         if self.platform.engine_connected:
             self._serve_actors(self.actor_api_host or self.platform.network_gateway())
             self._start_platform()
