@@ -7,14 +7,17 @@ IPython startup file uses ``jupyter_actors`` with no configuration, writing what
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import httpx
@@ -343,3 +346,46 @@ def test_kernel_reaches_a_jupyterhub_single_user_server(short_dir):
             assert http.get("actors/api/v2/datasets", headers={"Authorization": ""}).status_code == 401
     finally:
         hub.stop()
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = b'{"data": {"ok": true}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_ca_signed_certfile_verifies_with_the_usual_roots(short_dir, monkeypatch):
+    """The certfile a kernel is given is trusted besides the usual roots, not instead of them: a server's
+    certificate signed by a CA (here a test CA made one of the roots through SSL_CERT_FILE) verifies too."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=short_dir)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Test CA",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "leaf.key", "-out", "leaf.csr")
+    (short_dir / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+            "-extfile", "ext.cnf", "-out", "leaf.pem")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(short_dir / "leaf.pem", short_dir / "leaf.key")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(short_dir / "ca.pem"))
+    client = Client(f"https://127.0.0.1:{server.server_address[1]}/actors/api", "t", retry_attempts=1,
+                    verify=str(short_dir / "leaf.pem"))
+    try:
+        assert client.get("/anything") == {"ok": True}
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
