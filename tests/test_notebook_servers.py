@@ -1,8 +1,9 @@
 """The kernel finds the actor API of the server that started it, however that server is reached.
 
 Each test starts a real ``jupyter server`` with the extension (HTTPS with a self-signed certfile, a
-unix socket with a base_url), starts a real kernel through that server's REST API, and the kernel's
-IPython startup file uses ``jupyter_actors`` with no configuration, writing what it saw to a file.
+unix socket with a base_url, a password and no token) or a real JupyterHub that spawns one, starts a
+real kernel through that server's REST API, and the kernel's IPython startup file uses
+``jupyter_actors`` with no configuration, writing what it saw to a file.
 """
 
 from __future__ import annotations
