@@ -12,7 +12,8 @@ from ..platform.lifecycle import RunStatus
 from ..platform.runs.handover import current_actor_id
 from .principals import Principal, RunPrincipal, UserPrincipal
 
-#: Settings key of the per-process credential that opens the user API to the CLI (see platform/datadir.py).
+#: Settings key of the per-process credential that opens the user API to the CLI (see platform/datadir.py)
+#: and to the kernels of a Jupyter server that has no token of its own (see server/app.py).
 CLI_CREDENTIAL = "jupyter_actors_cli_credential"
 
 
@@ -50,7 +51,7 @@ class RunTokenAuthBase(web.RequestHandler):
 
 
 def has_cli_credential(handler: web.RequestHandler) -> bool:
-    """Whether the request carries this process's CLI credential (compared in constant time)."""
+    """Whether the request carries this process's own credential (compared in constant time)."""
     expected = handler.settings.get(CLI_CREDENTIAL)
     token = bearer_token(handler)
     return bool(expected and token and hmac.compare_digest(token.encode(), expected.encode()))

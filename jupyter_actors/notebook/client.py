@@ -7,6 +7,7 @@ or the platform package, so a notebook works the same against a local or a remot
 from __future__ import annotations
 
 import os
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -35,9 +36,9 @@ NOT_CONFIGURED = (
 
 
 NO_TOKEN = (
-    "The server needs authentication and this kernel has no token. A Jupyter server with only a password "
-    "gives its kernels no token: start it with one (--IdentityProvider.token=...) or pass "
-    f"jupyter_actors.connect(token=...), or set {TOKEN_VARIABLE}."
+    "The server needs authentication and this kernel has no token (kernels of a server with the "
+    f"jupyter_actors extension get one in {TOKEN_VARIABLE}): pass jupyter_actors.connect(token=...) with the "
+    f"server's token, or set {TOKEN_VARIABLE}."
 )
 
 
@@ -56,9 +57,10 @@ class Client:
         self.retry_deadline = retry_deadline
         self.token = token or ""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        transport = httpx.HTTPTransport(uds=self.uds, verify=verify) if self.uds else None
+        tls = trust(verify)
+        transport = httpx.HTTPTransport(uds=self.uds, verify=tls) if self.uds else None
         self._http = httpx.Client(base_url=f"{http_url.rstrip('/')}/v2", headers=headers, timeout=timeout,
-                                  verify=verify, transport=transport)
+                                  verify=tls, transport=transport)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -134,6 +136,16 @@ class Client:
             if stop is not None and stop.is_set():
                 return
             raise ServerNotFound(f"The log stream from {self.url} broke off: {exc}") from None
+
+
+def trust(verify: str | bool) -> ssl.SSLContext | bool:
+    """A CA file is trusted on top of the usual roots: a server's own ``certfile`` then verifies whether it
+    is self-signed (it is its own root) or signed by a public CA (the roots verify it)."""
+    if not isinstance(verify, str):
+        return verify
+    context = httpx.create_ssl_context()
+    context.load_verify_locations(cafile=verify)
+    return context
 
 
 def may_retry(method: str, exc: httpx.TransportError) -> bool:

@@ -76,20 +76,17 @@ def discover(environ: dict[str, str] | None = None, server: dict | None = None) 
     """This kernel's endpoint, or None when nothing says where a server is."""
     env = os.environ if environ is None else environ
     env_url = env.get(URL_VARIABLE) or ""
-    url: str | None = None
     if server is not None and (not env_url or _is_server_default(env_url, server)):
         url = _api_url(server["url"])
         if env_url and urlsplit(url).scheme == urlsplit(env_url).scheme:
             url = env_url  # the same server reached the same way: keep the address the extension exported
-    elif env_url:
-        url = env_url
+        # On a hub the hub issues the tokens: its token for this server beats the server's own one.
+        token = env.get(HUB_TOKEN_VARIABLE) or env.get(TOKEN_VARIABLE) or server.get("token") or ""
+    elif env_url:  # a server named by hand gets its own token only, never this server's or the hub's
+        url, token = env_url, env.get(TOKEN_VARIABLE) or ""
     elif env.get(HUB_URL_VARIABLE):
-        url = _api_url(env[HUB_URL_VARIABLE])
-    elif env.get(HUB_PREFIX_VARIABLE) and server is None:
-        return None  # a hub prefix alone does not say where the single-user server listens
-    if not url:
+        url, token = _api_url(env[HUB_URL_VARIABLE]), env.get(HUB_TOKEN_VARIABLE) or ""
+    else:  # a hub prefix alone does not say where the single-user server listens
         return None
-    # On a hub the hub issues the tokens: its token for this server beats the server's own (unused) one.
-    token = env.get(HUB_TOKEN_VARIABLE) or env.get(TOKEN_VARIABLE) or (server or {}).get("token") or ""
     http_url, uds = split_socket_url(url)
     return Endpoint(http_url, token, uds, env.get(CA_VARIABLE) or True)

@@ -130,9 +130,12 @@ class ActorsExtension(ExtensionApp):
         self.actor_server: ActorApiServer | None = None
         self._engine_task: asyncio.Task[None] | None = None
         # Kernels this server starts inherit these, so `%load_ext jupyter_actors` finds the API by itself.
+        # A server with no token (password only) gives Jupyter's kernels no credential at all, so its kernels
+        # get the server's own credential, which opens the actors API only (never kernels or terminals).
         os.environ["JUPYTER_ACTORS_API_URL"] = config.public_api_url
-        assert self.serverapp is not None
-        os.environ["JUPYTER_ACTORS_TOKEN"] = self.serverapp.identity_provider.token
+        os.environ["JUPYTER_ACTORS_TOKEN"] = server.identity_provider.token or self.server_info.credential
+        if server.certfile:  # an HTTPS server's own certfile verifies it (self-signed or not): see Client
+            os.environ.setdefault("JUPYTER_ACTORS_CA_FILE", server.certfile)
         if self.platform.engine_connected:
             self._serve_actors(self.actor_api_host or self.platform.network_gateway())
             self._start_platform()

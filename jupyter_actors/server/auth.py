@@ -13,7 +13,8 @@ AUTH_RESOURCE = "actors"
 
 class JupyterAuthBase(JupyterHandler):
     """Every request must carry a Jupyter user (token or cookie) allowed on the ``actors`` resource,
-    or the server's CLI credential (``server.json`` in the data directory: the CLI is the owner)."""
+    or the server's own credential (``server.json`` in the data directory, and the environment of its
+    kernels when it has no token: the CLI and those kernels are the owner)."""
 
     auth_resource = AUTH_RESOURCE
     principal: Principal
