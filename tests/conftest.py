@@ -18,6 +18,8 @@ import pytest
 from jupyter_actors.platform.config import DEFAULT_BASE_IMAGE, PlatformConfig
 from jupyter_actors.server.process import ServerProcess
 
+from .webhook_receiver import Receiver
+
 TEST_MEMORY_MB = 1024  # tests not about limits: a hard CPU quota makes small runs slow
 
 
@@ -179,6 +181,14 @@ def server_process(tmp_path, docker_client, **settings) -> Iterator[ServerProces
         instance = made.instance_id()
         if instance:
             cleanup_instance(docker_client, instance)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback that answers 200 and keeps what it got."""
+    made = Receiver().start()
+    yield made
+    made.stop()
 
 
 @pytest.fixture

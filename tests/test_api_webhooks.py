@@ -26,12 +26,6 @@ def jp_server_config(tmp_path, base_image):
                             webhook_max_attempts=MAX_ATTEMPTS)
 
 
-@pytest.fixture
-def receiver():
-    made = Receiver().start()
-    yield made
-    made.stop()
-
 
 async def received(receiver: Receiver, predicate, timeout: float = 90):
     return await asyncio.to_thread(receiver.wait_for, predicate, timeout)

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -693,12 +693,6 @@ def test_the_table_lists_every_client_method():
                         f"(add an entry saying how to call each, or refuse it with 400/501): {missing}"
     assert not stale, f"the contract table lists methods apify-client {apify_client.__version__} lacks: {stale}"
 
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver().start()
-    yield made
-    made.stop()
 
 
 async def test_every_client_method_against_a_real_server(api_url, api_token, actors_app, receiver):

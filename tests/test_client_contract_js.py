@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from jupyter_actors.platform.config import DEFAULT_CA_BUNDLE
 from .conftest import TEST_MEMORY_MB
 from .test_api_sdk import source_version
 from .test_client_contract import CONTRACT_ACTOR
-from .webhook_receiver import Receiver
 
 DRIVER_DIR = Path(__file__).parent / "fixtures" / "apify-client-js"
 DRIVER = DRIVER_DIR / "contract.mjs"
@@ -86,12 +84,6 @@ def test_the_table_lists_every_client_method(js_client):
                         f"list (add a step calling each, or refuse it with 400/501): {missing}"
     assert not stale, f"the contract table lists methods apify-client {listed['version']} (JavaScript) lacks: {stale}"
 
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver().start()
-    yield made
-    made.stop()
 
 
 async def test_every_client_method_against_a_real_server(js_client, api_url, api_token, actors_app, receiver,
