@@ -46,6 +46,8 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
   private logView = h('pre', { class: 'jp-ActorsRenderer-log' });
   private results = h('div', { class: 'jp-ActorsRenderer-results' });
   private stickToEnd = true;
+  // A theme's fonts or a re-laid-out notebook change the log's size: keep showing its end.
+  private resizes = new ResizeObserver(() => this.scrollLogToEnd());
 
   constructor(
     private model: RunsModel,
@@ -54,9 +56,13 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     super();
     this.addClass('jp-ActorsRenderer');
     fill(this.node, this.header, this.meta, this.extra, this.logView, this.results);
+    this.resizes.observe(this.logView);
     // The log sticks to its end unless the reader scrolled up.
     this.logView.addEventListener('scroll', () => {
       const view = this.logView;
+      if (!view.clientHeight) {
+        return; // not laid out (detached or hidden): no reader scrolled
+      }
       this.stickToEnd = view.scrollHeight - view.scrollTop - view.clientHeight < 20;
     });
   }
@@ -84,7 +90,13 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     await this.follow(saved.id);
   }
 
+  protected onAfterAttach(): void {
+    // A notebook attaches an output when it scrolls into view, after its log may have arrived.
+    this.scrollLogToEnd();
+  }
+
   dispose(): void {
+    this.resizes.disconnect();
     this.stop();
     super.dispose();
   }
@@ -280,13 +292,18 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     );
   }
 
+  private scrollLogToEnd(): void {
+    if (this.stickToEnd) {
+      // After layout: a just-filled or just-attached block has no height yet.
+      requestAnimationFrame(() => (this.logView.scrollTop = this.logView.scrollHeight));
+    }
+  }
+
   private renderLog(): void {
     const view = this.logView;
     view.textContent = shortStamps(this.log.text);
     view.hidden = !this.log.lineCount;
-    if (this.stickToEnd) {
-      view.scrollTop = view.scrollHeight;
-    }
+    this.scrollLogToEnd();
     if (this.log.dropped && this.state) {
       view.title = `${this.log.dropped} earlier lines are not shown: ${apiUrl(`v2/actor-runs/${this.state.id}/log`)} has them all`;
     }

@@ -145,7 +145,11 @@ async def test_a_saved_run_output_follows_the_run_live(lab: Lab, actors: Client)
         await expect(view).to_have_attribute("data-status", "SUCCEEDED", timeout=60_000)
         await expect(view.locator(".jp-ActorsRenderer-peak")).to_contain_text("MB of 1024 MB")
         await expect(view.locator("svg.jp-ActorsPlot-spark")).to_have_count(1, timeout=30_000)
+        await expect(view.locator(".jp-ActorsRenderer-log")).to_contain_text("Exiting Actor")
+        log = await view.locator(".jp-ActorsRenderer-log").element_handle()  # shows its end
+        await page.wait_for_function("el => el.scrollHeight - el.scrollTop - el.clientHeight < 20", arg=log)
         await set_theme(page, "JupyterLab Dark")
+        await page.wait_for_function("el => el.scrollHeight - el.scrollTop - el.clientHeight < 20", arg=log)
         await shot(view, "renderer-dark")
 
         # Its detail view (the renderer's Details button) plots memory against the limit and CPU.
