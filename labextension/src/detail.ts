@@ -10,6 +10,7 @@ import {
 } from './format';
 import { LogTail } from './log';
 import { RunsModel } from './model';
+import { UsagePlotView } from './plot';
 import { actorLabel, isTerminal } from './runs';
 import { Run } from './types';
 
@@ -17,6 +18,8 @@ import { Run } from './types';
 export const LOG_LINES = 2000;
 const DATASET_ROWS = 20;
 const RECORD_CHARS = 100_000;
+/** The plot reloads every few seconds while the run runs (the server samples every few seconds). */
+const USAGE_EVERY_TICKS = 3;
 
 export class RunDetail extends Widget {
   private run: Run | undefined;
@@ -29,8 +32,10 @@ export class RunDetail extends Widget {
   private output = h('div', { class: 'jp-ActorsRun-output' }, 'Loading…');
   private items = h('div', { class: 'jp-ActorsRun-dataset' }, 'Loading…');
   private log = new LogTail(LOG_LINES);
+  private usage: UsagePlotView;
   private logController: AbortController | undefined;
   private ticker: number;
+  private ticks = 0;
 
   constructor(
     private model: RunsModel,
@@ -40,11 +45,13 @@ export class RunDetail extends Widget {
     this.addClass('jp-ActorsRun');
     this.title.label = `Run ${runId}`;
     this.title.closable = true;
+    this.usage = new UsagePlotView(runId);
     fill(
       this.node,
       this.header,
       section('Settings', this.settings),
       section('Storages', this.links),
+      section('Memory and CPU', this.usage.node),
       section('Input', this.input),
       section('Log', this.logInfo, this.logView),
       section('OUTPUT', this.output),
@@ -54,6 +61,9 @@ export class RunDetail extends Widget {
     this.ticker = window.setInterval(() => {
       if (this.isVisible && this.run && !isTerminal(this.run.status)) {
         this.renderSettings();
+        if (++this.ticks % USAGE_EVERY_TICKS === 0) {
+          void this.usage.refresh();
+        }
       }
     }, 1000);
     void this.load();
@@ -74,6 +84,7 @@ export class RunDetail extends Widget {
       return;
     }
     this.followLog();
+    void this.usage.refresh();
     void this.loadInput();
     void this.loadResults();
   }
@@ -87,6 +98,7 @@ export class RunDetail extends Widget {
     this.setRun(fresh);
     if (!wasTerminal && isTerminal(fresh.status)) {
       void this.loadResults();
+      void this.usage.refresh();
     } else if (wasTerminal && !isTerminal(fresh.status)) {
       this.followLog(); // resurrected: the log goes on
     }

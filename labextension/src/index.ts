@@ -2,29 +2,34 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { RunDetail } from './detail';
 import { actorsIcon } from './icon';
 import { RunsModel } from './model';
+import { initNotifications, watchStartedRun } from './notify';
 import { RunsPanel } from './panel';
+import { runRendererFactory } from './renderer';
 
 const PANEL_ID = 'jupyter-actors-runs';
 
 export namespace CommandIDs {
   export const openPanel = 'jupyter-actors:open-panel';
   export const openRun = 'jupyter-actors:open-run';
+  export const watchRun = 'jupyter-actors:watch-run';
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-actors-labextension:plugin',
   description: 'The Actors panel: runs of jupyter-actors, live, with their logs, results and controls.',
   autoStart: true,
-  optional: [ICommandPalette, ILauncher, ILayoutRestorer],
+  optional: [ICommandPalette, ILauncher, ILayoutRestorer, IRenderMimeRegistry],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     const model = new RunsModel();
     model.start();
@@ -66,6 +71,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(widget.id);
         return widget;
       }
+    });
+
+    const openRun = (runId: string) => void app.commands.execute(CommandIDs.openRun, { runId });
+    // Notebook outputs of the live view's run bundle show the run live (notebooks clone this registry).
+    rendermime?.addFactory(runRendererFactory(model, openRun));
+    initNotifications(model, openRun);
+    app.commands.addCommand(CommandIDs.watchRun, {
+      label: 'Notify When the Run Ends',
+      execute: args => watchStartedRun(String(args.runId))
     });
 
     palette?.addItem({ command: CommandIDs.openPanel, category: 'Actors' });

@@ -1,1 +1,3 @@
 import './base.css';
+import './plot.css';
+import './renderer.css';

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Lab's own popups (news, update checks) would cover the panel in screenshots.
 DISABLED_LAB_PLUGINS = {"@jupyterlab/apputils-extension:announcements": True}
+LABEXTENSION = Path(__file__).parents[2] / "labextension"
+LABEXTENSION_NAME = "jupyter-actors-labextension"
 
 
 def ensure_chromium() -> str:
@@ -64,10 +67,12 @@ def lab(docker_client, base_image, tmp_path_factory) -> Iterator[Lab]:
     notebooks = home / "notebooks"
     notebooks.mkdir()
     server = ServerProcess(home, notebook_dir=notebooks, data_dir=home / "actors", app="jupyterlab",
-                           config={"LabApp": {"check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}})
+                           config={"LabApp": {"check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+                                              "extra_labextensions_path": checkout_labextension(home)}})
     (server.config_dir / "labconfig").mkdir(parents=True)
+    # exposeAppInBrowser: window.jupyterapp, so a test can run a command no menu offers.
     (server.config_dir / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": DISABLED_LAB_PLUGINS}))
+        json.dumps({"disabledExtensions": DISABLED_LAB_PLUGINS, "exposeAppInBrowser": True}))
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "failure.png").unlink(missing_ok=True)
     try:
@@ -79,6 +84,18 @@ def lab(docker_client, base_image, tmp_path_factory) -> Iterator[Lab]:
         instance = server.instance_id()
         if instance:
             cleanup_instance(docker_client, instance)
+
+
+def checkout_labextension(home: Path) -> list[str]:
+    """This checkout's build (labextension/build.sh) ahead of the installed copy, so a worktree's tests see its
+    own extension (Lab takes the first extension of a name along its paths); none when it was never built."""
+    build = LABEXTENSION / "prebuilt"
+    if not (build / "package.json").exists():
+        return []
+    target = home / "labextensions" / LABEXTENSION_NAME
+    shutil.copytree(build, target)  # a copy: a rebuild during the tests does not change what the page loads
+    shutil.copy(LABEXTENSION / "install.json", target / "install.json")
+    return [str(target.parent)]
 
 
 @asynccontextmanager
