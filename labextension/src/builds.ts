@@ -6,19 +6,12 @@ import { statusBadge } from './badge';
 import { fill, h } from './dom';
 import { formatDuration, formatStarted } from './format';
 import { LogTail } from './log';
-import { isTerminal } from './runs';
+import { Build, buildDuration } from './starting';
 import { LOG_LINES } from './detail';
 
-interface Build {
-  id: string;
-  status: string;
-  buildNumber: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  stats?: { durationMillis?: number };
-}
 
 const POLL_MS = 3000;
+
 
 export class BuildsView extends Widget {
   private body = h('tbody');
@@ -70,7 +63,7 @@ export class BuildsView extends Widget {
         h('td', {}, build.buildNumber),
         h('td', {}, statusBadge(build.status)),
         h('td', {}, formatStarted(build.startedAt)),
-        h('td', { class: 'jp-ActorsTable-num' }, isTerminal(build.status) ? formatDuration(build.stats?.durationMillis) : ''));
+        h('td', { class: 'jp-ActorsTable-num' }, formatDuration(buildDuration(build))));
       row.classList.toggle('jp-mod-selected', build.id === this.selected);
       row.addEventListener('click', () => this.select(build));
       row.addEventListener('keydown', event => event.key === 'Enter' && this.select(build));

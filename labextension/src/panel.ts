@@ -63,8 +63,8 @@ export class RunsPanel extends Widget {
     start.addEventListener('click', () => startRun?.());
     fill(
       this.node,
-      h('div', { class: 'jp-ActorsPanel-header' }, h('h2', {}, 'Actor runs'), this.stateLabel),
-      h('div', { class: 'jp-ActorsPanel-filters' }, this.statusSelect, this.actorSelect, startRun && start),
+      h('div', { class: 'jp-ActorsPanel-header' }, h('h2', {}, 'Actor runs'), h('div', { class: 'jp-ActorsPanel-tools' }, this.stateLabel, startRun && start)),
+      h('div', { class: 'jp-ActorsPanel-filters' }, this.statusSelect, this.actorSelect),
       h('div', { class: 'jp-ActorsPanel-scroll' }, h('table', { class: 'jp-ActorsTable' }, h('thead', {}, head), this.body)),
       this.empty
     );

@@ -1,4 +1,5 @@
-/** Pure logic of starting runs (the form's options, a rerun) and of browsing storages (pages, previews). */
+/** Pure logic of the panel's actions: starting runs (the form's options, a rerun), storages (pages, previews), builds. */
+import { isTerminal } from './runs';
 import { Run } from './types';
 
 export interface RunOptions {
@@ -115,4 +116,26 @@ export function formatBytes(size: number | null | undefined): string {
     }
   }
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${unit}`;
+}
+
+/** A build as the API lists it. */
+export interface Build {
+  id: string;
+  status: string;
+  buildNumber: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  stats?: { durationMillis?: number };
+}
+
+/** The build's duration: its stats when finished, else from its start until now. */
+export function buildDuration(build: Build, now = new Date()): number | null {
+  if (!build.startedAt) {
+    return null;
+  }
+  if (isTerminal(build.status) && build.stats?.durationMillis) {
+    return build.stats.durationMillis;
+  }
+  const end = isTerminal(build.status) && build.finishedAt ? new Date(build.finishedAt) : now;
+  return Math.max(0, end.getTime() - new Date(build.startedAt).getTime());
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import {
-  exportPaths, formatBytes, pageLabel, pageOffsets, parseWhole, previewKind, rerunPath, startPath
+  buildDuration, exportPaths, formatBytes, pageLabel, pageOffsets, parseWhole, previewKind, rerunPath, startPath
 } from '../src/starting';
 import { makeRun } from './fixtures';
 
@@ -54,5 +54,15 @@ describe('previewKind', () => {
     expect(formatBytes(999)).toBe('999 B');
     expect(formatBytes(1536)).toBe('1.5 kB');
     expect(formatBytes(2_500_000)).toBe('2.5 MB');
+  });
+});
+
+describe('buildDuration', () => {
+  const build = { id: 'b', buildNumber: '0.0.1', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:00:04Z' };
+  it('takes a finished build\'s stats, else its start and end, and counts a running one until now', () => {
+    expect(buildDuration({ ...build, status: 'SUCCEEDED', stats: { durationMillis: 3500 } })).toBe(3500);
+    expect(buildDuration({ ...build, status: 'SUCCEEDED' })).toBe(4000);
+    expect(buildDuration({ ...build, status: 'RUNNING', finishedAt: null }, new Date('2026-01-01T00:00:10Z'))).toBe(10_000);
+    expect(buildDuration({ ...build, status: 'READY', startedAt: null })).toBeNull();
   });
 });

@@ -212,6 +212,10 @@ async def test_rerun_delete_and_sorting(lab: Lab, actor: dict):
         await started.click()
         await expect(rows.first).to_have_attribute("data-run-id", rerun_id)
         await expect(started).to_have_attribute("aria-sort", "descending")
+        await shot(page, page.locator("#jp-main-content-panel"), "panel-runs-light")
+        await set_theme(page, "JupyterLab Dark")
+        await shot(page, page.locator("#jp-main-content-panel"), "panel-runs-dark")
+        await set_theme(page, "JupyterLab Light")
 
         # Delete the rerun, confirmed: its row and tab go, the API no longer has it.
         await rerun.locator(".jp-ActorsRun-delete").click()
