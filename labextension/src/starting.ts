@@ -80,11 +80,17 @@ export function exportPaths(datasetId: string): { label: string; path: string }[
   }));
 }
 
-export type PreviewKind = 'json' | 'text' | 'image' | 'none';
+export type PreviewKind = 'json' | 'text' | 'image' | 'html' | 'none';
 
-/** Raster images the browser shows as <img> (never SVG or HTML: those could script); JSON; text; else none. */
+/**
+ * Raster images the browser shows as <img> (never SVG: it could script); JSON; text; HTML (shown only
+ * in an iframe sandboxed without scripts or Lab's origin); else none.
+ */
 export function previewKind(contentType: string | null): PreviewKind {
   const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  if (type === 'text/html') {
+    return 'html';
+  }
   if (/^image\/(png|jpeg|gif|webp)$/.test(type)) {
     return 'image';
   }

@@ -1,7 +1,8 @@
 /**
  * The run's storages in its detail view: the dataset as a paged table with export links, and the
  * key-value store's keys with previews. Previews are text, JSON or a raster image made from the
- * fetched bytes: actor-written HTML or SVG is never rendered on Lab's origin (only offered as a download).
+ * fetched bytes, or HTML in an iframe sandboxed without scripts or an origin: actor-written content never
+ * runs on Lab's origin (SVG and other types are only offered as a download).
  */
 import { apiUrl, getData, getJson, getRecordBlob } from './api';
 import { fill, h } from './dom';
@@ -167,6 +168,11 @@ export class KvsBrowser {
         const shown = kind === 'json' && blob.size <= PREVIEW_CHARS ? prettyBody(text, blob.type) : text;
         fill(this.preview, title, h('pre', { class: 'jp-ActorsRun-record jp-ActorsKvs-text' },
           blob.size > PREVIEW_CHARS ? `${shown}\n… (cut; download it for all of it)` : shown));
+      } else if (kind === 'html') {
+        // An empty sandbox: no scripts, no forms, an opaque origin (never Lab's), no top navigation.
+        const frame = h('iframe', { class: 'jp-ActorsKvs-html', sandbox: '', title: `${key} (sandboxed)` });
+        frame.srcdoc = await blob.slice(0, PREVIEW_CHARS).text();
+        fill(this.preview, title, frame);
       } else {
         fill(this.preview, title, h('div', { class: 'jp-ActorsRun-note' },
           'No preview for this type (never rendered here, it could run the actor\'s code as you): download it.'));

@@ -42,10 +42,11 @@ describe('paging', () => {
 });
 
 describe('previewKind', () => {
-  it('previews raster images, JSON and plain text only', () => {
+  it('previews raster images, JSON, plain text and HTML (sandboxed) only', () => {
     expect(previewKind('image/png')).toBe('image');
     expect(previewKind('image/svg+xml')).toBe('none');
-    expect(previewKind('text/html; charset=utf-8')).toBe('none');
+    expect(previewKind('text/html; charset=utf-8')).toBe('html');
+    expect(previewKind('application/xhtml+xml')).toBe('none');
     expect(previewKind('application/json; charset=utf-8')).toBe('json');
     expect(previewKind('text/plain')).toBe('text');
     expect(previewKind(null)).toBe('none');

@@ -39,6 +39,9 @@ async def main():
 asyncio.run(main())
 """
 
+# A sandboxed frame without allow-same-origin has an opaque origin: Lab's page cannot reach its document.
+FRAME_IS_OPAQUE = "f => { try { return f.contentDocument === null } catch (e) { return true } }"
+
 
 @pytest.fixture(scope="module")
 def actor(lab: Lab) -> dict:
@@ -170,10 +173,17 @@ async def test_dataset_pages_exports_and_key_value_store_previews(lab: Lab, acto
         await expect(preview).to_contain_text('"greeting": "Hello there"')
         await detail.locator(".jp-ActorsDataset").scroll_into_view_if_needed()
         await shot(page, detail, "panel-dataset-light")
+        # HTML only in an iframe with an empty sandbox: shown, its script never runs, never on Lab's origin.
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
         await store.locator('tr[data-key="REPORT"]').click()
-        await expect(preview).to_contain_text("No preview for this type")
-        assert await detail.locator("h1", has_text="hi").count() == 0
-        assert await page.locator("iframe:not([sandbox])", has_text="hi").count() == 0
+        frame = preview.locator("iframe.jp-ActorsKvs-html")
+        await expect(frame).to_have_attribute("sandbox", "")
+        await expect(page.frame_locator("iframe.jp-ActorsKvs-html").locator("h1")).to_have_text("hi")
+        assert await detail.locator("h1", has_text="hi").count() == 0  # not in Lab's document
+        opaque = await (await frame.element_handle()).evaluate(FRAME_IS_OPAQUE)
+        assert opaque, "the frame's document must not be reachable from Lab's origin"
+        assert dialogs == []
         await store.locator('tr[data-key="OUTPUT"]').click()
         await set_theme(page, "JupyterLab Dark")
         await expect(preview).to_contain_text('"greeting": "Hello there"')
