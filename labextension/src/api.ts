@@ -184,3 +184,30 @@ export async function listRuns(limit = 500): Promise<Run[]> {
   const names = new Map(actors.items.map(actor => [actor.id, actor.name]));
   return runs.items.map(run => ({ ...run, actorName: names.get(run.actId) }));
 }
+
+/** POSTs `body` (sent as it is, with its content type) and returns the response's `data`. */
+export async function postBody<T>(path: string, body: BodyInit | null, contentType: string | null): Promise<T> {
+  const headers: Record<string, string> = contentType ? { 'Content-Type': contentType } : {};
+  return (await (await request(path, { method: 'POST', body, headers })).json()).data as T;
+}
+
+export async function deletePath(path: string): Promise<void> {
+  await request(path, { method: 'DELETE' });
+}
+
+/** A record's raw bytes and content type (for a rerun's input and image previews), or null when absent. */
+export async function getRecordBlob(storeId: string, key: string): Promise<Blob | null> {
+  try {
+    return await (await request(`v2/key-value-stores/${storeId}/records/${encodeURIComponent(key)}`)).blob();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      return null;
+    }
+    throw error;
+  }
+}
+
+/** Like followLog, for any log path of the API (a build's: `v2/actor-builds/{id}/log`). */
+export async function followText(path: string, onText: (text: string) => void, signal: AbortSignal): Promise<void> {
+  await readText(await request(`${path}?stream=true`, { signal }), onText);
+}

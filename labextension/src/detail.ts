@@ -2,21 +2,23 @@
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { apiUrl, followLog, getData, getJson, getRecord, postData } from './api';
+import { apiUrl, deletePath, followLog, getData, getRecord, getRecordBlob, postBody, postData } from './api';
 import { statusBadge } from './badge';
 import { append, fill, h } from './dom';
 import {
-  formatDuration, formatMemory, formatStarted, formatTimeout, prettyBody, runDuration, tableOf
+  formatDuration, formatMemory, formatStarted, formatTimeout, prettyBody, runDuration
 } from './format';
 import { LogTail } from './log';
 import { RunsModel } from './model';
 import { UsagePlotView } from './plot';
 import { actorLabel, isTerminal } from './runs';
+import { watchStartedRun } from './notify';
+import { rerunPath } from './starting';
+import { DatasetTable, KvsBrowser, PAGE_ROWS } from './storages';
 import { Run } from './types';
 
 /** Lines of log kept in the page; the whole log is a link away. */
 export const LOG_LINES = 2000;
-const DATASET_ROWS = 20;
 const RECORD_CHARS = 100_000;
 /** The plot reloads every few seconds while the run runs (the server samples every few seconds). */
 const USAGE_EVERY_TICKS = 3;
@@ -30,7 +32,10 @@ export class RunDetail extends Widget {
   private logInfo = h('div', { class: 'jp-ActorsRun-logInfo' });
   private logView = h('pre', { class: 'jp-ActorsRun-log' });
   private output = h('div', { class: 'jp-ActorsRun-output' }, 'Loading…');
+  private datasetTable: DatasetTable | undefined;
+  private store: KvsBrowser | undefined;
   private items = h('div', { class: 'jp-ActorsRun-dataset' }, 'Loading…');
+  private records = h('div', { class: 'jp-ActorsRun-store' }, 'Loading…');
   private log = new LogTail(LOG_LINES);
   private usage: UsagePlotView;
   private logController: AbortController | undefined;
@@ -39,7 +44,9 @@ export class RunDetail extends Widget {
 
   constructor(
     private model: RunsModel,
-    readonly runId: string
+    readonly runId: string,
+    /** Opens another run's view (a rerun's). */
+    private openRun: (runId: string) => void = () => undefined
   ) {
     super();
     this.addClass('jp-ActorsRun');
@@ -55,7 +62,8 @@ export class RunDetail extends Widget {
       section('Input', this.input),
       section('Log', this.logInfo, this.logView),
       section('OUTPUT', this.output),
-      section(`Dataset (first ${DATASET_ROWS} items)`, this.items)
+      section(`Dataset (${PAGE_ROWS} items a page)`, this.items),
+      section('Key-value store', this.records)
     );
     model.changed.connect(this.onModelChanged, this);
     this.ticker = window.setInterval(() => {
@@ -73,6 +81,7 @@ export class RunDetail extends Widget {
     this.logController?.abort();
     window.clearInterval(this.ticker);
     this.model.changed.disconnect(this.onModelChanged, this);
+    this.store?.dispose();
     super.dispose();
   }
 
@@ -120,11 +129,15 @@ export class RunDetail extends Widget {
     abort.addEventListener('click', () => void this.abort());
     const resurrect = h('button', { class: 'jp-Button jp-mod-styled jp-mod-accept jp-ActorsRun-resurrect' }, 'Resurrect');
     resurrect.addEventListener('click', () => void this.resurrect());
+    const rerun = h('button', { class: 'jp-Button jp-mod-styled jp-ActorsRun-rerun', title: 'A new run with the same input and options' }, 'Rerun');
+    rerun.addEventListener('click', () => void this.rerun());
+    const remove = h('button', { class: 'jp-Button jp-mod-styled jp-mod-warn jp-ActorsRun-delete', title: 'Delete the run with its storages and log' }, 'Delete');
+    remove.addEventListener('click', () => void this.delete());
     fill(
       this.header,
       h('h2', {}, actorLabel(run), h('span', { class: 'jp-ActorsRun-id' }, run.id)),
       h('div', { class: 'jp-ActorsRun-status' }, statusBadge(run.status), h('span', {}, run.statusMessage ?? '')),
-      h('div', { class: 'jp-ActorsRun-actions' }, terminal ? resurrect : abort)
+      h('div', { class: 'jp-ActorsRun-actions' }, terminal ? resurrect : abort, rerun, terminal && remove)
     );
   }
 
@@ -211,25 +224,11 @@ export class RunDetail extends Widget {
     fill(this.output, output);
     const yet = isTerminal(run.status) ? '' : ' yet';
     const outputDone = showRecord(output, run.defaultKeyValueStoreId, 'OUTPUT', `No OUTPUT record${yet}.`);
-    try {
-      const { body, headers } = await getJson<unknown[]>(`v2/datasets/${run.defaultDatasetId}/items?limit=${DATASET_ROWS}`);
-      const total = headers.get('X-Apify-Pagination-Total');
-      if (!body.length) {
-        fill(this.items, `No items${yet}.`);
-      } else {
-        const { columns, rows } = tableOf(body);
-        fill(
-          this.items,
-          h('div', { class: 'jp-ActorsRun-scroll' }, h('table', { class: 'jp-ActorsRun-items' },
-            h('thead', {}, h('tr', {}, ...columns.map(column => h('th', {}, column)))),
-            h('tbody', {}, ...rows.map(cells => h('tr', {}, ...cells.map(cell => h('td', {}, cell)))))
-          )),
-          total ? h('div', { class: 'jp-ActorsRun-note' }, `${body.length} of ${total} items.`) : null
-        );
-      }
-    } catch (error) {
-      fill(this.items, h('span', { class: 'jp-ActorsRun-error' }, `Cannot load the dataset: ${error}`));
-    }
+    this.datasetTable ??= new DatasetTable(run.defaultDatasetId);
+    this.store ??= new KvsBrowser(run.defaultKeyValueStoreId);
+    fill(this.items, this.datasetTable.node);
+    fill(this.records, this.store.node);
+    await Promise.all([this.datasetTable.load(isTerminal(run.status)), this.store.load()]);
     await outputDone;
   }
 
@@ -255,6 +254,38 @@ export class RunDetail extends Widget {
     if (answer.button.accept) {
       await this.control(`v2/actor-runs/${run.id}/resurrect`, 'Resurrect failed');
     }
+  }
+
+  private async rerun(): Promise<void> {
+    const run = this.run!;
+    try {
+      const input = await getRecordBlob(run.defaultKeyValueStoreId, 'INPUT');
+      const started = await postBody<Run>(rerunPath(run), input, input?.type || null);
+      watchStartedRun(started.id); // a notification when it ends
+      this.openRun(started.id);
+    } catch (error) {
+      await showErrorMessage('Rerun failed', String(error));
+    }
+  }
+
+  private async delete(): Promise<void> {
+    const run = this.run!;
+    const answer = await showDialog({
+      title: 'Delete the run?',
+      body: `The run ${run.id} of ${actorLabel(run)} is deleted with its default dataset, key-value store, request queue and log. This cannot be undone.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete run' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await deletePath(`v2/actor-runs/${run.id}`);
+    } catch (error) {
+      await showErrorMessage('Delete failed', String(error));
+      return;
+    }
+    this.model.remove(run.id);
+    (this.parent ?? this).dispose(); // the tab (a MainAreaWidget around this view) closes
   }
 
   private async control(path: string, failure: string): Promise<void> {

@@ -32,6 +32,12 @@ export class RunsModel {
     return this.runs.find(run => run.id === runId);
   }
 
+  /** Drops a run deleted from this browser (the stream has no deletion event; other browsers see it gone on their next snapshot). */
+  remove(runId: string): void {
+    this.runs = this.runs.filter(run => run.id !== runId);
+    this._changed.emit();
+  }
+
   dispose(): void {
     this.stream.dispose();
     Signal.clearData(this);

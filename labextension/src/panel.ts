@@ -6,12 +6,18 @@ import { fill, h } from './dom';
 import { formatDuration, formatMemory, formatStarted, formatTimeout, runDuration } from './format';
 import { RunsModel } from './model';
 import { actorLabel, actorNames, ALL_STATUSES, filterRuns, isTerminal, RunFilter } from './runs';
+import { DEFAULT_SORT, nextSort, RunSort, SortColumn, sortBy } from './sorting';
 import { Run } from './types';
 
+const COLUMNS: [SortColumn, string][] = [
+  ['actor', 'Actor'], ['status', 'Status'], ['started', 'Started'], ['duration', 'Duration'], ['memory', 'Memory'], ['timeout', 'Timeout']
+];
 const STATE_LABELS = { connecting: 'connecting…', live: 'live', polling: 'polling (stream down)' };
 
 export class RunsPanel extends Widget {
   private filter: RunFilter = { status: '', actor: '' };
+  private sort: RunSort = DEFAULT_SORT;
+  private headers: HTMLTableCellElement[] = [];
   private statusSelect = h('select', { class: 'jp-ActorsPanel-status', 'aria-label': 'Filter by status' });
   private actorSelect = h('select', { class: 'jp-ActorsPanel-actor', 'aria-label': 'Filter by actor' });
   private stateLabel = h('span', { class: 'jp-ActorsPanel-state' });
@@ -22,7 +28,8 @@ export class RunsPanel extends Widget {
 
   constructor(
     private model: RunsModel,
-    private openRun: (runId: string) => void
+    private openRun: (runId: string) => void,
+    startRun?: () => void
   ) {
     super();
     this.addClass('jp-ActorsPanel');
@@ -40,14 +47,23 @@ export class RunsPanel extends Widget {
       this.filter.actor = this.actorSelect.value;
       this.render();
     });
-    const head = h(
-      'tr',
-      {},
-      ...['Actor', 'Status', 'Started', 'Duration', 'Memory', 'Timeout'].map(title => h('th', {}, title))
-    );
+    // A click on a header sorts by its column; a second click reverses.
+    this.headers = COLUMNS.map(([column, title]) => {
+      const th = h('th', { class: 'jp-ActorsTable-sortable', 'data-column': column, tabindex: '0', title: `Sort by ${title.toLowerCase()}` }, title);
+      const sortByThis = () => {
+        this.sort = nextSort(this.sort, column);
+        this.render();
+      };
+      th.addEventListener('click', sortByThis);
+      th.addEventListener('keydown', event => event.key === 'Enter' && sortByThis());
+      return th;
+    });
+    const head = h('tr', {}, ...this.headers);
+    const start = h('button', { class: 'jp-Button jp-mod-styled jp-mod-accept jp-ActorsPanel-start', title: 'Start a run from a form' }, 'Start run');
+    start.addEventListener('click', () => startRun?.());
     fill(
       this.node,
-      h('div', { class: 'jp-ActorsPanel-header' }, h('h2', {}, 'Actor runs'), this.stateLabel),
+      h('div', { class: 'jp-ActorsPanel-header' }, h('h2', {}, 'Actor runs'), h('div', { class: 'jp-ActorsPanel-tools' }, this.stateLabel, startRun && start)),
       h('div', { class: 'jp-ActorsPanel-filters' }, this.statusSelect, this.actorSelect),
       h('div', { class: 'jp-ActorsPanel-scroll' }, h('table', { class: 'jp-ActorsTable' }, h('thead', {}, head), this.body)),
       this.empty
@@ -73,8 +89,12 @@ export class RunsPanel extends Widget {
     this.stateLabel.textContent = STATE_LABELS[this.model.state];
     this.stateLabel.dataset.state = this.model.state;
     this.renderActorOptions(actorNames(runs));
-    const shown = filterRuns(runs, this.filter);
     const now = new Date();
+    const shown = sortBy(filterRuns(runs, this.filter), this.sort, now);
+    for (const th of this.headers) {
+      const sorted = th.dataset.column === this.sort.column;
+      th.setAttribute('aria-sort', sorted ? (this.sort.descending ? 'descending' : 'ascending') : 'none');
+    }
     // Rows are kept per run and updated in place, so focus and hover survive live updates.
     const shownIds = new Set(shown.map(run => run.id));
     for (const [id, row] of this.rows) {
