@@ -14,9 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+import jupyter_actors
 from jupyter_actors.notebook import Client, NotFoundError, ServerNotFound
+from jupyter_actors.notebook.live import LiveView
+from jupyter_actors.notebook.runs import Run
 
-from .conftest import off
+from .conftest import TEST_MEMORY_MB, off, wait_until
 
 
 class FlakyRelay:
@@ -28,6 +31,7 @@ class FlakyRelay:
         self.connections = 0
         self.requests: list[bytes] = []
         self._lock = threading.Lock()
+        self._live: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._closed = False
@@ -58,11 +62,21 @@ class FlakyRelay:
                     self.requests.append(head.split(b"\r\n", 1)[0])
                 return  # closed with no answer
             upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._live += [conn, upstream]
             with upstream:
                 pump = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
                 pump.start()
                 _pipe(conn, upstream)
                 pump.join(30)
+
+    def cut_all(self) -> None:
+        """Breaks every connection open now, as a network blip or a restarting proxy does."""
+        with self._lock:
+            live, self._live = self._live, []
+        for sock in live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):  # wakes the accepting thread: close() alone leaves it blocked
@@ -145,3 +159,35 @@ def test_retries_are_bounded_by_attempts_and_deadline():
         patient.get("/datasets")
     assert time.monotonic() - started < 2.5
     patient.close()
+
+
+COUNTER = """import time
+for i in range(40):
+    print(f"line {i}", flush=True)
+    time.sleep(0.2)
+"""
+
+
+async def test_the_live_view_reconnects_its_log_and_shows_each_line_once(api_url, api_token, relay, client):
+    await off(jupyter_actors.define, "counter", COUNTER, client=client)
+    await off(jupyter_actors.build, "counter", client=client)
+    started = await off(jupyter_actors.start, "counter", memory=TEST_MEMORY_MB, timeout=300, client=client)
+    flaky = Client(_through(api_url, relay), api_token)
+    bundles: list[dict] = []
+    try:
+        run = await off(Run, started.id, client=flaky)  # off the loop: the test's server runs on it
+        view = LiveView(run, sink=bundles.append)
+        await off(view.start)
+        await off(wait_until, lambda: view.line_count >= 5, 120)
+        relay.cut_all()  # the log stream and the status long-poll both break off mid-run
+        assert await off(view.wait, 180)
+    finally:
+        flaky.close()
+    state = bundles[-1]["application/vnd.jupyter-actors.run+json"]
+    assert state["status"] == "SUCCEEDED", state
+    lines = [line for line in view.lines if line.startswith("line ") or " line " in line]
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in lines]
+    assert numbers == list(range(40)), numbers  # each line once, in order: none lost, none repeated
+    assert relay.connections > 2  # the view connected again after the cut
+    assert not state["note"], state["note"]  # the reconnecting note went once the stream came back
+    assert all(a != b for a, b in zip(bundles, bundles[1:], strict=False)), "an unchanged view was sent again"

@@ -77,9 +77,13 @@ class BuildView:
             return list(self.lines)[-count:]
 
     def _follow_log(self) -> None:
-        error = follow_lines(
-            lambda: self.client.stream_lines(f"/actor-builds/{self.build['id']}/log", stop=self._stop, stream=True),
-            self._add_line, self._stop, self._log_done)
+        try:
+            error = follow_lines(
+                lambda: self.client.stream_lines(f"/actor-builds/{self.build['id']}/log", stop=self._stop,
+                                                 stream=True),
+                self._add_line, self._stop)
+        finally:
+            self._log_done.set()
         if error:
             self.note = f"The build log stream stopped: {error}"
 

@@ -17,9 +17,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Protocol
 
-from .errors import ActorsError
+from .errors import ActorsError, ServerNotFound
 from .sizing import peak_line
 from .sparkline import series, sparkline_svg
 from .status import TERMINAL
@@ -49,6 +50,7 @@ TAIL_LINES = 200
 TEXT_TAIL_LINES = 20
 STATUS_POLL_SECS = 1  # one long-poll per tick: returns early when the run ends
 SAMPLES_EVERY_SECS = 3  # the sparkline's samples: the server takes one every few seconds
+RECONNECT_MAX_SECS = 30  # the longest pause between attempts to reach a server that went away
 FINAL_ROWS = 5
 MIME_TYPE = "application/vnd.jupyter-actors.run+json"
 COLOURS = {
@@ -81,9 +83,9 @@ def in_thread(target: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
-def follow_lines(stream: Callable[[], Iterable[str]], on_line: Callable[[str], None], stop: threading.Event,
-                 done: threading.Event) -> str | None:
-    """Feeds each line of a streamed log, ANSI codes removed, to ``on_line`` until it ends; sets ``done``.
+def follow_lines(stream: Callable[[], Iterable[str]], on_line: Callable[[str], None],
+                 stop: threading.Event) -> ActorsError | None:
+    """Feeds each line of a streamed log, ANSI codes removed, to ``on_line`` until it ends.
 
     Returns why the stream broke off, unless ``stop`` was set (then the break was ours)."""
     try:
@@ -91,9 +93,7 @@ def follow_lines(stream: Callable[[], Iterable[str]], on_line: Callable[[str], N
             on_line(ANSI.sub("", line))
     except ActorsError as exc:
         if not stop.is_set():
-            return str(exc)
-    finally:
-        done.set()
+            return exc
     return None
 
 
@@ -119,6 +119,7 @@ class LiveView:
         self._log_done = threading.Event()
         self.finished = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._sent: dict | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -168,12 +169,33 @@ class LiveView:
     # -- threads ----------------------------------------------------------------------------------
 
     def _follow_log(self) -> None:
-        error = follow_lines(lambda: self.run.follow_log(stop=self._stop), self._add_line, self._stop,
-                             self._log_done)
-        if error:
-            self.note = f"The log stream stopped: {error}"
+        """The log, followed to its end. A connection that breaks off (a server restart, a network blip) is
+        made again with growing pauses; the stream starts at the log's beginning, so the lines already
+        shown are skipped."""
+        pause = 1.0
+        try:
+            while True:
+                skip = [self.line_count]
+                error = follow_lines(lambda: self.run.follow_log(stop=self._stop),
+                                     partial(self._add_line, skip=skip), self._stop)
+                if error is None:
+                    return
+                if not isinstance(error, ServerNotFound):  # an answer, not a lost connection: final
+                    self.note = f"The log stream stopped: {error}"
+                    return
+                self.note = f"Reconnecting to the log stream ({error})"
+                if self._stop.wait(pause) or self.finished.is_set():
+                    return
+                pause = min(2 * pause, RECONNECT_MAX_SECS)
+        finally:
+            self._log_done.set()
 
-    def _add_line(self, line: str) -> None:
+    def _add_line(self, line: str, skip: list[int]) -> None:
+        if skip[0] > 0:  # already shown before the stream was made again
+            skip[0] -= 1
+            return
+        if self.note.startswith("Reconnecting"):
+            self.note = ""
         with self._lock:
             self.lines.append(line)
             self.line_count += 1
@@ -182,8 +204,19 @@ class LiveView:
         try:
             data = self.run.data
             sampled_at = 0.0
+            pause = 1.0
             while not self._stop.is_set() and data["status"] not in TERMINAL:
-                data = self.run.refresh(wait=STATUS_POLL_SECS)
+                try:
+                    data = self.run.refresh(wait=STATUS_POLL_SECS)
+                except ServerNotFound as exc:  # gone for longer than the client's retries: keep trying
+                    self.note = f"Reconnecting to the server ({exc})"
+                    self.render()
+                    self._stop.wait(pause)
+                    pause = min(2 * pause, RECONNECT_MAX_SECS)
+                    continue
+                if self.note.startswith("Reconnecting"):
+                    self.note = ""
+                pause = 1.0
                 if time.monotonic() - sampled_at >= SAMPLES_EVERY_SECS:
                     sampled_at = time.monotonic()
                     self._load_samples()
@@ -227,7 +260,11 @@ class LiveView:
     # -- rendering --------------------------------------------------------------------------------
 
     def render(self) -> None:
+        """Sends the view, unless nothing in it changed since the last time."""
         bundle = self.bundle()
+        if bundle == self._sent:
+            return
+        self._sent = bundle
         if self._sink is not None:
             self._sink(bundle)
         elif self._handle is not None:
