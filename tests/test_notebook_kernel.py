@@ -207,6 +207,18 @@ async def test_magic_usage_errors_without_traceback(kernel):
     assert errors[0]["traceback"] == ["NotFoundError: Run 'no-such-run' was not found."]
 
 
+async def test_the_magic_documents_every_option(kernel):
+    from jupyter_actors.notebook.magic import ActorMagics
+
+    flags = [flag for action in ActorMagics.actor.parser._actions for flag in action.option_strings]
+    assert len(flags) >= 15, flags  # the walk found the options
+    await off(kernel.run, "%load_ext jupyter_actors")
+    reply, _ = await off(kernel.run, "%%actor?\n")
+    shown = "".join(page["data"]["text/plain"] for page in reply["content"]["payload"] if "data" in page)
+    missing = [flag for flag in flags if flag not in shown]
+    assert not missing and "Define an actor from the cell" in shown, (missing, shown[:2000])
+
+
 async def test_live_output_arrives_while_the_run_is_running(kernel, api_url, api_token):
     await off(kernel.run, "%load_ext jupyter_actors")
     msg_id = await off(kernel.execute, define_cell("sleeper", SLEEPER, "--timeout 300 --out live_run"))

@@ -10,10 +10,11 @@ import argparse
 import json
 import shlex
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import actors
 from .build_view import build_live
@@ -21,16 +22,6 @@ from .runs import Run
 from .sizing import ALLOWED_MEMORY_MB
 
 MEMORY_CHOICES = ", ".join(str(m) for m in ALLOWED_MEMORY_MB)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError (usage + the problem) instead of printing and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.format_usage().rstrip()}\n%%actor: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:  # -h/--help
-        raise UsageError(self.format_help())
 
 
 def _memory(text: str) -> int:
@@ -49,44 +40,32 @@ def _timeout(text: str) -> int:
     return int(text)
 
 
-def make_parser() -> _Parser:
-    parser = _Parser(prog="%%actor", description="Define an actor from the cell (its main.py, or main.js with "
-                     "--node), build and run it.",
-                     add_help=True)
-    parser.add_argument("name", help="actor name: lowercase letters, digits and dashes")
-    parser.add_argument("--memory", type=_memory, metavar="MB", help=f"memory in MB ({MEMORY_CHOICES})")
-    parser.add_argument("--timeout", type=_timeout, metavar="SECS", help="timeout in seconds (0 = none)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--input", dest="input_json", metavar="JSON",
-                        help="run input as inline JSON (or text with --content-type)")
-    source.add_argument("--input-var", metavar="VAR", help="name of a Python variable holding the input")
-    parser.add_argument("--input-schema", metavar="PATH|JSON",
-                        help="the actor's input schema (Apify's input_schema.json): a file path or inline JSON; "
-                             "the server checks every start's input against it and fills in its defaults")
-    parser.add_argument("--content-type", metavar="TYPE", help="content type of the input (default application/json)")
-    parser.add_argument("--build", default="latest", metavar="TAG", help="build tag to create and run (default latest)")
-    image = parser.add_mutually_exclusive_group()
-    image.add_argument("--image", help="build on this image instead of the default base image")
-    image.add_argument("--dockerfile", metavar="PATH", help="use this Dockerfile instead of the generated one")
-    parser.add_argument("--requirements", metavar="PATH", help="a requirements.txt to install in the image")
-    parser.add_argument("--node", action="store_true",
-                        help="the cell is JavaScript: main.js (an ES module) on Apify's Node.js image")
-    packages = parser.add_mutually_exclusive_group()
-    packages.add_argument("--package", dest="packages", nargs="+", action="extend", metavar="SPEC",
-                          help="with --node: npm packages to install, e.g. apify@^3 cheerio")
-    packages.add_argument("--package-json", metavar="PATH", help="with --node: a package.json for the dependencies")
-    parser.add_argument("--detach", action="store_true", help="return at once; the view keeps updating")
-    parser.add_argument("--out", metavar="NAME", help="also bind the Run to this variable")
-    return parser
+#: Options that exclude each other (the decorators of ``ActorMagics.actor`` cannot group them).
+EXCLUSIVE = (("input_json", "--input", "input_var", "--input-var"), ("image", "--image", "dockerfile", "--dockerfile"),
+             ("packages", "--package", "package_json", "--package-json"))
+
+
+def _usage_error(problem: str) -> UsageError:
+    usage = ActorMagics.actor.parser.format_usage().split("::", 1)[-1].strip()
+    return UsageError(f"usage: {usage}\n%%actor: {problem}")
 
 
 def parse_line(line: str) -> argparse.Namespace:
-    """The magic's options; UsageError on anything wrong."""
+    """The magic's options (declared with IPython's magic_arguments); UsageError on anything wrong."""
+    parser = ActorMagics.actor.parser
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        raise UsageError(f"{make_parser().format_usage().rstrip()}\n%%actor: {exc}") from None
-    args = make_parser().parse_args(words)
+        raise _usage_error(str(exc)) from None
+    if "-h" in words or "--help" in words:
+        raise UsageError(parser.format_help().replace("::\n\n  ", "usage: ", 1))
+    try:
+        args = parser.parse_args(words)
+    except UsageError as exc:
+        raise _usage_error(str(exc)) from None
+    for first, first_flag, second, second_flag in EXCLUSIVE:
+        if getattr(args, first) is not None and getattr(args, second) is not None:
+            raise _usage_error(f"argument {second_flag}: not allowed with argument {first_flag}")
     if args.input_json is not None and not args.content_type:
         try:
             json.loads(args.input_json)
@@ -165,9 +144,32 @@ def run_cell(args: argparse.Namespace, cell: str, namespace: dict[str, Any]) -> 
 
 @magics_class
 class ActorMagics(Magics):
+    @magic_arguments(name="%actor")
+    @argument("name", help="actor name: lowercase letters, digits and dashes")
+    @argument("--memory", type=_memory, metavar="MB", help=f"memory in MB ({MEMORY_CHOICES})")
+    @argument("--timeout", type=_timeout, metavar="SECS", help="timeout in seconds (0 = none)")
+    @argument("--input", dest="input_json", metavar="JSON",
+              help="run input as inline JSON (or text with --content-type); not with --input-var")
+    @argument("--input-var", metavar="VAR", help="name of a Python variable holding the input")
+    @argument("--input-schema", metavar="PATH|JSON",
+              help="the actor's input schema (Apify's input_schema.json): a file path or inline JSON; "
+                   "the server checks every start's input against it and fills in its defaults")
+    @argument("--content-type", metavar="TYPE", help="content type of the input (default application/json)")
+    @argument("--build", default="latest", metavar="TAG", help="build tag to create and run (default latest)")
+    @argument("--image", help="build on this image instead of the default base image; not with --dockerfile")
+    @argument("--dockerfile", metavar="PATH", help="use this Dockerfile instead of the generated one")
+    @argument("--requirements", metavar="PATH", help="a requirements.txt to install in the image")
+    @argument("--node", action="store_true",
+              help="the cell is JavaScript: main.js (an ES module) on Apify's Node.js image")
+    @argument("--package", dest="packages", nargs="+", action="extend", metavar="SPEC",
+              help="with --node: npm packages to install, e.g. apify@^3 cheerio; not with --package-json")
+    @argument("--package-json", metavar="PATH", help="with --node: a package.json for the dependencies")
+    @argument("--detach", action="store_true", help="return at once; the view keeps updating")
+    @argument("--out", metavar="NAME", help="also bind the Run to this variable")
     @cell_magic
     def actor(self, line: str, cell: str) -> Run:
-        """%%actor NAME [--memory MB] [--timeout S] [--input JSON | --input-var VAR] ...: run the cell as an actor."""
+        """Define an actor from the cell (its main.py, or main.js with --node), build it (an unchanged source
+        reuses its build) and run it, showing the build and the run live."""
         return run_cell(parse_line(line), cell, self.shell.user_ns)  # type: ignore[union-attr]
 
     @line_magic
