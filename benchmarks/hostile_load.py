@@ -1,4 +1,4 @@
-"""Hostile load on a real server: eight clients each send 100 MiB at once (issue 19).
+"""Hostile load on a real server: eight runs, or eight clients, each send 100 MiB at once (issue 19).
 
     PYTHONPATH=. .venv/bin/python benchmarks/hostile_load.py [--mib 100] [--clients 8]
 
@@ -96,17 +96,77 @@ def scenario(server: ServerProcess, kind: str, clients: int, size: int) -> dict:
             "probes": len(probe.latencies), "peak_rss_mb": round(peak / 1e6)}
 
 
+#: Each run pushes ``--mib`` of ~1 KiB items the way the SDKs do: in pushes just under a run's 9 MiB cap.
+PUSHER = """import json, os, time, urllib.request
+total = PUSH_MIB * 2**20
+item = {"pad": "y" * 1014}
+batch = json.dumps([item] * 8500).encode()  # 8.3 MiB
+url = f"{os.environ['APIFY_API_BASE_URL']}/v2/datasets/{os.environ['APIFY_DEFAULT_DATASET_ID']}/items"
+headers = {"Authorization": f"Bearer {os.environ['APIFY_TOKEN']}", "Content-Type": "application/json"}
+sent = 0
+while sent < total:
+    urllib.request.urlopen(urllib.request.Request(url, data=batch, headers=headers), timeout=600).read()
+    sent += len(batch)
+print("pushed", sent // 2**20, "MiB", flush=True)
+"""
+
+
+def runs_scenario(server: ServerProcess, runs: int, size: int) -> dict:
+    """``runs`` actor runs each push ``size`` bytes through the actor API with their own tokens."""
+    from jupyter_actors.notebook import Client, actors
+
+    client = Client(server.api_url, server.token)
+    actors.define("pusher", PUSHER.replace("PUSH_MIB", str(size // MiB)), client=client)
+    actors.build("pusher", client=client)
+    probe = Probe(server)
+    probe.start()
+    time.sleep(0.5)  # a baseline of probes before the load
+    started = time.perf_counter()
+    with server.client() as http:
+        ids = [http.post("/acts/pusher/runs", params={"memory": 1024}).json()["data"]["id"] for _ in range(runs)]
+        finished = [http.get(f"/actor-runs/{run_id}", params={"waitForFinish": 60}).json()["data"] for run_id in ids]
+        while any(run["status"] in ("READY", "RUNNING") for run in finished):
+            finished = [http.get(f"/actor-runs/{run['id']}", params={"waitForFinish": 60}).json()["data"]
+                        for run in finished]
+        items = [http.get(f"/datasets/{run['defaultDatasetId']}").json()["data"]["itemCount"] for run in finished]
+    elapsed = time.perf_counter() - started
+    probe.stop_event.set()
+    probe.join()
+    client.close()
+    return {"scenario": f"{runs} runs push", "pushed_mib": size // MiB,
+            "statuses": sorted({run["status"] for run in finished}), "items": sorted(set(items)),
+            "seconds": round(elapsed, 1), "max_stall_ms": round(max(probe.latencies) * 1000),
+            "probes": len(probe.latencies), "peak_rss_mb": round(max(probe.rss) / 1e6)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--scenarios", default="record,push,push-gzip,push-tiny")
+    parser.add_argument("--scenarios", default="runs,record,push,push-gzip,push-tiny",
+                        help="runs: actor runs push with their own tokens (a run's 9 MiB body cap); the others: "
+                             "clients send one body each with the user's token")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         with ServerProcess(root) as server:
             for kind in args.scenarios.split(","):
-                print(scenario(server, kind, args.clients, args.mib * MiB), flush=True)
+                if kind == "runs":
+                    print(runs_scenario(server, args.clients, args.mib * MiB), flush=True)
+                else:
+                    print(scenario(server, kind, args.clients, args.mib * MiB), flush=True)
+        remove_images(server.instance_id())
+
+
+def remove_images(instance: str | None) -> None:
+    """The pusher's images (its runs' containers are gone with the runs)."""
+    import docker
+
+    if instance is None:
+        return
+    client = docker.from_env()
+    for image in client.api.images(filters={"label": f"jupyter-actors.instance={instance}"}):
+        client.api.remove_image(image["Id"], force=True)
 
 
 if __name__ == "__main__":
