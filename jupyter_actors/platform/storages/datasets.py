@@ -74,12 +74,38 @@ def encode_items(payload: bytes | bytearray | memoryview | str | dict[str, Any] 
 
     Nothing is stored when this raises, so a bad item anywhere in the array rejects the whole push.
     """
+    if check is None and isinstance(payload, (bytes, bytearray)) and len(payload) > 2 * PARSE_SLICE_BYTES:
+        # A large body is parsed and encoded a slice at a time, so its parsed items are never all alive
+        # at once (for 100 MiB of small items, that is more memory than the body itself).
+        braces = _count_braces(payload)
+        if braces > MAX_PUSH_OBJECTS:
+            raise _too_many(f"up to {braces} objects")
+        pieces: list[Piece] = []
+        count = clean = 0
+        carry: list[Any] = []  # a slice's last items short of a whole chunk go with the next slice's
+        try:
+            for part in _item_slices(payload):
+                _check_objects(part, count)
+                count += len(part)
+                carry += part
+                whole = len(carry) - len(carry) % CHUNK_MAX_ITEMS
+                clean += _encode_into(pieces, carry[:whole])
+                carry = carry[whole:]
+            clean += _encode_into(pieces, carry)
+            return EncodedItems(pieces, count, clean)
+        except _BadCut:
+            pass
     items = _parse(payload)
     if check is not None:
         check(items)
-    pieces: list[Piece] = []
-    clean = 0
+    pieces = []
+    return EncodedItems(pieces, len(items), _encode_into(pieces, items))
+
+
+def _encode_into(pieces: list[Piece], items: list[Any]) -> int:
+    """Appends ``items``, compactly encoded, to ``pieces``; returns how many stay non-empty when clean."""
     dumps = orjson.dumps
+    clean = 0
     for start in range(0, len(items), CHUNK_MAX_ITEMS):
         block = items[start : start + CHUNK_MAX_ITEMS]
         try:
@@ -92,7 +118,7 @@ def encode_items(payload: bytes | bytearray | memoryview | str | dict[str, Any] 
             pieces.append((len(block), body))
         else:
             pieces.extend(pack(body.split(b"\n")))
-    return EncodedItems(pieces, len(items), clean)
+    return clean
 
 
 def pack(items: list[bytes]) -> list[Piece]:
@@ -274,15 +300,17 @@ PARSE_SLICE_BYTES = 1024 * 1024
 _SPACE = re.compile(rb"[ \t\r\n]*")
 
 
+class _BadCut(Exception):
+    """A slice of a large array did not parse on its own: the body is parsed whole instead."""
+
+
 def _loads(payload: bytes | bytearray | memoryview | str) -> Any:
     """``orjson.loads``, in slices for a large array of objects."""
     if isinstance(payload, (bytes, bytearray)) and len(payload) > 2 * PARSE_SLICE_BYTES:
-        first = _SPACE.match(payload).end()  # type: ignore[union-attr]  # matches the empty string too
-        last = payload.rfind(b"]")
-        if payload[first:first + 1] == b"[" and last > first and not payload[last + 1:].strip():
-            items = _loads_slices(payload, first + 1, last)
-            if items is not None:
-                return items
+        try:
+            return [item for part in _item_slices(payload) for item in part]
+        except _BadCut:
+            pass
     return orjson.loads(payload)  # also what names the error of an invalid body
 
 
@@ -293,26 +321,42 @@ def _count_braces(payload: bytes | bytearray | str) -> int:
                for start in range(0, len(payload), PARSE_SLICE_BYTES))
 
 
-def _loads_slices(payload: bytes | bytearray, start: int, end: int) -> list[Any] | None:
-    """The array's items, cut after a ``}`` that a comma follows, each slice parsed as an array.
+def _item_slices(payload: bytes | bytearray) -> Iterator[list[Any]]:
+    """The items of a JSON array a slice at a time, cut after a ``}`` that a comma follows.
 
     A cut inside a string or a nested object leaves a slice that is not valid JSON (an open string or
-    bracket), so when every slice parses, the whole is exactly their concatenation. Otherwise None.
+    bracket), so when every slice parses, the whole is exactly their concatenation; a slice that does
+    not parse raises _BadCut (so does a body that is not an array).
     """
+    start = _SPACE.match(payload).end()  # type: ignore[union-attr]  # matches the empty string too
+    end = payload.rfind(b"]")
+    if payload[start:start + 1] != b"[" or end <= start or payload[end + 1:].strip():
+        raise _BadCut
+    start += 1
     view = memoryview(payload)
-    items: list[Any] = []
     while start < end:
         cut = payload.find(b"},", start + PARSE_SLICE_BYTES, end) if end - start > 2 * PARSE_SLICE_BYTES else -1
         stop = end if cut < 0 else cut + 1
         try:
             part = orjson.loads(b"".join((b"[", view[start:stop], b"]")))
         except orjson.JSONDecodeError:
-            return None
+            raise _BadCut from None
         if not part:  # an empty slice: a stray comma, which the whole body's parse reports
-            return None
-        items.extend(part)
+            raise _BadCut
+        yield part
         start = stop + 1  # past the comma
-    return items
+
+
+def _check_objects(items: list[Any], offset: int) -> None:
+    """Every item an object, and the push (up to these, which start at item ``offset``) within the cap."""
+    if offset + len(items) > MAX_PUSH_ITEMS:
+        raise _too_many(f"{offset + len(items)} items" if offset == 0 else f"over {offset + len(items) - 1} items")
+    if not all(isinstance(item, dict) for item in items):
+        index, item = next((i, x) for i, x in enumerate(items) if not isinstance(x, dict))
+        raise InvalidInput(
+            f"Dataset items must be JSON objects; item {offset + index} is {_json_type(item)}. "
+            "Wrap plain values in an object, for example {\"value\": ...}. Nothing was stored."
+        )
 
 
 def _parse(payload: Any) -> list[Any]:
@@ -330,14 +374,7 @@ def _parse(payload: Any) -> list[Any]:
         raise InvalidInput(
             f"Dataset items must be a JSON object or an array of objects; got {_json_type(payload)}."
         )
-    if len(payload) > MAX_PUSH_ITEMS:
-        raise _too_many(f"{len(payload)} items")
-    if not all(isinstance(item, dict) for item in payload):
-        index, item = next((i, x) for i, x in enumerate(payload) if not isinstance(x, dict))
-        raise InvalidInput(
-            f"Dataset items must be JSON objects; item {index} is {_json_type(item)}. "
-            "Wrap plain values in an object, for example {\"value\": ...}. Nothing was stored."
-        )
+    _check_objects(payload, 0)
     return payload
 
 
